@@ -1,0 +1,85 @@
+/**
+ * The job vocabulary shared by the API, the workflow and the activities. Plain data only: the
+ * workflow bundle imports this file, so it must stay free of I/O and Node built-ins.
+ */
+
+/** Every state a generation job can be in. */
+export const JobStatus = {
+  queued: 'queued',
+  running: 'running',
+  storing: 'storing',
+  succeeded: 'succeeded',
+  failed: 'failed',
+  canceled: 'canceled',
+} as const;
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+export const TERMINAL_STATUSES: readonly JobStatus[] = [
+  JobStatus.succeeded,
+  JobStatus.failed,
+  JobStatus.canceled,
+];
+
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export const JOB_KINDS = ['image'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+export const IMAGE_SIZES = ['256x256', '512x512', '1024x1024'] as const;
+export type ImageSize = (typeof IMAGE_SIZES)[number];
+
+export function imageDimensions(size: ImageSize): { width: number; height: number } {
+  const [width, height] = size.split('x').map(Number) as [number, number];
+  return { width, height };
+}
+
+/**
+ * Why a job failed, as a closed set. Provider adapters classify every failure into one of these once;
+ * everything downstream (retry policy, job table, API) only reads the code.
+ */
+export const FailureCode = {
+  invalidRequest: 'invalid_request',
+  contentPolicy: 'content_policy',
+  authentication: 'authentication',
+  rateLimited: 'rate_limited',
+  providerUnavailable: 'provider_unavailable',
+  timeout: 'timeout',
+  invalidOutput: 'invalid_output',
+  internal: 'internal',
+} as const;
+export type FailureCode = (typeof FailureCode)[keyof typeof FailureCode];
+
+export function isFailureCode(value: unknown): value is FailureCode {
+  return Object.values(FailureCode).includes(value as FailureCode);
+}
+
+/** A validated generation request, with defaults applied (provider and model are always set). */
+export interface GenerationRequest {
+  kind: JobKind;
+  prompt: string;
+  provider: string;
+  model: string;
+  size: ImageSize;
+}
+
+/** A job as the public API shows it. Never carries the prompt text: only its hash. */
+export interface Job {
+  id: string;
+  status: JobStatus;
+  kind: JobKind;
+  provider: string;
+  model: string;
+  size: ImageSize;
+  promptSha256: string;
+  progress: number;
+  attempts: number;
+  /** Grows by one with every change to the row; subscribers use it to drop stale snapshots. */
+  version: number;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+  failure: { code: string; message: string } | null;
+  result: { contentType: string; byteSize: number; sha256: string } | null;
+}
