@@ -1,0 +1,76 @@
+import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import { FailureCode } from '../jobs/job.js';
+import { ProviderError } from './provider-error.js';
+
+/** `content_policy_violation` is what DALL·E sends; the GPT image models send `moderation_blocked`. */
+const CONTENT_POLICY_CODES = new Set(['content_policy_violation', 'moderation_blocked']);
+
+/** Socket failures that can surface outside the client's own connection-error wrapper (e.g. mid-body). */
+const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'UND_ERR_SOCKET']);
+
+/**
+ * The provider's wait hint: `retry-after-ms` (OpenAI's own), else `retry-after` as seconds or an HTTP date.
+ */
+export function retryAfterMsFrom(headers: Headers | undefined, now = Date.now()): number | undefined {
+  const millis = headers?.get('retry-after-ms');
+  if (millis && Number.isFinite(Number(millis))) return Math.max(0, Number(millis));
+  const value = headers?.get('retry-after');
+  if (!value) return undefined;
+  if (Number.isFinite(Number(value))) return Math.max(0, Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function isContentPolicy(error: APIError): boolean {
+  return [error.code, error.type].some(
+    (marker) => typeof marker === 'string' && CONTENT_POLICY_CODES.has(marker),
+  );
+}
+
+function classifyStatus(error: APIError, status: number): ProviderError {
+  const message = error.message;
+  if (status === 400 && isContentPolicy(error)) {
+    return new ProviderError(FailureCode.contentPolicy, message, false);
+  }
+  if (status === 401 || status === 403) return new ProviderError(FailureCode.authentication, message, false);
+  if (status === 429) {
+    return new ProviderError(FailureCode.rateLimited, message, true, retryAfterMsFrom(error.headers));
+  }
+  if (status === 408 || status === 409 || status >= 500) {
+    return new ProviderError(FailureCode.providerUnavailable, message, true, retryAfterMsFrom(error.headers));
+  }
+  // 400, 404, 422 and any other client error: the same request would fail the same way.
+  return new ProviderError(FailureCode.invalidRequest, message, false);
+}
+
+function hasNetworkErrorCode(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 4; depth++) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code !== undefined && NETWORK_ERROR_CODES.has(code)) return true;
+    cause = cause.cause;
+  }
+  return false;
+}
+
+/**
+ * Turns anything the OpenAI client throws into a ProviderError, once. Aborts by the caller's own signal are
+ * not failures: the adapter rethrows those before calling this.
+ */
+export function classifyOpenAIError(error: unknown): ProviderError {
+  if (error instanceof ProviderError) return error;
+  // Timeout first: it is a subclass of the connection error.
+  if (error instanceof APIConnectionTimeoutError) {
+    return new ProviderError(FailureCode.timeout, error.message, true);
+  }
+  if (error instanceof APIConnectionError || hasNetworkErrorCode(error)) {
+    const message = error instanceof Error ? error.message : String(error);
+    return new ProviderError(FailureCode.providerUnavailable, message, true);
+  }
+  if (error instanceof APIError) {
+    // `instanceof` narrows to APIError<any, …>; its declared defaults are the honest types.
+    const apiError = error as APIError;
+    if (apiError.status !== undefined) return classifyStatus(apiError, apiError.status);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new ProviderError(FailureCode.internal, `unexpected OpenAI client error: ${message}`, false);
+}

@@ -1,0 +1,81 @@
+import OpenAI, { APIUserAbortError } from 'openai';
+import type { ImagesResponse } from 'openai/resources/images';
+import { FailureCode, type ImageSize } from '../jobs/job.js';
+import { classifyOpenAIError } from './classify-openai-error.js';
+import { ProviderError } from './provider-error.js';
+import type { ImageGenerationInput, ImageProvider } from './provider.js';
+
+/** How to reach OpenAI. */
+export interface OpenAIProviderOptions {
+  apiKey: string;
+  /** Defaults to the public API; tests point it at a fake server. */
+  baseURL?: string;
+  /** Per-request limit, in milliseconds; past it the call fails as a retryable `timeout`. */
+  timeoutMs: number;
+}
+
+/** Of the sizes Kiln offers, the ones each model accepts (the GPT image and DALL·E 3 models start at 1024). */
+export const OPENAI_IMAGE_MODELS: Readonly<Record<string, readonly ImageSize[]>> = {
+  'gpt-image-1': ['1024x1024'],
+  'dall-e-3': ['1024x1024'],
+  'dall-e-2': ['256x256', '512x512', '1024x1024'],
+};
+
+const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+function requestBody(input: ImageGenerationInput) {
+  // GPT image models always answer in base64 and reject `response_format`; DALL·E defaults to URLs.
+  const isDallE = input.model.startsWith('dall-e');
+  return {
+    model: input.model,
+    prompt: input.prompt,
+    n: 1,
+    size: input.size,
+    ...(isDallE ? { response_format: 'b64_json' as const } : {}),
+  };
+}
+
+/** The first image as PNG bytes; a reply without one is a bad output that another attempt may fix. */
+function pngFrom(response: ImagesResponse): Uint8Array {
+  const encoded = response.data?.[0]?.b64_json;
+  if (!encoded) throw new ProviderError(FailureCode.invalidOutput, 'OpenAI returned no image data', true);
+  const bytes = Buffer.from(encoded, 'base64');
+  if (!bytes.subarray(0, PNG_SIGNATURE.length).equals(PNG_SIGNATURE)) {
+    throw new ProviderError(FailureCode.invalidOutput, 'OpenAI returned image data that is not a PNG', true);
+  }
+  return new Uint8Array(bytes);
+}
+
+/** An ImageProvider over OpenAI's images API. Throws ProviderError, or the abort error on cancellation. */
+export function createOpenAIProvider(options: OpenAIProviderOptions): ImageProvider {
+  const client = new OpenAI({
+    apiKey: options.apiKey,
+    // Explicit values so the client does not fall back to OPENAI_* variables: config.ts owns the environment.
+    baseURL: options.baseURL ?? DEFAULT_BASE_URL,
+    organization: null,
+    project: null,
+    timeout: options.timeoutMs,
+    // Temporal owns retries: a hidden client retry would double-bill and hide rate limits from the policy.
+    maxRetries: 0,
+  });
+  return {
+    name: 'openai',
+    models: OPENAI_IMAGE_MODELS,
+    defaultModel: 'gpt-image-1',
+    async generateImage(input, context) {
+      let response: ImagesResponse;
+      try {
+        response = await client.images.generate(requestBody(input), { signal: context.signal });
+      } catch (error) {
+        // Our own abort is cancellation, not a provider failure; it also covers an abort mid-body.
+        if (error instanceof APIUserAbortError || context.signal.aborted) throw error;
+        throw classifyOpenAIError(error);
+      }
+      const bytes = pngFrom(response);
+      // images.generate streams no progress, so the only thing we learn is that it is done.
+      context.onProgress(100);
+      return { bytes, contentType: 'image/png' };
+    },
+  };
+}

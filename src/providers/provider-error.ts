@@ -1,0 +1,17 @@
+import type { FailureCode } from '../jobs/job.js';
+
+/** A classified provider failure: the only error type a provider adapter throws. */
+export class ProviderError extends Error {
+  override readonly name = 'ProviderError';
+
+  constructor(
+    readonly code: FailureCode,
+    message: string,
+    /** Whether another attempt could succeed. */
+    readonly retryable: boolean,
+    /** The provider's own hint (e.g. `Retry-After`), in milliseconds. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { renderPromptPng } from '../../src/providers/png-renderer.js';
+
+/** How the fake answers a request that is authorised and well formed. */
+export type FakeImagesBehaviour =
+  | { kind: 'ok'; delayMs?: number }
+  | { kind: 'rate_limited'; retryAfterSeconds: number }
+  | { kind: 'server_error'; status?: number }
+  | { kind: 'hang' }
+  | { kind: 'content_policy' }
+  | { kind: 'bad_request' }
+  /** 200 with an empty `data` array: a reply that carries no image. */
+  | { kind: 'no_image' }
+  /** Drops the connection without answering. */
+  | { kind: 'reset' };
+
+const imageGenerationBody = z.object({
+  model: z.string().default('dall-e-2'),
+  prompt: z.string().min(1),
+  n: z.number().int().min(1).max(10).default(1),
+  size: z
+    .string()
+    .regex(/^\d+x\d+$/)
+    .default('1024x1024'),
+  response_format: z.enum(['url', 'b64_json']).optional(),
+});
+
+/** A request body as the fake received it, defaults applied. */
+export type ImageGenerationBody = z.infer<typeof imageGenerationBody>;
+
+export interface FakeOpenAIImagesServer {
+  /** Base URL ending in `/v1`, as the OpenAI client's `baseURL` expects. */
+  url: string;
+  apiKey: string;
+  /** Every well-formed body that reached the endpoint, in arrival order, authorised or not. */
+  requests: ImageGenerationBody[];
+  /** Requests received in total, or for one prompt. */
+  countRequests(prompt?: string): number;
+  /** The answer for every request once the queue is empty. */
+  setBehaviour(behaviour: FakeImagesBehaviour): void;
+  /** The answer for the next `times` requests, ahead of the persistent behaviour. */
+  queueBehaviour(behaviour: FakeImagesBehaviour, times?: number): void;
+  /** Stops listening and ends every open request, hanging ones included. */
+  close(): Promise<void>;
+}
+
+export interface FakeOpenAIImagesServerOptions {
+  apiKey?: string;
+  behaviour?: FakeImagesBehaviour;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'x-request-id': `req_${randomUUID()}`,
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** OpenAI's error envelope. */
+function sendError(
+  res: ServerResponse,
+  status: number,
+  error: { message: string; type: string; code?: string },
+) {
+  sendJson(res, status, { error: { param: null, code: null, ...error } });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function sendImages(res: ServerResponse, body: ImageGenerationBody): void {
+  const [width, height] = body.size.split('x').map(Number) as [number, number];
+  const png = Buffer.from(renderPromptPng({ prompt: body.prompt, seed: 0, width, height }));
+  // DALL·E answers with URLs unless asked for base64; this fake serves no files, so such a URL is dead.
+  const asUrl = body.model.startsWith('dall-e') && body.response_format !== 'b64_json';
+  const image = asUrl
+    ? { url: `https://files.invalid/${randomUUID()}.png` }
+    : { b64_json: png.toString('base64') };
+  sendJson(res, 200, {
+    created: Math.floor(Date.now() / 1000),
+    data: Array.from({ length: body.n }, () => image),
+  });
+}
+
+function sendContentPolicy(res: ServerResponse, model: string): void {
+  const message = 'Your request was rejected as a result of our safety system.';
+  if (model.startsWith('dall-e')) {
+    sendError(res, 400, { message, type: 'invalid_request_error', code: 'content_policy_violation' });
+  } else {
+    sendError(res, 400, { message, type: 'image_generation_user_error', code: 'moderation_blocked' });
+  }
+}
+
+/** Sleeps, but gives up when the client goes away or the server closes. */
+async function stillWanted(ms: number, res: ServerResponse, closing: AbortSignal): Promise<boolean> {
+  const gone = new AbortController();
+  res.once('close', () => gone.abort());
+  try {
+    await sleep(ms, undefined, { signal: AbortSignal.any([gone.signal, closing]) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function answer(
+  res: ServerResponse,
+  body: ImageGenerationBody,
+  behaviour: FakeImagesBehaviour,
+  closing: AbortSignal,
+) {
+  switch (behaviour.kind) {
+    case 'ok':
+      if (await stillWanted(behaviour.delayMs ?? 0, res, closing)) sendImages(res, body);
+      return;
+    case 'rate_limited':
+      res.setHeader('retry-after', String(behaviour.retryAfterSeconds));
+      return sendError(res, 429, {
+        message: 'Rate limit reached for images.',
+        type: 'requests',
+        code: 'rate_limit_exceeded',
+      });
+    case 'server_error':
+      return sendError(res, behaviour.status ?? 500, {
+        message: 'The server had an error.',
+        type: 'server_error',
+      });
+    case 'hang':
+      return;
+    case 'content_policy':
+      return sendContentPolicy(res, body.model);
+    case 'bad_request':
+      return sendError(res, 400, { message: 'Invalid prompt.', type: 'invalid_request_error' });
+    case 'no_image':
+      return sendJson(res, 200, { created: Math.floor(Date.now() / 1000), data: [] });
+    case 'reset':
+      res.socket?.destroy();
+      return;
+  }
+}
+
+export async function startFakeOpenAIImagesServer(
+  options: FakeOpenAIImagesServerOptions = {},
+): Promise<FakeOpenAIImagesServer> {
+  const apiKey = options.apiKey ?? `sk-fake-${randomUUID()}`;
+  const requests: ImageGenerationBody[] = [];
+  const queue: FakeImagesBehaviour[] = [];
+  let persistent: FakeImagesBehaviour = options.behaviour ?? { kind: 'ok' };
+  const closing = new AbortController();
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST' || req.url !== '/v1/images/generations') {
+      return sendError(res, 404, {
+        message: `Invalid URL (${req.method} ${req.url})`,
+        type: 'invalid_request_error',
+      });
+    }
+    const parsed = imageGenerationBody.safeParse(await readJson(req).catch(() => undefined));
+    if (!parsed.success) {
+      return sendError(res, 400, { message: 'Invalid request body.', type: 'invalid_request_error' });
+    }
+    const body = parsed.data;
+    requests.push(body);
+    if (req.headers.authorization !== `Bearer ${apiKey}`) {
+      const message = 'Incorrect API key provided.';
+      return sendError(res, 401, { message, type: 'invalid_request_error', code: 'invalid_api_key' });
+    }
+    // The GPT image models always answer in base64 and refuse the DALL·E-only parameter.
+    if (!body.model.startsWith('dall-e') && body.response_format !== undefined) {
+      const message = "Unknown parameter: 'response_format'.";
+      return sendError(res, 400, { message, type: 'invalid_request_error', code: 'unknown_parameter' });
+    }
+    await answer(res, body, queue.shift() ?? persistent, closing.signal);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) sendError(res, 500, { message: String(error), type: 'server_error' });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    apiKey,
+    requests,
+    countRequests: (prompt) =>
+      requests.filter((body) => prompt === undefined || body.prompt === prompt).length,
+    setBehaviour(behaviour) {
+      persistent = behaviour;
+    },
+    queueBehaviour(behaviour, times = 1) {
+      for (let i = 0; i < times; i++) queue.push(behaviour);
+    },
+    async close() {
+      closing.abort();
+      const closed = new Promise<void>((resolve, reject) =>
+        server.close((error) => (error ? reject(error) : resolve())),
+      );
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
