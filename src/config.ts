@@ -1,0 +1,119 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import type { ObjectStoreConfig } from './storage/create-object-store.js';
+
+/** Embedded defaults for `npm start` keep their state here (git-ignored). */
+const DATA_DIR = path.resolve(fileURLToPath(new URL('../.data', import.meta.url)));
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === '' ? undefined : value));
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((value) => value === 'true' || value === '1');
+
+const envSchema = z.object({
+  /** HTTP port of the API. Default 3000. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** Interface the API listens on. Default 127.0.0.1. */
+  HOST: z.string().default('127.0.0.1'),
+  /** host:port of a Temporal frontend. Unset: `npm start` runs a dev server, api/worker use localhost:7233. */
+  TEMPORAL_ADDRESS: optionalString,
+  /** Default `default`. */
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  /** Task queue of the generation workflows and activities. Default `kiln-generations`. */
+  TEMPORAL_TASK_QUEUE: z.string().default('kiln-generations'),
+  /** postgres:// URL. Unset: embedded PGlite in `.data/pglite`. */
+  DATABASE_URL: optionalString,
+  /** `filesystem` (default, under `.data/objects`) or `s3`. */
+  STORAGE_DRIVER: z.enum(['filesystem', 's3']).default('filesystem'),
+  STORAGE_DIR: z.string().default(path.join(DATA_DIR, 'objects')),
+  S3_BUCKET: z.string().default('kiln-results'),
+  /** Endpoint of an S3-compatible server (MinIO, …); unset for AWS. */
+  S3_ENDPOINT: optionalString,
+  S3_REGION: z.string().default('us-east-1'),
+  S3_ACCESS_KEY_ID: optionalString,
+  S3_SECRET_ACCESS_KEY: optionalString,
+  /** Path-style URLs, which MinIO needs. Default true. */
+  S3_FORCE_PATH_STYLE: booleanFlag.default(true),
+  /** Provider used when a request names none. Default `local`. */
+  DEFAULT_PROVIDER: z.string().default('local'),
+  /** Enables the `openai` provider. */
+  OPENAI_API_KEY: optionalString,
+  /** Any OpenAI-compatible server. Default: OpenAI's own. */
+  OPENAI_BASE_URL: optionalString,
+  /** How long the local provider takes per image, to behave like a real one. Default 6000 ms. */
+  LOCAL_PROVIDER_DELAY_MS: z.coerce.number().int().min(0).default(6000),
+  /** Progress steps the local provider reports over that delay. Default 6. */
+  LOCAL_PROVIDER_STEPS: z.coerce.number().int().min(1).max(100).default(6),
+  /** A worker silent for this long is presumed dead and its provider call retried. Default 10 s. */
+  PROVIDER_HEARTBEAT_TIMEOUT_SECONDS: z.coerce.number().positive().default(10),
+  /** Upper bound of one provider attempt. Default 180 s. */
+  PROVIDER_ATTEMPT_TIMEOUT_SECONDS: z.coerce.number().positive().default(180),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+/** Kiln's configuration: read once at start, validated, frozen. */
+export interface Config {
+  http: { port: number; host: string };
+  temporal: { address: string | undefined; namespace: string; taskQueue: string };
+  database: { url: string } | { embeddedDir: string };
+  storage: ObjectStoreConfig;
+  providers: {
+    defaultProvider: string;
+    openai: { apiKey: string; baseURL: string | undefined } | undefined;
+    local: { delayMs: number; steps: number };
+  };
+  timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  dataDir: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+}
+
+/** Parses `env`; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${describeIssues(parsed.error)}`);
+  const e = parsed.data;
+  return Object.freeze({
+    http: { port: e.PORT, host: e.HOST },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+    },
+    database: e.DATABASE_URL ? { url: e.DATABASE_URL } : { embeddedDir: path.join(DATA_DIR, 'pglite') },
+    storage:
+      e.STORAGE_DRIVER === 's3'
+        ? {
+            driver: 's3' as const,
+            bucket: e.S3_BUCKET,
+            endpoint: e.S3_ENDPOINT,
+            region: e.S3_REGION,
+            accessKeyId: e.S3_ACCESS_KEY_ID,
+            secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+            forcePathStyle: e.S3_FORCE_PATH_STYLE,
+          }
+        : { driver: 'filesystem' as const, dir: e.STORAGE_DIR },
+    providers: {
+      defaultProvider: e.DEFAULT_PROVIDER,
+      openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL } : undefined,
+      local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
+    },
+    timeouts: {
+      providerHeartbeatSeconds: e.PROVIDER_HEARTBEAT_TIMEOUT_SECONDS,
+      providerAttemptSeconds: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS,
+    },
+    logLevel: e.LOG_LEVEL,
+    dataDir: DATA_DIR,
+  });
+}

@@ -1,0 +1,116 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Job, JobStatus } from '../jobs/job.js';
+import { ENTERED_FROM } from '../jobs/transitions.js';
+import { JOB_EVENTS_CHANNEL, encodeJobEvent } from '../events/job-event.js';
+import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+function iso(value: Date | null): string | null {
+  return value ? value.toISOString() : null;
+}
+
+/** The one place a row becomes the public job shape. */
+export function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    status: row.status,
+    kind: row.kind,
+    provider: row.provider,
+    model: row.model,
+    size: row.size,
+    promptSha256: row.prompt_sha256,
+    progress: row.progress,
+    attempts: row.attempts,
+    version: row.version,
+    createdAt: row.created_at.toISOString(),
+    startedAt: iso(row.started_at),
+    completedAt: iso(row.completed_at),
+    failure: row.failure_code ? { code: row.failure_code, message: row.failure_message ?? '' } : null,
+    result:
+      row.result_sha256 && row.content_type && row.byte_size !== null
+        ? { contentType: row.content_type, byteSize: row.byte_size, sha256: row.result_sha256 }
+        : null,
+  };
+}
+
+/** Inserts a job unless the user already has one under this idempotency key; either way returns it. */
+export async function insertJobOnce(db: Db, job: NewJobRow): Promise<{ row: JobRow; created: boolean }> {
+  const inserted = await db
+    .insertInto('jobs')
+    .values(job)
+    .onConflict((oc) => oc.columns(['user_id', 'idempotency_key']).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) return { row: inserted, created: true };
+  const existing = await db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('user_id', '=', job.user_id)
+    .where('idempotency_key', '=', job.idempotency_key)
+    .executeTakeFirstOrThrow();
+  return { row: existing, created: false };
+}
+
+export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {
+  return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** Writes `patch` and announces the new row on the events channel in the same transaction. */
+async function updateAndPublish(
+  db: Kysely<Database>,
+  id: string,
+  allowedStatuses: readonly JobStatus[],
+  patch: JobRowUpdate,
+): Promise<JobRow | undefined> {
+  if (allowedStatuses.length === 0) return undefined;
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .updateTable('jobs')
+      .set({ ...patch, version: sql`version + 1`, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('status', 'in', allowedStatuses)
+      .returningAll()
+      .executeTakeFirst();
+    if (row) await sql`select pg_notify(${JOB_EVENTS_CHANNEL}, ${encodeJobEvent(toJob(row))})`.execute(trx);
+    return row;
+  });
+}
+
+export class IllegalTransitionError extends Error {
+  override readonly name = 'IllegalTransitionError';
+
+  constructor(
+    readonly jobId: string,
+    readonly from: JobStatus | undefined,
+    readonly to: JobStatus,
+  ) {
+    super(`job ${jobId}: illegal transition ${from ?? '(no row)'} → ${to}`);
+  }
+}
+
+/**
+ * Moves a job to `to` if the state machine allows it from the current status. Entering the status the
+ * job already has is a no-op, so a retried activity is harmless; anything else illegal throws.
+ */
+export async function transitionJob(
+  db: Kysely<Database>,
+  id: string,
+  to: JobStatus,
+  patch: JobRowUpdate = {},
+): Promise<JobRow> {
+  const updated = await updateAndPublish(db, id, ENTERED_FROM[to], { ...patch, status: to });
+  if (updated) return updated;
+  const current = await findJob(db, id);
+  if (current?.status === to) return current;
+  throw new IllegalTransitionError(id, current?.status, to);
+}
+
+/** Records in-flight facts (attempt, progress) on a job that is still running; false once it is not. */
+export async function updateRunningJob(
+  db: Kysely<Database>,
+  id: string,
+  patch: Pick<JobRowUpdate, 'progress' | 'attempts'>,
+): Promise<boolean> {
+  return (await updateAndPublish(db, id, ['running'], patch)) !== undefined;
+}

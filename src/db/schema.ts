@@ -1,0 +1,43 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ImageSize, JobKind, JobStatus } from '../jobs/job.js';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** Filled by a column default on insert. */
+type DefaultedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+/** One row per generation job: the record clients come back to, whatever happened to their socket. */
+export interface JobsTable {
+  id: string;
+  user_id: string;
+  idempotency_key: string;
+  /** Hash of the canonical request body: tells a replayed request from a reused key. */
+  request_sha256: string;
+  prompt_sha256: string;
+  kind: JobKind;
+  provider: string;
+  model: string;
+  size: ImageSize;
+  status: JobStatus;
+  progress: Generated<number>;
+  attempts: Generated<number>;
+  version: Generated<number>;
+  workflow_id: string;
+  created_at: DefaultedTimestamp;
+  updated_at: DefaultedTimestamp;
+  started_at: Timestamp | null;
+  completed_at: Timestamp | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  storage_key: string | null;
+  content_type: string | null;
+  byte_size: number | null;
+  result_sha256: string | null;
+}
+
+export type JobRow = Selectable<JobsTable>;
+export type NewJobRow = Insertable<JobsTable>;
+export type JobRowUpdate = Updateable<JobsTable>;
+
+export interface Database {
+  jobs: JobsTable;
+}

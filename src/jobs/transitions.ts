@@ -1,0 +1,18 @@
+import { JobStatus } from './job.js';
+
+/**
+ * The job state machine, written down once. Each status lists the statuses it may be entered from;
+ * the job-table update checks this in the same SQL statement as the write.
+ */
+export const ENTERED_FROM: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
+  queued: [],
+  running: [JobStatus.queued],
+  storing: [JobStatus.running],
+  succeeded: [JobStatus.storing],
+  failed: [JobStatus.queued, JobStatus.running, JobStatus.storing],
+  canceled: [JobStatus.queued, JobStatus.running, JobStatus.storing],
+};
+
+export function canTransition(from: JobStatus, to: JobStatus): boolean {
+  return ENTERED_FROM[to].includes(from);
+}
