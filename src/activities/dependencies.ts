@@ -1,0 +1,13 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import type { Logger } from '../logger.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import type { ObjectStore } from '../storage/object-store.js';
+
+/** Everything activities touch, handed in once by the worker so tests can pass their own. */
+export interface ActivityDependencies {
+  db: Kysely<Database>;
+  store: ObjectStore;
+  providers: ProviderRegistry;
+  logger: Logger;
+}

@@ -1,0 +1,17 @@
+import type { ActivityDependencies } from './dependencies.js';
+import { createJobTableActivities } from './job-table.js';
+import { createProviderActivities } from './provider-call.js';
+import { createResultStorageActivities } from './result-storage.js';
+
+export type { ActivityDependencies } from './dependencies.js';
+
+/** Every activity the worker registers, bound to its dependencies. */
+export function createActivities(deps: ActivityDependencies) {
+  return {
+    ...createJobTableActivities(deps),
+    ...createProviderActivities(deps),
+    ...createResultStorageActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

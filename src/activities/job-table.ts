@@ -1,0 +1,57 @@
+import { JobStatus } from '../jobs/job.js';
+import { transitionJob } from '../db/job-repository.js';
+import type { StoredObject } from '../storage/object-store.js';
+import type { ActivityDependencies } from './dependencies.js';
+import { toTemporalFailure } from './temporal-failure.js';
+
+export interface MarkJobFailedInput {
+  jobId: string;
+  /** A FailureCode, or a Temporal failure type the workflow passes through. */
+  code: string;
+  message: string;
+}
+
+export interface MarkJobSucceededInput {
+  jobId: string;
+  result: StoredObject;
+}
+
+/** One activity per job-table transition; each is safe to retry (re-entering a status is a no-op). */
+export function createJobTableActivities({ db, logger }: ActivityDependencies) {
+  async function transition(jobId: string, to: JobStatus, patch: Parameters<typeof transitionJob>[3] = {}) {
+    try {
+      await transitionJob(db, jobId, to, patch);
+    } catch (error) {
+      logger.error({ jobId, to, err: error }, 'job-table transition refused');
+      throw toTemporalFailure(error);
+    }
+  }
+
+  return {
+    async markJobRunning(jobId: string): Promise<void> {
+      await transition(jobId, JobStatus.running, { started_at: new Date() });
+    },
+    async markJobStoring(jobId: string): Promise<void> {
+      await transition(jobId, JobStatus.storing, { progress: 100 });
+    },
+    async markJobSucceeded({ jobId, result }: MarkJobSucceededInput): Promise<void> {
+      await transition(jobId, JobStatus.succeeded, {
+        completed_at: new Date(),
+        storage_key: result.key,
+        content_type: result.contentType,
+        byte_size: result.byteSize,
+        result_sha256: result.sha256,
+      });
+    },
+    async markJobFailed({ jobId, code, message }: MarkJobFailedInput): Promise<void> {
+      await transition(jobId, JobStatus.failed, {
+        completed_at: new Date(),
+        failure_code: code,
+        failure_message: message,
+      });
+    },
+    async markJobCanceled(jobId: string): Promise<void> {
+      await transition(jobId, JobStatus.canceled, { completed_at: new Date() });
+    },
+  };
+}

@@ -1,0 +1,19 @@
+import type { ActivityDependencies } from '../activities/index.js';
+import type { Config } from '../config.js';
+import type { DatabaseHandle } from '../db/database.js';
+import type { Logger } from '../logger.js';
+import { configuredProviders } from '../providers/configured-providers.js';
+import { createObjectStore } from '../storage/create-object-store.js';
+
+export function workerDependencies(
+  config: Config,
+  database: DatabaseHandle,
+  logger: Logger,
+): ActivityDependencies {
+  return {
+    db: database.db,
+    store: createObjectStore(config.storage),
+    providers: configuredProviders(config),
+    logger,
+  };
+}

@@ -1,0 +1,2 @@
+// Exported by name: `export *` barrels have lost workflows in Temporal's bundler.
+export { generateImage } from './generate-image.js';
