@@ -1,0 +1,20 @@
+import express, { type Express } from 'express';
+import type { Logger } from '../logger.js';
+import { errorMiddleware, notFoundRoute } from './api-error.js';
+import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
+
+export interface AppDependencies extends GenerationsRouteDependencies {
+  logger: Logger;
+}
+
+export function createApp(deps: AppDependencies): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.use('/v1/generations', generationsRoutes(deps));
+  app.use(notFoundRoute);
+  app.use(errorMiddleware(deps.logger));
+  return app;
+}

@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { IMAGE_SIZES, JOB_KINDS, type GenerationRequest } from '../jobs/job.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import { ApiError } from './api-error.js';
+
+export const MAX_PROMPT_LENGTH = 4000;
+const DEFAULT_SIZE = '1024x1024';
+
+/** Body of `POST /v1/generations`. Unknown fields are rejected so typos do not pass silently. */
+export const generationBodySchema = z
+  .object({
+    kind: z.enum(JOB_KINDS),
+    prompt: z.string().trim().min(1).max(MAX_PROMPT_LENGTH),
+    provider: z.string().min(1).max(64).optional(),
+    model: z.string().min(1).max(128).optional(),
+    params: z
+      .object({ size: z.enum(IMAGE_SIZES).optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** Printable ASCII, as payment APIs accept; long enough for a UUID or a hash. */
+export const idempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,255}$/);
+
+function validationError(error: z.ZodError): ApiError {
+  const fields = error.issues.map((issue) => ({
+    field: issue.path.join('.') || '(body)',
+    message: issue.message,
+  }));
+  const first = fields[0];
+  return new ApiError(400, 'invalid_request', `${first?.field}: ${first?.message}`, { fields });
+}
+
+export function parseIdempotencyKey(header: string | undefined): string {
+  if (header === undefined)
+    throw new ApiError(400, 'missing_idempotency_key', 'Idempotency-Key header is required');
+  if (!idempotencyKeySchema.safeParse(header).success) {
+    throw new ApiError(
+      400,
+      'invalid_idempotency_key',
+      'Idempotency-Key must be 1–255 printable ASCII characters',
+    );
+  }
+  return header;
+}
+
+/** Validates a body and fills in defaults, so that equal requests compare equal. */
+export function parseGenerationRequest(
+  body: unknown,
+  providers: ProviderRegistry,
+  defaultProvider: string,
+): GenerationRequest {
+  const parsed = generationBodySchema.safeParse(body);
+  if (!parsed.success) throw validationError(parsed.error);
+  const { kind, prompt, params } = parsed.data;
+  const provider = parsed.data.provider ?? defaultProvider;
+  if (!providers.get(provider)) {
+    throw new ApiError(400, 'unknown_provider', `provider ${provider} is not configured`, {
+      field: 'provider',
+      available: providers.names(),
+    });
+  }
+  const model = providers.resolveModel(provider, parsed.data.model);
+  if (!model) {
+    throw new ApiError(400, 'unknown_model', `provider ${provider} has no model ${parsed.data.model}`, {
+      field: 'model',
+      available: Object.keys(providers.get(provider)?.models ?? {}),
+    });
+  }
+  const size = params?.size ?? DEFAULT_SIZE;
+  const sizes = providers.get(provider)?.models[model] ?? [];
+  if (!sizes.includes(size)) {
+    throw new ApiError(400, 'unsupported_size', `model ${model} cannot make ${size} images`, {
+      field: 'params.size',
+      available: sizes,
+    });
+  }
+  return { kind, prompt, provider, model, size };
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Stable across key order, so the same request always hashes the same. */
+export function requestFingerprint(request: GenerationRequest): string {
+  const { kind, prompt, provider, model, size } = request;
+  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size]));
+}

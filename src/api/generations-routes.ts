@@ -1,0 +1,82 @@
+import express, { Router, type Request, type RequestHandler } from 'express';
+import type { Kysely } from 'kysely';
+import type { Config } from '../config.js';
+import { findJob, toJob } from '../db/job-repository.js';
+import type { Database, JobRow } from '../db/schema.js';
+import { JobStatus } from '../jobs/job.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { ApiError } from './api-error.js';
+import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
+import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
+import { STREAM_PATH } from './job-stream.js';
+
+export interface GenerationsRouteDependencies extends SubmitDependencies {
+  db: Kysely<Database>;
+  store: ObjectStore;
+  providers: ProviderRegistry;
+  config: Pick<Config, 'temporal' | 'timeouts' | 'providers'>;
+  /** Who is calling. A single demo user until API keys arrive. */
+  userIdOf(req: Request): string;
+}
+
+const BODY_LIMIT = '32kb';
+
+function links(id: string) {
+  return { self: `/v1/generations/${id}`, content: `/v1/generations/${id}/content`, stream: STREAM_PATH };
+}
+
+const requireJson: RequestHandler = (req, _res, next) => {
+  next(
+    req.is('application/json')
+      ? undefined
+      : new ApiError(415, 'unsupported_media_type', 'Content-Type must be application/json'),
+  );
+};
+
+export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
+  const router = Router();
+
+  async function ownedJob(req: Request): Promise<JobRow> {
+    const row = await findJob(deps.db, String(req.params.id));
+    // Another user's job is answered exactly as a missing one: ids must not be probeable.
+    if (!row || row.user_id !== deps.userIdOf(req)) throw new ApiError(404, 'not_found', 'no such job');
+    return row;
+  }
+
+  router.post('/', requireJson, express.json({ limit: BODY_LIMIT }), async (req, res) => {
+    const key = parseIdempotencyKey(req.get('Idempotency-Key'));
+    const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
+    const { row, replayed } = await submitGeneration(deps, deps.userIdOf(req), key, request);
+    if (replayed) res.set('Idempotent-Replayed', 'true');
+    res
+      .status(202)
+      .location(links(row.id).self)
+      .json({ id: row.id, status: row.status, links: links(row.id) });
+  });
+
+  router.get('/:id', async (req, res) => {
+    res.json(toJob(await ownedJob(req)));
+  });
+
+  router.get('/:id/content', async (req, res) => {
+    const row = await ownedJob(req);
+    if (row.status !== JobStatus.succeeded || !row.storage_key) {
+      throw new ApiError(
+        409,
+        'result_not_ready',
+        `job is ${row.status}; content exists once it has succeeded`,
+      );
+    }
+    const object = await deps.store.get(row.storage_key);
+    res.set({
+      'Content-Type': object.contentType,
+      'Content-Length': String(object.byteSize),
+      ETag: `"${row.result_sha256}"`,
+      'Cache-Control': 'private, max-age=31536000, immutable',
+    });
+    object.stream.pipe(res);
+  });
+
+  return router;
+}

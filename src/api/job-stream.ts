@@ -1,0 +1,128 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { isTerminal, type Job } from '../jobs/job.js';
+import type { Logger } from '../logger.js';
+import type { JobEventHub } from './job-event-hub.js';
+
+export const STREAM_PATH = '/v1/stream';
+
+/** Sockets that miss a ping for this long are dropped, so dead peers do not hold subscriptions. */
+const PING_INTERVAL_MS = 30_000;
+
+const clientMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('subscribe'), id: z.string().min(1).max(128) }),
+  z.object({ type: z.literal('unsubscribe'), id: z.string().min(1).max(128) }),
+]);
+
+/** Messages the server sends. */
+export type ServerMessage =
+  { type: 'job'; job: Job } | { type: 'error'; error: { code: string; message: string }; id?: string };
+
+export interface JobStreamDependencies {
+  hub: JobEventHub;
+  logger: Logger;
+  /** Whether `userId` may watch `jobId`; unknown and foreign jobs look the same. */
+  canWatch(userId: string, jobId: string): Promise<boolean>;
+  /** Authenticates the upgrade request; undefined refuses it. */
+  userIdOf(req: IncomingMessage): string | undefined;
+}
+
+function send(socket: WebSocket, message: ServerMessage): void {
+  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function parseMessage(data: unknown): z.infer<typeof clientMessageSchema> | undefined {
+  try {
+    const parsed = clientMessageSchema.safeParse(JSON.parse(String(data)));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serves `/v1/stream`: clients subscribe to jobs by id and receive each state change until the end. */
+export function createJobStream(deps: JobStreamDependencies) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  const alive = new WeakSet<WebSocket>();
+
+  function onConnection(socket: WebSocket, userId: string): void {
+    const subscriptions = new Map<string, () => void>();
+    alive.add(socket);
+    socket.on('pong', () => alive.add(socket));
+    socket.on('close', () => subscriptions.forEach((unsubscribe) => unsubscribe()));
+    socket.on('message', (data) => {
+      const message = parseMessage(data);
+      if (!message) {
+        send(socket, {
+          type: 'error',
+          error: { code: 'invalid_message', message: 'unknown or malformed message' },
+        });
+        return;
+      }
+      if (message.type === 'unsubscribe') {
+        subscriptions.get(message.id)?.();
+        return;
+      }
+      void subscribe(socket, userId, message.id, subscriptions);
+    });
+  }
+
+  async function subscribe(socket: WebSocket, userId: string, id: string, subs: Map<string, () => void>) {
+    if (subs.has(id)) return;
+    let unsubscribe: (() => void) | undefined;
+    let ended = false;
+    const stop = () => {
+      ended = true;
+      unsubscribe?.();
+      subs.delete(id);
+    };
+    subs.set(id, stop);
+    try {
+      if (!(await deps.canWatch(userId, id))) {
+        stop();
+        send(socket, { type: 'error', id, error: { code: 'not_found', message: 'no such job' } });
+        return;
+      }
+      unsubscribe = await deps.hub.subscribe(id, (job) => {
+        send(socket, { type: 'job', job });
+        if (isTerminal(job.status)) stop();
+      });
+      // The job may have ended, or the socket closed, while the current state was being read.
+      if (ended || socket.readyState !== socket.OPEN) stop();
+    } catch (error) {
+      stop();
+      deps.logger.error({ jobId: id, err: error }, 'subscribe failed');
+      send(socket, { type: 'error', id, error: { code: 'internal', message: 'internal error' } });
+    }
+  }
+
+  const pinger = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (!alive.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      alive.delete(socket);
+      socket.ping();
+    }
+  }, PING_INTERVAL_MS);
+  pinger.unref();
+
+  return {
+    handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      const userId = deps.userIdOf(req);
+      if (!userId) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, userId));
+    },
+    async close(): Promise<void> {
+      clearInterval(pinger);
+      for (const socket of wss.clients) socket.close(1001, 'server shutting down');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
