@@ -1,0 +1,61 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { startApiServer } from './api/api-server.js';
+import { loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/database.js';
+import { migrateToLatest } from './db/migrate.js';
+import { startTemporalDevServer, type TemporalDevServer } from './devstack/temporal-dev-server.js';
+import { createLogger, type Logger } from './logger.js';
+import { connectTemporalClient } from './temporal-client.js';
+import { createKilnWorker } from './worker/create-worker.js';
+import { workerDependencies } from './worker/worker-dependencies.js';
+
+const DEV_SERVER_PORT = 7233;
+const DEV_SERVER_UI_PORT = 8233;
+
+/** Without TEMPORAL_ADDRESS, a dev server whose SQLite file keeps jobs across restarts. */
+async function temporalFor(config: Config, logger: Logger): Promise<TemporalDevServer | undefined> {
+  if (config.temporal.address) return undefined;
+  await mkdir(config.dataDir, { recursive: true });
+  logger.info('starting the Temporal dev server');
+  return startTemporalDevServer({
+    port: DEV_SERVER_PORT,
+    uiPort: DEV_SERVER_UI_PORT,
+    dbFile: path.join(config.dataDir, 'temporal.sqlite'),
+  });
+}
+
+/** `npm start`: Temporal, worker and API in one command, on embedded defaults. */
+async function main(): Promise<void> {
+  const baseConfig = loadConfig();
+  const logger = createLogger(baseConfig.logLevel, 'kiln');
+  const devServer = await temporalFor(baseConfig, logger);
+  const config: Config = devServer
+    ? { ...baseConfig, temporal: { ...baseConfig.temporal, address: devServer.address } }
+    : baseConfig;
+  const database = await openDatabase(config.database);
+  await migrateToLatest(database.db);
+  const deps = workerDependencies(config, database, logger);
+  const { worker, connection } = await createKilnWorker(config, deps);
+  const temporal = await connectTemporalClient(config.temporal);
+  const api = await startApiServer({ ...deps, config, database, temporal });
+  console.log(
+    `\nKiln is running.\n  App:         ${api.url}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n`,
+  );
+  console.log(
+    `Try: curl -s -X POST ${api.url}/v1/generations -H 'Content-Type: application/json' ` +
+      `-H "Idempotency-Key: $(date +%s%N)" -d '{"kind":"image","prompt":"a kiln at dawn"}'\n`,
+  );
+  // run() returns after Ctrl-C / SIGTERM, once in-flight activities are done.
+  await worker.run();
+  await api.close();
+  await temporal.connection.close();
+  await connection.close();
+  await database.close();
+  await devServer?.stop();
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
