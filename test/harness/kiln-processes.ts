@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { startApiServer, type RunningApiServer } from '../../src/api/api-server.js';
+import { stopChild } from '../../src/devstack/temporal-dev-server.js';
+import { createLogger } from '../../src/logger.js';
+import { configuredProviders } from '../../src/providers/configured-providers.js';
+import { createKilnWorker } from '../../src/worker/create-worker.js';
+import { workerDependencies } from '../../src/worker/worker-dependencies.js';
+import type { TestContext } from './test-context.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Runs a worker inside the test process; stopped at the context's cleanup. */
+export async function startWorker(ctx: TestContext): Promise<{ stop(): Promise<void> }> {
+  const logger = createLogger(ctx.config.logLevel, 'test-worker');
+  const { worker, connection } = await createKilnWorker(
+    ctx.config,
+    workerDependencies(ctx.config, ctx.database, logger),
+  );
+  const running = worker.run();
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    })();
+    return stopped;
+  };
+  ctx.onCleanup(stop);
+  return { stop };
+}
+
+/** Runs the API inside the test process on a free port; closed at the context's cleanup. */
+export async function startApi(ctx: TestContext): Promise<RunningApiServer> {
+  const server = await startApiServer({
+    config: ctx.config,
+    database: ctx.database,
+    temporal: ctx.temporal,
+    store: ctx.store,
+    providers: configuredProviders(ctx.config),
+    logger: createLogger(ctx.config.logLevel, 'test-api'),
+  });
+  ctx.onCleanup(() => server.close());
+  return server;
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** Resolves once the worker polls its task queue. */
+  ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `npm run worker` as a real child process, for tests that kill workers. */
+export function spawnWorkerProcess(ctx: TestContext, extraEnv: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...ctx.env, LOG_LEVEL: 'info', ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('worker polling')) resolve();
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${output.slice(-2000)}`)));
+  });
+  ready.catch(() => undefined);
+  const stop = () => stopChild(child);
+  ctx.onCleanup(stop);
+  return { child, ready, stop };
+}

@@ -1,0 +1,45 @@
+import { ensureGoTool, MINIO, TEMPORAL_CLI } from '../../src/devstack/go-tools.js';
+import { startTemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
+import { freePort } from './free-port.js';
+import { startMinio } from './minio.js';
+import { startPostgresCluster } from './postgres.js';
+
+/** Where the servers shared by all test files are; passed to test processes through the environment. */
+export interface SharedStackEnv {
+  KILN_TEST_PG_BASE_URL: string;
+  KILN_TEST_TEMPORAL_ADDRESS: string;
+  KILN_TEST_S3_ENDPOINT: string;
+  KILN_TEST_S3_REGION: string;
+  KILN_TEST_S3_ACCESS_KEY_ID: string;
+  KILN_TEST_S3_SECRET_ACCESS_KEY: string;
+}
+
+export interface SharedStack {
+  env: SharedStackEnv;
+  stop(): Promise<void>;
+}
+
+/** Real PostgreSQL, Temporal dev server and MinIO on free loopback ports. */
+export async function startSharedStack(log: (line: string) => void = console.error): Promise<SharedStack> {
+  // Built one at a time: two Go builds at once on two cores only thrash.
+  await ensureGoTool(TEMPORAL_CLI, log);
+  await ensureGoTool(MINIO, log);
+  const [postgres, temporal, minio] = await Promise.all([
+    startPostgresCluster(),
+    startTemporalDevServer({ port: await freePort(), httpPort: await freePort() }),
+    startMinio(),
+  ]);
+  return {
+    env: {
+      KILN_TEST_PG_BASE_URL: postgres.urlFor(''),
+      KILN_TEST_TEMPORAL_ADDRESS: temporal.address,
+      KILN_TEST_S3_ENDPOINT: minio.endpoint,
+      KILN_TEST_S3_REGION: minio.region,
+      KILN_TEST_S3_ACCESS_KEY_ID: minio.accessKeyId,
+      KILN_TEST_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    },
+    stop: async () => {
+      await Promise.allSettled([postgres.stop(), temporal.stop(), minio.stop()]);
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import pg from 'pg';
+import { loadConfig, type Config } from '../../src/config.js';
+import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+import { createObjectStore } from '../../src/storage/create-object-store.js';
+import type { ObjectStore } from '../../src/storage/object-store.js';
+import { ensureBucket } from '../../src/storage/s3-object-store.js';
+import { connectTemporalClient } from '../../src/temporal-client.js';
+import { startSharedStack, type SharedStackEnv } from './shared-stack.js';
+
+/** One test file's slice of the shared servers: its own database, task queue and bucket. */
+export interface TestContext {
+  /** The environment a Kiln process for this context runs with (for child processes). */
+  env: Record<string, string>;
+  config: Config;
+  database: DatabaseHandle;
+  temporal: Client;
+  store: ObjectStore;
+  /** Registers something to undo at cleanup; undone in reverse order. */
+  onCleanup(undo: () => Promise<void> | void): void;
+  /** Call from the test file's `after` hook. */
+  cleanup(): Promise<void>;
+}
+
+let sharedStack: Promise<{ env: SharedStackEnv; stop(): Promise<void> }> | undefined;
+let contextsOpen = 0;
+
+/** Servers from `npm test`'s runner, or, when a file runs alone, a stack of its own. */
+function acquireStack(): Promise<{ env: SharedStackEnv; stop(): Promise<void> }> {
+  contextsOpen += 1;
+  sharedStack ??= process.env.KILN_TEST_PG_BASE_URL
+    ? Promise.resolve({ env: process.env as unknown as SharedStackEnv, stop: () => Promise.resolve() })
+    : startSharedStack();
+  return sharedStack;
+}
+
+async function releaseStack(): Promise<void> {
+  contextsOpen -= 1;
+  if (contextsOpen === 0 && sharedStack) {
+    const stack = await sharedStack;
+    sharedStack = undefined;
+    await stack.stop();
+  }
+}
+
+async function createDatabase(baseUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: `${baseUrl}postgres` });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Creates a fresh context; the test file calls `cleanup()` when done. `overrides` are
+ * environment variables on top of the test defaults (fast local provider, short heartbeat timeout).
+ */
+export async function createTestContext(overrides: Record<string, string> = {}): Promise<TestContext> {
+  const { env: stack } = await acquireStack();
+  const undos: (() => Promise<void> | void)[] = [releaseStack];
+  const suffix = randomBytes(4).toString('hex');
+  const databaseName = `kiln_test_${suffix}`;
+  await createDatabase(stack.KILN_TEST_PG_BASE_URL, databaseName);
+  const env: Record<string, string> = {
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: `${stack.KILN_TEST_PG_BASE_URL}${databaseName}`,
+    TEMPORAL_ADDRESS: stack.KILN_TEST_TEMPORAL_ADDRESS,
+    TEMPORAL_TASK_QUEUE: `kiln-test-${suffix}`,
+    STORAGE_DRIVER: 's3',
+    S3_BUCKET: `kiln-test-${suffix}`,
+    S3_ENDPOINT: stack.KILN_TEST_S3_ENDPOINT,
+    S3_REGION: stack.KILN_TEST_S3_REGION,
+    S3_ACCESS_KEY_ID: stack.KILN_TEST_S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY: stack.KILN_TEST_S3_SECRET_ACCESS_KEY,
+    LOCAL_PROVIDER_DELAY_MS: '300',
+    LOCAL_PROVIDER_STEPS: '3',
+    PROVIDER_HEARTBEAT_TIMEOUT_SECONDS: '3',
+    ...overrides,
+  };
+  const config = loadConfig(env);
+  const database = await openDatabase(config.database);
+  await migrateToLatest(database.db);
+  if (config.storage.driver === 's3') await ensureBucket(config.storage);
+  const temporal = await connectTemporalClient(config.temporal);
+  undos.push(
+    () => database.close(),
+    () => temporal.connection.close(),
+  );
+  return {
+    env,
+    config,
+    database,
+    temporal,
+    store: createObjectStore(config.storage),
+    onCleanup: (undo) => undos.push(undo),
+    cleanup: async () => {
+      for (const undo of undos.splice(0).reverse()) await undo();
+    },
+  };
+}

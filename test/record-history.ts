@@ -1,0 +1,42 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { ensureGoTool, TEMPORAL_CLI } from '../src/devstack/go-tools.js';
+import { pollUntilDone, submit } from './harness/job-watcher.js';
+import { startApi, startWorker } from './harness/kiln-processes.js';
+import { createTestContext } from './harness/test-context.js';
+
+/**
+ * Re-records the history the replay test checks the workflow against. Run after a deliberate change
+ * to the workflow's command sequence: `node --import tsx test/record-history.ts`.
+ */
+const HISTORY_FIXTURE = fileURLToPath(new URL('./fixtures/generate-image-history.json', import.meta.url));
+
+test('record a generateImage history', async () => {
+  const ctx = await createTestContext();
+  try {
+    await startWorker(ctx);
+    const api = await startApi(ctx);
+    const body = { kind: 'image', prompt: 'a recorded kiln', params: { size: '256x256' } };
+    const job = await pollUntilDone(api.url, String((await submit(api.url, body, randomUUID())).body.id));
+    // The CLI writes the same JSON the Web UI downloads, so operators' exports replay the same way.
+    const temporal = await ensureGoTool(TEMPORAL_CLI);
+    const { stdout } = await promisify(execFile)(temporal, [
+      'workflow',
+      'show',
+      '--workflow-id',
+      job.id,
+      '--address',
+      ctx.config.temporal.address ?? '',
+      '--output',
+      'json',
+    ]);
+    await writeFile(HISTORY_FIXTURE, stdout);
+    console.log(`recorded ${job.id} (${job.status})`);
+  } finally {
+    await ctx.cleanup();
+  }
+});
