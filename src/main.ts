@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startApiServer } from './api/api-server.js';
+import { DEMO_USER_NAME, ensureDemoApiKey } from './auth/demo-user.js';
 import { loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
@@ -16,7 +17,6 @@ const DEV_SERVER_UI_PORT = 8233;
 /** Without TEMPORAL_ADDRESS, a dev server whose SQLite file keeps jobs across restarts. */
 async function temporalFor(config: Config, logger: Logger): Promise<TemporalDevServer | undefined> {
   if (config.temporal.address) return undefined;
-  await mkdir(config.dataDir, { recursive: true });
   logger.info('starting the Temporal dev server');
   return startTemporalDevServer({
     port: DEV_SERVER_PORT,
@@ -29,22 +29,26 @@ async function temporalFor(config: Config, logger: Logger): Promise<TemporalDevS
 async function main(): Promise<void> {
   const baseConfig = loadConfig();
   const logger = createLogger(baseConfig.logLevel, 'kiln');
+  await mkdir(baseConfig.dataDir, { recursive: true });
   const devServer = await temporalFor(baseConfig, logger);
   const config: Config = devServer
     ? { ...baseConfig, temporal: { ...baseConfig.temporal, address: devServer.address } }
     : baseConfig;
   const database = await openDatabase(config.database);
   await migrateToLatest(database.db);
+  const apiKey = await ensureDemoApiKey(database.db, config.dataDir);
   const deps = workerDependencies(config, database, logger);
   const { worker, connection } = await createKilnWorker(config, deps);
   const temporal = await connectTemporalClient(config.temporal);
   const api = await startApiServer({ ...deps, config, database, temporal });
   console.log(
-    `\nKiln is running.\n  App:         ${api.url}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n`,
+    `\nKiln is running.\n  App:         ${api.url}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n` +
+      `  API key:     ${apiKey} (user ${DEMO_USER_NAME})\n`,
   );
   console.log(
     `Try: curl -s -X POST ${api.url}/v1/generations -H 'Content-Type: application/json' ` +
-      `-H "Idempotency-Key: $(date +%s%N)" -d '{"kind":"image","prompt":"a kiln at dawn"}'\n`,
+      `-H 'Authorization: Bearer ${apiKey}' -H "Idempotency-Key: $(date +%s%N)" ` +
+      `-d '{"kind":"image","prompt":"a kiln at dawn"}'\n`,
   );
   // run() returns after Ctrl-C / SIGTERM, once in-flight activities are done.
   await worker.run();

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import type { JobStatus } from '../src/jobs/job.js';
 import { startFakeOpenAIImagesServer } from './fakes/openai-images-server.js';
-import { pollUntilDone, submit, watchUntilDone } from './harness/job-watcher.js';
+import { apiFetch, pollUntilDone, submit, watchUntilDone, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -13,13 +13,13 @@ const LIFECYCLE: JobStatus[] = ['queued', 'running', 'storing', 'succeeded'];
 describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () => {
   let provider: Awaited<ReturnType<typeof startFakeOpenAIImagesServer>>;
   let ctx: TestContext;
-  let apiUrl: string;
+  let api: ApiTarget;
 
   before(async () => {
     provider = await startFakeOpenAIImagesServer();
     ctx = await createTestContext({ OPENAI_API_KEY: provider.apiKey, OPENAI_BASE_URL: provider.url });
     await startWorker(ctx);
-    apiUrl = (await startApi(ctx)).url;
+    api = await startApi(ctx);
   });
   after(async () => {
     await ctx.cleanup();
@@ -32,16 +32,12 @@ describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () =>
 
   test('streams its states in order and stores the PNG whose sha256 it recorded', async () => {
     const prompt = `a lighthouse ${randomUUID()}`;
-    const accepted = await submit(
-      apiUrl,
-      { kind: 'image', prompt, params: { size: '256x256' } },
-      randomUUID(),
-    );
+    const accepted = await submit(api, { kind: 'image', prompt, params: { size: '256x256' } }, randomUUID());
     assert.equal(accepted.status, 202);
     assert.equal(accepted.body.status, 'queued');
     const id = String(accepted.body.id);
 
-    const snapshots = await watchUntilDone(apiUrl, id);
+    const snapshots = await watchUntilDone(api, id);
     const order = snapshots.map((job) => LIFECYCLE.indexOf(job.status));
     assert.deepEqual(
       order,
@@ -58,7 +54,7 @@ describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () =>
     assert.equal(done.attempts, 1);
     assert.ok(done.startedAt && done.completedAt);
 
-    const content = await fetch(`${apiUrl}/v1/generations/${id}/content`);
+    const content = await apiFetch(api, `/v1/generations/${id}/content`);
     assert.equal(content.status, 200);
     assert.equal(content.headers.get('content-type'), 'image/png');
     const bytes = Buffer.from(await content.arrayBuffer());
@@ -70,12 +66,12 @@ describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () =>
 
   test('the local provider makes a real PNG of the requested size with no network', async () => {
     const body = { kind: 'image', prompt: 'a kiln at dawn', provider: 'local', params: { size: '512x512' } };
-    const accepted = await submit(apiUrl, body, randomUUID());
-    const job = await pollUntilDone(apiUrl, String(accepted.body.id));
+    const accepted = await submit(api, body, randomUUID());
+    const job = await pollUntilDone(api, String(accepted.body.id));
     assert.equal(job.status, 'succeeded');
     assert.equal(job.provider, 'local');
     const png = PNG.sync.read(
-      Buffer.from(await (await fetch(`${apiUrl}/v1/generations/${job.id}/content`)).arrayBuffer()),
+      Buffer.from(await (await apiFetch(api, `/v1/generations/${job.id}/content`)).arrayBuffer()),
     );
     assert.deepEqual([png.width, png.height], [512, 512]);
   });
@@ -90,16 +86,16 @@ describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () =>
       model: 'dall-e-2',
       params: { size: '256x256' },
     };
-    const [first, second] = await Promise.all([submit(apiUrl, body, key), submit(apiUrl, body, key)]);
+    const [first, second] = await Promise.all([submit(api, body, key), submit(api, body, key)]);
     assert.equal(first.status, 202);
     assert.equal(second.status, 202);
     assert.equal(first.body.id, second.body.id);
     const replays = [first, second].filter((r) => r.headers.get('idempotent-replayed') === 'true');
     assert.equal(replays.length, 1, 'exactly one of two concurrent submissions is the original');
 
-    const job = await pollUntilDone(apiUrl, String(first.body.id));
+    const job = await pollUntilDone(api, String(first.body.id));
     assert.equal(job.status, 'succeeded');
-    const again = await submit(apiUrl, body, key);
+    const again = await submit(api, body, key);
     assert.equal(again.body.id, job.id);
     assert.equal(again.body.status, 'succeeded');
     assert.equal(providerCallsFor(prompt), 1);
@@ -110,18 +106,14 @@ describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () =>
     }
     assert.equal(workflows.length, 1);
 
-    const reused = await submit(apiUrl, { ...body, prompt: `${prompt} (edited)` }, key);
+    const reused = await submit(api, { ...body, prompt: `${prompt} (edited)` }, key);
     assert.equal(reused.status, 422);
     assert.deepEqual((reused.body.error as { code: string }).code, 'idempotency_key_reused');
   });
 
   test('an invalid body gets 400 naming the field and starts nothing', async () => {
     const prompt = `never ${randomUUID()}`;
-    const response = await submit(
-      apiUrl,
-      { kind: 'image', prompt, params: { size: '999x999' } },
-      randomUUID(),
-    );
+    const response = await submit(api, { kind: 'image', prompt, params: { size: '999x999' } }, randomUUID());
     assert.equal(response.status, 400);
     const error = response.body.error as {
       code: string;
@@ -143,13 +135,13 @@ describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () =>
   });
 
   test('a missing idempotency key is refused', async () => {
-    const response = await submit(apiUrl, { kind: 'image', prompt: 'x' }, undefined);
+    const response = await submit(api, { kind: 'image', prompt: 'x' }, undefined);
     assert.equal(response.status, 400);
     assert.equal((response.body.error as { code: string }).code, 'missing_idempotency_key');
   });
 
   test('an unknown job is a 404 in the error shape', async () => {
-    const response = await fetch(`${apiUrl}/v1/generations/job_nope`);
+    const response = await apiFetch(api, `/v1/generations/job_nope`);
     assert.equal(response.status, 404);
     assert.deepEqual(await response.json(), { error: { code: 'not_found', message: 'no such job' } });
   });

@@ -21,7 +21,7 @@ test('record a generateImage history', async () => {
     await startWorker(ctx);
     const api = await startApi(ctx);
     const body = { kind: 'image', prompt: 'a recorded kiln', params: { size: '256x256' } };
-    const job = await pollUntilDone(api.url, String((await submit(api.url, body, randomUUID())).body.id));
+    const job = await pollUntilDone(api, String((await submit(api, body, randomUUID())).body.id));
     // The CLI writes the same JSON the Web UI downloads, so operators' exports replay the same way.
     const temporal = await ensureGoTool(TEMPORAL_CLI);
     const { stdout } = await promisify(execFile)(temporal, [

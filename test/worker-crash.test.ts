@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { startFakeOpenAIImagesServer } from './fakes/openai-images-server.js';
-import { pollUntilDone, submit } from './harness/job-watcher.js';
+import { pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { spawnWorkerProcess, startApi } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -11,7 +11,7 @@ const ATTEMPT_TIMEOUT_SECONDS = 120;
 
 let provider: Awaited<ReturnType<typeof startFakeOpenAIImagesServer>>;
 let ctx: TestContext;
-let apiUrl: string;
+let api: ApiTarget;
 
 before(async () => {
   provider = await startFakeOpenAIImagesServer();
@@ -22,7 +22,7 @@ before(async () => {
     PROVIDER_HEARTBEAT_TIMEOUT_SECONDS: String(HEARTBEAT_TIMEOUT_SECONDS),
     PROVIDER_ATTEMPT_TIMEOUT_SECONDS: String(ATTEMPT_TIMEOUT_SECONDS),
   });
-  apiUrl = (await startApi(ctx)).url;
+  api = await startApi(ctx);
 });
 after(async () => {
   await ctx.cleanup();
@@ -44,7 +44,7 @@ test('a worker killed during the provider call is replaced and the job still suc
   await first.ready;
 
   const accepted = await submit(
-    apiUrl,
+    api,
     { kind: 'image', prompt: `crash ${randomUUID()}`, model: 'dall-e-2', params: { size: '256x256' } },
     randomUUID(),
   );
@@ -56,7 +56,7 @@ test('a worker killed during the provider call is replaced and the job still suc
   const second = spawnWorkerProcess(ctx);
   await second.ready;
 
-  const job = await pollUntilDone(apiUrl, String(accepted.body.id), 60_000);
+  const job = await pollUntilDone(api, String(accepted.body.id), 60_000);
   const retriedAfterMs = Date.now() - killedAt;
   assert.equal(job.status, 'succeeded');
   assert.equal(job.attempts, 2);

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.js';
@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createApp } from './app.js';
+import { userIdOfRequest } from './authenticate.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
 
@@ -25,28 +26,21 @@ export interface RunningApiServer {
   close(): Promise<void>;
 }
 
-/** Until API keys exist every caller is the demo user. */
-export const DEMO_USER_ID = 'demo';
-
-function userIdOf(_req: IncomingMessage): string {
-  return DEMO_USER_ID;
-}
-
 /** One HTTP server for Express and the job stream; the socket upgrade is authenticated like a request. */
 export async function startApiServer(deps: ApiServerDependencies): Promise<RunningApiServer> {
   const { config, database, logger } = deps;
   const events = await JobEventHub.start(database, logger);
-  const app = createApp({ ...deps, db: database.db, userIdOf });
+  const app = createApp({ ...deps, db: database.db });
   const stream = createJobStream({
     hub: events.hub,
     logger,
-    userIdOf,
+    userIdOf: (req) => userIdOfRequest(database.db, req),
     canWatch: async (userId, jobId) => (await findJob(database.db, jobId))?.user_id === userId,
   });
   const server = createServer(app);
   server.on('upgrade', (req, socket, head) => {
     if (new URL(req.url ?? '/', 'http://localhost').pathname === STREAM_PATH)
-      stream.handleUpgrade(req, socket, head);
+      void stream.handleUpgrade(req, socket, head);
     else socket.destroy();
   });
   await new Promise<void>((resolve) => server.listen(config.http.port, config.http.host, resolve));

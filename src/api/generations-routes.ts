@@ -1,4 +1,4 @@
-import express, { Router, type Request, type RequestHandler } from 'express';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
 import { findJob, toJob } from '../db/job-repository.js';
@@ -7,6 +7,7 @@ import { JobStatus } from '../jobs/job.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
+import { authenticate, callerOf } from './authenticate.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
 import { STREAM_PATH } from './job-stream.js';
@@ -16,8 +17,6 @@ export interface GenerationsRouteDependencies extends SubmitDependencies {
   store: ObjectStore;
   providers: ProviderRegistry;
   config: Pick<Config, 'temporal' | 'timeouts' | 'providers'>;
-  /** Who is calling. A single demo user until API keys arrive. */
-  userIdOf(req: Request): string;
 }
 
 const BODY_LIMIT = '32kb';
@@ -36,18 +35,19 @@ const requireJson: RequestHandler = (req, _res, next) => {
 
 export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   const router = Router();
+  router.use(authenticate(deps.db));
 
-  async function ownedJob(req: Request): Promise<JobRow> {
+  async function ownedJob(req: Request, res: Response): Promise<JobRow> {
     const row = await findJob(deps.db, String(req.params.id));
     // Another user's job is answered exactly as a missing one: ids must not be probeable.
-    if (!row || row.user_id !== deps.userIdOf(req)) throw new ApiError(404, 'not_found', 'no such job');
+    if (!row || row.user_id !== callerOf(res)) throw new ApiError(404, 'not_found', 'no such job');
     return row;
   }
 
   router.post('/', requireJson, express.json({ limit: BODY_LIMIT }), async (req, res) => {
     const key = parseIdempotencyKey(req.get('Idempotency-Key'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
-    const { row, replayed } = await submitGeneration(deps, deps.userIdOf(req), key, request);
+    const { row, replayed } = await submitGeneration(deps, callerOf(res), key, request);
     if (replayed) res.set('Idempotent-Replayed', 'true');
     res
       .status(202)
@@ -56,11 +56,11 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(toJob(await ownedJob(req)));
+    res.json(toJob(await ownedJob(req, res)));
   });
 
   router.get('/:id/content', async (req, res) => {
-    const row = await ownedJob(req);
+    const row = await ownedJob(req, res);
     if (row.status !== JobStatus.succeeded || !row.storage_key) {
       throw new ApiError(
         409,

@@ -26,7 +26,7 @@ export interface JobStreamDependencies {
   /** Whether `userId` may watch `jobId`; unknown and foreign jobs look the same. */
   canWatch(userId: string, jobId: string): Promise<boolean>;
   /** Authenticates the upgrade request; undefined refuses it. */
-  userIdOf(req: IncomingMessage): string | undefined;
+  userIdOf(req: IncomingMessage): Promise<string | undefined>;
 }
 
 function send(socket: WebSocket, message: ServerMessage): void {
@@ -111,8 +111,11 @@ export function createJobStream(deps: JobStreamDependencies) {
   pinger.unref();
 
   return {
-    handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-      const userId = deps.userIdOf(req);
+    async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+      const userId = await deps.userIdOf(req).catch((error: unknown) => {
+        deps.logger.error({ err: error }, 'socket authentication failed');
+        return undefined;
+      });
       if (!userId) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;

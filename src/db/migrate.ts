@@ -1,10 +1,12 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Database } from './schema.js';
 import * as createJobs from './migrations/2026_11_23_0001_create_jobs.js';
+import * as createUsers from './migrations/2026_11_23_0002_create_users_and_api_keys.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
   '2026_11_23_0001_create_jobs': createJobs,
+  '2026_11_23_0002_create_users_and_api_keys': createUsers,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -38,6 +38,26 @@ export type JobRow = Selectable<JobsTable>;
 export type NewJobRow = Insertable<JobsTable>;
 export type JobRowUpdate = Updateable<JobsTable>;
 
+/** Who may call the API. */
+export interface UsersTable {
+  id: string;
+  name: string;
+  created_at: DefaultedTimestamp;
+}
+
+/** API keys are stored as SHA-256 only: the key itself is shown once, at creation. */
+export interface ApiKeysTable {
+  id: string;
+  user_id: string;
+  key_sha256: string;
+  created_at: DefaultedTimestamp;
+  revoked_at: Timestamp | null;
+}
+
+export type UserRow = Selectable<UsersTable>;
+
 export interface Database {
   jobs: JobsTable;
+  users: UsersTable;
+  api_keys: ApiKeysTable;
 }

@@ -1,10 +1,30 @@
 import WebSocket from 'ws';
-import { isTerminal, type Job } from '../../src/jobs/job.js';
 import type { ServerMessage } from '../../src/api/job-stream.js';
+import { isTerminal, type Job } from '../../src/jobs/job.js';
+
+/** A running API and the key to call it with. */
+export interface ApiTarget {
+  url: string;
+  apiKey: string;
+}
+
+/** fetch against the API, authenticated unless `apiKey` is null. */
+export function apiFetch(
+  api: ApiTarget,
+  path: string,
+  init: RequestInit = {},
+  apiKey: string | null = api.apiKey,
+) {
+  const headers = new Headers(init.headers);
+  if (apiKey !== null) headers.set('Authorization', `Bearer ${apiKey}`);
+  return fetch(`${api.url}${path}`, { ...init, headers });
+}
 
 /** Opens `/v1/stream` and collects every message the server sends. */
-export async function openStream(apiUrl: string): Promise<{ socket: WebSocket; messages: ServerMessage[] }> {
-  const socket = new WebSocket(`${apiUrl.replace(/^http/, 'ws')}/v1/stream`);
+export async function openStream(api: ApiTarget): Promise<{ socket: WebSocket; messages: ServerMessage[] }> {
+  const socket = new WebSocket(`${api.url.replace(/^http/, 'ws')}/v1/stream`, {
+    headers: { Authorization: `Bearer ${api.apiKey}` },
+  });
   const messages: ServerMessage[] = [];
   socket.on('message', (data: Buffer) => messages.push(JSON.parse(data.toString()) as ServerMessage));
   await new Promise<void>((resolve, reject) => {
@@ -15,8 +35,8 @@ export async function openStream(apiUrl: string): Promise<{ socket: WebSocket; m
 }
 
 /** Subscribes to a job and resolves with every snapshot received, once one is terminal. */
-export async function watchUntilDone(apiUrl: string, jobId: string, timeoutMs = 60_000): Promise<Job[]> {
-  const { socket, messages } = await openStream(apiUrl);
+export async function watchUntilDone(api: ApiTarget, jobId: string, timeoutMs = 60_000): Promise<Job[]> {
+  const { socket, messages } = await openStream(api);
   socket.send(JSON.stringify({ type: 'subscribe', id: jobId }));
   try {
     return await new Promise<Job[]>((resolve, reject) => {
@@ -39,11 +59,15 @@ export async function watchUntilDone(apiUrl: string, jobId: string, timeoutMs = 
   }
 }
 
+export async function getJob(api: ApiTarget, jobId: string): Promise<Job> {
+  return (await (await apiFetch(api, `/v1/generations/${jobId}`)).json()) as Job;
+}
+
 /** Polls `GET /v1/generations/:id` until the job is terminal: for tests that do not watch a socket. */
-export async function pollUntilDone(apiUrl: string, jobId: string, timeoutMs = 60_000): Promise<Job> {
+export async function pollUntilDone(api: ApiTarget, jobId: string, timeoutMs = 60_000): Promise<Job> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const job = (await (await fetch(`${apiUrl}/v1/generations/${jobId}`)).json()) as Job;
+    const job = await getJob(api, jobId);
     if (isTerminal(job.status)) return job;
     if (Date.now() > deadline) throw new Error(`job ${jobId} still ${job.status}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -51,13 +75,13 @@ export async function pollUntilDone(apiUrl: string, jobId: string, timeoutMs = 6
 }
 
 export async function submit(
-  apiUrl: string,
+  api: ApiTarget,
   body: unknown,
   idempotencyKey: string | undefined,
 ): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (idempotencyKey !== undefined) headers['Idempotency-Key'] = idempotencyKey;
-  const response = await fetch(`${apiUrl}/v1/generations`, {
+  const response = await apiFetch(api, '/v1/generations', {
     method: 'POST',
     headers,
     body: JSON.stringify(body),

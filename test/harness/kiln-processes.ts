@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startApiServer, type RunningApiServer } from '../../src/api/api-server.js';
+import { startApiServer } from '../../src/api/api-server.js';
 import { stopChild } from '../../src/devstack/temporal-dev-server.js';
 import { createLogger } from '../../src/logger.js';
 import { configuredProviders } from '../../src/providers/configured-providers.js';
 import { createKilnWorker } from '../../src/worker/create-worker.js';
 import { workerDependencies } from '../../src/worker/worker-dependencies.js';
+import type { ApiTarget } from './job-watcher.js';
 import type { TestContext } from './test-context.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,7 +33,7 @@ export async function startWorker(ctx: TestContext): Promise<{ stop(): Promise<v
 }
 
 /** Runs the API inside the test process on a free port; closed at the context's cleanup. */
-export async function startApi(ctx: TestContext): Promise<RunningApiServer> {
+export async function startApi(ctx: TestContext): Promise<ApiTarget> {
   const server = await startApiServer({
     config: ctx.config,
     database: ctx.database,
@@ -42,7 +43,7 @@ export async function startApi(ctx: TestContext): Promise<RunningApiServer> {
     logger: createLogger(ctx.config.logLevel, 'test-api'),
   });
   ctx.onCleanup(() => server.close());
-  return server;
+  return { url: server.url, apiKey: ctx.apiKey };
 }
 
 export interface WorkerProcess {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
+import { createUser, issueApiKey } from '../../src/db/user-repository.js';
 import { createObjectStore } from '../../src/storage/create-object-store.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
 import { ensureBucket } from '../../src/storage/s3-object-store.js';
@@ -18,6 +19,9 @@ export interface TestContext {
   database: DatabaseHandle;
   temporal: Client;
   store: ObjectStore;
+  /** A user of this context and its API key. */
+  userId: string;
+  apiKey: string;
   /** Registers something to undo at cleanup; undone in reverse order. */
   onCleanup(undo: () => Promise<void> | void): void;
   /** Call from the test file's `after` hook. */
@@ -87,6 +91,8 @@ export async function createTestContext(overrides: Record<string, string> = {}):
   await migrateToLatest(database.db);
   if (config.storage.driver === 's3') await ensureBucket(config.storage);
   const temporal = await connectTemporalClient(config.temporal);
+  const user = await createUser(database.db, `tester-${suffix}`);
+  const apiKey = await issueApiKey(database.db, user.id);
   undos.push(
     () => database.close(),
     () => temporal.connection.close(),
@@ -97,6 +103,8 @@ export async function createTestContext(overrides: Record<string, string> = {}):
     database,
     temporal,
     store: createObjectStore(config.storage),
+    userId: user.id,
+    apiKey,
     onCleanup: (undo) => undos.push(undo),
     cleanup: async () => {
       for (const undo of undos.splice(0).reverse()) await undo();

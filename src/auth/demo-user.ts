@@ -1,0 +1,29 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { createUser, findUserByName, findUserIdByApiKey, issueApiKey } from '../db/user-repository.js';
+
+export const DEMO_USER_NAME = 'demo';
+
+async function readKey(file: string): Promise<string | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The user `npm start` acts as. Only the key's hash is in the database, so the key itself is kept in a
+ * git-ignored file beside the data, to print the same key on every start.
+ */
+export async function ensureDemoApiKey(db: Kysely<Database>, dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 'demo-api-key');
+  const saved = await readKey(file);
+  if (saved && (await findUserIdByApiKey(db, saved))) return saved;
+  const user = (await findUserByName(db, DEMO_USER_NAME)) ?? (await createUser(db, DEMO_USER_NAME));
+  const key = await issueApiKey(db, user.id);
+  await writeFile(file, `${key}\n`, { mode: 0o600 });
+  return key;
+}

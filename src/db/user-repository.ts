@@ -1,0 +1,50 @@
+import type { Kysely } from 'kysely';
+import { generateApiKey, hashApiKey, randomId } from '../auth/api-key.js';
+import type { Database, UserRow } from './schema.js';
+
+export async function createUser(db: Kysely<Database>, name: string): Promise<UserRow> {
+  return db
+    .insertInto('users')
+    .values({ id: randomId('usr'), name })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function findUserByName(db: Kysely<Database>, name: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+}
+
+export async function listUsers(db: Kysely<Database>): Promise<UserRow[]> {
+  return db.selectFrom('users').selectAll().orderBy('created_at').execute();
+}
+
+/** Issues a new key for a user and returns it: the only time the key itself exists outside the caller. */
+export async function issueApiKey(db: Kysely<Database>, userId: string): Promise<string> {
+  const key = generateApiKey();
+  await db
+    .insertInto('api_keys')
+    .values({ id: randomId('key'), user_id: userId, key_sha256: hashApiKey(key) })
+    .execute();
+  return key;
+}
+
+/** Revokes every key of a user; returns how many were live. */
+export async function revokeApiKeys(db: Kysely<Database>, userId: string): Promise<number> {
+  const result = await db
+    .updateTable('api_keys')
+    .set({ revoked_at: new Date() })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export async function findUserIdByApiKey(db: Kysely<Database>, key: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('api_keys')
+    .select('user_id')
+    .where('key_sha256', '=', hashApiKey(key))
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row?.user_id;
+}
