@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import type { CircuitPolicy } from './db/circuit-repository.js';
 import type { ObjectStoreConfig } from './storage/create-object-store.js';
+import type { ProviderRetryPolicy } from './workflows/definitions.js';
 
 /** Embedded defaults for `npm start` keep their state here (git-ignored). */
 const DATA_DIR = path.resolve(fileURLToPath(new URL('../.data', import.meta.url)));
@@ -52,6 +54,20 @@ const envSchema = z.object({
   PROVIDER_HEARTBEAT_TIMEOUT_SECONDS: z.coerce.number().positive().default(10),
   /** Upper bound of one provider attempt. Default 180 s. */
   PROVIDER_ATTEMPT_TIMEOUT_SECONDS: z.coerce.number().positive().default(180),
+  /** Provider calls one job may make before it fails. Default 6. */
+  PROVIDER_MAX_CALLS: z.coerce.number().int().min(1).default(6),
+  /** Bad outputs (wrong size, undecodable) regenerated before the job fails `invalid_output`. Default 2. */
+  PROVIDER_MAX_INVALID_OUTPUTS: z.coerce.number().int().min(0).default(2),
+  /** Time from submission after which a job stops retrying (outages included). Default 900 s. */
+  PROVIDER_RETRY_BUDGET_SECONDS: z.coerce.number().positive().default(900),
+  /** First retry delay after a retryable failure; doubles per call, with jitter. Default 1000 ms. */
+  PROVIDER_BACKOFF_INITIAL_MS: z.coerce.number().int().positive().default(1000),
+  /** Cap of that delay. Default 60000 ms. */
+  PROVIDER_BACKOFF_MAX_MS: z.coerce.number().int().positive().default(60_000),
+  /** Consecutive provider failures (5xx, timeouts, resets) that open its circuit for everyone. Default 5. */
+  BREAKER_FAILURE_THRESHOLD: z.coerce.number().int().min(1).default(5),
+  /** How long an open circuit holds calls back before one probe may go. Default 30 s. */
+  BREAKER_COOLDOWN_SECONDS: z.coerce.number().positive().default(30),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -67,6 +83,8 @@ export interface Config {
     local: { delayMs: number; steps: number };
   };
   timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
+  retry: ProviderRetryPolicy;
+  circuit: CircuitPolicy;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   dataDir: string;
 }
@@ -112,6 +130,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     timeouts: {
       providerHeartbeatSeconds: e.PROVIDER_HEARTBEAT_TIMEOUT_SECONDS,
       providerAttemptSeconds: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS,
+    },
+    retry: {
+      maxCalls: e.PROVIDER_MAX_CALLS,
+      maxInvalidOutputs: e.PROVIDER_MAX_INVALID_OUTPUTS,
+      budgetSeconds: e.PROVIDER_RETRY_BUDGET_SECONDS,
+      initialBackoffMs: e.PROVIDER_BACKOFF_INITIAL_MS,
+      maxBackoffMs: e.PROVIDER_BACKOFF_MAX_MS,
+    },
+    circuit: {
+      failureThreshold: e.BREAKER_FAILURE_THRESHOLD,
+      cooldownMs: e.BREAKER_COOLDOWN_SECONDS * 1000,
+      probeTimeoutMs: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS * 1000,
     },
     logLevel: e.LOG_LEVEL,
     dataDir: DATA_DIR,

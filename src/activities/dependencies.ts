@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { CircuitPolicy } from '../db/circuit-repository.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
@@ -10,4 +11,6 @@ export interface ActivityDependencies {
   store: ObjectStore;
   providers: ProviderRegistry;
   logger: Logger;
+  /** How every provider's shared circuit breaker behaves. */
+  circuit: CircuitPolicy;
 }

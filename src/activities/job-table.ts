@@ -28,9 +28,6 @@ export function createJobTableActivities({ db, logger }: ActivityDependencies) {
   }
 
   return {
-    async markJobRunning(jobId: string): Promise<void> {
-      await transition(jobId, JobStatus.running, { started_at: new Date() });
-    },
     async markJobStoring(jobId: string): Promise<void> {
       await transition(jobId, JobStatus.storing, { progress: 100 });
     },
@@ -49,6 +46,9 @@ export function createJobTableActivities({ db, logger }: ActivityDependencies) {
         failure_code: code,
         failure_message: message,
       });
+    },
+    async markJobExpired(jobId: string): Promise<void> {
+      await transition(jobId, JobStatus.expired, { completed_at: new Date() });
     },
     async markJobCanceled(jobId: string): Promise<void> {
       await transition(jobId, JobStatus.canceled, { completed_at: new Date() });

@@ -1,6 +1,10 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { updateRunningJob } from '../db/job-repository.js';
+import { Context } from '@temporalio/activity';
+import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/circuit-repository.js';
+import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
 import { FailureCode, type GenerationRequest } from '../jobs/job.js';
+import { verifyImage } from '../outputs/verify-image.js';
+import { ProviderError } from '../providers/provider-error.js';
+import type { ImageProvider } from '../providers/provider.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { toTemporalFailure } from './temporal-failure.js';
 
@@ -10,31 +14,41 @@ export interface CallProviderInput {
   seed: number;
 }
 
-export interface CallProviderResult {
-  /** Where the raw output waits for `storeResult`; payloads stay small, images never enter history. */
-  stagingKey: string;
-  contentType: string;
+/** Either the output, staged for `storeResult`, or the breaker's word to wait: no call was made. */
+export type CallProviderOutcome =
+  { kind: 'generated'; stagingKey: string; contentType: string } | { kind: 'waiting'; retryInMs: number };
+
+/** What the provider-call activity keeps in its heartbeat details between attempts. */
+interface CallHeartbeat {
+  taskId?: string;
+  progress?: number;
 }
 
 /** Heartbeat at least this often during a silent provider call; the SDK throttles the actual sends. */
 const HEARTBEAT_INTERVAL_MS = 1000;
 
+/** Failures that say the provider itself is unwell, as opposed to this one request being bad. */
+const BREAKER_FAILURES: ReadonlySet<string> = new Set([FailureCode.providerUnavailable, FailureCode.timeout]);
+
 export function stagingKeyFor(jobId: string): string {
   return `staging/${jobId}`;
 }
 
-export function createProviderActivities({ db, store, providers, logger }: ActivityDependencies) {
-  /** Keeps job-table progress writes in order without blocking the provider call on them. */
-  function progressWriter(jobId: string) {
+export function createProviderActivities(deps: ActivityDependencies) {
+  const { db, store, providers, logger, circuit } = deps;
+
+  /** Progress goes to the heartbeat at once and to the job table in order, off the call's path. */
+  function progressReporter(jobId: string, heartbeat: CallHeartbeat) {
     let pending = Promise.resolve();
     let last = -1;
     return (percent: number) => {
       const progress = Math.max(0, Math.min(99, Math.floor(percent)));
       if (progress <= last) return;
       last = progress;
-      Context.current().heartbeat({ progress });
+      heartbeat.progress = progress;
+      Context.current().heartbeat(heartbeat);
       pending = pending
-        .then(() => updateRunningJob(db, jobId, { progress }))
+        .then(() => updateProgress(db, jobId, progress))
         .then(
           () => undefined,
           (error: unknown) => logger.warn({ jobId, err: error }, 'progress write failed'),
@@ -42,35 +56,95 @@ export function createProviderActivities({ db, store, providers, logger }: Activ
     };
   }
 
+  /** A task accepted before a crash: from the last heartbeat, or from Postgres if that heartbeat was lost. */
+  async function taskToResume(jobId: string): Promise<string | undefined> {
+    const { info } = Context.current();
+    const fromHeartbeat = (info.heartbeatDetails as CallHeartbeat | undefined)?.taskId;
+    if (fromHeartbeat || info.attempt === 1) return fromHeartbeat;
+    return (await findJob(db, jobId))?.provider_task_id ?? undefined;
+  }
+
+  async function onFailure(provider: ImageProvider, jobId: string, error: unknown): Promise<void> {
+    if (!(error instanceof ProviderError)) return;
+    await recordProviderTask(db, jobId, null);
+    if (error.code === FailureCode.authentication) {
+      logger.error(
+        { jobId, provider: provider.name },
+        'provider rejected our credentials: calls fail until fixed',
+      );
+    }
+    if (
+      BREAKER_FAILURES.has(error.code) &&
+      (await recordCallFailed(db, provider.name, circuit)) === 'opened'
+    ) {
+      logger.warn({ provider: provider.name, cooldownMs: circuit.cooldownMs }, 'circuit opened');
+    }
+  }
+
+  async function generate(
+    provider: ImageProvider,
+    input: CallProviderInput,
+    resumeTaskId: string | undefined,
+  ) {
+    const context = Context.current();
+    const { jobId, request, seed } = input;
+    const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
+    const beat = setInterval(() => context.heartbeat(heartbeat), HEARTBEAT_INTERVAL_MS);
+    try {
+      const image = await provider.generateImage(
+        { prompt: request.prompt, model: request.model, size: request.size, seed },
+        {
+          signal: context.cancellationSignal,
+          onProgress: progressReporter(jobId, heartbeat),
+          resumeTaskId,
+          onTaskAccepted: async (taskId) => {
+            heartbeat.taskId = taskId;
+            context.heartbeat(heartbeat);
+            await recordProviderTask(db, jobId, taskId);
+          },
+        },
+      );
+      verifyImage(image.bytes, request.size);
+      return image;
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
   return {
-    /** The paid call. Heartbeats while in flight so a dead worker is noticed within the heartbeat timeout. */
-    async callProvider({ jobId, request, seed }: CallProviderInput): Promise<CallProviderResult> {
-      const context = Context.current();
+    /**
+     * The paid call, behind the provider's shared circuit breaker. Heartbeats while in flight so that
+     * a dead worker is noticed within the heartbeat timeout and the call resumed or retried elsewhere.
+     */
+    async callProvider(input: CallProviderInput): Promise<CallProviderOutcome> {
+      const { jobId, request } = input;
       const provider = providers.get(request.provider);
-      if (!provider) {
-        throw ApplicationFailure.nonRetryable(
-          `unknown provider ${request.provider}`,
-          FailureCode.invalidRequest,
+      if (!provider)
+        throw toTemporalFailure(
+          new ProviderError(FailureCode.invalidRequest, `unknown provider ${request.provider}`, false),
         );
+      const resumeTaskId = await taskToResume(jobId);
+      if (!resumeTaskId) {
+        const permit = await requestCallPermit(db, provider.name, circuit);
+        if (!permit.granted) return { kind: 'waiting', retryInMs: permit.retryInMs };
       }
-      await updateRunningJob(db, jobId, { attempts: context.info.attempt, progress: 0 });
-      const log = { jobId, provider: provider.name, attempt: context.info.attempt };
+      const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
+        throw toTemporalFailure(error);
+      });
+      const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId };
       logger.info(log, 'provider call started');
-      const beat = setInterval(() => context.heartbeat(), HEARTBEAT_INTERVAL_MS);
       try {
-        const image = await provider.generateImage(
-          { prompt: request.prompt, model: request.model, size: request.size, seed },
-          { signal: context.cancellationSignal, onProgress: progressWriter(jobId) },
-        );
+        const image = await generate(provider, input, resumeTaskId);
+        await recordCallSucceeded(db, provider.name);
         const stagingKey = stagingKeyFor(jobId);
         await store.put(stagingKey, image.bytes, image.contentType);
+        await recordProviderTask(db, jobId, null);
         logger.info({ ...log, bytes: image.bytes.byteLength }, 'provider call finished');
-        return { stagingKey, contentType: image.contentType };
+        return { kind: 'generated', stagingKey, contentType: image.contentType };
       } catch (error) {
         logger.warn({ ...log, err: error }, 'provider call failed');
+        await onFailure(provider, jobId, error);
         throw toTemporalFailure(error);
-      } finally {
-        clearInterval(beat);
       }
     },
   };

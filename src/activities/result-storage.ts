@@ -1,10 +1,11 @@
 import { buffer } from 'node:stream/consumers';
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
-import type { CallProviderResult } from './provider-call.js';
 
-export interface StoreResultInput extends CallProviderResult {
+export interface StoreResultInput {
   jobId: string;
+  stagingKey: string;
+  contentType: string;
 }
 
 export function resultKeyFor(jobId: string): string {

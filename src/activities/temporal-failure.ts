@@ -1,13 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { IllegalTransitionError } from '../db/job-repository.js';
+import { ILLEGAL_TRANSITION, type ProviderFailureDetails } from '../jobs/failures.js';
 import { ProviderError } from '../providers/provider-error.js';
 
-/** The failure type an illegal job-table transition surfaces with; never retried. */
-export const ILLEGAL_TRANSITION = 'illegal_transition';
 
 /**
- * Turns a classified error into the failure Temporal acts on: its code becomes the failure type the
- * workflow reads, and the provider's retry hint overrides the backoff.
+ * Turns a classified error into the failure the workflow reads: the code becomes the failure type,
+ * `nonRetryable` says whether another call could help, and the provider's wait hint rides in details.
  */
 export function toTemporalFailure(error: unknown): unknown {
   if (error instanceof ProviderError) {
@@ -15,7 +14,7 @@ export function toTemporalFailure(error: unknown): unknown {
       message: error.message,
       type: error.code,
       nonRetryable: !error.retryable,
-      nextRetryDelay: error.retryAfterMs,
+      details: [{ retryAfterMs: error.retryAfterMs } satisfies ProviderFailureDetails],
     });
   }
   if (error instanceof IllegalTransitionError) {

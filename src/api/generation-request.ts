@@ -6,6 +6,7 @@ import { ApiError } from './api-error.js';
 
 export const MAX_PROMPT_LENGTH = 4000;
 const DEFAULT_SIZE = '1024x1024';
+const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
 
 /** Body of `POST /v1/generations`. Unknown fields are rejected so typos do not pass silently. */
 export const generationBodySchema = z
@@ -16,6 +17,13 @@ export const generationBodySchema = z
     model: z.string().min(1).max(128).optional(),
     params: z
       .object({ size: z.enum(IMAGE_SIZES).optional() })
+      .strict()
+      .optional(),
+    deadline: z
+      .object({
+        startWithinSeconds: z.number().int().min(1).max(MAX_DEADLINE_SECONDS).optional(),
+        finishWithinSeconds: z.number().int().min(1).max(MAX_DEADLINE_SECONDS).optional(),
+      })
       .strict()
       .optional(),
   })
@@ -54,7 +62,7 @@ export function parseGenerationRequest(
 ): GenerationRequest {
   const parsed = generationBodySchema.safeParse(body);
   if (!parsed.success) throw validationError(parsed.error);
-  const { kind, prompt, params } = parsed.data;
+  const { kind, prompt, params, deadline } = parsed.data;
   const provider = parsed.data.provider ?? defaultProvider;
   if (!providers.get(provider)) {
     throw new ApiError(400, 'unknown_provider', `provider ${provider} is not configured`, {
@@ -77,7 +85,7 @@ export function parseGenerationRequest(
       available: sizes,
     });
   }
-  return { kind, prompt, provider, model, size };
+  return { kind, prompt, provider, model, size, ...(deadline ? { deadline } : {}) };
 }
 
 export function sha256Hex(text: string): string {
@@ -86,6 +94,7 @@ export function sha256Hex(text: string): string {
 
 /** Stable across key order, so the same request always hashes the same. */
 export function requestFingerprint(request: GenerationRequest): string {
-  const { kind, prompt, provider, model, size } = request;
-  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size]));
+  const { kind, prompt, provider, model, size, deadline } = request;
+  const limits = [deadline?.startWithinSeconds ?? null, deadline?.finishWithinSeconds ?? null];
+  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size, limits]));
 }

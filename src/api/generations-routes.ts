@@ -16,7 +16,7 @@ export interface GenerationsRouteDependencies extends SubmitDependencies {
   db: Kysely<Database>;
   store: ObjectStore;
   providers: ProviderRegistry;
-  config: Pick<Config, 'temporal' | 'timeouts' | 'providers'>;
+  config: Pick<Config, 'temporal' | 'timeouts' | 'retry' | 'providers'>;
 }
 
 const BODY_LIMIT = '32kb';

@@ -12,7 +12,7 @@ import { requestFingerprint, sha256Hex } from './generation-request.js';
 export interface SubmitDependencies {
   db: Kysely<Database>;
   temporal: Client;
-  config: Pick<Config, 'temporal' | 'timeouts'>;
+  config: Pick<Config, 'temporal' | 'timeouts' | 'retry'>;
 }
 
 export interface Submission {
@@ -43,6 +43,7 @@ async function startWorkflow(
       heartbeatSeconds: deps.config.timeouts.providerHeartbeatSeconds,
       attemptSeconds: deps.config.timeouts.providerAttemptSeconds,
     },
+    retry: deps.config.retry,
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.

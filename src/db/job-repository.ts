@@ -1,5 +1,5 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Job, JobStatus } from '../jobs/job.js';
+import { sql, type Kysely, type Transaction, type UpdateObject } from 'kysely';
+import { JobStatus, type Job } from '../jobs/job.js';
 import { ENTERED_FROM } from '../jobs/transitions.js';
 import { JOB_EVENTS_CHANNEL, encodeJobEvent } from '../events/job-event.js';
 import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
@@ -61,7 +61,7 @@ async function updateAndPublish(
   db: Kysely<Database>,
   id: string,
   allowedStatuses: readonly JobStatus[],
-  patch: JobRowUpdate,
+  patch: UpdateObject<Database, 'jobs'>,
 ): Promise<JobRow | undefined> {
   if (allowedStatuses.length === 0) return undefined;
   return db.transaction().execute(async (trx) => {
@@ -106,11 +106,35 @@ export async function transitionJob(
   throw new IllegalTransitionError(id, current?.status, to);
 }
 
-/** Records in-flight facts (attempt, progress) on a job that is still running; false once it is not. */
-export async function updateRunningJob(
+/**
+ * Marks the start of a provider call: the job enters (or stays) `running`. A new call counts as an
+ * attempt; resuming a task the provider already accepted does not.
+ */
+export async function startProviderCall(
   db: Kysely<Database>,
   id: string,
-  patch: Pick<JobRowUpdate, 'progress' | 'attempts'>,
-): Promise<boolean> {
-  return (await updateAndPublish(db, id, ['running'], patch)) !== undefined;
+  isNewCall: boolean,
+): Promise<JobRow> {
+  const updated = await updateAndPublish(db, id, [JobStatus.queued, JobStatus.running], {
+    status: JobStatus.running,
+    started_at: sql<Date>`coalesce(started_at, now())`,
+    attempts: isNewCall ? sql<number>`attempts + 1` : sql<number>`attempts`,
+    progress: 0,
+  });
+  if (updated) return updated;
+  throw new IllegalTransitionError(id, (await findJob(db, id))?.status, JobStatus.running);
+}
+
+/** Remembers (or forgets, with null) the provider's task id of the call in flight. */
+export async function recordProviderTask(
+  db: Kysely<Database>,
+  id: string,
+  taskId: string | null,
+): Promise<void> {
+  await db.updateTable('jobs').set({ provider_task_id: taskId }).where('id', '=', id).execute();
+}
+
+/** Records progress on a job that is still running; false once it is not. */
+export async function updateProgress(db: Kysely<Database>, id: string, progress: number): Promise<boolean> {
+  return (await updateAndPublish(db, id, [JobStatus.running], { progress })) !== undefined;
 }

@@ -2,11 +2,13 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import type { Database } from './schema.js';
 import * as createJobs from './migrations/2026_11_23_0001_create_jobs.js';
 import * as createUsers from './migrations/2026_11_23_0002_create_users_and_api_keys.js';
+import * as createCircuits from './migrations/2026_11_23_0003_create_provider_circuits.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
   '2026_11_23_0001_create_jobs': createJobs,
   '2026_11_23_0002_create_users_and_api_keys': createUsers,
+  '2026_11_23_0003_create_provider_circuits': createCircuits,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

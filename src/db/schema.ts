@@ -32,6 +32,8 @@ export interface JobsTable {
   content_type: string | null;
   byte_size: number | null;
   result_sha256: string | null;
+  /** The provider's own id of an accepted task, so a retried attempt resumes it instead of paying again. */
+  provider_task_id: string | null;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -56,8 +58,18 @@ export interface ApiKeysTable {
 
 export type UserRow = Selectable<UsersTable>;
 
+/** One circuit breaker per provider, shared by every worker through this row. */
+export interface ProviderCircuitsTable {
+  provider: string;
+  state: Generated<'closed' | 'open' | 'half_open'>;
+  consecutive_failures: Generated<number>;
+  open_until: Timestamp | null;
+  probe_started_at: Timestamp | null;
+}
+
 export interface Database {
   jobs: JobsTable;
   users: UsersTable;
   api_keys: ApiKeysTable;
+  provider_circuits: ProviderCircuitsTable;
 }

@@ -11,6 +11,8 @@ export const JobStatus = {
   succeeded: 'succeeded',
   failed: 'failed',
   canceled: 'canceled',
+  /** Not started before its start deadline: nothing was sent to the provider, nothing charged. */
+  expired: 'expired',
 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
 
@@ -18,6 +20,7 @@ export const TERMINAL_STATUSES: readonly JobStatus[] = [
   JobStatus.succeeded,
   JobStatus.failed,
   JobStatus.canceled,
+  JobStatus.expired,
 ];
 
 export function isTerminal(status: JobStatus): boolean {
@@ -47,12 +50,21 @@ export const FailureCode = {
   providerUnavailable: 'provider_unavailable',
   timeout: 'timeout',
   invalidOutput: 'invalid_output',
+  deadlineExceeded: 'deadline_exceeded',
   internal: 'internal',
 } as const;
 export type FailureCode = (typeof FailureCode)[keyof typeof FailureCode];
 
 export function isFailureCode(value: unknown): value is FailureCode {
   return Object.values(FailureCode).includes(value as FailureCode);
+}
+
+/** Time limits a client may put on a job, counted from submission. */
+export interface JobDeadline {
+  /** The provider call must have started by then, or the job ends `expired`. */
+  startWithinSeconds?: number;
+  /** The job must have succeeded by then, or it is canceled at the provider and fails `deadline_exceeded`. */
+  finishWithinSeconds?: number;
 }
 
 /** A validated generation request, with defaults applied (provider and model are always set). */
@@ -62,6 +74,7 @@ export interface GenerationRequest {
   provider: string;
   model: string;
   size: ImageSize;
+  deadline?: JobDeadline;
 }
 
 /** A job as the public API shows it. Never carries the prompt text: only its hash. */

@@ -11,6 +11,7 @@ export const ENTERED_FROM: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
   succeeded: [JobStatus.storing],
   failed: [JobStatus.queued, JobStatus.running, JobStatus.storing],
   canceled: [JobStatus.queued, JobStatus.running, JobStatus.storing],
+  expired: [JobStatus.queued],
 };
 
 export function canTransition(from: JobStatus, to: JobStatus): boolean {

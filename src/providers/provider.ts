@@ -20,6 +20,16 @@ export interface ProviderCallContext {
   signal: AbortSignal;
   /** Progress 0–100, reported as the provider learns it. */
   onProgress(percent: number): void;
+  /**
+   * A task the provider accepted during an earlier attempt of this job. Providers that work by
+   * submit-then-poll resume it instead of submitting (and paying for) a second one.
+   */
+  resumeTaskId?: string;
+  /**
+   * Called once a submit-then-poll provider has accepted a task, before waiting on it. The provider
+   * awaits it: the caller makes the task id durable so that a retried attempt can resume.
+   */
+  onTaskAccepted?(taskId: string): Promise<void>;
 }
 
 /**

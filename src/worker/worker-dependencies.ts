@@ -15,5 +15,6 @@ export function workerDependencies(
     store: createObjectStore(config.storage),
     providers: configuredProviders(config),
     logger,
+    circuit: config.circuit,
   };
 }

@@ -1,6 +1,18 @@
 import { defineQuery } from '@temporalio/workflow';
 import type { GenerationRequest, JobStatus } from '../jobs/job.js';
 
+/** How the workflow retries provider calls that failed in a retryable way. */
+export interface ProviderRetryPolicy {
+  /** Provider calls one job may make, the first included. */
+  maxCalls: number;
+  /** Bad outputs regenerated before the job fails `invalid_output`. */
+  maxInvalidOutputs: number;
+  /** Counted from submission: no retry is scheduled past it. */
+  budgetSeconds: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
 /** Input of the `generateImage` workflow. Everything it needs is here: workflows read no environment. */
 export interface GenerateImageInput {
   jobId: string;
@@ -8,6 +20,7 @@ export interface GenerateImageInput {
   /** Fixed per job so that a retried provider call asks for the same image. */
   seed: number;
   providerTimeouts: { heartbeatSeconds: number; attemptSeconds: number };
+  retry: ProviderRetryPolicy;
 }
 
 /** Where the workflow stands; answers before the first job-table write and in the Temporal UI. */

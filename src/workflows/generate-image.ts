@@ -1,15 +1,15 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   isCancellation,
   proxyActivities,
   setHandler,
-  TimeoutFailure,
+  sleep,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { FailureCode, JobStatus } from '../jobs/job.js';
 import { jobStatusQuery, type GenerateImageInput } from './definitions.js';
+import { callProviderWithRetries, failureOf, JobExpired, JobFailure } from './provider-calls.js';
 
 // Job-table writes are small and idempotent: retry them until Postgres is back rather than lose a job.
 const jobTable = proxyActivities<Activities>({
@@ -23,51 +23,72 @@ const storage = proxyActivities<Activities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 });
 
-function providerActivities({ heartbeatSeconds, attemptSeconds }: GenerateImageInput['providerTimeouts']) {
-  // Every attempt costs money: a few, spaced out, and only for failures the adapter marked retryable.
-  // The heartbeat timeout, far below the attempt timeout, is what notices a dead worker in seconds.
-  return proxyActivities<Activities>({
-    startToCloseTimeout: `${attemptSeconds}s`,
-    heartbeatTimeout: `${heartbeatSeconds}s`,
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 5 },
+async function generateAndStore(
+  input: GenerateImageInput,
+  setStatus: (status: JobStatus) => void,
+): Promise<void> {
+  const { jobId } = input;
+  setStatus(JobStatus.running);
+  const staged = await callProviderWithRetries(input, Date.now());
+  await jobTable.markJobStoring(jobId);
+  setStatus(JobStatus.storing);
+  const result = await storage.storeResult({
+    jobId,
+    stagingKey: staged.stagingKey,
+    contentType: staged.contentType,
   });
+  await jobTable.markJobSucceeded({ jobId, result });
 }
 
-/** The code and message a failed job is recorded with, read from the failure chain. */
-function describeFailure(error: unknown): { code: string; message: string } {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (cause instanceof ApplicationFailure && cause.type) return { code: cause.type, message: cause.message };
-  if (cause instanceof TimeoutFailure) return { code: FailureCode.timeout, message: cause.message };
-  return { code: FailureCode.internal, message: error instanceof Error ? error.message : String(error) };
+/**
+ * Runs `work` in a scope that a finish deadline cancels; the deadline then fails the job with its own
+ * code, told apart from a client's cancel.
+ */
+async function withFinishDeadline(seconds: number | undefined, work: () => Promise<void>): Promise<void> {
+  if (seconds === undefined) return work();
+  const scope = new CancellationScope();
+  let deadlinePassed = false;
+  const timer = sleep(seconds * 1000).then(() => {
+    deadlinePassed = true;
+    scope.cancel();
+  });
+  timer.catch(() => undefined);
+  try {
+    await scope.run(work);
+  } catch (error) {
+    if (deadlinePassed && isCancellation(error)) {
+      throw new JobFailure(FailureCode.deadlineExceeded, `not finished within ${seconds} s`);
+    }
+    throw error;
+  }
 }
 
-/** One generation job: queued → running → storing → succeeded | failed | canceled. */
+/** One generation job: queued → running → storing → succeeded | failed | canceled | expired. */
 export async function generateImage(input: GenerateImageInput): Promise<void> {
   const { jobId } = input;
   let status: JobStatus = JobStatus.queued;
   setHandler(jobStatusQuery, () => status);
   try {
-    await jobTable.markJobRunning(jobId);
-    status = JobStatus.running;
-    const staged = await providerActivities(input.providerTimeouts).callProvider({
-      jobId,
-      request: input.request,
-      seed: input.seed,
-    });
-    await jobTable.markJobStoring(jobId);
-    status = JobStatus.storing;
-    const result = await storage.storeResult({ jobId, ...staged });
-    await jobTable.markJobSucceeded({ jobId, result });
+    await withFinishDeadline(input.request.deadline?.finishWithinSeconds, () =>
+      generateAndStore(input, (next) => (status = next)),
+    );
     status = JobStatus.succeeded;
   } catch (error) {
-    // Cancellation must still reach the job table, so that write runs outside the canceled scope.
+    // Whatever ended the job must still reach the job table, so those writes ignore cancellation.
     if (isCancellation(error)) {
       await CancellationScope.nonCancellable(() => jobTable.markJobCanceled(jobId));
       status = JobStatus.canceled;
       throw error;
     }
-    const failure = describeFailure(error);
-    await jobTable.markJobFailed({ jobId, ...failure });
+    if (error instanceof JobExpired) {
+      await CancellationScope.nonCancellable(() => jobTable.markJobExpired(jobId));
+      status = JobStatus.expired;
+      return;
+    }
+    const failure = error instanceof JobFailure ? error : failureOf(error);
+    await CancellationScope.nonCancellable(() =>
+      jobTable.markJobFailed({ jobId, code: failure.code, message: failure.message }),
+    );
     status = JobStatus.failed;
     throw ApplicationFailure.nonRetryable(failure.message, failure.code);
   }

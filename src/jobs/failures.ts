@@ -1,0 +1,13 @@
+/**
+ * What crosses from activities to the workflow when something fails, besides the failure type (a
+ * FailureCode). Plain data: the workflow bundle imports this file.
+ */
+
+/** Carried in a provider failure's details for the workflow's retry loop. */
+export interface ProviderFailureDetails {
+  /** The provider's own wait hint (Retry-After), if it gave one. */
+  retryAfterMs: number | undefined;
+}
+
+/** The failure type of a refused job-table transition; never retried. */
+export const ILLEGAL_TRANSITION = 'illegal_transition';

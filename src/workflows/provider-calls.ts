@@ -1,0 +1,121 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  proxyActivities,
+  sleep,
+  TimeoutFailure,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { ILLEGAL_TRANSITION, type ProviderFailureDetails } from '../jobs/failures.js';
+import { FailureCode } from '../jobs/job.js';
+import type { GenerateImageInput } from './definitions.js';
+
+/** A provider failure as the retry loop sees it. */
+export interface ProviderFailure {
+  code: string;
+  message: string;
+  retryable: boolean;
+  retryAfterMs: number | undefined;
+}
+
+/** Ends the job: its code and message go to the job table. */
+export class JobFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The job's start deadline passed before any provider call. */
+export class JobExpired extends Error {}
+
+const KNOWN_CODES: ReadonlySet<string> = new Set([...Object.values(FailureCode), ILLEGAL_TRANSITION]);
+
+/** Reads the code and retry verdict off a failed activity; anything unclassified is `internal`. */
+export function failureOf(error: unknown): ProviderFailure {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (cause instanceof ApplicationFailure && cause.type && KNOWN_CODES.has(cause.type)) {
+    const details = cause.details?.[0] as ProviderFailureDetails | undefined;
+    return {
+      code: cause.type,
+      message: cause.message,
+      retryable: !cause.nonRetryable,
+      retryAfterMs: details?.retryAfterMs,
+    };
+  }
+  // Temporal's own retries of this activity ran out on lost workers: as retryable as a provider timeout.
+  if (cause instanceof TimeoutFailure) {
+    return { code: FailureCode.timeout, message: cause.message, retryable: true, retryAfterMs: undefined };
+  }
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return { code: FailureCode.internal, message, retryable: false, retryAfterMs: undefined };
+}
+
+function providerCallActivity({ heartbeatSeconds, attemptSeconds }: GenerateImageInput['providerTimeouts']) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: `${attemptSeconds}s`,
+    // Far below the attempt timeout: a worker that dies mid-call is noticed in seconds.
+    heartbeatTimeout: `${heartbeatSeconds}s`,
+    // Abort the provider request (and wait for that) before the job is marked canceled.
+    cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+    retry: {
+      // Temporal retries only what is not the provider's verdict: a lost worker, a database hiccup.
+      // Provider failures come back to the loop below, which owns backoff, the breaker and the budget.
+      nonRetryableErrorTypes: Object.values(FailureCode),
+      initialInterval: '1s',
+      maximumInterval: '10s',
+      maximumAttempts: 5,
+    },
+  });
+}
+
+/** Exponential backoff with equal jitter, so that jobs failing together do not retry together. */
+function backoffMs(call: number, { initialBackoffMs, maxBackoffMs }: GenerateImageInput['retry']): number {
+  const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** (call - 1));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/**
+ * Calls the provider until it produces an output, within the job's limits: at most `maxCalls` calls,
+ * no retry past the budget, no first call past the start deadline. Waits the breaker asks for are
+ * durable timers: they cost neither calls nor worker slots.
+ */
+export async function callProviderWithRetries(input: GenerateImageInput, startedAtMs: number) {
+  const { retry, request } = input;
+  const activity = providerCallActivity(input.providerTimeouts);
+  const budgetEndsAt = startedAtMs + retry.budgetSeconds * 1000;
+  const startBy = startedAtMs + (request.deadline?.startWithinSeconds ?? Infinity) * 1000;
+  let calls = 0;
+  let invalidOutputs = 0;
+  let lastFailure: ProviderFailure | undefined;
+  for (;;) {
+    if (calls === 0 && Date.now() >= startBy)
+      throw new JobExpired('start deadline passed before the provider call');
+    let waitMs: number;
+    try {
+      const outcome = await activity.callProvider({ jobId: input.jobId, request, seed: input.seed });
+      if (outcome.kind === 'generated') return outcome;
+      waitMs = outcome.retryInMs;
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      lastFailure = failureOf(error);
+      calls += 1;
+      if (lastFailure.code === FailureCode.invalidOutput) invalidOutputs += 1;
+      if (!lastFailure.retryable || calls >= retry.maxCalls || invalidOutputs > retry.maxInvalidOutputs) {
+        throw new JobFailure(lastFailure.code, lastFailure.message);
+      }
+      waitMs = lastFailure.retryAfterMs ?? backoffMs(calls, retry);
+    }
+    if (Date.now() + waitMs > budgetEndsAt) {
+      const why = lastFailure ? `${lastFailure.message}; ` : '';
+      throw new JobFailure(
+        lastFailure?.code ?? FailureCode.providerUnavailable,
+        `${why}retry budget exhausted`,
+      );
+    }
+    await sleep(calls === 0 ? Math.min(waitMs, Math.max(1, startBy - Date.now())) : waitMs);
+  }
+}
