@@ -46,6 +46,12 @@ const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   /** Any OpenAI-compatible server. Default: OpenAI's own. */
   OPENAI_BASE_URL: optionalString,
+  /** Enables the `replicate` provider (submit a prediction, then poll it). */
+  REPLICATE_API_TOKEN: optionalString,
+  /** Any server speaking Replicate's predictions API. Default: Replicate's own. */
+  REPLICATE_BASE_URL: optionalString,
+  /** How often a Replicate prediction is polled. Default 1000 ms. */
+  REPLICATE_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
   /** How long the local provider takes per image, to behave like a real one. Default 6000 ms. */
   LOCAL_PROVIDER_DELAY_MS: z.coerce.number().int().min(0).default(6000),
   /** Progress steps the local provider reports over that delay. Default 6. */
@@ -80,6 +86,7 @@ export interface Config {
   providers: {
     defaultProvider: string;
     openai: { apiKey: string; baseURL: string | undefined } | undefined;
+    replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
     local: { delayMs: number; steps: number };
   };
   timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
@@ -125,6 +132,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     providers: {
       defaultProvider: e.DEFAULT_PROVIDER,
       openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL } : undefined,
+      replicate: e.REPLICATE_API_TOKEN
+        ? {
+            apiToken: e.REPLICATE_API_TOKEN,
+            baseURL: e.REPLICATE_BASE_URL,
+            pollIntervalMs: e.REPLICATE_POLL_INTERVAL_MS,
+          }
+        : undefined,
       local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
     },
     timeouts: {

@@ -124,14 +124,14 @@ export function createProviderActivities(deps: ActivityDependencies) {
           new ProviderError(FailureCode.invalidRequest, `unknown provider ${request.provider}`, false),
         );
       const resumeTaskId = await taskToResume(jobId);
-      if (!resumeTaskId) {
-        const permit = await requestCallPermit(db, provider.name, circuit);
-        if (!permit.granted) return { kind: 'waiting', retryInMs: permit.retryInMs };
-      }
+      // Resuming a task the provider already accepted is no new call: the breaker is not asked.
+      const permit = resumeTaskId ? undefined : await requestCallPermit(db, provider.name, circuit);
+      if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
+      const probe = permit?.probe ?? false;
       const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
         throw toTemporalFailure(error);
       });
-      const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId };
+      const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };
       logger.info(log, 'provider call started');
       try {
         const image = await generate(provider, input, resumeTaskId);
@@ -142,9 +142,12 @@ export function createProviderActivities(deps: ActivityDependencies) {
         logger.info({ ...log, bytes: image.bytes.byteLength }, 'provider call finished');
         return { kind: 'generated', stagingKey, contentType: image.contentType };
       } catch (error) {
+        // Whatever the client library threw on abort, Temporal must see the cancellation itself.
+        const { cancellationSignal } = Context.current();
+        if (cancellationSignal.aborted) throw cancellationSignal.reason;
         logger.warn({ ...log, err: error }, 'provider call failed');
         await onFailure(provider, jobId, error);
-        throw toTemporalFailure(error);
+        throw toTemporalFailure(error, { probe });
       }
     },
   };

@@ -9,6 +9,7 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createApp } from './app.js';
 import { userIdOfRequest } from './authenticate.js';
+import { cancelGeneration } from './cancel-generation.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
 
@@ -35,6 +36,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
     hub: events.hub,
     logger,
     userIdOf: (req) => userIdOfRequest(database.db, req),
+    cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
     canWatch: async (userId, jobId) => (await findJob(database.db, jobId))?.user_id === userId,
   });
   const server = createServer(app);

@@ -8,6 +8,7 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
 import { authenticate, callerOf } from './authenticate.js';
+import { cancelGeneration } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
 import { STREAM_PATH } from './job-stream.js';
@@ -53,6 +54,14 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
       .status(202)
       .location(links(row.id).self)
       .json({ id: row.id, status: row.status, links: links(row.id) });
+  });
+
+  router.post('/:id/cancel', async (req, res) => {
+    const outcome = await cancelGeneration(deps, callerOf(res), String(req.params.id));
+    if (outcome === 'not_found') throw new ApiError(404, 'not_found', 'no such job');
+    const row = await ownedJob(req, res);
+    if (outcome === 'finished') throw new ApiError(409, 'job_finished', `job is already ${row.status}`);
+    res.status(202).json({ id: row.id, status: row.status, links: links(row.id) });
   });
 
   router.get('/:id', async (req, res) => {

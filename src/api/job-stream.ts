@@ -4,9 +4,16 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { isTerminal, type Job } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
+import type { CancelOutcome } from './cancel-generation.js';
 import type { JobEventHub } from './job-event-hub.js';
 
 export const STREAM_PATH = '/v1/stream';
+
+/** The same codes the HTTP cancel answers with. */
+const CANCEL_ERRORS = {
+  finished: { code: 'job_finished', message: 'job has already finished' },
+  notFound: { code: 'not_found', message: 'no such job' },
+} as const;
 
 /** Sockets that miss a ping for this long are dropped, so dead peers do not hold subscriptions. */
 const PING_INTERVAL_MS = 30_000;
@@ -14,17 +21,22 @@ const PING_INTERVAL_MS = 30_000;
 const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('subscribe'), id: z.string().min(1).max(128) }),
   z.object({ type: z.literal('unsubscribe'), id: z.string().min(1).max(128) }),
+  z.object({ type: z.literal('cancel'), id: z.string().min(1).max(128) }),
 ]);
 
 /** Messages the server sends. */
 export type ServerMessage =
-  { type: 'job'; job: Job } | { type: 'error'; error: { code: string; message: string }; id?: string };
+  | { type: 'job'; job: Job }
+  | { type: 'canceling'; id: string }
+  | { type: 'error'; error: { code: string; message: string }; id?: string };
 
 export interface JobStreamDependencies {
   hub: JobEventHub;
   logger: Logger;
   /** Whether `userId` may watch `jobId`; unknown and foreign jobs look the same. */
   canWatch(userId: string, jobId: string): Promise<boolean>;
+  /** Cancels a job on behalf of `userId`, as `POST /v1/generations/:id/cancel` does. */
+  cancel(userId: string, jobId: string): Promise<CancelOutcome>;
   /** Authenticates the upgrade request; undefined refuses it. */
   userIdOf(req: IncomingMessage): Promise<string | undefined>;
 }
@@ -65,6 +77,10 @@ export function createJobStream(deps: JobStreamDependencies) {
         subscriptions.get(message.id)?.();
         return;
       }
+      if (message.type === 'cancel') {
+        void cancel(socket, userId, message.id);
+        return;
+      }
       void subscribe(socket, userId, message.id, subscriptions);
     });
   }
@@ -94,6 +110,18 @@ export function createJobStream(deps: JobStreamDependencies) {
     } catch (error) {
       stop();
       deps.logger.error({ jobId: id, err: error }, 'subscribe failed');
+      send(socket, { type: 'error', id, error: { code: 'internal', message: 'internal error' } });
+    }
+  }
+
+  async function cancel(socket: WebSocket, userId: string, id: string): Promise<void> {
+    try {
+      const outcome = await deps.cancel(userId, id);
+      if (outcome === 'canceling') send(socket, { type: 'canceling', id });
+      else if (outcome === 'finished') send(socket, { type: 'error', id, error: CANCEL_ERRORS.finished });
+      else send(socket, { type: 'error', id, error: CANCEL_ERRORS.notFound });
+    } catch (error) {
+      deps.logger.error({ jobId: id, err: error }, 'cancel failed');
       send(socket, { type: 'error', id, error: { code: 'internal', message: 'internal error' } });
     }
   }

@@ -7,6 +7,8 @@
 export interface ProviderFailureDetails {
   /** The provider's own wait hint (Retry-After), if it gave one. */
   retryAfterMs: number | undefined;
+  /** The call was the breaker's probe: its failure belongs to the outage, not to this job's call count. */
+  probe: boolean;
 }
 
 /** The failure type of a refused job-table transition; never retried. */

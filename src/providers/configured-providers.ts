@@ -3,17 +3,28 @@ import { createLocalProvider } from './local-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
 import type { ImageProvider } from './provider.js';
 import { createProviderRegistry, type ProviderRegistry } from './provider-registry.js';
+import { createReplicateProvider } from './replicate-provider.js';
 
-/** The providers this deployment offers: always `local`, `openai` when a key is configured. */
+/** One HTTP request to a provider never outlives this, whatever the attempt timeout. */
+const REQUEST_TIMEOUT_CAP_MS = 60_000;
+
+/** The providers this deployment offers: always `local`, the others when their keys are configured. */
 export function configuredProviders(config: Config): ProviderRegistry {
   const providers: ImageProvider[] = [createLocalProvider(config.providers.local)];
-  const { openai } = config.providers;
+  const attemptMs = config.timeouts.providerAttemptSeconds * 1000;
+  const { openai, replicate } = config.providers;
   if (openai) {
     providers.push(
-      createOpenAIProvider({
-        apiKey: openai.apiKey,
-        baseURL: openai.baseURL,
-        timeoutMs: config.timeouts.providerAttemptSeconds * 1000,
+      createOpenAIProvider({ apiKey: openai.apiKey, baseURL: openai.baseURL, timeoutMs: attemptMs }),
+    );
+  }
+  if (replicate) {
+    providers.push(
+      createReplicateProvider({
+        apiToken: replicate.apiToken,
+        baseURL: replicate.baseURL,
+        pollIntervalMs: replicate.pollIntervalMs,
+        requestTimeoutMs: Math.min(attemptMs, REQUEST_TIMEOUT_CAP_MS),
       }),
     );
   }

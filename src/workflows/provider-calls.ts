@@ -12,11 +12,10 @@ import { FailureCode } from '../jobs/job.js';
 import type { GenerateImageInput } from './definitions.js';
 
 /** A provider failure as the retry loop sees it. */
-export interface ProviderFailure {
+export interface ProviderFailure extends ProviderFailureDetails {
   code: string;
   message: string;
   retryable: boolean;
-  retryAfterMs: number | undefined;
 }
 
 /** Ends the job: its code and message go to the job table. */
@@ -44,14 +43,21 @@ export function failureOf(error: unknown): ProviderFailure {
       message: cause.message,
       retryable: !cause.nonRetryable,
       retryAfterMs: details?.retryAfterMs,
+      probe: details?.probe ?? false,
     };
   }
   // Temporal's own retries of this activity ran out on lost workers: as retryable as a provider timeout.
   if (cause instanceof TimeoutFailure) {
-    return { code: FailureCode.timeout, message: cause.message, retryable: true, retryAfterMs: undefined };
+    return {
+      code: FailureCode.timeout,
+      message: cause.message,
+      retryable: true,
+      retryAfterMs: undefined,
+      probe: false,
+    };
   }
   const message = cause instanceof Error ? cause.message : String(cause);
-  return { code: FailureCode.internal, message, retryable: false, retryAfterMs: undefined };
+  return { code: FailureCode.internal, message, retryable: false, retryAfterMs: undefined, probe: false };
 }
 
 function providerCallActivity({ heartbeatSeconds, attemptSeconds }: GenerateImageInput['providerTimeouts']) {
@@ -102,7 +108,7 @@ export async function callProviderWithRetries(input: GenerateImageInput, started
     } catch (error) {
       if (isCancellation(error)) throw error;
       lastFailure = failureOf(error);
-      calls += 1;
+      if (!lastFailure.probe) calls += 1;
       if (lastFailure.code === FailureCode.invalidOutput) invalidOutputs += 1;
       if (!lastFailure.retryable || calls >= retry.maxCalls || invalidOutputs > retry.maxInvalidOutputs) {
         throw new JobFailure(lastFailure.code, lastFailure.message);

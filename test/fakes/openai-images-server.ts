@@ -15,6 +15,8 @@ export type FakeImagesBehaviour =
   | { kind: 'bad_request' }
   /** 200 with an empty `data` array: a reply that carries no image. */
   | { kind: 'no_image' }
+  /** 200 with a real PNG of another size than asked for. */
+  | { kind: 'wrong_size' }
   /** Drops the connection without answering. */
   | { kind: 'reset' };
 
@@ -40,6 +42,8 @@ export interface FakeOpenAIImagesServer {
   requests: ImageGenerationBody[];
   /** Requests received in total, or for one prompt. */
   countRequests(prompt?: string): number;
+  /** Requests still open: not answered, and not abandoned by the client. */
+  openRequests(): number;
   /** The answer for every request once the queue is empty. */
   setBehaviour(behaviour: FakeImagesBehaviour): void;
   /** The answer for the next `times` requests, ahead of the persistent behaviour. */
@@ -80,6 +84,10 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function sendImages(res: ServerResponse, body: ImageGenerationBody): void {
   const [width, height] = body.size.split('x').map(Number) as [number, number];
+  sendPng(res, body, width, height);
+}
+
+function sendPng(res: ServerResponse, body: ImageGenerationBody, width: number, height: number): void {
   const png = Buffer.from(renderPromptPng({ prompt: body.prompt, seed: 0, width, height }));
   // DALL·E answers with URLs unless asked for base64; this fake serves no files, so such a URL is dead.
   const asUrl = body.model.startsWith('dall-e') && body.response_format !== 'b64_json';
@@ -143,6 +151,8 @@ async function answer(
       return sendError(res, 400, { message: 'Invalid prompt.', type: 'invalid_request_error' });
     case 'no_image':
       return sendJson(res, 200, { created: Math.floor(Date.now() / 1000), data: [] });
+    case 'wrong_size':
+      return sendPng(res, body, 64, 64);
     case 'reset':
       res.socket?.destroy();
       return;
@@ -183,7 +193,10 @@ export async function startFakeOpenAIImagesServer(
     await answer(res, body, queue.shift() ?? persistent, closing.signal);
   }
 
+  let open = 0;
   const server = createServer((req, res) => {
+    open += 1;
+    res.once('close', () => (open -= 1));
     handle(req, res).catch((error: unknown) => {
       if (!res.headersSent) sendError(res, 500, { message: String(error), type: 'server_error' });
     });
@@ -197,6 +210,7 @@ export async function startFakeOpenAIImagesServer(
     requests,
     countRequests: (prompt) =>
       requests.filter((body) => prompt === undefined || body.prompt === prompt).length,
+    openRequests: () => open,
     setBehaviour(behaviour) {
       persistent = behaviour;
     },

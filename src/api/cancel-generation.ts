@@ -1,0 +1,29 @@
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Kysely } from 'kysely';
+import { findJob } from '../db/job-repository.js';
+import type { Database } from '../db/schema.js';
+import { isTerminal } from '../jobs/job.js';
+
+export type CancelOutcome = 'canceling' | 'not_found' | 'finished';
+
+/**
+ * Asks the job's workflow to cancel. The workflow aborts the provider call through the activity's
+ * cancellation signal and records `canceled`; this only reports whether the request could be made.
+ */
+export async function cancelGeneration(
+  deps: { db: Kysely<Database>; temporal: Client },
+  userId: string,
+  jobId: string,
+): Promise<CancelOutcome> {
+  const row = await findJob(deps.db, jobId);
+  if (!row || row.user_id !== userId) return 'not_found';
+  if (isTerminal(row.status)) return 'finished';
+  try {
+    await deps.temporal.workflow.getHandle(row.workflow_id).cancel();
+    return 'canceling';
+  } catch (error) {
+    // The workflow closed between the read and the cancel: the job has just finished.
+    if (error instanceof WorkflowNotFoundError) return 'finished';
+    throw error;
+  }
+}
