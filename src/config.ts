@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { CircuitPolicy } from './db/circuit-repository.js';
+import type { RetentionPolicy } from './db/retention-repository.js';
 import type { ObjectStoreConfig } from './storage/create-object-store.js';
 import type { ProviderRetryPolicy } from './workflows/definitions.js';
 
@@ -74,6 +75,12 @@ const envSchema = z.object({
   BREAKER_FAILURE_THRESHOLD: z.coerce.number().int().min(1).default(5),
   /** How long an open circuit holds calls back before one probe may go. Default 30 s. */
   BREAKER_COOLDOWN_SECONDS: z.coerce.number().positive().default(30),
+  /** Days a succeeded job keeps its result. Default 7. */
+  RETENTION_SUCCEEDED_DAYS: z.coerce.number().positive().default(7),
+  /** Days a failed, canceled or expired job keeps its details. Default 30. */
+  RETENTION_UNSUCCESSFUL_DAYS: z.coerce.number().positive().default(30),
+  /** How often the retention schedule runs. Default 1 h. */
+  RETENTION_INTERVAL_MINUTES: z.coerce.number().positive().default(60),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -92,6 +99,7 @@ export interface Config {
   timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
   retry: ProviderRetryPolicy;
   circuit: CircuitPolicy;
+  retention: RetentionPolicy & { intervalMinutes: number };
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   dataDir: string;
 }
@@ -156,6 +164,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       failureThreshold: e.BREAKER_FAILURE_THRESHOLD,
       cooldownMs: e.BREAKER_COOLDOWN_SECONDS * 1000,
       probeTimeoutMs: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS * 1000,
+    },
+    retention: {
+      succeededDays: e.RETENTION_SUCCEEDED_DAYS,
+      unsuccessfulDays: e.RETENTION_UNSUCCESSFUL_DAYS,
+      intervalMinutes: e.RETENTION_INTERVAL_MINUTES,
     },
     logLevel: e.LOG_LEVEL,
     dataDir: DATA_DIR,

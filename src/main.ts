@@ -9,6 +9,7 @@ import { startTemporalDevServer, type TemporalDevServer } from './devstack/tempo
 import { createLogger, type Logger } from './logger.js';
 import { connectTemporalClient } from './temporal-client.js';
 import { createKilnWorker } from './worker/create-worker.js';
+import { ensureRetentionSchedule } from './worker/retention-schedule.js';
 import { workerDependencies } from './worker/worker-dependencies.js';
 
 const DEV_SERVER_PORT = 7233;
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
   const deps = workerDependencies(config, database, logger);
   const { worker, connection } = await createKilnWorker(config, deps);
   const temporal = await connectTemporalClient(config.temporal);
+  await ensureRetentionSchedule(temporal, config);
   const api = await startApiServer({ ...deps, config, database, temporal });
   console.log(
     `\nKiln is running.\n  App:         ${api.url}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n` +

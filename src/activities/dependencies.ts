@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { CircuitPolicy } from '../db/circuit-repository.js';
+import type { RetentionPolicy } from '../db/retention-repository.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
@@ -13,4 +14,5 @@ export interface ActivityDependencies {
   logger: Logger;
   /** How every provider's shared circuit breaker behaves. */
   circuit: CircuitPolicy;
+  retention: RetentionPolicy;
 }

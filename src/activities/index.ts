@@ -2,6 +2,7 @@ import type { ActivityDependencies } from './dependencies.js';
 import { createJobTableActivities } from './job-table.js';
 import { createProviderActivities } from './provider-call.js';
 import { createResultStorageActivities } from './result-storage.js';
+import { createRetentionActivities } from './retention.js';
 
 export type { ActivityDependencies } from './dependencies.js';
 
@@ -11,6 +12,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createJobTableActivities(deps),
     ...createProviderActivities(deps),
     ...createResultStorageActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

@@ -70,6 +70,8 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
 
   router.get('/:id/content', async (req, res) => {
     const row = await ownedJob(req, res);
+    if (row.purged_at)
+      throw new ApiError(410, 'result_expired', 'the result was removed after its retention period');
     if (row.status !== JobStatus.succeeded || !row.storage_key) {
       throw new ApiError(
         409,

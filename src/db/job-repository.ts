@@ -26,6 +26,7 @@ export function toJob(row: JobRow): Job {
     createdAt: row.created_at.toISOString(),
     startedAt: iso(row.started_at),
     completedAt: iso(row.completed_at),
+    purgedAt: iso(row.purged_at),
     failure: row.failure_code ? { code: row.failure_code, message: row.failure_message ?? '' } : null,
     result:
       row.result_sha256 && row.content_type && row.byte_size !== null

@@ -3,12 +3,14 @@ import type { Database } from './schema.js';
 import * as createJobs from './migrations/2026_11_23_0001_create_jobs.js';
 import * as createUsers from './migrations/2026_11_23_0002_create_users_and_api_keys.js';
 import * as createCircuits from './migrations/2026_11_23_0003_create_provider_circuits.js';
+import * as addPurgedAt from './migrations/2026_11_23_0004_add_job_purged_at.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
   '2026_11_23_0001_create_jobs': createJobs,
   '2026_11_23_0002_create_users_and_api_keys': createUsers,
   '2026_11_23_0003_create_provider_circuits': createCircuits,
+  '2026_11_23_0004_add_job_purged_at': addPurgedAt,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

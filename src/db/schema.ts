@@ -34,6 +34,8 @@ export interface JobsTable {
   result_sha256: string | null;
   /** The provider's own id of an accepted task, so a retried attempt resumes it instead of paying again. */
   provider_task_id: string | null;
+  /** Set when retention removed the result: the row stays as a tombstone that holds the idempotency key. */
+  purged_at: Timestamp | null;
 }
 
 export type JobRow = Selectable<JobsTable>;

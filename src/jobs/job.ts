@@ -95,4 +95,6 @@ export interface Job {
   completedAt: string | null;
   failure: { code: string; message: string } | null;
   result: { contentType: string; byteSize: number; sha256: string } | null;
+  /** When retention removed the result (and the job's details) after its retention period. */
+  purgedAt: string | null;
 }

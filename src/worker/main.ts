@@ -2,7 +2,9 @@ import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
+import { connectTemporalClient } from '../temporal-client.js';
 import { createKilnWorker } from './create-worker.js';
+import { ensureRetentionSchedule } from './retention-schedule.js';
 import { workerDependencies } from './worker-dependencies.js';
 
 /** `npm run worker`: one worker process against the Temporal, Postgres and storage in the environment. */
@@ -12,6 +14,9 @@ async function main(): Promise<void> {
   const database = await openDatabase(config.database);
   await migrateToLatest(database.db);
   const { worker, connection } = await createKilnWorker(config, workerDependencies(config, database, logger));
+  const client = await connectTemporalClient(config.temporal);
+  await ensureRetentionSchedule(client, config);
+  await client.connection.close();
   logger.info({ taskQueue: config.temporal.taskQueue }, 'worker polling');
   // run() resolves after SIGINT/SIGTERM once in-flight activities are done or out of grace time.
   await worker.run();

@@ -16,5 +16,6 @@ export function workerDependencies(
     providers: configuredProviders(config),
     logger,
     circuit: config.circuit,
+    retention: config.retention,
   };
 }

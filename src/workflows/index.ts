@@ -1,2 +1,3 @@
 // Exported by name: `export *` barrels have lost workflows in Temporal's bundler.
 export { generateImage } from './generate-image.js';
+export { purgeExpiredJobs } from './purge-expired-jobs.js';
