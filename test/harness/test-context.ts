@@ -63,8 +63,11 @@ async function createDatabase(baseUrl: string, name: string): Promise<void> {
  * Creates a fresh context; the test file calls `cleanup()` when done. `overrides` are
  * environment variables on top of the test defaults (fast local provider, short heartbeat timeout).
  */
-export async function createTestContext(overrides: Record<string, string> = {}): Promise<TestContext> {
-  const { env: stack } = await acquireStack();
+export async function createTestContext(
+  overrides: Record<string, string> = {},
+  servers: Partial<SharedStackEnv> = {},
+): Promise<TestContext> {
+  const stack = { ...(await acquireStack()).env, ...servers };
   const undos: (() => Promise<void> | void)[] = [releaseStack];
   const suffix = randomBytes(4).toString('hex');
   const databaseName = `kiln_test_${suffix}`;

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporal-dev-server.js';
+import { findJob } from '../src/db/job-repository.js';
+import { startFakeOpenAIImagesServer } from './fakes/openai-images-server.js';
+import { startFakeReplicateServer } from './fakes/replicate-server.js';
+import { printReports, reportFor, storageMatches, type ScenarioReport } from './harness/fault-checks.js';
+import { freePort } from './harness/free-port.js';
+import { getJob, openStream, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
+import { spawnWorkerProcess, startApi, type WorkerProcess } from './harness/kiln-processes.js';
+import { startPostgresCluster, type PostgresCluster } from './harness/postgres.js';
+import { createTestContext, type TestContext } from './harness/test-context.js';
+
+const JOBS = 5;
+
+describe('fault suite: every accepted job ends, once, whatever breaks', () => {
+  let postgres: PostgresCluster;
+  let temporal: TemporalDevServer;
+  let temporalOptions: Parameters<typeof startTemporalDevServer>[0];
+  let temporalDir: string;
+  let replicate: Awaited<ReturnType<typeof startFakeReplicateServer>>;
+  let openai: Awaited<ReturnType<typeof startFakeOpenAIImagesServer>>;
+  let ctx: TestContext;
+  let api: ApiTarget;
+  let worker: WorkerProcess;
+  const reports: ScenarioReport[] = [];
+  const allIds: string[] = [];
+
+  before(async () => {
+    // Servers of its own, so that they can be restarted without disturbing other test files.
+    postgres = await startPostgresCluster();
+    temporalDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-temporal-'));
+    temporalOptions = {
+      port: await freePort(),
+      httpPort: await freePort(),
+      dbFile: path.join(temporalDir, 't.db'),
+    };
+    temporal = await startTemporalDevServer(temporalOptions);
+    replicate = await startFakeReplicateServer();
+    openai = await startFakeOpenAIImagesServer();
+    ctx = await createTestContext(
+      {
+        DEFAULT_PROVIDER: 'replicate',
+        REPLICATE_API_TOKEN: replicate.apiToken,
+        REPLICATE_BASE_URL: replicate.url,
+        REPLICATE_POLL_INTERVAL_MS: '200',
+        OPENAI_API_KEY: openai.apiKey,
+        OPENAI_BASE_URL: openai.url,
+        PROVIDER_BACKOFF_INITIAL_MS: '200',
+        PROVIDER_BACKOFF_MAX_MS: '2000',
+        PROVIDER_MAX_CALLS: '20',
+      },
+      { KILN_TEST_PG_BASE_URL: postgres.urlFor(''), KILN_TEST_TEMPORAL_ADDRESS: temporal.address },
+    );
+    api = await startApi(ctx);
+    worker = spawnWorkerProcess(ctx);
+    await worker.ready;
+  });
+
+  after(async () => {
+    printReports(reports);
+    await ctx.cleanup();
+    await Promise.allSettled([replicate.close(), openai.close(), temporal.stop(), postgres.stop()]);
+    await rm(temporalDir, { recursive: true, force: true });
+  });
+
+  async function submitJobs(
+    label: string,
+    extra: object = {},
+  ): Promise<{ ids: string[]; prompts: string[] }> {
+    const prompts = Array.from({ length: JOBS }, (_, i) => `${label} ${i} ${randomUUID()}`);
+    const ids = await Promise.all(
+      prompts.map(async (prompt) => {
+        const body = { kind: 'image', prompt, params: { size: '256x256' }, ...extra };
+        const accepted = await submit(api, body, randomUUID());
+        assert.equal(accepted.status, 202);
+        return String(accepted.body.id);
+      }),
+    );
+    allIds.push(...ids);
+    return { ids, prompts };
+  }
+
+  /** Waits for every job, then checks and records the scenario; `extraCalls` counts paid duplicates. */
+  async function finish(scenario: string, ids: string[], extraCalls: () => number): Promise<void> {
+    await Promise.all(ids.map((id) => pollUntilDone(api, id, 120_000).catch(() => undefined)));
+    const { report } = await reportFor(ctx, scenario, ids, extraCalls());
+    reports.push(report);
+    assert.deepEqual(
+      { succeeded: report.succeeded, lost: report.lost, duplicateCalls: report.duplicateCalls },
+      { succeeded: JOBS, lost: 0, duplicateCalls: 0 },
+      scenario,
+    );
+  }
+
+  /** Submits beyond one per prompt: each would be a second paid generation. */
+  function duplicateSubmits(prompts: string[]): () => number {
+    return () =>
+      prompts.reduce((sum, prompt) => {
+        const submits = replicate.predictions().filter((p) => p.input.prompt === prompt).length;
+        return sum + Math.max(0, submits - 1);
+      }, 0);
+  }
+
+  async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await condition())) {
+      if (Date.now() > deadline) throw new Error('condition not met in time');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  const allRunning = (ids: string[]) => async () =>
+    (await Promise.all(ids.map((id) => findJob(ctx.database.db, id)))).every((row) => row?.provider_task_id);
+
+  async function replaceWorker(): Promise<void> {
+    worker.child.kill('SIGKILL');
+    worker = spawnWorkerProcess(ctx);
+    await worker.ready;
+  }
+
+  test('SIGKILL of the worker while provider tasks run', async () => {
+    replicate.setDurationMs(4000);
+    const { ids, prompts } = await submitJobs('kill');
+    await waitUntil(allRunning(ids));
+    await replaceWorker();
+    await finish('worker SIGKILL mid-call', ids, duplicateSubmits(prompts));
+  });
+
+  test('no worker at all when jobs are submitted', async () => {
+    replicate.setDurationMs(500);
+    await worker.stop();
+    const { ids, prompts } = await submitJobs('no worker');
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.ok((await Promise.all(ids.map((id) => getJob(api, id)))).every((job) => job.status === 'queued'));
+    worker = spawnWorkerProcess(ctx);
+    await worker.ready;
+    await finish('workers down at submit', ids, duplicateSubmits(prompts));
+  });
+
+  test('Temporal server restart mid-run (persistent SQLite)', async () => {
+    replicate.setDurationMs(4000);
+    const { ids, prompts } = await submitJobs('temporal');
+    await waitUntil(allRunning(ids));
+    await temporal.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    temporal = await startTemporalDevServer(temporalOptions);
+    await finish('Temporal restart', ids, duplicateSubmits(prompts));
+  });
+
+  test('PostgreSQL restart mid-run', async () => {
+    replicate.setDurationMs(4000);
+    const { ids, prompts } = await submitJobs('postgres');
+    await waitUntil(allRunning(ids));
+    await postgres.restart();
+    await finish('PostgreSQL restart', ids, duplicateSubmits(prompts));
+  });
+
+  test('a storm of 429s', async () => {
+    const storm = 3 * JOBS;
+    openai.queueBehaviour({ kind: 'rate_limited', retryAfterSeconds: 1 }, storm);
+    const before = openai.requests.length;
+    const { ids } = await submitJobs('429', { provider: 'openai', model: 'dall-e-2' });
+    // Every call past the 429s is a successful generation; more than one per job would be paid twice.
+    await finish('429 storm', ids, () => Math.max(0, openai.requests.length - before - storm - JOBS));
+  });
+
+  test('a client that disconnects mid-job and comes back sees it through', async () => {
+    replicate.setDurationMs(2000);
+    const { ids, prompts } = await submitJobs('reconnect');
+    const first = await openStream(api);
+    for (const id of ids) first.socket.send(JSON.stringify({ type: 'subscribe', id }));
+    await waitUntil(() => Promise.resolve(first.messages.length >= JOBS));
+    first.socket.terminate();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const second = await openStream(api);
+    for (const id of ids) second.socket.send(JSON.stringify({ type: 'subscribe', id }));
+    await waitUntil(async () =>
+      Promise.resolve(
+        ids.every((id) =>
+          second.messages.some((m) => m.type === 'job' && m.job.id === id && m.job.status === 'succeeded'),
+        ),
+      ),
+    );
+    second.socket.close();
+    await finish('client reconnects', ids, duplicateSubmits(prompts));
+  });
+
+  test('storage holds one result per succeeded job and nothing staged', async () => {
+    const jobs = await Promise.all(allIds.map((id) => getJob(api, id)));
+    assert.ok(await storageMatches(ctx, jobs));
+  });
+});
