@@ -24,8 +24,11 @@ export const notFoundRoute: RequestHandler = (req, _res, next) => {
   next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`));
 };
 
-/** body-parser reports its own failures as http-errors with a `type`; give each a stable code. */
-function fromBodyParser(error: { type?: unknown; status?: unknown }): ApiError | undefined {
+/**
+ * body-parser and the router report what they refuse as errors with a 4xx `status`; the common ones
+ * get a code of their own, the rest (a corrupt gzip body, an undecodable path) a generic one.
+ */
+function fromHttpError(error: { type?: unknown; status?: unknown }): ApiError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
       return new ApiError(400, 'malformed_json', 'request body is not valid JSON');
@@ -34,15 +37,16 @@ function fromBodyParser(error: { type?: unknown; status?: unknown }): ApiError |
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return new ApiError(415, 'unsupported_media_type', 'request body encoding is not supported');
-    default:
-      return undefined;
   }
+  if (typeof error.status === 'number' && error.status >= 400 && error.status < 500)
+    return new ApiError(error.status, 'bad_request', 'the request could not be read');
+  return undefined;
 }
 
 /** The one error middleware: known errors keep their code, anything else is a 500 that leaks nothing. */
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
-    const known = error instanceof ApiError ? error : fromBodyParser(error ?? {});
+    const known = error instanceof ApiError ? error : fromHttpError(error ?? {});
     if (known) {
       res.status(known.status).json(known);
       return;

@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/database.js';
-import { findJob } from '../db/job-repository.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -12,6 +11,7 @@ import { userIdOfRequest } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
+import { findOwnedJob } from './owned-job.js';
 
 export interface ApiServerDependencies {
   config: Config;
@@ -37,7 +37,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
     logger,
     userIdOf: (req) => userIdOfRequest(database.db, req),
     cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
-    canWatch: async (userId, jobId) => (await findJob(database.db, jobId))?.user_id === userId,
+    canWatch: async (userId, jobId) => (await findOwnedJob(database.db, userId, jobId)) !== undefined,
   });
   const server = createServer(app);
   server.on('upgrade', (req, socket, head) => {

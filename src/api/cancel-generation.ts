@@ -1,8 +1,8 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
-import { findJob } from '../db/job-repository.js';
 import type { Database } from '../db/schema.js';
 import { isTerminal } from '../jobs/job.js';
+import { findOwnedJob } from './owned-job.js';
 
 export type CancelOutcome = 'canceling' | 'not_found' | 'finished';
 
@@ -15,8 +15,8 @@ export async function cancelGeneration(
   userId: string,
   jobId: string,
 ): Promise<CancelOutcome> {
-  const row = await findJob(deps.db, jobId);
-  if (!row || row.user_id !== userId) return 'not_found';
+  const row = await findOwnedJob(deps.db, userId, jobId);
+  if (!row) return 'not_found';
   if (isTerminal(row.status)) return 'finished';
   try {
     await deps.temporal.workflow.getHandle(row.workflow_id).cancel();

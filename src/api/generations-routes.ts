@@ -1,7 +1,7 @@
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
-import { findJob, toJob } from '../db/job-repository.js';
+import { toJob } from '../db/job-repository.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { JobStatus } from '../jobs/job.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
@@ -10,6 +10,7 @@ import { ApiError } from './api-error.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
+import { findOwnedJob } from './owned-job.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
 import { STREAM_PATH } from './job-stream.js';
 
@@ -39,9 +40,8 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   router.use(authenticate(deps.db));
 
   async function ownedJob(req: Request, res: Response): Promise<JobRow> {
-    const row = await findJob(deps.db, String(req.params.id));
-    // Another user's job is answered exactly as a missing one: ids must not be probeable.
-    if (!row || row.user_id !== callerOf(res)) throw new ApiError(404, 'not_found', 'no such job');
+    const row = await findOwnedJob(deps.db, callerOf(res), String(req.params.id));
+    if (!row) throw new ApiError(404, 'not_found', 'no such job');
     return row;
   }
 

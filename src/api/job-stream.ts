@@ -18,6 +18,16 @@ const CANCEL_ERRORS = {
 /** Sockets that miss a ping for this long are dropped, so dead peers do not hold subscriptions. */
 const PING_INTERVAL_MS = 30_000;
 
+/** A longer message is answered with an error; the socket stays open, as for any other bad message. */
+const MAX_MESSAGE_BYTES = 4096;
+/** Past this ws closes the socket (1009) without buffering the rest: no subscribe message is that big. */
+const MAX_FRAME_BYTES = 64 * 1024;
+
+const MESSAGE_ERRORS = {
+  invalid: { code: 'invalid_message', message: 'unknown or malformed message' },
+  tooLarge: { code: 'message_too_large', message: `messages are at most ${MAX_MESSAGE_BYTES} bytes` },
+} as const;
+
 const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('subscribe'), id: z.string().min(1).max(128) }),
   z.object({ type: z.literal('unsubscribe'), id: z.string().min(1).max(128) }),
@@ -56,7 +66,7 @@ function parseMessage(data: unknown): z.infer<typeof clientMessageSchema> | unde
 
 /** Serves `/v1/stream`: clients subscribe to jobs by id and receive each state change until the end. */
 export function createJobStream(deps: JobStreamDependencies) {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const alive = new WeakSet<WebSocket>();
 
   function onConnection(socket: WebSocket, userId: string): void {
@@ -64,13 +74,15 @@ export function createJobStream(deps: JobStreamDependencies) {
     alive.add(socket);
     socket.on('pong', () => alive.add(socket));
     socket.on('close', () => subscriptions.forEach((unsubscribe) => unsubscribe()));
-    socket.on('message', (data) => {
+    // The default binaryType is kept, so every message arrives as one Buffer.
+    socket.on('message', (data: Buffer) => {
+      if (data.length > MAX_MESSAGE_BYTES) {
+        send(socket, { type: 'error', error: MESSAGE_ERRORS.tooLarge });
+        return;
+      }
       const message = parseMessage(data);
       if (!message) {
-        send(socket, {
-          type: 'error',
-          error: { code: 'invalid_message', message: 'unknown or malformed message' },
-        });
+        send(socket, { type: 'error', error: MESSAGE_ERRORS.invalid });
         return;
       }
       if (message.type === 'unsubscribe') {

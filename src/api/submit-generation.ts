@@ -26,6 +26,11 @@ export function jobIdFor(userId: string, idempotencyKey: string): string {
   return `job_${sha256Hex(`${userId}\u0000${idempotencyKey}`).slice(0, 32)}`;
 }
 
+/** Whether `id` has the shape `jobIdFor` gives every job id. */
+export function isJobId(id: string): boolean {
+  return /^job_[0-9a-f]{32}$/.test(id);
+}
+
 function seedFor(jobId: string): number {
   return Number.parseInt(jobId.slice(4, 12), 16);
 }
