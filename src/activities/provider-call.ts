@@ -1,7 +1,14 @@
 import { Context } from '@temporalio/activity';
 import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/circuit-repository.js';
-import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
+import {
+  findJob,
+  IllegalTransitionError,
+  recordProviderTask,
+  startProviderCall,
+  updateProgress,
+} from '../db/job-repository.js';
 import { FailureCode, type GenerationRequest } from '../jobs/job.js';
+import { circuitOpenings, illegalTransitions, providerAuthFailures } from '../observability/metrics.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
 import type { ImageProvider } from '../providers/provider.js';
@@ -68,6 +75,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
     if (!(error instanceof ProviderError)) return;
     await recordProviderTask(db, jobId, null);
     if (error.code === FailureCode.authentication) {
+      providerAuthFailures.inc({ provider: provider.name });
       logger.error(
         { jobId, provider: provider.name },
         'provider rejected our credentials: calls fail until fixed',
@@ -77,6 +85,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
       BREAKER_FAILURES.has(error.code) &&
       (await recordCallFailed(db, provider.name, circuit)) === 'opened'
     ) {
+      circuitOpenings.inc({ provider: provider.name });
       logger.warn({ provider: provider.name, cooldownMs: circuit.cooldownMs }, 'circuit opened');
     }
   }
@@ -129,6 +138,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
       if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
       const probe = permit?.probe ?? false;
       const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
+        if (error instanceof IllegalTransitionError) {
+          illegalTransitions.inc({ to: error.to });
+          logger.error({ jobId, err: error }, 'job-table transition refused');
+        }
         throw toTemporalFailure(error);
       });
       const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };

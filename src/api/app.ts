@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import type { Logger } from '../logger.js';
+import { metricsRegistry } from '../observability/metrics.js';
 import { errorMiddleware, notFoundRoute } from './api-error.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 
@@ -12,6 +13,9 @@ export function createApp(deps: AppDependencies): Express {
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metricsRegistry.contentType).send(await metricsRegistry.metrics());
   });
   app.use('/v1/generations', generationsRoutes(deps));
   app.use(notFoundRoute);

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { createJobTableActivities } from '../src/activities/job-table.js';
+import { submitGeneration } from '../src/api/submit-generation.js';
+import { findJob, IllegalTransitionError, transitionJob } from '../src/db/job-repository.js';
+import { JobStatus, TERMINAL_STATUSES } from '../src/jobs/job.js';
+import { canTransition, ENTERED_FROM } from '../src/jobs/transitions.js';
+import { pino } from 'pino';
+import { createLogger } from '../src/logger.js';
+import { illegalTransitions } from '../src/observability/metrics.js';
+import { createTestContext, type TestContext } from './harness/test-context.js';
+
+describe('the job state machine', () => {
+  test('terminal statuses are never left, and queued is never re-entered', () => {
+    for (const from of TERMINAL_STATUSES) {
+      for (const to of Object.values(JobStatus))
+        assert.equal(canTransition(from, to), false, `${from} → ${to}`);
+    }
+    assert.deepEqual(ENTERED_FROM.queued, []);
+    assert.equal(canTransition('queued', 'succeeded'), false, 'success only after storing');
+    assert.equal(canTransition('running', 'expired'), false, 'a started job cannot expire');
+  });
+
+  describe('in the job table', () => {
+    let ctx: TestContext;
+    before(async () => {
+      ctx = await createTestContext();
+    });
+    after(() => ctx.cleanup());
+
+    async function queuedJob(): Promise<string> {
+      const request = {
+        kind: 'image',
+        prompt: 'state',
+        provider: 'local',
+        model: 'kiln-sketch-1',
+        size: '256x256',
+      } as const;
+      // No worker polls this context's queue: the job stays as the API left it.
+      const { row } = await submitGeneration(
+        { db: ctx.database.db, temporal: ctx.temporal, config: ctx.config },
+        ctx.userId,
+        randomUUID(),
+        request,
+      );
+      return row.id;
+    }
+
+    test('an illegal transition is refused in the UPDATE and overwrites nothing', async () => {
+      const id = await queuedJob();
+      const before = await findJob(ctx.database.db, id);
+      await assert.rejects(
+        transitionJob(ctx.database.db, id, JobStatus.succeeded, { storage_key: 'results/forged' }),
+        (error: unknown) =>
+          error instanceof IllegalTransitionError && error.from === 'queued' && error.to === 'succeeded',
+      );
+      const after = await findJob(ctx.database.db, id);
+      assert.deepEqual(after, before);
+    });
+
+    test('re-entering the current status is a harmless no-op, as activity retries need', async () => {
+      const id = await queuedJob();
+      const first = await transitionJob(ctx.database.db, id, JobStatus.canceled);
+      const again = await transitionJob(ctx.database.db, id, JobStatus.canceled);
+      assert.equal(again.version, first.version);
+    });
+
+    test('the job-table activity fails loudly: non-retryable failure, error log with the job id, a counter', async () => {
+      const id = await queuedJob();
+      const lines: string[] = [];
+      const spy = pino({ level: 'error' }, { write: (line: string) => lines.push(line) });
+      const activities = createJobTableActivities({ ...ctxDeps(ctx), logger: spy });
+      const counted = await countOf('succeeded');
+      const result = { key: 'results/x', contentType: 'image/png', byteSize: 1, sha256: 'ab' };
+      await assert.rejects(activities.markJobSucceeded({ jobId: id, result }), (error: unknown) => {
+        return (
+          error instanceof ApplicationFailure && error.nonRetryable && error.type === 'illegal_transition'
+        );
+      });
+      assert.equal(await countOf('succeeded'), counted + 1);
+      assert.ok(lines.some((line) => line.includes(id) && line.includes('transition refused')));
+      assert.equal((await findJob(ctx.database.db, id))?.status, 'queued');
+    });
+  });
+});
+
+function ctxDeps(ctx: TestContext) {
+  return {
+    db: ctx.database.db,
+    store: ctx.store,
+    providers: { get: () => undefined, names: () => [], resolveModel: () => undefined },
+    logger: createLogger('silent', 'test'),
+    circuit: ctx.config.circuit,
+    retention: ctx.config.retention,
+  };
+}
+
+async function countOf(to: string): Promise<number> {
+  const metric = await illegalTransitions.get();
+  return metric.values.find((value) => value.labels.to === to)?.value ?? 0;
+}
