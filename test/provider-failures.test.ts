@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../src/jobs/job.js';
+import { providerAuthFailures } from '../src/observability/metrics.js';
 import { startFakeOpenAIImagesServer, type FakeImagesBehaviour } from './fakes/openai-images-server.js';
 import {
   apiFetch,
@@ -156,6 +157,42 @@ describe('provider failures are classified once and retried by their class', () 
     assert.equal(messages[1]?.type === 'error' && messages[1].error.code, 'job_finished');
   });
 });
+
+describe('a provider that rejects our credentials', () => {
+  test('fails the job at once with code authentication, counted for the operator', async () => {
+    const provider = await startFakeOpenAIImagesServer();
+    const ctx = await createTestContext({
+      OPENAI_API_KEY: 'sk-revoked',
+      OPENAI_BASE_URL: provider.url,
+      DEFAULT_PROVIDER: 'openai',
+    });
+    try {
+      await startWorker(ctx);
+      const api = await startApi(ctx);
+      const before = await authFailuresCounted();
+      const body = {
+        kind: 'image',
+        prompt: `auth ${randomUUID()}`,
+        model: 'dall-e-2',
+        params: { size: '256x256' },
+      };
+      const job = await pollUntilDone(api, String((await submit(api, body, randomUUID())).body.id));
+      assert.deepEqual(
+        [job.status, job.failure?.code, provider.requests.length],
+        ['failed', 'authentication', 1],
+      );
+      assert.equal(await authFailuresCounted(), before + 1);
+    } finally {
+      await ctx.cleanup();
+      await provider.close();
+    }
+  });
+});
+
+async function authFailuresCounted(): Promise<number> {
+  const metric = await providerAuthFailures.get();
+  return metric.values.find((value) => value.labels.provider === 'openai')?.value ?? 0;
+}
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -17,9 +17,10 @@ const jobTable = proxyActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
-// Copying one image inside the object store: a minute is generous, and a stuck store should fail the job.
+// Copying one image (a few MB at most) inside the object store. It does not heartbeat, so this timeout
+// is also how long a worker lost mid-copy holds the job up: generous for the copy, short for that.
 const storage = proxyActivities<Activities>({
-  startToCloseTimeout: '60s',
+  startToCloseTimeout: '20s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 });
 
