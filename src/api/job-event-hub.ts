@@ -55,12 +55,6 @@ export class JobEventHub {
     return unsubscribe;
   }
 
-  get subscriberCount(): number {
-    let count = 0;
-    for (const set of this.subscriptions.values()) count += set.size;
-    return count;
-  }
-
   private deliver(job: Job): void {
     for (const subscription of this.subscriptions.get(job.id) ?? []) this.offer(subscription, job);
   }

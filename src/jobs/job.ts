@@ -55,10 +55,6 @@ export const FailureCode = {
 } as const;
 export type FailureCode = (typeof FailureCode)[keyof typeof FailureCode];
 
-export function isFailureCode(value: unknown): value is FailureCode {
-  return Object.values(FailureCode).includes(value as FailureCode);
-}
-
 /** Time limits a client may put on a job, counted from submission. */
 export interface JobDeadline {
   /** The provider call must have started by then, or the job ends `expired`. */

@@ -95,10 +95,12 @@ export async function callProviderWithRetries(input: GenerateImageInput, started
   const budgetEndsAt = startedAtMs + retry.budgetSeconds * 1000;
   const startBy = startedAtMs + (request.deadline?.startWithinSeconds ?? Infinity) * 1000;
   let calls = 0;
+  // Set by the first call that reached the provider (a failed probe included): past that, no expiry.
+  let started = false;
   let invalidOutputs = 0;
   let lastFailure: ProviderFailure | undefined;
   for (;;) {
-    if (calls === 0 && Date.now() >= startBy)
+    if (!started && Date.now() >= startBy)
       throw new JobExpired('start deadline passed before the provider call');
     let waitMs: number;
     try {
@@ -108,6 +110,7 @@ export async function callProviderWithRetries(input: GenerateImageInput, started
     } catch (error) {
       if (isCancellation(error)) throw error;
       lastFailure = failureOf(error);
+      started = true;
       if (!lastFailure.probe) calls += 1;
       if (lastFailure.code === FailureCode.invalidOutput) invalidOutputs += 1;
       if (!lastFailure.retryable || calls >= retry.maxCalls || invalidOutputs > retry.maxInvalidOutputs) {
@@ -122,6 +125,6 @@ export async function callProviderWithRetries(input: GenerateImageInput, started
         `${why}retry budget exhausted`,
       );
     }
-    await sleep(calls === 0 ? Math.min(waitMs, Math.max(1, startBy - Date.now())) : waitMs);
+    await sleep(started ? waitMs : Math.min(waitMs, Math.max(1, startBy - Date.now())));
   }
 }
