@@ -10,6 +10,7 @@ import { ApiError } from './api-error.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
+import { listGenerations } from './list-generations.js';
 import { findOwnedJob } from './owned-job.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
 import { STREAM_PATH } from './job-stream.js';
@@ -62,6 +63,10 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
     const row = await ownedJob(req, res);
     if (outcome === 'finished') throw new ApiError(409, 'job_finished', `job is already ${row.status}`);
     res.status(202).json({ id: row.id, status: row.status, links: links(row.id) });
+  });
+
+  router.get('/', async (req, res) => {
+    res.json(await listGenerations(deps.db, callerOf(res), req.query));
   });
 
   router.get('/:id', async (req, res) => {

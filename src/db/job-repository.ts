@@ -139,3 +139,23 @@ export async function recordProviderTask(
 export async function updateProgress(db: Kysely<Database>, id: string, progress: number): Promise<boolean> {
   return (await updateAndPublish(db, id, [JobStatus.running], { progress })) !== undefined;
 }
+
+/**
+ * A user's jobs, newest first, after the job `afterId` in that order. Keyset, not OFFSET: a page costs
+ * the same at any depth, and jobs created meanwhile do not shift later pages. The cursor row's own
+ * timestamp is read in SQL, so microsecond precision is never lost through a JavaScript Date.
+ */
+export async function listJobs(
+  db: Kysely<Database>,
+  userId: string,
+  options: { status?: JobStatus; limit: number; afterId?: string },
+): Promise<JobRow[]> {
+  let query = db.selectFrom('jobs').selectAll().where('user_id', '=', userId);
+  if (options.status) query = query.where('status', '=', options.status);
+  if (options.afterId) {
+    query = query.where(
+      sql<boolean>`(created_at, id) < (select c.created_at, c.id from jobs c where c.id = ${options.afterId})`,
+    );
+  }
+  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit).execute();
+}
