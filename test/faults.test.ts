@@ -53,6 +53,8 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
         PROVIDER_BACKOFF_INITIAL_MS: '200',
         PROVIDER_BACKOFF_MAX_MS: '2000',
         PROVIDER_MAX_CALLS: '20',
+        BREAKER_FAILURE_THRESHOLD: '3',
+        BREAKER_COOLDOWN_SECONDS: '3',
       },
       { KILN_TEST_PG_BASE_URL: postgres.urlFor(''), KILN_TEST_TEMPORAL_ADDRESS: temporal.address },
     );
@@ -158,6 +160,16 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await waitUntil(allRunning(ids));
     await postgres.restart();
     await finish('PostgreSQL restart', ids, duplicateSubmits(prompts));
+  });
+
+  test('a provider that fails everything for a while', async () => {
+    openai.setBehaviour({ kind: 'server_error', status: 502 });
+    const { ids } = await submitJobs('outage', { provider: 'openai', model: 'dall-e-2' });
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    const recoveredAt = openai.requests.length;
+    openai.setBehaviour({ kind: 'ok' });
+    // After recovery every call succeeds; more than one per job would be paid twice.
+    await finish('provider outage 10 s', ids, () => Math.max(0, openai.requests.length - recoveredAt - JOBS));
   });
 
   test('a storm of 429s', async () => {
