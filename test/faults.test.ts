@@ -10,8 +10,10 @@ import { startFakeOpenAIImagesServer } from './fakes/openai-images-server.js';
 import { startFakeReplicateServer } from './fakes/replicate-server.js';
 import { printReports, reportFor, storageMatches, type ScenarioReport } from './harness/fault-checks.js';
 import { freePort } from './harness/free-port.js';
+import { startHoldingProxy, type HoldingProxy } from './harness/holding-proxy.js';
 import { getJob, openStream, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { spawnWorkerProcess, startApi, type WorkerProcess } from './harness/kiln-processes.js';
+import { startMinio, type MinioServer } from './harness/minio.js';
 import { startPostgresCluster, type PostgresCluster } from './harness/postgres.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -22,6 +24,8 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
   let temporal: TemporalDevServer;
   let temporalOptions: Parameters<typeof startTemporalDevServer>[0];
   let temporalDir: string;
+  let minio: MinioServer;
+  let s3Proxy: HoldingProxy;
   let replicate: Awaited<ReturnType<typeof startFakeReplicateServer>>;
   let openai: Awaited<ReturnType<typeof startFakeOpenAIImagesServer>>;
   let ctx: TestContext;
@@ -40,6 +44,12 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
       dbFile: path.join(temporalDir, 't.db'),
     };
     temporal = await startTemporalDevServer(temporalOptions);
+    // Result writes pass through a proxy that can stall them, to catch a worker inside storeResult.
+    minio = await startMinio();
+    s3Proxy = await startHoldingProxy(
+      minio.endpoint,
+      (req) => req.method === 'PUT' && /\/results\//.test(req.url ?? ''),
+    );
     replicate = await startFakeReplicateServer();
     openai = await startFakeOpenAIImagesServer();
     ctx = await createTestContext(
@@ -56,7 +66,14 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
         BREAKER_FAILURE_THRESHOLD: '3',
         BREAKER_COOLDOWN_SECONDS: '3',
       },
-      { KILN_TEST_PG_BASE_URL: postgres.urlFor(''), KILN_TEST_TEMPORAL_ADDRESS: temporal.address },
+      {
+        KILN_TEST_PG_BASE_URL: postgres.urlFor(''),
+        KILN_TEST_TEMPORAL_ADDRESS: temporal.address,
+        KILN_TEST_S3_ENDPOINT: s3Proxy.url,
+        KILN_TEST_S3_REGION: minio.region,
+        KILN_TEST_S3_ACCESS_KEY_ID: minio.accessKeyId,
+        KILN_TEST_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+      },
     );
     api = await startApi(ctx);
     worker = spawnWorkerProcess(ctx);
@@ -67,6 +84,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     printReports(reports);
     await ctx.cleanup();
     await Promise.allSettled([replicate.close(), openai.close(), temporal.stop(), postgres.stop()]);
+    await Promise.allSettled([s3Proxy.close(), minio.stop()]);
     await rm(temporalDir, { recursive: true, force: true });
   });
 
@@ -131,6 +149,41 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await waitUntil(allRunning(ids));
     await replaceWorker();
     await finish('worker SIGKILL mid-call', ids, duplicateSubmits(prompts));
+  });
+
+  /** Waits until every job's workflow is inside `activity`, as Temporal sees it (no database needed). */
+  async function allInside(ids: string[], activity: string): Promise<void> {
+    await waitUntil(async () => {
+      const descriptions = await Promise.all(ids.map((id) => ctx.temporal.workflow.getHandle(id).describe()));
+      return descriptions.every((d) => d.raw.pendingActivities?.[0]?.activityType?.name === activity);
+    });
+  }
+
+  test('SIGKILL of the worker inside storeResult', async () => {
+    replicate.setDurationMs(500);
+    s3Proxy.hold();
+    const { ids, prompts } = await submitJobs('storing');
+    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
+    await allInside(ids, 'storeResult');
+    await replaceWorker();
+    s3Proxy.release();
+    await finish('worker SIGKILL in storeResult', ids, duplicateSubmits(prompts));
+  });
+
+  test('SIGKILL of the worker inside a job-table write', async () => {
+    replicate.setDurationMs(500);
+    s3Proxy.hold();
+    const { ids, prompts } = await submitJobs('job table');
+    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
+    // With the database frozen, the stored results reach markJobSucceeded and stop there.
+    await postgres.pause();
+    s3Proxy.release();
+    await allInside(ids, 'markJobSucceeded');
+    worker.child.kill('SIGKILL');
+    await postgres.resume();
+    worker = spawnWorkerProcess(ctx);
+    await worker.ready;
+    await finish('worker SIGKILL in markJobSucceeded', ids, duplicateSubmits(prompts));
   });
 
   test('no worker at all when jobs are submitted', async () => {

@@ -1,12 +1,10 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { FailureCode } from '../jobs/job.js';
+import { hasNetworkErrorCode } from './network-error.js';
 import { ProviderError } from './provider-error.js';
 
 /** `content_policy_violation` is what DALL·E sends; the GPT image models send `moderation_blocked`. */
 const CONTENT_POLICY_CODES = new Set(['content_policy_violation', 'moderation_blocked']);
-
-/** Socket failures that can surface outside the client's own connection-error wrapper (e.g. mid-body). */
-const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'UND_ERR_SOCKET']);
 
 /**
  * The provider's wait hint: `retry-after-ms` (OpenAI's own), else `retry-after` as seconds or an HTTP date.
@@ -41,15 +39,6 @@ function classifyStatus(error: APIError, status: number): ProviderError {
   }
   // 400, 404, 422 and any other client error: the same request would fail the same way.
   return new ProviderError(FailureCode.invalidRequest, message, false);
-}
-
-function hasNetworkErrorCode(error: unknown): boolean {
-  for (let cause = error, depth = 0; cause instanceof Error && depth < 4; depth++) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code !== undefined && NETWORK_ERROR_CODES.has(code)) return true;
-    cause = cause.cause;
-  }
-  return false;
 }
 
 /**

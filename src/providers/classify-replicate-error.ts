@@ -13,6 +13,7 @@
  */
 import { FailureCode } from '../jobs/job.js';
 import { retryAfterMsFrom } from './classify-openai-error.js';
+import { hasNetworkErrorCode } from './network-error.js';
 import { ProviderError } from './provider-error.js';
 
 /** Which of the adapter's requests failed: the same status means different things on each. */
@@ -35,18 +36,6 @@ export interface EndedPrediction {
 
 const CONTENT_POLICY_ERROR = /nsfw|flagged as sensitive|safety (checker|filter)/i;
 const PROVIDER_SIDE_ERROR = /internal (server )?error|server error|interrupted/i;
-
-/** Socket failures undici reports as the cause of `fetch failed` or of a body read that was cut off. */
-const NETWORK_ERROR_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 export function classifyReplicateHttpFailure(failure: ReplicateHttpFailure): ProviderError {
   const { request, status, headers } = failure;
@@ -79,15 +68,6 @@ export function classifyEndedPrediction(prediction: EndedPrediction): ProviderEr
     return new ProviderError(FailureCode.providerUnavailable, message, true);
   }
   return new ProviderError(FailureCode.invalidRequest, message, false);
-}
-
-function hasNetworkErrorCode(error: unknown): boolean {
-  for (let cause = error, depth = 0; cause instanceof Error && depth < 4; depth++) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code !== undefined && NETWORK_ERROR_CODES.has(code)) return true;
-    cause = cause.cause;
-  }
-  return false;
 }
 
 /**

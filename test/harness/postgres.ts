@@ -16,6 +16,9 @@ export interface PostgresCluster {
   urlFor(database: string): string;
   /** Stops and starts the server on the same port and data, as a crash-and-restart would. */
   restart(): Promise<void>;
+  /** Freezes the server and every backend (SIGSTOP): queries hang, as on a stalled database host. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -61,6 +64,15 @@ async function waitForConnection(url: string, child: ChildProcess, stderr: () =>
   }
 }
 
+/** The postmaster and its children (backends, background workers) all get `signal`. */
+async function signalServerProcesses(postmaster: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  const { stdout } = await execFileAsync('pgrep', ['-P', String(postmaster.pid)]).catch(() => ({
+    stdout: '',
+  }));
+  const pids = [postmaster.pid, ...stdout.split('\n').filter(Boolean).map(Number)];
+  for (const pid of pids) if (pid) process.kill(pid, signal);
+}
+
 /** A throwaway cluster on a free port, tuned for tests (no fsync), removed by `stop()`. */
 export async function startPostgresCluster(): Promise<PostgresCluster> {
   const binDir = await findBinDir();
@@ -94,6 +106,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   return {
     adminUrl,
     urlFor: (database) => `postgres://${SUPERUSER}@127.0.0.1:${port}/${database}`,
+    pause: () => signalServerProcesses(child, 'SIGSTOP'),
+    resume: () => signalServerProcesses(child, 'SIGCONT'),
     restart: async () => {
       await stopChild(child);
       await start();
