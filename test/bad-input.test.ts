@@ -218,7 +218,6 @@ describe('bad input gets one error shape everywhere', () => {
 
   for (const [method, path] of [
     ['GET', '/v1/nothing'],
-    ['GET', '/v1/generations'],
     ['PUT', '/v1/generations'],
     ['DELETE', `/v1/generations/${UNKNOWN_ID}`],
     ['GET', `/v1/generations/${UNKNOWN_ID}/cancel`],
