@@ -1,25 +1,21 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { startFakeOpenAIImagesServer } from './fakes/openai-images-server.js';
+import type { FakeOpenAIImagesServer } from './fakes/openai-images-server.js';
 import { pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
-import { startApi, startWorker } from './harness/kiln-processes.js';
-import { createTestContext, type TestContext } from './harness/test-context.js';
+import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
 
 const JOBS = 10;
 const OUTAGE_MS = 60_000;
 const THRESHOLD = 3;
 const COOLDOWN_SECONDS = 10;
 
-let provider: Awaited<ReturnType<typeof startFakeOpenAIImagesServer>>;
-let ctx: TestContext;
+let provider: FakeOpenAIImagesServer;
 let api: ApiTarget;
+let stack: OpenAIStack;
 
 before(async () => {
-  provider = await startFakeOpenAIImagesServer();
-  ctx = await createTestContext({
-    OPENAI_API_KEY: provider.apiKey,
-    OPENAI_BASE_URL: provider.url,
+  stack = await startOpenAIStack({
     DEFAULT_PROVIDER: 'openai',
     BREAKER_FAILURE_THRESHOLD: String(THRESHOLD),
     BREAKER_COOLDOWN_SECONDS: String(COOLDOWN_SECONDS),
@@ -27,13 +23,9 @@ before(async () => {
     PROVIDER_BACKOFF_MAX_MS: '2000',
     PROVIDER_RETRY_BUDGET_SECONDS: '300',
   });
-  await startWorker(ctx);
-  api = await startApi(ctx);
+  ({ provider, api } = stack);
 });
-after(async () => {
-  await ctx.cleanup();
-  await provider.close();
-});
+after(() => stack.stop());
 
 const body = (prompt: string, extra: object = {}) => ({
   kind: 'image',

@@ -3,28 +3,24 @@ import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import type { JobStatus } from '../src/jobs/job.js';
-import { startFakeOpenAIImagesServer } from './fakes/openai-images-server.js';
+import type { FakeOpenAIImagesServer } from './fakes/openai-images-server.js';
 import { apiFetch, pollUntilDone, submit, watchUntilDone, type ApiTarget } from './harness/job-watcher.js';
-import { startApi, startWorker } from './harness/kiln-processes.js';
-import { createTestContext, type TestContext } from './harness/test-context.js';
+import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
+import type { TestContext } from './harness/test-context.js';
 
 const LIFECYCLE: JobStatus[] = ['queued', 'running', 'storing', 'succeeded'];
 
 describe('a generation job, end to end on Temporal, PostgreSQL and MinIO', () => {
-  let provider: Awaited<ReturnType<typeof startFakeOpenAIImagesServer>>;
+  let provider: FakeOpenAIImagesServer;
   let ctx: TestContext;
   let api: ApiTarget;
+  let stack: OpenAIStack;
 
   before(async () => {
-    provider = await startFakeOpenAIImagesServer();
-    ctx = await createTestContext({ OPENAI_API_KEY: provider.apiKey, OPENAI_BASE_URL: provider.url });
-    await startWorker(ctx);
-    api = await startApi(ctx);
+    stack = await startOpenAIStack();
+    ({ provider, ctx, api } = stack);
   });
-  after(async () => {
-    await ctx.cleanup();
-    await provider.close();
-  });
+  after(() => stack.stop());
 
   function providerCallsFor(prompt: string): number {
     return provider.requests.filter((body) => body.prompt === prompt).length;

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Job } from '../src/jobs/job.js';
 import { providerAuthFailures } from '../src/observability/metrics.js';
-import { startFakeOpenAIImagesServer, type FakeImagesBehaviour } from './fakes/openai-images-server.js';
+import type { FakeImagesBehaviour, FakeOpenAIImagesServer } from './fakes/openai-images-server.js';
 import {
   apiFetch,
   getJob,
@@ -12,22 +12,18 @@ import {
   submit,
   type ApiTarget,
 } from './harness/job-watcher.js';
-import { startApi, startWorker } from './harness/kiln-processes.js';
-import { createTestContext, type TestContext } from './harness/test-context.js';
+import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
 
 const MAX_CALLS = 4;
 const MAX_INVALID_OUTPUTS = 2;
 
 describe('provider failures are classified once and retried by their class', () => {
-  let provider: Awaited<ReturnType<typeof startFakeOpenAIImagesServer>>;
-  let ctx: TestContext;
+  let provider: FakeOpenAIImagesServer;
   let api: ApiTarget;
+  let stack: OpenAIStack;
 
   before(async () => {
-    provider = await startFakeOpenAIImagesServer();
-    ctx = await createTestContext({
-      OPENAI_API_KEY: provider.apiKey,
-      OPENAI_BASE_URL: provider.url,
+    stack = await startOpenAIStack({
       DEFAULT_PROVIDER: 'openai',
       PROVIDER_MAX_CALLS: String(MAX_CALLS),
       PROVIDER_MAX_INVALID_OUTPUTS: String(MAX_INVALID_OUTPUTS),
@@ -36,13 +32,9 @@ describe('provider failures are classified once and retried by their class', () 
       // These tests are about one job's retries; the shared breaker has its own test.
       BREAKER_FAILURE_THRESHOLD: '1000',
     });
-    await startWorker(ctx);
-    api = await startApi(ctx);
+    ({ provider, api } = stack);
   });
-  after(async () => {
-    await ctx.cleanup();
-    await provider.close();
-  });
+  after(() => stack.stop());
 
   /** Runs one job whose first provider answers are `answers`, then whatever the fake does by default. */
   async function jobAfter(
@@ -160,15 +152,10 @@ describe('provider failures are classified once and retried by their class', () 
 
 describe('a provider that rejects our credentials', () => {
   test('fails the job at once with code authentication, counted for the operator', async () => {
-    const provider = await startFakeOpenAIImagesServer();
-    const ctx = await createTestContext({
-      OPENAI_API_KEY: 'sk-revoked',
-      OPENAI_BASE_URL: provider.url,
-      DEFAULT_PROVIDER: 'openai',
-    });
+    // The fake checks the bearer key, and this deployment's key is not the one it expects.
+    const stack = await startOpenAIStack({ OPENAI_API_KEY: 'sk-revoked', DEFAULT_PROVIDER: 'openai' });
+    const { provider, api } = stack;
     try {
-      await startWorker(ctx);
-      const api = await startApi(ctx);
       const before = await authFailuresCounted();
       const body = {
         kind: 'image',
@@ -183,8 +170,7 @@ describe('a provider that rejects our credentials', () => {
       );
       assert.equal(await authFailuresCounted(), before + 1);
     } finally {
-      await ctx.cleanup();
-      await provider.close();
+      await stack.stop();
     }
   });
 });

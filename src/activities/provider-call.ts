@@ -71,9 +71,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
     return (await findJob(db, jobId))?.provider_task_id ?? undefined;
   }
 
-  async function onFailure(provider: ImageProvider, jobId: string, error: unknown): Promise<void> {
+  async function onFailure(provider: ImageProvider, jobId: string, error: unknown, hadTask: boolean) {
     if (!(error instanceof ProviderError)) return;
-    await recordProviderTask(db, jobId, null);
+    // The task failed for good: the next call must submit anew, not resume it.
+    if (hadTask) await recordProviderTask(db, jobId, null);
     if (error.code === FailureCode.authentication) {
       providerAuthFailures.inc({ provider: provider.name });
       logger.error(
@@ -90,14 +91,11 @@ export function createProviderActivities(deps: ActivityDependencies) {
     }
   }
 
-  async function generate(
-    provider: ImageProvider,
-    input: CallProviderInput,
-    resumeTaskId: string | undefined,
-  ) {
+  /** Runs the provider call; `heartbeat.taskId` holds the provider's task id once there is one. */
+  async function generate(provider: ImageProvider, input: CallProviderInput, heartbeat: CallHeartbeat) {
     const context = Context.current();
     const { jobId, request, seed } = input;
-    const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
+    const resumeTaskId = heartbeat.taskId;
     const beat = setInterval(() => context.heartbeat(heartbeat), HEARTBEAT_INTERVAL_MS);
     try {
       const image = await provider.generateImage(
@@ -146,12 +144,13 @@ export function createProviderActivities(deps: ActivityDependencies) {
       });
       const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };
       logger.info(log, 'provider call started');
+      const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
       try {
-        const image = await generate(provider, input, resumeTaskId);
+        const image = await generate(provider, input, heartbeat);
         await recordCallSucceeded(db, provider.name);
         const stagingKey = stagingKeyFor(jobId);
         await store.put(stagingKey, image.bytes, image.contentType);
-        await recordProviderTask(db, jobId, null);
+        if (heartbeat.taskId) await recordProviderTask(db, jobId, null);
         logger.info({ ...log, bytes: image.bytes.byteLength }, 'provider call finished');
         return { kind: 'generated', stagingKey, contentType: image.contentType };
       } catch (error) {
@@ -159,7 +158,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
         const { cancellationSignal } = Context.current();
         if (cancellationSignal.aborted) throw cancellationSignal.reason;
         logger.warn({ ...log, err: error }, 'provider call failed');
-        await onFailure(provider, jobId, error);
+        await onFailure(provider, jobId, error, heartbeat.taskId !== undefined);
         throw toTemporalFailure(error, { probe });
       }
     },
