@@ -1,9 +1,8 @@
 import { JobStatus } from '../jobs/job.js';
-import { IllegalTransitionError, transitionJob } from '../db/job-repository.js';
-import { illegalTransitions } from '../observability/metrics.js';
+import { transitionJob } from '../db/job-repository.js';
 import type { StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { toTemporalFailure } from './temporal-failure.js';
+import { jobTableFailure } from './temporal-failure.js';
 
 export interface MarkJobFailedInput {
   jobId: string;
@@ -23,9 +22,7 @@ export function createJobTableActivities({ db, logger }: ActivityDependencies) {
     try {
       await transitionJob(db, jobId, to, patch);
     } catch (error) {
-      if (error instanceof IllegalTransitionError) illegalTransitions.inc({ to });
-      logger.error({ jobId, to, err: error }, 'job-table transition refused');
-      throw toTemporalFailure(error);
+      throw jobTableFailure(error, logger, jobId);
     }
   }
 

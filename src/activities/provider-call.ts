@@ -1,19 +1,13 @@
 import { Context } from '@temporalio/activity';
 import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/circuit-repository.js';
-import {
-  findJob,
-  IllegalTransitionError,
-  recordProviderTask,
-  startProviderCall,
-  updateProgress,
-} from '../db/job-repository.js';
+import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
 import { FailureCode, type GenerationRequest } from '../jobs/job.js';
-import { circuitOpenings, illegalTransitions, providerAuthFailures } from '../observability/metrics.js';
+import { circuitOpenings, providerAuthFailures } from '../observability/metrics.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
 import type { ImageProvider } from '../providers/provider.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { toTemporalFailure } from './temporal-failure.js';
+import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
 
 export interface CallProviderInput {
   jobId: string;
@@ -136,18 +130,15 @@ export function createProviderActivities(deps: ActivityDependencies) {
       if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
       const probe = permit?.probe ?? false;
       const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
-        if (error instanceof IllegalTransitionError) {
-          illegalTransitions.inc({ to: error.to });
-          logger.error({ jobId, err: error }, 'job-table transition refused');
-        }
-        throw toTemporalFailure(error);
+        throw jobTableFailure(error, logger, jobId);
       });
       const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };
       logger.info(log, 'provider call started');
       const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
       try {
         const image = await generate(provider, input, heartbeat);
-        await recordCallSucceeded(db, provider.name);
+        // A healthy circuit has nothing to reset: no write on the common path.
+        if (!permit?.healthy) await recordCallSucceeded(db, provider.name);
         const stagingKey = stagingKeyFor(jobId);
         await store.put(stagingKey, image.bytes, image.contentType);
         if (heartbeat.taskId) await recordProviderTask(db, jobId, null);

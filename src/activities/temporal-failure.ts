@@ -1,5 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { IllegalTransitionError } from '../db/job-repository.js';
+import type { Logger } from '../logger.js';
+import { illegalTransitions } from '../observability/metrics.js';
 import { ILLEGAL_TRANSITION, type ProviderFailureDetails } from '../jobs/failures.js';
 import { ProviderError } from '../providers/provider-error.js';
 
@@ -24,4 +26,16 @@ export function toTemporalFailure(error: unknown, call: { probe: boolean } = { p
     });
   }
   return error;
+}
+
+/**
+ * A job-table write failed: a refused transition is counted and logged with the job id (it is a bug
+ * or a race worth seeing), then everything is turned into the failure the activity throws.
+ */
+export function jobTableFailure(error: unknown, logger: Logger, jobId: string): unknown {
+  if (error instanceof IllegalTransitionError) {
+    illegalTransitions.inc({ to: error.to });
+    logger.error({ jobId, err: error }, 'job-table transition refused');
+  }
+  return toTemporalFailure(error);
 }

@@ -12,7 +12,9 @@ export interface CircuitPolicy {
 }
 
 /** Whether a call may go to the provider now, and if not, when to ask again. */
-export type CallPermit = { granted: true; probe: boolean } | { granted: false; retryInMs: number };
+export type CallPermit =
+  /** `healthy`: closed with no failures counted, so a success has nothing to reset. */
+  { granted: true; probe: boolean; healthy: boolean } | { granted: false; retryInMs: number };
 
 /** While a probe is out, waiting jobs look again this often (capped by the cool-down). */
 const HALF_OPEN_RECHECK_MS = 2000;
@@ -51,11 +53,18 @@ export async function requestCallPermit(
 ): Promise<CallPermit> {
   const circuit = await db
     .selectFrom('provider_circuits')
-    .select(['state', sql<number>`extract(epoch from (open_until - now())) * 1000`.as('open_for_ms')])
+    .select([
+      'state',
+      'consecutive_failures',
+      sql<number>`extract(epoch from (open_until - now())) * 1000`.as('open_for_ms'),
+    ])
     .where('provider', '=', provider)
     .executeTakeFirst();
-  if (!circuit || circuit.state === 'closed') return { granted: true, probe: false };
-  if (await takeProbe(db, provider, policy)) return { granted: true, probe: true };
+  if (!circuit) return { granted: true, probe: false, healthy: true };
+  if (circuit.state === 'closed') {
+    return { granted: true, probe: false, healthy: circuit.consecutive_failures === 0 };
+  }
+  if (await takeProbe(db, provider, policy)) return { granted: true, probe: true, healthy: false };
   const openForMs = Math.ceil(Number(circuit.open_for_ms ?? 0));
   const retryInMs =
     circuit.state === 'open' && openForMs > 0 ? openForMs : Math.min(HALF_OPEN_RECHECK_MS, policy.cooldownMs);
