@@ -13,6 +13,37 @@ const optionalString = z
   .string()
   .optional()
   .transform((value) => (value === '' ? undefined : value));
+/** A JSON value in one variable, checked against `schema`. */
+function jsonValue<T extends z.ZodType>(schema: T) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
+const planSchema = z.object({
+  /** Jobs of one user admitted at once; the rest wait in submission order. */
+  maxRunning: z.number().int().min(1),
+  /** Share of a busy provider relative to other plans (Temporal fairness weight). */
+  weight: z.number().positive().max(1000),
+});
+export type Plan = z.infer<typeof planSchema>;
+
+const providerLimitSchema = z.object({
+  /** Calls per minute across the whole fleet. */
+  rpm: z.number().positive(),
+  /** Calls in flight across the whole fleet. */
+  concurrency: z.number().int().min(1),
+});
+export type ProviderLimit = z.infer<typeof providerLimitSchema>;
+
 const booleanFlag = z
   .enum(['true', 'false', '1', '0'])
   .transform((value) => value === 'true' || value === '1');
@@ -75,6 +106,29 @@ const envSchema = z.object({
   BREAKER_FAILURE_THRESHOLD: z.coerce.number().int().min(1).default(5),
   /** How long an open circuit holds calls back before one probe may go. Default 30 s. */
   BREAKER_COOLDOWN_SECONDS: z.coerce.number().positive().default(30),
+  /** Calls per minute and calls in flight, fleet-wide, by `provider` or `provider:model`. Default `{}`. */
+  PROVIDER_LIMITS: jsonValue(z.record(z.string().min(1), providerLimitSchema)).default({}),
+  /** Rate of a provider with no entry in PROVIDER_LIMITS. Default 600/min. */
+  PROVIDER_DEFAULT_RPM: z.coerce.number().positive().default(600),
+  /** Calls in flight of a provider with no entry in PROVIDER_LIMITS. Default 8. */
+  PROVIDER_DEFAULT_CONCURRENCY: z.coerce.number().int().min(1).default(8),
+  /** Plans by name: `{"free":{"maxRunning":2,"weight":1},…}`. */
+  PLANS: jsonValue(z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), planSchema)).default({
+    free: { maxRunning: 2, weight: 1 },
+    pro: { maxRunning: 8, weight: 4 },
+  }),
+  /** Plan of a new user. Default `free`. */
+  DEFAULT_PLAN: z.string().default('free'),
+  /** Credits a job costs, by `provider`, `provider:model` or `provider:model:size` (most specific wins). */
+  JOB_COSTS: jsonValue(z.record(z.string().min(1), z.number().int().min(0))).default({}),
+  /** Cost of a job that JOB_COSTS does not price. Default 1. */
+  JOB_COST_DEFAULT: z.coerce.number().int().min(0).default(1),
+  /** Credits the `npm start` demo user is granted when created. Default 1000. */
+  DEMO_USER_CREDITS: z.coerce.number().int().min(0).default(1000),
+  /** Submissions per minute per API key. Default 120. */
+  SUBMIT_RATE_PER_MINUTE: z.coerce.number().positive().default(120),
+  /** Submissions a key may make at once before the rate applies. Default 30. */
+  SUBMIT_BURST: z.coerce.number().int().min(1).default(30),
   /** Days a succeeded job keeps its result. Default 7. */
   RETENTION_SUCCEEDED_DAYS: z.coerce.number().positive().default(7),
   /** Days a failed, canceled or expired job keeps its details. Default 30. */
@@ -100,6 +154,11 @@ export interface Config {
   retry: ProviderRetryPolicy;
   circuit: CircuitPolicy;
   retention: RetentionPolicy & { intervalMinutes: number };
+  providerLimits: { byKey: Readonly<Record<string, ProviderLimit>>; fallback: ProviderLimit };
+  plans: { byName: Readonly<Record<string, Plan>>; defaultPlan: string };
+  costs: { byKey: Readonly<Record<string, number>>; fallback: number };
+  demoUserCredits: number;
+  submitRateLimit: { perMinute: number; burst: number };
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   dataDir: string;
 }
@@ -117,6 +176,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${describeIssues(parsed.error)}`);
   const e = parsed.data;
+  if (!(e.DEFAULT_PLAN in e.PLANS)) {
+    throw new ConfigError(`invalid configuration: DEFAULT_PLAN: ${e.DEFAULT_PLAN} is not in PLANS`);
+  }
   return Object.freeze({
     http: { port: e.PORT, host: e.HOST },
     temporal: {
@@ -170,6 +232,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       unsuccessfulDays: e.RETENTION_UNSUCCESSFUL_DAYS,
       intervalMinutes: e.RETENTION_INTERVAL_MINUTES,
     },
+    providerLimits: {
+      byKey: e.PROVIDER_LIMITS,
+      fallback: { rpm: e.PROVIDER_DEFAULT_RPM, concurrency: e.PROVIDER_DEFAULT_CONCURRENCY },
+    },
+    plans: { byName: e.PLANS, defaultPlan: e.DEFAULT_PLAN },
+    costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
+    demoUserCredits: e.DEMO_USER_CREDITS,
+    submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },
     logLevel: e.LOG_LEVEL,
     dataDir: DATA_DIR,
   });

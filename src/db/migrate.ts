@@ -5,6 +5,7 @@ import * as createUsers from './migrations/2026_11_23_0002_create_users_and_api_
 import * as createCircuits from './migrations/2026_11_23_0003_create_provider_circuits.js';
 import * as addPurgedAt from './migrations/2026_11_23_0004_add_job_purged_at.js';
 import * as indexForListing from './migrations/2026_11_23_0005_index_jobs_for_listing.js';
+import * as addFairAdmission from './migrations/2026_11_23_0006_add_fair_admission.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0003_create_provider_circuits': createCircuits,
   '2026_11_23_0004_add_job_purged_at': addPurgedAt,
   '2026_11_23_0005_index_jobs_for_listing': indexForListing,
+  '2026_11_23_0006_add_fair_admission': addFairAdmission,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -36,6 +36,8 @@ export interface JobsTable {
   provider_task_id: string | null;
   /** Set when retention removed the result: the row stays as a tombstone that holds the idempotency key. */
   purged_at: Timestamp | null;
+  /** When the job got one of its user's running slots (the plan's `maxRunning`); null while it waits. */
+  admitted_at: Timestamp | null;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -46,6 +48,8 @@ export type JobRowUpdate = Updateable<JobsTable>;
 export interface UsersTable {
   id: string;
   name: string;
+  /** A key of the configured PLANS: running slots and share of busy providers. */
+  plan: ColumnType<string, string | undefined, string>;
   created_at: DefaultedTimestamp;
 }
 
@@ -56,6 +60,8 @@ export interface ApiKeysTable {
   key_sha256: string;
   created_at: DefaultedTimestamp;
   revoked_at: Timestamp | null;
+  /** Submit rate limiter state (GCRA): when the key's next submission would be on schedule. */
+  submit_tat: Timestamp | null;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -69,9 +75,25 @@ export interface ProviderCircuitsTable {
   probe_started_at: Timestamp | null;
 }
 
+/** A provider call in flight: the rows of one limit key are its fleet-wide concurrency. */
+export interface ProviderSlotsTable {
+  job_id: string;
+  limit_key: string;
+  /** A slot whose worker died is free again after this. */
+  expires_at: Timestamp;
+}
+
+/** The provider (limit key) asked everyone to hold back until `paused_until` (a 429, an empty quota). */
+export interface ProviderPausesTable {
+  limit_key: string;
+  paused_until: Timestamp;
+}
+
 export interface Database {
   jobs: JobsTable;
   users: UsersTable;
   api_keys: ApiKeysTable;
   provider_circuits: ProviderCircuitsTable;
+  provider_slots: ProviderSlotsTable;
+  provider_pauses: ProviderPausesTable;
 }
