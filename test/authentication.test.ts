@@ -17,8 +17,7 @@ describe('API keys: who is calling', () => {
     ctx = await createTestContext();
     await startWorker(ctx);
     alice = await startApi(ctx);
-    const bobUser = await createUser(ctx.database.db, `bob-${randomUUID()}`);
-    bob = { url: alice.url, apiKey: await issueApiKey(ctx.database.db, bobUser.id) };
+    bob = { url: alice.url, apiKey: (await ctx.createUser()).apiKey };
     const accepted = await submit(
       alice,
       { kind: 'image', prompt: 'alice only', params: { size: '256x256' } },

@@ -4,7 +4,6 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { ServerMessage } from '../src/api/job-stream.js';
 import { jobIdFor } from '../src/api/submit-generation.js';
-import { createUser, issueApiKey } from '../src/db/user-repository.js';
 import { apiFetch, openStream, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startApi } from './harness/kiln-processes.js';
 import { assertErrorShape } from './harness/error-shape.js';
@@ -136,8 +135,7 @@ describe('bad input gets one error shape everywhere', () => {
     // The OpenAI provider is registered for its model list only; no job here reaches it.
     ctx = await createTestContext({ OPENAI_API_KEY: 'sk-never-called' });
     api = await startApi(ctx);
-    const other = await createUser(ctx.database.db, `other-${randomUUID()}`);
-    const otherApi = { url: api.url, apiKey: await issueApiKey(ctx.database.db, other.id) };
+    const otherApi = { url: api.url, apiKey: (await ctx.createUser()).apiKey };
     otherUsersJobId = String((await submit(otherApi, VALID, randomUUID())).body.id);
     // VALID itself is accepted, so each rejection is for the one thing its case changes.
     const own = await submit(api, VALID, randomUUID());

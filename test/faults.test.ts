@@ -108,12 +108,17 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
   /** Waits for every job, then checks and records the scenario; `extraCalls` counts paid duplicates. */
   async function finish(scenario: string, ids: string[], extraCalls: () => number): Promise<void> {
     await Promise.all(ids.map((id) => pollUntilDone(api, id, 120_000).catch(() => undefined)));
-    const { report } = await reportFor(ctx, scenario, ids, extraCalls());
+    const { report, ledgerProblems } = await reportFor(ctx, scenario, ids, extraCalls());
     reports.push(report);
     assert.deepEqual(
-      { succeeded: report.succeeded, lost: report.lost, duplicateCalls: report.duplicateCalls },
-      { succeeded: JOBS, lost: 0, duplicateCalls: 0 },
-      scenario,
+      {
+        succeeded: report.succeeded,
+        lost: report.lost,
+        duplicateCalls: report.duplicateCalls,
+        ledgerErrors: report.ledgerErrors,
+      },
+      { succeeded: JOBS, lost: 0, duplicateCalls: 0, ledgerErrors: 0 },
+      `${scenario}: ${ledgerProblems.join('; ')}`,
     );
   }
 

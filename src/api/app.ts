@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js';
 import { metricsRegistry } from '../observability/metrics.js';
 import { errorMiddleware, notFoundRoute } from './api-error.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
+import { meRoute } from './me-route.js';
 
 export interface AppDependencies extends GenerationsRouteDependencies {
   logger: Logger;
@@ -18,6 +19,7 @@ export function createApp(deps: AppDependencies): Express {
     res.type(metricsRegistry.contentType).send(await metricsRegistry.metrics());
   });
   app.use('/v1/generations', generationsRoutes(deps));
+  app.use('/v1/me', meRoute(deps.db));
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));
   return app;

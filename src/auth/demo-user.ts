@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
+import type { Config } from '../config.js';
 import type { Database } from '../db/schema.js';
 import { createUser, findUserByName, findUserIdByApiKey, issueApiKey } from '../db/user-repository.js';
 
@@ -15,14 +16,23 @@ async function readKey(file: string): Promise<string | undefined> {
 }
 
 /**
- * The user `npm start` acts as. Only the key's hash is in the database, so the key itself is kept in a
- * git-ignored file beside the data, to print the same key on every start.
+ * The user `npm start` acts as, created on the default plan with `demoUserCredits` granted. Only the
+ * key's hash is in the database, so the key itself is kept in a git-ignored file beside the data, to
+ * print the same key on every start.
  */
-export async function ensureDemoApiKey(db: Kysely<Database>, dataDir: string): Promise<string> {
-  const file = path.join(dataDir, 'demo-api-key');
+export async function ensureDemoApiKey(
+  db: Kysely<Database>,
+  config: Pick<Config, 'dataDir' | 'plans' | 'demoUserCredits'>,
+): Promise<string> {
+  const file = path.join(config.dataDir, 'demo-api-key');
   const saved = await readKey(file);
   if (saved && (await findUserIdByApiKey(db, saved))) return saved;
-  const user = (await findUserByName(db, DEMO_USER_NAME)) ?? (await createUser(db, DEMO_USER_NAME));
+  const user =
+    (await findUserByName(db, DEMO_USER_NAME)) ??
+    (await createUser(db, DEMO_USER_NAME, {
+      plan: config.plans.defaultPlan,
+      credits: config.demoUserCredits,
+    }));
   const key = await issueApiKey(db, user.id);
   await writeFile(file, `${key}\n`, { mode: 0o600 });
   return key;

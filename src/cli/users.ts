@@ -1,14 +1,42 @@
-import { loadConfig } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
+import { grantCredits } from '../db/credit-repository.js';
 import { openDatabase } from '../db/database.js';
 import { migrateToLatest } from '../db/migrate.js';
-import { createUser, findUserByName, issueApiKey, listUsers, revokeApiKeys } from '../db/user-repository.js';
+import {
+  createUser,
+  findUserByName,
+  issueApiKey,
+  listUsers,
+  revokeApiKeys,
+  setPlan,
+} from '../db/user-repository.js';
 import type { DatabaseHandle } from '../db/database.js';
 
 const USAGE = `usage: npm run users -- <command>
-  create <name>   create a user and print its first API key
-  key <name>      issue another API key for a user
-  revoke <name>   revoke every API key of a user
-  list            list users`;
+  create <name>           create a user on the default plan and print its first API key
+  key <name>              issue another API key for a user
+  revoke <name>           revoke every API key of a user
+  grant <name> <amount>   add credits (a positive integer) and print the new balance
+  plan <name> <plan>      move a user to another plan (a name in PLANS)
+  list                    list users: id, name, plan, balance`;
+
+/** The balance column is a 32-bit integer. */
+const MAX_CREDITS = 2_147_483_647;
+
+function parseAmount(text: string | undefined): number {
+  const amount = Number(text);
+  if (!/^[1-9][0-9]*$/.test(text ?? '') || amount > MAX_CREDITS) {
+    throw new Error(`amount must be a positive integer up to ${MAX_CREDITS}, not ${text ?? '(none)'}`);
+  }
+  return amount;
+}
+
+function parsePlan(plans: Config['plans'], text: string | undefined): string {
+  if (text === undefined || !Object.hasOwn(plans.byName, text)) {
+    throw new Error(`plan must be one of ${Object.keys(plans.byName).join(', ')}, not ${text ?? '(none)'}`);
+  }
+  return text;
+}
 
 async function userNamed(database: DatabaseHandle, name: string) {
   const user = await findUserByName(database.db, name);
@@ -16,16 +44,31 @@ async function userNamed(database: DatabaseHandle, name: string) {
   return user;
 }
 
-async function run(database: DatabaseHandle, command: string | undefined, name: string | undefined) {
+async function run(database: DatabaseHandle, config: Config, args: (string | undefined)[]) {
+  const [command, name, value] = args;
   if (command === 'list') {
-    for (const user of await listUsers(database.db)) console.log(`${user.id}\t${user.name}`);
+    for (const user of await listUsers(database.db)) {
+      console.log(`${user.id}\t${user.name}\t${user.plan}\t${user.credits}`);
+    }
     return;
   }
   if (!name) throw new Error(USAGE);
   switch (command) {
     case 'create': {
-      const user = await createUser(database.db, name);
+      const user = await createUser(database.db, name, { plan: config.plans.defaultPlan });
       console.log(`user ${user.id} (${name})\nAPI key: ${await issueApiKey(database.db, user.id)}`);
+      return;
+    }
+    case 'grant': {
+      const amount = parseAmount(value);
+      const balance = await grantCredits(database.db, (await userNamed(database, name)).id, amount);
+      console.log(`granted ${amount} credits to ${name}; balance ${balance}`);
+      return;
+    }
+    case 'plan': {
+      const plan = parsePlan(config.plans, value);
+      await setPlan(database.db, (await userNamed(database, name)).id, plan);
+      console.log(`${name} is on plan ${plan}`);
       return;
     }
     case 'key':
@@ -41,11 +84,11 @@ async function run(database: DatabaseHandle, command: string | undefined, name: 
 
 /** `npm run users -- …`: user and API-key administration against the configured database. */
 async function main(): Promise<void> {
-  const [command, name] = process.argv.slice(2);
-  const database = await openDatabase(loadConfig().database);
+  const config = loadConfig();
+  const database = await openDatabase(config.database);
   try {
     await migrateToLatest(database.db);
-    await run(database, command, name);
+    await run(database, config, process.argv.slice(2));
   } finally {
     await database.close();
   }

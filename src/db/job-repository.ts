@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction, type UpdateObject } from 'kysely';
 import { JobStatus, type Job } from '../jobs/job.js';
 import { ENTERED_FROM } from '../jobs/transitions.js';
 import { JOB_EVENTS_CHANNEL, encodeJobEvent } from '../events/job-event.js';
+import { closeReservation, closesReservation } from './credit-repository.js';
 import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -40,7 +41,9 @@ export async function insertJobOnce(db: Db, job: NewJobRow): Promise<{ row: JobR
   const inserted = await db
     .insertInto('jobs')
     .values(job)
-    .onConflict((oc) => oc.columns(['user_id', 'idempotency_key']).doNothing())
+    // No conflict target: the id derives from (user, key), so a concurrent duplicate may meet either
+    // unique index first, and both mean the same job.
+    .onConflict((oc) => oc.doNothing())
     .returningAll()
     .executeTakeFirst();
   if (inserted) return { row: inserted, created: true };
@@ -57,12 +60,16 @@ export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-/** Writes `patch` and announces the new row on the events channel in the same transaction. */
+/**
+ * Writes `patch` and announces the new row on the events channel in the same transaction; `alsoWrite`
+ * runs in that transaction too, once the row was updated.
+ */
 async function updateAndPublish(
   db: Kysely<Database>,
   id: string,
   allowedStatuses: readonly JobStatus[],
   patch: UpdateObject<Database, 'jobs'>,
+  alsoWrite?: (trx: Transaction<Database>) => Promise<void>,
 ): Promise<JobRow | undefined> {
   if (allowedStatuses.length === 0) return undefined;
   return db.transaction().execute(async (trx) => {
@@ -73,7 +80,9 @@ async function updateAndPublish(
       .where('status', 'in', allowedStatuses)
       .returningAll()
       .executeTakeFirst();
-    if (row) await sql`select pg_notify(${JOB_EVENTS_CHANNEL}, ${encodeJobEvent(toJob(row))})`.execute(trx);
+    if (!row) return undefined;
+    await alsoWrite?.(trx);
+    await sql`select pg_notify(${JOB_EVENTS_CHANNEL}, ${encodeJobEvent(toJob(row))})`.execute(trx);
     return row;
   });
 }
@@ -92,7 +101,9 @@ export class IllegalTransitionError extends Error {
 
 /**
  * Moves a job to `to` if the state machine allows it from the current status. Entering the status the
- * job already has is a no-op, so a retried activity is harmless; anything else illegal throws.
+ * job already has is a no-op, so a retried activity is harmless; anything else illegal throws. A
+ * terminal status settles or refunds the job's credits in the same transaction, so no crash can record
+ * the end of a job without its credits, or the other way round.
  */
 export async function transitionJob(
   db: Kysely<Database>,
@@ -100,7 +111,10 @@ export async function transitionJob(
   to: JobStatus,
   patch: JobRowUpdate = {},
 ): Promise<JobRow> {
-  const updated = await updateAndPublish(db, id, ENTERED_FROM[to], { ...patch, status: to });
+  const closeCredits = closesReservation(to)
+    ? (trx: Transaction<Database>) => closeReservation(trx, id, to)
+    : undefined;
+  const updated = await updateAndPublish(db, id, ENTERED_FROM[to], { ...patch, status: to }, closeCredits);
   if (updated) return updated;
   const current = await findJob(db, id);
   if (current?.status === to) return current;
@@ -158,4 +172,20 @@ export async function listJobs(
     );
   }
   return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit).execute();
+}
+
+/** A user's unfinished jobs: waiting (`queued`), and being worked on (`running` or `storing`). */
+export async function countUnfinishedJobs(
+  db: Kysely<Database>,
+  userId: string,
+): Promise<{ queued: number; running: number }> {
+  const rows = await db
+    .selectFrom('jobs')
+    .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
+    .where('user_id', '=', userId)
+    .where('status', 'in', [JobStatus.queued, JobStatus.running, JobStatus.storing])
+    .groupBy('status')
+    .execute();
+  const count = (status: JobStatus) => Number(rows.find((row) => row.status === status)?.count ?? 0);
+  return { queued: count(JobStatus.queued), running: count(JobStatus.running) + count(JobStatus.storing) };
 }

@@ -6,6 +6,7 @@ import * as createCircuits from './migrations/2026_11_23_0003_create_provider_ci
 import * as addPurgedAt from './migrations/2026_11_23_0004_add_job_purged_at.js';
 import * as indexForListing from './migrations/2026_11_23_0005_index_jobs_for_listing.js';
 import * as addFairAdmission from './migrations/2026_11_23_0006_add_fair_admission.js';
+import * as addCredits from './migrations/2026_11_23_0007_add_credits.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0004_add_job_purged_at': addPurgedAt,
   '2026_11_23_0005_index_jobs_for_listing': indexForListing,
   '2026_11_23_0006_add_fair_admission': addFairAdmission,
+  '2026_11_23_0007_add_credits': addCredits,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -50,6 +50,8 @@ export interface UsersTable {
   name: string;
   /** A key of the configured PLANS: running slots and share of busy providers. */
   plan: ColumnType<string, string | undefined, string>;
+  /** Credits left to spend; equals the sum of the user's ledger amounts, never negative. */
+  credits: ColumnType<number, number | undefined, number>;
   created_at: DefaultedTimestamp;
 }
 
@@ -89,6 +91,23 @@ export interface ProviderPausesTable {
   paused_until: Timestamp;
 }
 
+export type CreditEntryKind = 'grant' | 'reserve' | 'settle' | 'refund';
+
+/**
+ * Every change to a balance, written in the same transaction as the change. `amount` is what the entry
+ * did to the balance: a grant adds, a reservation takes the job's cost, a refund gives it back, and a
+ * settle moves nothing (the reservation already took the credits) but closes the reservation.
+ */
+export interface CreditLedgerTable {
+  id: Generated<string>;
+  user_id: string;
+  /** The job a reserve, settle or refund belongs to; null for grants. */
+  job_id: string | null;
+  kind: CreditEntryKind;
+  amount: number;
+  created_at: DefaultedTimestamp;
+}
+
 export interface Database {
   jobs: JobsTable;
   users: UsersTable;
@@ -96,4 +115,5 @@ export interface Database {
   provider_circuits: ProviderCircuitsTable;
   provider_slots: ProviderSlotsTable;
   provider_pauses: ProviderPausesTable;
+  credit_ledger: CreditLedgerTable;
 }

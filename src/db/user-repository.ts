@@ -1,13 +1,30 @@
 import type { Kysely } from 'kysely';
 import { generateApiKey, hashApiKey, randomId } from '../auth/api-key.js';
+import { grantCreditsIn } from './credit-repository.js';
 import type { Database, UserRow } from './schema.js';
 
-export async function createUser(db: Kysely<Database>, name: string): Promise<UserRow> {
-  return db
-    .insertInto('users')
-    .values({ id: randomId('usr'), name })
-    .returningAll()
-    .executeTakeFirstOrThrow();
+/** Creates a user on `plan` (the column default when omitted), with `credits` granted in the ledger. */
+export async function createUser(
+  db: Kysely<Database>,
+  name: string,
+  { plan, credits = 0 }: { plan?: string; credits?: number } = {},
+): Promise<UserRow> {
+  return db.transaction().execute(async (trx) => {
+    const user = await trx
+      .insertInto('users')
+      .values({ id: randomId('usr'), name, plan })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return credits > 0 ? { ...user, credits: await grantCreditsIn(trx, user.id, credits) } : user;
+  });
+}
+
+export async function findUser(db: Kysely<Database>, id: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function setPlan(db: Kysely<Database>, userId: string, plan: string): Promise<void> {
+  await db.updateTable('users').set({ plan }).where('id', '=', userId).execute();
 }
 
 export async function findUserByName(db: Kysely<Database>, name: string): Promise<UserRow | undefined> {

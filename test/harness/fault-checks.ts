@@ -1,4 +1,6 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../../src/db/schema.js';
 import { createS3Client } from '../../src/storage/s3-object-store.js';
 import { isTerminal, type Job, type JobStatus } from '../../src/jobs/job.js';
 import { findJob, toJob } from '../../src/db/job-repository.js';
@@ -14,6 +16,8 @@ export interface ScenarioReport {
   lost: number;
   /** Provider calls beyond what the scenario allows. */
   duplicateCalls: number;
+  /** Balances that disagree with the ledger, and jobs not settled or refunded exactly once. */
+  ledgerErrors: number;
 }
 
 const WORKFLOW_STATUS_FOR: Partial<Record<JobStatus, string>> = {
@@ -66,19 +70,72 @@ export async function storageMatches(ctx: TestContext, jobs: Job[]): Promise<boo
   return JSON.stringify(keys) === JSON.stringify(expected);
 }
 
+/** Users whose balance is negative or differs from the sum of their ledger entries. */
+export async function balanceProblems(db: Kysely<Database>): Promise<string[]> {
+  const users = await db
+    .selectFrom('users')
+    .leftJoin('credit_ledger', 'credit_ledger.user_id', 'users.id')
+    .select(['users.id', 'users.credits', sql<string>`coalesce(sum(credit_ledger.amount), 0)`.as('sum')])
+    .groupBy('users.id')
+    .execute();
+  return users
+    .filter((user) => user.credits < 0 || user.credits !== Number(user.sum))
+    .map((user) => `user ${user.id}: balance ${user.credits}, ledger sum ${user.sum}`);
+}
+
+/**
+ * The entries a job must have: one reservation of its cost, closed once when it ended (settled if it
+ * succeeded, refunded in full otherwise), still open if it has not ended.
+ */
+function expectedEntries(status: JobStatus, cost: number): string[] {
+  if (status === 'succeeded') return [`reserve:${-cost}`, 'settle:0'];
+  return isTerminal(status) ? [`reserve:${-cost}`, `refund:${cost}`] : [`reserve:${-cost}`];
+}
+
+/** Jobs whose ledger entries are not exactly the ones their status calls for. */
+export async function jobLedgerProblems(
+  db: Kysely<Database>,
+  jobs: Pick<Job, 'id' | 'status'>[],
+): Promise<string[]> {
+  if (jobs.length === 0) return [];
+  const entries = await db
+    .selectFrom('credit_ledger')
+    .select(['job_id', 'kind', 'amount'])
+    .where(
+      'job_id',
+      'in',
+      jobs.map((job) => job.id),
+    )
+    .execute();
+  return jobs.flatMap((job) => {
+    const own = entries.filter((entry) => entry.job_id === job.id);
+    const cost = -(own.find((entry) => entry.kind === 'reserve')?.amount ?? 0);
+    const actual = own.map((entry) => `${entry.kind}:${entry.amount}`).sort();
+    const expected = expectedEntries(job.status, cost).sort();
+    return JSON.stringify(actual) === JSON.stringify(expected)
+      ? []
+      : [`job ${job.id} ${job.status}: ledger ${actual.join(' ')}, expected ${expected.join(' ')}`];
+  });
+}
+
 export async function reportFor(
   ctx: TestContext,
   scenario: string,
   ids: string[],
   duplicateCalls: number,
-): Promise<{ report: ScenarioReport; jobs: Job[] }> {
+): Promise<{ report: ScenarioReport; jobs: Job[]; ledgerProblems: string[] }> {
   const rows = await Promise.all(ids.map((id) => findJob(ctx.database.db, id)));
   const found = rows.map((row) => (row ? toJob(row) : undefined));
   const lost = (await Promise.all(found.map((job) => isLost(ctx, job)))).filter(Boolean).length;
   const jobs = found.filter((job): job is Job => job !== undefined);
   const count = (status: JobStatus) => jobs.filter((job) => job.status === status).length;
+  const ledgerProblems = [
+    ...(await balanceProblems(ctx.database.db)),
+    ...(await jobLedgerProblems(ctx.database.db, jobs)),
+  ];
   return {
     jobs,
+    ledgerProblems,
     report: {
       scenario,
       submitted: ids.length,
@@ -86,13 +143,22 @@ export async function reportFor(
       failed: count('failed'),
       lost,
       duplicateCalls,
+      ledgerErrors: ledgerProblems.length,
     },
   };
 }
 
 export function printReports(reports: ScenarioReport[]): void {
-  const header = ['scenario', 'submitted', 'succeeded', 'failed', 'lost', 'duplicate calls'];
-  const rows = reports.map((r) => [r.scenario, r.submitted, r.succeeded, r.failed, r.lost, r.duplicateCalls]);
+  const header = ['scenario', 'submitted', 'succeeded', 'failed', 'lost', 'duplicate calls', 'ledger errors'];
+  const rows = reports.map((r) => [
+    r.scenario,
+    r.submitted,
+    r.succeeded,
+    r.failed,
+    r.lost,
+    r.duplicateCalls,
+    r.ledgerErrors,
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)));
   const line = (cells: (string | number)[]) =>
     `| ${cells.map((c, i) => String(c).padEnd(widths[i]!)).join(' | ')} |`;

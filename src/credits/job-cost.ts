@@ -1,0 +1,18 @@
+import type { Config } from '../config.js';
+import type { GenerationRequest } from '../jobs/job.js';
+
+/**
+ * Credits a job costs: the most specific of `provider:model:size`, `provider:model` and `provider` that
+ * the configuration prices, else the default. Own keys only, so a provider named like an Object
+ * prototype member (`constructor`) cannot price a job with a function.
+ */
+export function costOf(
+  costs: Config['costs'],
+  request: Pick<GenerationRequest, 'provider' | 'model' | 'size'>,
+): number {
+  const { provider, model, size } = request;
+  const key = [`${provider}:${model}:${size}`, `${provider}:${model}`, provider].find((candidate) =>
+    Object.hasOwn(costs.byKey, candidate),
+  );
+  return key === undefined ? costs.fallback : costs.byKey[key]!;
+}
