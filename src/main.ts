@@ -37,9 +37,9 @@ async function main(): Promise<void> {
     : baseConfig;
   const database = await openDatabase(config.database);
   await migrateToLatest(database.db);
-  const apiKey = await ensureDemoApiKey(database.db, config.dataDir);
+  const apiKey = await ensureDemoApiKey(database.db, config);
   const deps = workerDependencies(config, database, logger);
-  const { worker, connection } = await createKilnWorker(config, deps);
+  const worker = await createKilnWorker(config, deps);
   const temporal = await connectTemporalClient(config.temporal);
   await ensureRetentionSchedule(temporal, config);
   const api = await startApiServer({ ...deps, config, database, temporal });
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   await worker.run();
   await api.close();
   await temporal.connection.close();
-  await connection.close();
+  await worker.connection.close();
   await database.close();
   await devServer?.stop();
 }

@@ -3,7 +3,13 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import { PNG } from 'pngjs';
 import { IMAGE_SIZES, imageDimensions, type ImageSize } from '../src/jobs/job.js';
-import { classifyOpenAIError, retryAfterMsFrom } from '../src/providers/classify-openai-error.js';
+import { classifyOpenAIError } from '../src/providers/classify-openai-error.js';
+import {
+  durationMs,
+  nextRequestInMs,
+  quotaFrom,
+  retryAfterMsFrom,
+} from '../src/providers/rate-limit-headers.js';
 import { createLocalProvider } from '../src/providers/local-provider.js';
 import { createOpenAIProvider } from '../src/providers/openai-provider.js';
 import { renderPromptPng } from '../src/providers/png-renderer.js';
@@ -251,6 +257,26 @@ describe('classifyOpenAIError', () => {
     );
     assert.equal(retryAfterMsFrom(new Headers({ 'retry-after': 'soon' }), now), undefined);
     assert.equal(retryAfterMsFrom(new Headers(), now), undefined);
+  });
+
+  test('reads the remaining request quota and its Go-style reset duration', () => {
+    assert.equal(durationMs('20ms'), 20);
+    assert.equal(durationMs('6m0s'), 360_000);
+    assert.equal(durationMs('1h2m3.5s'), 3_723_500);
+    assert.equal(durationMs('soon'), undefined);
+    assert.equal(durationMs('3s later'), undefined);
+    const quota = quotaFrom(
+      new Headers({
+        'x-ratelimit-limit-requests': '60',
+        'x-ratelimit-remaining-requests': '0',
+        'x-ratelimit-reset-requests': '1m0s',
+      }),
+    );
+    assert.deepEqual(quota, { limit: 60, remaining: 0, resetInMs: 60_000 });
+    // An empty bucket of 60/min takes one more request a second from now, not a minute.
+    assert.equal(nextRequestInMs(quota), 1000);
+    assert.equal(nextRequestInMs({ limit: 60, remaining: 5, resetInMs: 6000 }), 0);
+    assert.equal(quotaFrom(new Headers({ 'x-ratelimit-remaining-requests': '3' })), undefined);
   });
 
   test('maps statuses to codes', () => {

@@ -40,7 +40,7 @@ describe('the job state machine', () => {
       } as const;
       // No worker polls this context's queue: the job stays as the API left it.
       const { row } = await submitGeneration(
-        { db: ctx.database.db, temporal: ctx.temporal, config: ctx.config },
+        { db: ctx.database.db, temporal: ctx.temporal, config: ctx.config, costs: ctx.config.costs },
         ctx.userId,
         randomUUID(),
         request,
@@ -94,6 +94,8 @@ function ctxDeps(ctx: TestContext) {
     logger: createLogger('silent', 'test'),
     circuit: ctx.config.circuit,
     retention: ctx.config.retention,
+    plans: ctx.config.plans,
+    providerLimits: ctx.config.providerLimits,
   };
 }
 

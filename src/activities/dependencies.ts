@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Config } from '../config.js';
 import type { CircuitPolicy } from '../db/circuit-repository.js';
 import type { RetentionPolicy } from '../db/retention-repository.js';
 import type { Database } from '../db/schema.js';
@@ -15,4 +16,8 @@ export interface ActivityDependencies {
   /** How every provider's shared circuit breaker behaves. */
   circuit: CircuitPolicy;
   retention: RetentionPolicy;
+  /** Running slots per user (admission). */
+  plans: Config['plans'];
+  /** Fleet-wide rate and calls in flight per provider. */
+  providerLimits: Config['providerLimits'];
 }

@@ -1,3 +1,4 @@
+import { createAdmissionActivities } from './admission.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { createJobTableActivities } from './job-table.js';
 import { createProviderActivities } from './provider-call.js';
@@ -9,6 +10,7 @@ export type { ActivityDependencies } from './dependencies.js';
 /** Every activity the worker registers, bound to its dependencies. */
 export function createActivities(deps: ActivityDependencies) {
   return {
+    ...createAdmissionActivities(deps),
     ...createJobTableActivities(deps),
     ...createProviderActivities(deps),
     ...createResultStorageActivities(deps),

@@ -1,12 +1,16 @@
 import { Context } from '@temporalio/activity';
 import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/circuit-repository.js';
 import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
+import { pauseProvider } from '../db/provider-capacity-repository.js';
 import { FailureCode, type GenerationRequest } from '../jobs/job.js';
 import { circuitOpenings, providerAuthFailures } from '../observability/metrics.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
-import type { ImageProvider } from '../providers/provider.js';
+import type { GeneratedImage, ImageProvider } from '../providers/provider.js';
+import { limitKeyFor, limitOf } from '../providers/provider-limits.js';
+import { nextRequestInMs } from '../providers/rate-limit-headers.js';
 import type { ActivityDependencies } from './dependencies.js';
+import { acquireProviderSlot } from './provider-slot.js';
 import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
 
 export interface CallProviderInput {
@@ -15,7 +19,7 @@ export interface CallProviderInput {
   seed: number;
 }
 
-/** Either the output, staged for `storeResult`, or the breaker's word to wait: no call was made. */
+/** Either the output, staged for `storeResult`, or word to wait (breaker, pause, full slots): no call was made. */
 export type CallProviderOutcome =
   { kind: 'generated'; stagingKey: string; contentType: string } | { kind: 'waiting'; retryInMs: number };
 
@@ -31,12 +35,15 @@ const HEARTBEAT_INTERVAL_MS = 1000;
 /** Failures that say the provider itself is unwell, as opposed to this one request being bad. */
 const BREAKER_FAILURES: ReadonlySet<string> = new Set([FailureCode.providerUnavailable, FailureCode.timeout]);
 
+/** How long a 429 without a Retry-After holds the provider back for everyone. */
+const DEFAULT_RATE_LIMIT_PAUSE_MS = 1000;
+
 export function stagingKeyFor(jobId: string): string {
   return `staging/${jobId}`;
 }
 
 export function createProviderActivities(deps: ActivityDependencies) {
-  const { db, store, providers, logger, circuit } = deps;
+  const { db, store, providers, logger, circuit, providerLimits } = deps;
 
   /** Progress goes to the heartbeat at once and to the job table in order, off the call's path. */
   function progressReporter(jobId: string, heartbeat: CallHeartbeat) {
@@ -65,8 +72,23 @@ export function createProviderActivities(deps: ActivityDependencies) {
     return (await findJob(db, jobId))?.provider_task_id ?? undefined;
   }
 
-  async function onFailure(provider: ImageProvider, jobId: string, error: unknown, hadTask: boolean) {
+  /** One 429 (or an emptied quota) holds back every job of this provider, not just the one that met it. */
+  async function pauseFor(limitKey: string, ms: number, why: string) {
+    await pauseProvider(db, limitKey, ms);
+    logger.warn({ limitKey, pauseMs: ms }, `provider paused: ${why}`);
+  }
+
+  async function onFailure(
+    provider: ImageProvider,
+    limitKey: string,
+    jobId: string,
+    error: unknown,
+    hadTask: boolean,
+  ) {
     if (!(error instanceof ProviderError)) return;
+    if (error.code === FailureCode.rateLimited) {
+      await pauseFor(limitKey, error.retryAfterMs ?? DEFAULT_RATE_LIMIT_PAUSE_MS, 'rate limited');
+    }
     // The task failed for good: the next call must submit anew, not resume it.
     if (hadTask) await recordProviderTask(db, jobId, null);
     if (error.code === FailureCode.authentication) {
@@ -112,10 +134,56 @@ export function createProviderActivities(deps: ActivityDependencies) {
     }
   }
 
+  async function afterSuccess(limitKey: string, image: GeneratedImage) {
+    const waitMs = image.quota ? nextRequestInMs(image.quota) : 0;
+    if (waitMs > 0) await pauseFor(limitKey, waitMs, 'request quota used up');
+  }
+
+  /**
+   * The call itself, once it holds a slot. Resuming a task the provider already accepted is no new call:
+   * the breaker is not asked.
+   */
+  async function callHoldingSlot(
+    provider: ImageProvider,
+    limitKey: string,
+    input: CallProviderInput,
+    resumeTaskId: string | undefined,
+  ): Promise<CallProviderOutcome> {
+    const { jobId } = input;
+    const permit = resumeTaskId ? undefined : await requestCallPermit(db, provider.name, circuit);
+    if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
+    const probe = permit?.probe ?? false;
+    const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
+      throw jobTableFailure(error, logger, jobId);
+    });
+    const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };
+    logger.info(log, 'provider call started');
+    const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
+    try {
+      const image = await generate(provider, input, heartbeat);
+      // A healthy circuit has nothing to reset: no write on the common path.
+      if (!permit?.healthy) await recordCallSucceeded(db, provider.name);
+      await afterSuccess(limitKey, image);
+      const stagingKey = stagingKeyFor(jobId);
+      await store.put(stagingKey, image.bytes, image.contentType);
+      if (heartbeat.taskId) await recordProviderTask(db, jobId, null);
+      logger.info({ ...log, bytes: image.bytes.byteLength }, 'provider call finished');
+      return { kind: 'generated', stagingKey, contentType: image.contentType };
+    } catch (error) {
+      // Whatever the client library threw on abort, Temporal must see the cancellation itself.
+      const { cancellationSignal } = Context.current();
+      if (cancellationSignal.aborted) throw cancellationSignal.reason;
+      logger.warn({ ...log, err: error }, 'provider call failed');
+      await onFailure(provider, limitKey, jobId, error, heartbeat.taskId !== undefined);
+      throw toTemporalFailure(error, { probe });
+    }
+  }
+
   return {
     /**
-     * The paid call, behind the provider's shared circuit breaker. Heartbeats while in flight so that
-     * a dead worker is noticed within the heartbeat timeout and the call resumed or retried elsewhere.
+     * The paid call, within the provider's fleet-wide slots and behind its shared circuit breaker.
+     * Heartbeats while in flight so that a dead worker is noticed within the heartbeat timeout and the
+     * call resumed or retried elsewhere.
      */
     async callProvider(input: CallProviderInput): Promise<CallProviderOutcome> {
       const { jobId, request } = input;
@@ -125,32 +193,19 @@ export function createProviderActivities(deps: ActivityDependencies) {
           new ProviderError(FailureCode.invalidRequest, `unknown provider ${request.provider}`, false),
         );
       const resumeTaskId = await taskToResume(jobId);
-      // Resuming a task the provider already accepted is no new call: the breaker is not asked.
-      const permit = resumeTaskId ? undefined : await requestCallPermit(db, provider.name, circuit);
-      if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
-      const probe = permit?.probe ?? false;
-      const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
-        throw jobTableFailure(error, logger, jobId);
+      const limitKey = limitKeyFor(providerLimits, provider.name, request.model);
+      const slot = await acquireProviderSlot({
+        db,
+        limitKey,
+        jobId,
+        capacity: limitOf(providerLimits, limitKey).concurrency,
+        heartbeat: () => Context.current().heartbeat({ taskId: resumeTaskId } satisfies CallHeartbeat),
       });
-      const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };
-      logger.info(log, 'provider call started');
-      const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
+      if (!('release' in slot)) return { kind: 'waiting', retryInMs: slot.retryInMs };
       try {
-        const image = await generate(provider, input, heartbeat);
-        // A healthy circuit has nothing to reset: no write on the common path.
-        if (!permit?.healthy) await recordCallSucceeded(db, provider.name);
-        const stagingKey = stagingKeyFor(jobId);
-        await store.put(stagingKey, image.bytes, image.contentType);
-        if (heartbeat.taskId) await recordProviderTask(db, jobId, null);
-        logger.info({ ...log, bytes: image.bytes.byteLength }, 'provider call finished');
-        return { kind: 'generated', stagingKey, contentType: image.contentType };
-      } catch (error) {
-        // Whatever the client library threw on abort, Temporal must see the cancellation itself.
-        const { cancellationSignal } = Context.current();
-        if (cancellationSignal.aborted) throw cancellationSignal.reason;
-        logger.warn({ ...log, err: error }, 'provider call failed');
-        await onFailure(provider, jobId, error, heartbeat.taskId !== undefined);
-        throw toTemporalFailure(error, { probe });
+        return await callHoldingSlot(provider, limitKey, input, resumeTaskId);
+      } finally {
+        await slot.release();
       }
     },
   };

@@ -11,15 +11,17 @@ import { authenticate, callerOf } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import { listGenerations } from './list-generations.js';
+import { estimateQueue } from './queue-estimate.js';
 import { findOwnedJob } from './owned-job.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
+import { submitRateLimit } from './submit-rate-limit.js';
 import { STREAM_PATH } from './job-stream.js';
 
 export interface GenerationsRouteDependencies extends SubmitDependencies {
   db: Kysely<Database>;
   store: ObjectStore;
   providers: ProviderRegistry;
-  config: Pick<Config, 'temporal' | 'timeouts' | 'retry' | 'providers'>;
+  config: SubmitDependencies['config'] & Pick<Config, 'providers' | 'submitRateLimit'>;
 }
 
 const BODY_LIMIT = '32kb';
@@ -46,15 +48,17 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
     return row;
   }
 
-  router.post('/', requireJson, express.json({ limit: BODY_LIMIT }), async (req, res) => {
+  const rateLimited = submitRateLimit(deps.db, deps.config.submitRateLimit);
+  router.post('/', rateLimited, requireJson, express.json({ limit: BODY_LIMIT }), async (req, res) => {
     const key = parseIdempotencyKey(req.get('Idempotency-Key'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
     const { row, replayed } = await submitGeneration(deps, callerOf(res), key, request);
     if (replayed) res.set('Idempotent-Replayed', 'true');
+    const estimate = await estimateQueue(deps.db, deps.config, row);
     res
       .status(202)
       .location(links(row.id).self)
-      .json({ id: row.id, status: row.status, links: links(row.id) });
+      .json({ id: row.id, status: row.status, ...estimate, links: links(row.id) });
   });
 
   router.post('/:id/cancel', async (req, res) => {

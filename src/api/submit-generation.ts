@@ -1,9 +1,12 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
+import { costOf } from '../credits/job-cost.js';
+import { InsufficientCreditsError, reserveCredits } from '../db/credit-repository.js';
 import { insertJobOnce } from '../db/job-repository.js';
-import type { Database, JobRow } from '../db/schema.js';
+import type { Database, JobRow, NewJobRow } from '../db/schema.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
+import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js';
 import type { GenerateImageInput } from '../workflows/definitions.js';
 import type { generateImage } from '../workflows/index.js';
 import { ApiError } from './api-error.js';
@@ -12,7 +15,9 @@ import { requestFingerprint, sha256Hex } from './generation-request.js';
 export interface SubmitDependencies {
   db: Kysely<Database>;
   temporal: Client;
-  config: Pick<Config, 'temporal' | 'timeouts' | 'retry'>;
+  /** What a job costs, from `config.costs`. */
+  costs: Config['costs'];
+  config: Pick<Config, 'temporal' | 'timeouts' | 'retry' | 'providerLimits' | 'plans'>;
 }
 
 export interface Submission {
@@ -35,11 +40,20 @@ function seedFor(jobId: string): number {
   return Number.parseInt(jobId.slice(4, 12), 16);
 }
 
+/** The user's plan weight: their share of a busy provider against other users (Temporal fairness). */
+async function fairnessWeightOf(deps: SubmitDependencies, userId: string): Promise<number> {
+  const { plans } = deps.config;
+  const user = await deps.db.selectFrom('users').select('plan').where('id', '=', userId).executeTakeFirst();
+  return (plans.byName[user?.plan ?? plans.defaultPlan] ?? plans.byName[plans.defaultPlan]!).weight;
+}
+
 async function startWorkflow(
   deps: SubmitDependencies,
   row: JobRow,
   request: GenerationRequest,
 ): Promise<void> {
+  const { temporal, providerLimits } = deps.config;
+  const limitKey = limitKeyFor(providerLimits, request.provider, request.model);
   const input: GenerateImageInput = {
     jobId: row.id,
     request,
@@ -49,14 +63,17 @@ async function startWorkflow(
       attemptSeconds: deps.config.timeouts.providerAttemptSeconds,
     },
     retry: deps.config.retry,
+    providerTaskQueue: providerTaskQueue(temporal.taskQueue, limitKey),
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.
     await deps.temporal.workflow.start<typeof generateImage>('generateImage', {
-      taskQueue: deps.config.temporal.taskQueue,
+      taskQueue: temporal.taskQueue,
       workflowId: row.workflow_id,
       args: [input],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // Inherited by the job's activities: a provider's backlog is dispatched fairly across users.
+      priority: { fairnessKey: row.user_id, fairnessWeight: await fairnessWeightOf(deps, row.user_id) },
     });
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
@@ -64,7 +81,32 @@ async function startWorkflow(
 }
 
 /**
- * Records the job, then starts its workflow. The row comes first so that the job can always be read
+ * Inserts the job and reserves its cost in one transaction: a job exists only if it was paid for, and
+ * a replayed key (an existing row) reserves nothing.
+ */
+async function insertPaidJob(
+  deps: SubmitDependencies,
+  job: NewJobRow,
+  request: GenerationRequest,
+): Promise<{ row: JobRow; created: boolean }> {
+  const cost = costOf(deps.costs, request);
+  try {
+    return await deps.db.transaction().execute(async (trx) => {
+      const inserted = await insertJobOnce(trx, job);
+      if (inserted.created) await reserveCredits(trx, job.user_id, job.id, cost);
+      return inserted;
+    });
+  } catch (error) {
+    if (!(error instanceof InsufficientCreditsError)) throw error;
+    throw new ApiError(402, 'insufficient_credits', error.message, {
+      cost: error.cost,
+      balance: error.balance,
+    });
+  }
+}
+
+/**
+ * Records the job with its cost reserved, then starts its workflow. The row comes first so that the job can always be read
  * back, even with no worker running; a row left `queued` by a crash between the two steps gets its
  * workflow from the next submission with the same key.
  */
@@ -76,7 +118,7 @@ export async function submitGeneration(
 ): Promise<Submission> {
   const id = jobIdFor(userId, idempotencyKey);
   const fingerprint = requestFingerprint(request);
-  const { row, created } = await insertJobOnce(deps.db, {
+  const job: NewJobRow = {
     id,
     user_id: userId,
     idempotency_key: idempotencyKey,
@@ -88,7 +130,8 @@ export async function submitGeneration(
     size: request.size,
     status: JobStatus.queued,
     workflow_id: id,
-  });
+  };
+  const { row, created } = await insertPaidJob(deps, job, request);
   if (!created && row.request_sha256 !== fingerprint) {
     throw new ApiError(
       422,

@@ -25,6 +25,17 @@ const READY_TIMEOUT_MS = 60_000;
 // The pragmas the TS SDK's own load tests use: SQLite's defaults make every write wait for fsync.
 const SQLITE_PRAGMAS = ['--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF'];
 
+/**
+ * Task priority and fairness keys are off by default on server 1.29 (dispatch stays FIFO). Kiln's
+ * per-user fairness needs them; one partition keeps dispatch order and the rate limit exact.
+ */
+export const FAIRNESS_DYNAMIC_CONFIG = [
+  'matching.useNewMatcher=true',
+  'matching.enableFairness=true',
+  'matching.numTaskqueueReadPartitions=1',
+  'matching.numTaskqueueWritePartitions=1',
+].flatMap((value) => ['--dynamic-config-value', value]);
+
 function buildArgs(options: TemporalDevServerOptions): string[] {
   const args = [
     'server',
@@ -35,6 +46,7 @@ function buildArgs(options: TemporalDevServerOptions): string[] {
     String(options.port),
     '--log-level',
     'warn',
+    ...FAIRNESS_DYNAMIC_CONFIG,
   ];
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');

@@ -2,22 +2,10 @@ import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai'
 import { FailureCode } from '../jobs/job.js';
 import { hasNetworkErrorCode } from './network-error.js';
 import { ProviderError } from './provider-error.js';
+import { retryAfterMsFrom } from './rate-limit-headers.js';
 
 /** `content_policy_violation` is what DALL·E sends; the GPT image models send `moderation_blocked`. */
 const CONTENT_POLICY_CODES = new Set(['content_policy_violation', 'moderation_blocked']);
-
-/**
- * The provider's wait hint: `retry-after-ms` (OpenAI's own), else `retry-after` as seconds or an HTTP date.
- */
-export function retryAfterMsFrom(headers: Headers | undefined, now = Date.now()): number | undefined {
-  const millis = headers?.get('retry-after-ms');
-  if (millis && Number.isFinite(Number(millis))) return Math.max(0, Number(millis));
-  const value = headers?.get('retry-after');
-  if (!value) return undefined;
-  if (Number.isFinite(Number(value))) return Math.max(0, Number(value) * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 
 function isContentPolicy(error: APIError): boolean {
   return [error.code, error.type].some(

@@ -12,7 +12,7 @@
  *   client): nothing is wrong with the input, so provider_unavailable and retryable.
  */
 import { FailureCode } from '../jobs/job.js';
-import { retryAfterMsFrom } from './classify-openai-error.js';
+import { retryAfterMsFrom } from './rate-limit-headers.js';
 import { hasNetworkErrorCode } from './network-error.js';
 import { ProviderError } from './provider-error.js';
 

@@ -4,6 +4,7 @@ import { FailureCode, type ImageSize } from '../jobs/job.js';
 import { classifyOpenAIError } from './classify-openai-error.js';
 import { ProviderError } from './provider-error.js';
 import type { ImageGenerationInput, ImageProvider } from './provider.js';
+import { quotaFrom } from './rate-limit-headers.js';
 
 /** How to reach OpenAI. */
 export interface OpenAIProviderOptions {
@@ -65,8 +66,13 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): ImageProvi
     defaultModel: 'gpt-image-1',
     async generateImage(input, context) {
       let response: ImagesResponse;
+      let headers: Headers;
       try {
-        response = await client.images.generate(requestBody(input), { signal: context.signal });
+        const reply = await client.images
+          .generate(requestBody(input), { signal: context.signal })
+          .withResponse();
+        response = reply.data;
+        headers = reply.response.headers;
       } catch (error) {
         // Our own abort is cancellation, not a provider failure; it also covers an abort mid-body.
         if (error instanceof APIUserAbortError || context.signal.aborted) throw error;
@@ -75,7 +81,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): ImageProvi
       const bytes = pngFrom(response);
       // images.generate streams no progress, so the only thing we learn is that it is done.
       context.onProgress(100);
-      return { bytes, contentType: 'image/png' };
+      return { bytes, contentType: 'image/png', quota: quotaFrom(headers) };
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { ImageSize } from '../jobs/job.js';
+import type { ProviderQuota } from './rate-limit-headers.js';
 
 /** What a provider is asked to make. */
 export interface ImageGenerationInput {
@@ -12,6 +13,8 @@ export interface ImageGenerationInput {
 export interface GeneratedImage {
   bytes: Uint8Array;
   contentType: 'image/png';
+  /** The provider's word on its remaining request quota, where it sends one. */
+  quota?: ProviderQuota;
 }
 
 /** Hooks the caller gives a provider for one call. */

@@ -2,34 +2,93 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDependencies } from '../activities/index.js';
+import { createProviderActivities } from '../activities/provider-call.js';
 import type { Config } from '../config.js';
+import {
+  dispatchesPerSecond,
+  limitKeysToPoll,
+  limitOf,
+  providerTaskQueue,
+} from '../providers/provider-limits.js';
 import { DEFAULT_TEMPORAL_ADDRESS } from '../temporal-client.js';
 
 // Under tsx the sources are .ts, once built they are .js: bundle whichever this file is.
 const sourceExtension = path.extname(fileURLToPath(import.meta.url));
 const workflowsPath = fileURLToPath(new URL(`../workflows/index${sourceExtension}`, import.meta.url));
 
+/** The Temporal workers of one Kiln worker process, run and stopped together. */
 export interface KilnWorker {
-  worker: Worker;
   connection: NativeConnection;
+  /** Resolves once every worker has stopped (after `shutdown()`, SIGINT or SIGTERM). */
+  run(): Promise<void>;
+  shutdown(): void;
 }
 
 /**
- * A worker for the generation task queue. In-flight provider calls get `shutdownGraceTime` to finish
- * on SIGTERM (the SDK default of 0 would cancel paid calls at once); past that they are retried
- * elsewhere after their heartbeat timeout.
+ * One worker per provider limit: it polls only that provider's task queue, whose activity rate the
+ * server enforces across every worker of the fleet (`maxTaskQueueActivitiesPerSecond`). Its slots
+ * bound this process; the fleet-wide cap on calls in flight is the provider-slot table.
+ */
+async function createProviderWorkers(
+  config: Config,
+  deps: ActivityDependencies,
+  connection: NativeConnection,
+): Promise<Worker[]> {
+  const activities = createProviderActivities(deps);
+  const { providerLimits, temporal, timeouts } = config;
+  return Promise.all(
+    limitKeysToPoll(providerLimits, deps.providers.names()).map((key) => {
+      const limit = limitOf(providerLimits, key);
+      return Worker.create({
+        connection,
+        namespace: temporal.namespace,
+        taskQueue: providerTaskQueue(temporal.taskQueue, key),
+        activities,
+        maxTaskQueueActivitiesPerSecond: dispatchesPerSecond(limit),
+        maxConcurrentActivityTaskExecutions: limit.concurrency,
+        shutdownGraceTime: `${timeouts.providerAttemptSeconds}s`,
+      });
+    }),
+  );
+}
+
+/**
+ * The generation workflows and their bookkeeping activities on the main task queue, plus the provider
+ * workers. In-flight provider calls get `shutdownGraceTime` to finish on SIGTERM (the SDK default of 0
+ * would cancel paid calls at once); past that they are retried elsewhere after their heartbeat timeout.
  */
 export async function createKilnWorker(config: Config, deps: ActivityDependencies): Promise<KilnWorker> {
   const connection = await NativeConnection.connect({
     address: config.temporal.address ?? DEFAULT_TEMPORAL_ADDRESS,
   });
-  const worker = await Worker.create({
+  const main = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath,
     activities: createActivities(deps),
-    shutdownGraceTime: `${config.timeouts.providerAttemptSeconds}s`,
+    shutdownGraceTime: '10s',
   });
-  return { worker, connection };
+  const workers = [main, ...(await createProviderWorkers(config, deps, connection))];
+  const shutdown = () => {
+    for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+  };
+  return {
+    connection,
+    shutdown,
+    run: async () => {
+      // One worker failing takes the others down with it: a half-polling process would look healthy.
+      const outcomes = await Promise.allSettled(
+        workers.map(async (worker) => {
+          try {
+            await worker.run();
+          } finally {
+            shutdown();
+          }
+        }),
+      );
+      const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+      if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    },
+  };
 }

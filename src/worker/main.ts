@@ -13,14 +13,14 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, 'worker');
   const database = await openDatabase(config.database);
   await migrateToLatest(database.db);
-  const { worker, connection } = await createKilnWorker(config, workerDependencies(config, database, logger));
+  const worker = await createKilnWorker(config, workerDependencies(config, database, logger));
   const client = await connectTemporalClient(config.temporal);
   await ensureRetentionSchedule(client, config);
   await client.connection.close();
   logger.info({ taskQueue: config.temporal.taskQueue }, 'worker polling');
   // run() resolves after SIGINT/SIGTERM once in-flight activities are done or out of grace time.
   await worker.run();
-  await connection.close();
+  await worker.connection.close();
   await database.close();
 }
 

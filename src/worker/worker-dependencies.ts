@@ -17,5 +17,7 @@ export function workerDependencies(
     logger,
     circuit: config.circuit,
     retention: config.retention,
+    plans: config.plans,
+    providerLimits: config.providerLimits,
   };
 }

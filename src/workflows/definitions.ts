@@ -1,4 +1,4 @@
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { GenerationRequest, JobStatus } from '../jobs/job.js';
 
 /** How the workflow retries provider calls that failed in a retryable way. */
@@ -21,7 +21,12 @@ export interface GenerateImageInput {
   seed: number;
   providerTimeouts: { heartbeatSeconds: number; attemptSeconds: number };
   retry: ProviderRetryPolicy;
+  /** The provider's own task queue: its server-side rate limit paces every worker's calls together. */
+  providerTaskQueue: string;
 }
 
 /** Where the workflow stands; answers before the first job-table write and in the Temporal UI. */
 export const jobStatusQuery = defineQuery<JobStatus>('status');
+
+/** Sent to a waiting job when one of its user's running slots was given to it. */
+export const admittedSignal = defineSignal('admitted');

@@ -2,35 +2,36 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
-  proxyActivities,
   setHandler,
   sleep,
+  workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
 import { FailureCode, JobStatus } from '../jobs/job.js';
+import { jobTable, storage } from './activity-stubs.js';
+import { passOnSlot, waitForAdmission } from './admission.js';
 import { jobStatusQuery, type GenerateImageInput } from './definitions.js';
-import { callProviderWithRetries, failureOf, JobExpired, JobFailure } from './provider-calls.js';
+import {
+  callProviderWithRetries,
+  failureOf,
+  JobExpired,
+  JobFailure,
+  startDeadline,
+} from './provider-calls.js';
 
-// Job-table writes are small and idempotent: retry them until Postgres is back rather than lose a job.
-const jobTable = proxyActivities<Activities>({
-  startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
-});
-
-// Copying one image (a few MB at most) inside the object store. It does not heartbeat, so this timeout
-// is also how long a worker lost mid-copy holds the job up: generous for the copy, short for that.
-const storage = proxyActivities<Activities>({
-  startToCloseTimeout: '20s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-});
+/** Deadlines count from submission (the workflow's start), not from when a worker first picked it up. */
+function submittedAtMs(): number {
+  return workflowInfo().startTime.getTime();
+}
 
 async function generateAndStore(
   input: GenerateImageInput,
   setStatus: (status: JobStatus) => void,
 ): Promise<void> {
   const { jobId } = input;
+  const submittedAt = submittedAtMs();
+  await waitForAdmission(jobId, startDeadline(input, submittedAt));
   setStatus(JobStatus.running);
-  const staged = await callProviderWithRetries(input, Date.now());
+  const staged = await callProviderWithRetries(input, submittedAt);
   await jobTable.markJobStoring(jobId);
   setStatus(JobStatus.storing);
   const result = await storage.storeResult({
@@ -49,7 +50,7 @@ async function withFinishDeadline(seconds: number | undefined, work: () => Promi
   if (seconds === undefined) return work();
   const scope = new CancellationScope();
   let deadlinePassed = false;
-  const timer = sleep(seconds * 1000).then(() => {
+  const timer = sleep(Math.max(1, submittedAtMs() + seconds * 1000 - Date.now())).then(() => {
     deadlinePassed = true;
     scope.cancel();
   });
@@ -92,5 +93,7 @@ export async function generateImage(input: GenerateImageInput): Promise<void> {
     );
     status = JobStatus.failed;
     throw ApplicationFailure.nonRetryable(failure.message, failure.code);
+  } finally {
+    await passOnSlot(jobId);
   }
 }

@@ -60,8 +60,15 @@ export function failureOf(error: unknown): ProviderFailure {
   return { code: FailureCode.internal, message, retryable: false, retryAfterMs: undefined, probe: false };
 }
 
-function providerCallActivity({ heartbeatSeconds, attemptSeconds }: GenerateImageInput['providerTimeouts']) {
+/** When the first provider call must have started by, counted from the workflow's start. */
+export function startDeadline(input: GenerateImageInput, startedAtMs: number): number {
+  return startedAtMs + (input.request.deadline?.startWithinSeconds ?? Infinity) * 1000;
+}
+
+function providerCallActivity({ providerTimeouts, providerTaskQueue }: GenerateImageInput) {
+  const { heartbeatSeconds, attemptSeconds } = providerTimeouts;
   return proxyActivities<Activities>({
+    taskQueue: providerTaskQueue,
     startToCloseTimeout: `${attemptSeconds}s`,
     // Far below the attempt timeout: a worker that dies mid-call is noticed in seconds.
     heartbeatTimeout: `${heartbeatSeconds}s`,
@@ -91,9 +98,9 @@ function backoffMs(call: number, { initialBackoffMs, maxBackoffMs }: GenerateIma
  */
 export async function callProviderWithRetries(input: GenerateImageInput, startedAtMs: number) {
   const { retry, request } = input;
-  const activity = providerCallActivity(input.providerTimeouts);
+  const activity = providerCallActivity(input);
   const budgetEndsAt = startedAtMs + retry.budgetSeconds * 1000;
-  const startBy = startedAtMs + (request.deadline?.startWithinSeconds ?? Infinity) * 1000;
+  const startBy = startDeadline(input, startedAtMs);
   let calls = 0;
   // Set by the first call that reached the provider (a failed probe included): past that, no expiry.
   let started = false;
@@ -111,12 +118,13 @@ export async function callProviderWithRetries(input: GenerateImageInput, started
       if (isCancellation(error)) throw error;
       lastFailure = failureOf(error);
       started = true;
-      if (!lastFailure.probe) calls += 1;
+      // A refused call (429) did no paid work: like a probe, it spends budget time but no call.
+      if (!lastFailure.probe && lastFailure.code !== FailureCode.rateLimited) calls += 1;
       if (lastFailure.code === FailureCode.invalidOutput) invalidOutputs += 1;
       if (!lastFailure.retryable || calls >= retry.maxCalls || invalidOutputs > retry.maxInvalidOutputs) {
         throw new JobFailure(lastFailure.code, lastFailure.message);
       }
-      waitMs = lastFailure.retryAfterMs ?? backoffMs(calls, retry);
+      waitMs = lastFailure.retryAfterMs ?? backoffMs(Math.max(1, calls), retry);
     }
     if (Date.now() + waitMs > budgetEndsAt) {
       const why = lastFailure ? `${lastFailure.message}; ` : '';

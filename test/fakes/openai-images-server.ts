@@ -40,6 +40,12 @@ export interface FakeOpenAIImagesServer {
   apiKey: string;
   /** Every well-formed body that reached the endpoint, in arrival order, authorised or not. */
   requests: ImageGenerationBody[];
+  /** When each of `requests` arrived (Date.now()). */
+  arrivals: number[];
+  /** 429s sent, by the request limit or an exhausted quota. */
+  rateLimitedResponses(): number;
+  /** Answers every request 429 (with Retry-After) for the next `ms`, as a provider out of quota does. */
+  exhaustQuota(ms: number): void;
   /** Requests received in total, or for one prompt. */
   countRequests(prompt?: string): number;
   /** Requests still open: not answered, and not abandoned by the client. */
@@ -55,6 +61,47 @@ export interface FakeOpenAIImagesServer {
 export interface FakeOpenAIImagesServerOptions {
   apiKey?: string;
   behaviour?: FakeImagesBehaviour;
+  /**
+   * Enforces a request rate like OpenAI's: a bucket of `burst` requests refilled at `perMinute`; beyond
+   * it, 429 with Retry-After. Every answer carries the `x-ratelimit-*-requests` headers.
+   */
+  requestLimit?: { perMinute: number; burst: number };
+}
+
+/** A token bucket: the request limit OpenAI-style providers enforce. */
+function tokenBucket({ perMinute, burst }: { perMinute: number; burst: number }) {
+  const perMs = perMinute / 60_000;
+  let tokens = burst;
+  let refilledAt = Date.now();
+  const refill = () => {
+    const now = Date.now();
+    tokens = Math.min(burst, tokens + (now - refilledAt) * perMs);
+    refilledAt = now;
+  };
+  return {
+    /** Takes a token if there is one; the headers describe the bucket after that. */
+    take(): { allowed: boolean; headers: Record<string, string> } {
+      refill();
+      const allowed = tokens >= 1;
+      if (allowed) tokens -= 1;
+      const headers: Record<string, string> = {
+        'x-ratelimit-limit-requests': String(burst),
+        'x-ratelimit-remaining-requests': String(Math.floor(tokens)),
+        'x-ratelimit-reset-requests': `${Math.ceil((burst - tokens) / perMs)}ms`,
+      };
+      if (!allowed) headers['retry-after-ms'] = String(Math.ceil((1 - tokens) / perMs));
+      return { allowed, headers };
+    },
+  };
+}
+
+function sendRateLimited(res: ServerResponse, headers: Record<string, string>) {
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  sendError(res, 429, {
+    message: 'Rate limit reached for images.',
+    type: 'requests',
+    code: 'rate_limit_exceeded',
+  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -132,12 +179,7 @@ async function answer(
       if (await stillWanted(behaviour.delayMs ?? 0, res, closing)) sendImages(res, body);
       return;
     case 'rate_limited':
-      res.setHeader('retry-after', String(behaviour.retryAfterSeconds));
-      return sendError(res, 429, {
-        message: 'Rate limit reached for images.',
-        type: 'requests',
-        code: 'rate_limit_exceeded',
-      });
+      return sendRateLimited(res, { 'retry-after': String(behaviour.retryAfterSeconds) });
     case 'server_error':
       return sendError(res, behaviour.status ?? 500, {
         message: 'The server had an error.',
@@ -164,6 +206,10 @@ export async function startFakeOpenAIImagesServer(
 ): Promise<FakeOpenAIImagesServer> {
   const apiKey = options.apiKey ?? `sk-fake-${randomUUID()}`;
   const requests: ImageGenerationBody[] = [];
+  const arrivals: number[] = [];
+  const bucket = options.requestLimit ? tokenBucket(options.requestLimit) : undefined;
+  let exhaustedUntil = 0;
+  let rateLimited = 0;
   const queue: FakeImagesBehaviour[] = [];
   let persistent: FakeImagesBehaviour = options.behaviour ?? { kind: 'ok' };
   const closing = new AbortController();
@@ -181,6 +227,7 @@ export async function startFakeOpenAIImagesServer(
     }
     const body = parsed.data;
     requests.push(body);
+    arrivals.push(Date.now());
     if (req.headers.authorization !== `Bearer ${apiKey}`) {
       const message = 'Incorrect API key provided.';
       return sendError(res, 401, { message, type: 'invalid_request_error', code: 'invalid_api_key' });
@@ -190,6 +237,16 @@ export async function startFakeOpenAIImagesServer(
       const message = "Unknown parameter: 'response_format'.";
       return sendError(res, 400, { message, type: 'invalid_request_error', code: 'unknown_parameter' });
     }
+    if (Date.now() < exhaustedUntil) {
+      rateLimited += 1;
+      return sendRateLimited(res, { 'retry-after-ms': String(exhaustedUntil - Date.now()) });
+    }
+    const limit = bucket?.take();
+    if (limit && !limit.allowed) {
+      rateLimited += 1;
+      return sendRateLimited(res, limit.headers);
+    }
+    for (const [name, value] of Object.entries(limit?.headers ?? {})) res.setHeader(name, value);
     await answer(res, body, queue.shift() ?? persistent, closing.signal);
   }
 
@@ -208,6 +265,11 @@ export async function startFakeOpenAIImagesServer(
     url: `http://127.0.0.1:${port}/v1`,
     apiKey,
     requests,
+    arrivals,
+    rateLimitedResponses: () => rateLimited,
+    exhaustQuota(ms) {
+      exhaustedUntil = Date.now() + ms;
+    },
     countRequests: (prompt) =>
       requests.filter((body) => prompt === undefined || body.prompt === prompt).length,
     openRequests: () => open,

@@ -1,4 +1,8 @@
-import { startFakeOpenAIImagesServer, type FakeOpenAIImagesServer } from '../fakes/openai-images-server.js';
+import {
+  startFakeOpenAIImagesServer,
+  type FakeOpenAIImagesServer,
+  type FakeOpenAIImagesServerOptions,
+} from '../fakes/openai-images-server.js';
 import type { ApiTarget } from './job-watcher.js';
 import { startApi, startWorker } from './kiln-processes.js';
 import { createTestContext, type TestContext } from './test-context.js';
@@ -11,8 +15,11 @@ export interface OpenAIStack {
   stop(): Promise<void>;
 }
 
-export async function startOpenAIStack(env: Record<string, string> = {}): Promise<OpenAIStack> {
-  const provider = await startFakeOpenAIImagesServer();
+export async function startOpenAIStack(
+  env: Record<string, string> = {},
+  providerOptions: FakeOpenAIImagesServerOptions = {},
+): Promise<OpenAIStack> {
+  const provider = await startFakeOpenAIImagesServer(providerOptions);
   const ctx = await createTestContext({
     OPENAI_API_KEY: provider.apiKey,
     OPENAI_BASE_URL: provider.url,

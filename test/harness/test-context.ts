@@ -19,14 +19,19 @@ export interface TestContext {
   database: DatabaseHandle;
   temporal: Client;
   store: ObjectStore;
-  /** A user of this context and its API key. */
+  /** A user of this context and its API key; it has TEST_USER_CREDITS, enough never to run out. */
   userId: string;
   apiKey: string;
+  /** Another user with its own key: on the default plan with TEST_USER_CREDITS unless told otherwise. */
+  createUser(options?: { plan?: string; credits?: number }): Promise<{ userId: string; apiKey: string }>;
   /** Registers something to undo at cleanup; undone in reverse order. */
   onCleanup(undo: () => Promise<void> | void): void;
   /** Call from the test file's `after` hook. */
   cleanup(): Promise<void>;
 }
+
+/** Credits of a test user unless a test asks for others: no test here runs out of them by accident. */
+export const TEST_USER_CREDITS = 1_000_000;
 
 let sharedStack: Promise<{ env: SharedStackEnv; stop(): Promise<void> }> | undefined;
 let contextsOpen = 0;
@@ -87,6 +92,10 @@ export async function createTestContext(
     LOCAL_PROVIDER_DELAY_MS: '300',
     LOCAL_PROVIDER_STEPS: '3',
     PROVIDER_HEARTBEAT_TIMEOUT_SECONDS: '3',
+    // Room for the many-job tests; the fairness tests set their own plans.
+    PLANS: JSON.stringify({ free: { maxRunning: 50, weight: 1 }, pro: { maxRunning: 50, weight: 4 } }),
+    SUBMIT_RATE_PER_MINUTE: '100000',
+    SUBMIT_BURST: '1000',
     ...overrides,
   };
   const config = loadConfig(env);
@@ -94,8 +103,12 @@ export async function createTestContext(
   await migrateToLatest(database.db);
   if (config.storage.driver === 's3') await ensureBucket(config.storage);
   const temporal = await connectTemporalClient(config.temporal);
-  const user = await createUser(database.db, `tester-${suffix}`);
-  const apiKey = await issueApiKey(database.db, user.id);
+  let usersCreated = 0;
+  const createContextUser = async ({ plan = config.plans.defaultPlan, credits = TEST_USER_CREDITS } = {}) => {
+    const user = await createUser(database.db, `tester-${suffix}-${usersCreated++}`, { plan, credits });
+    return { userId: user.id, apiKey: await issueApiKey(database.db, user.id) };
+  };
+  const { userId, apiKey } = await createContextUser();
   undos.push(
     () => database.close(),
     () => temporal.connection.close(),
@@ -106,8 +119,9 @@ export async function createTestContext(
     database,
     temporal,
     store: createObjectStore(config.storage),
-    userId: user.id,
+    userId,
     apiKey,
+    createUser: createContextUser,
     onCleanup: (undo) => undos.push(undo),
     cleanup: async () => {
       for (const undo of undos.splice(0).reverse()) await undo();

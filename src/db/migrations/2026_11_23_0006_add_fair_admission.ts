@@ -23,6 +23,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .columns(['provider', 'model', 'created_at'])
     .where(sql.ref('status'), '=', 'queued')
     .execute();
+  // …and the recent call durations there.
+  await db.schema
+    .createIndex('jobs_provider_succeeded')
+    .on('jobs')
+    .columns(['provider', 'model', 'completed_at desc'])
+    .where(sql.ref('status'), '=', 'succeeded')
+    .execute();
   await db.schema
     .createTable('provider_slots')
     .addColumn('job_id', 'text', (c) => c.primaryKey())
@@ -40,6 +47,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('provider_pauses').execute();
   await db.schema.dropTable('provider_slots').execute();
+  await db.schema.dropIndex('jobs_provider_succeeded').execute();
   await db.schema.dropIndex('jobs_provider_queued').execute();
   await db.schema.dropIndex('jobs_user_active').execute();
   await db.schema.alterTable('api_keys').dropColumn('submit_tat').execute();

@@ -1,0 +1,70 @@
+import { sql, type Kysely } from 'kysely';
+import type { Plan } from '../config.js';
+import { JobStatus } from '../jobs/job.js';
+import type { Database } from './schema.js';
+
+const UNFINISHED = [JobStatus.queued, JobStatus.running, JobStatus.storing];
+
+export interface Admission {
+  /** Whether the asking job holds one of its user's running slots. */
+  admitted: boolean;
+  /** Workflows of the jobs this call admitted, other than the asking one: the ones to wake. */
+  toWake: string[];
+}
+
+/**
+ * Gives a user's free running slots to their oldest waiting jobs, then tells whether `jobId` holds one.
+ * The user row is locked for the transaction, so concurrent admissions of one user run one at a time
+ * and the plan's `maxRunning` is never exceeded.
+ */
+export async function admitWaitingJobs(
+  db: Kysely<Database>,
+  jobId: string,
+  planOf: (name: string) => Plan,
+): Promise<Admission> {
+  return db.transaction().execute(async (trx) => {
+    const user = await trx
+      .selectFrom('jobs')
+      .innerJoin('users', 'users.id', 'jobs.user_id')
+      .select(['users.id', 'users.plan'])
+      .where('jobs.id', '=', jobId)
+      .executeTakeFirstOrThrow();
+    await trx.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
+    const { held } = await trx
+      .selectFrom('jobs')
+      .select((eb) => eb.fn.countAll<string>().as('held'))
+      .where('user_id', '=', user.id)
+      .where('status', 'in', UNFINISHED)
+      .where('admitted_at', 'is not', null)
+      .executeTakeFirstOrThrow();
+    const free = planOf(user.plan).maxRunning - Number(held);
+    const admitted =
+      free <= 0
+        ? []
+        : await trx
+            .updateTable('jobs')
+            .set({ admitted_at: sql`now()` })
+            .where('id', 'in', (eb) =>
+              eb
+                .selectFrom('jobs')
+                .select('id')
+                .where('user_id', '=', user.id)
+                .where('status', '=', JobStatus.queued)
+                .where('admitted_at', 'is', null)
+                .orderBy('created_at')
+                .orderBy('id')
+                .limit(free),
+            )
+            .returning(['id', 'workflow_id'])
+            .execute();
+    const self = await trx
+      .selectFrom('jobs')
+      .select('admitted_at')
+      .where('id', '=', jobId)
+      .executeTakeFirst();
+    return {
+      admitted: self !== undefined && self.admitted_at !== null,
+      toWake: admitted.filter((job) => job.id !== jobId).map((job) => job.workflow_id),
+    };
+  });
+}

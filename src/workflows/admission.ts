@@ -1,0 +1,31 @@
+import { CancellationScope, condition, setHandler } from '@temporalio/workflow';
+import { jobTable } from './activity-stubs.js';
+import { admittedSignal } from './definitions.js';
+import { JobExpired } from './provider-calls.js';
+
+/** A wake-up signal lost to a crash costs at most this long: a waiting job asks again. */
+const RECHECK_MS = 15_000;
+
+/**
+ * Holds the job until it has one of its user's running slots (its plan's `maxRunning`). The slot comes
+ * with a signal from the job that ended; the start deadline still applies while waiting.
+ */
+export async function waitForAdmission(jobId: string, startBy: number): Promise<void> {
+  let admitted = false;
+  setHandler(admittedSignal, () => {
+    admitted = true;
+  });
+  admitted = admitted || (await jobTable.admitWaitingJobs(jobId));
+  while (!admitted) {
+    const left = startBy - Date.now();
+    if (left <= 0) throw new JobExpired('start deadline passed while waiting for a running slot');
+    if (!(await condition(() => admitted, Math.min(RECHECK_MS, left)))) {
+      admitted = await jobTable.admitWaitingJobs(jobId);
+    }
+  }
+}
+
+/** Once the job has ended, its slot goes to the user's oldest waiting job, whatever ended it. */
+export async function passOnSlot(jobId: string): Promise<void> {
+  await CancellationScope.nonCancellable(() => jobTable.admitWaitingJobs(jobId));
+}

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, describe, test } from 'node:test';
+import { TERMINAL_STATUSES, type JobStatus } from '../src/jobs/job.js';
+import { submit } from './harness/job-watcher.js';
+import { startWorker } from './harness/kiln-processes.js';
+import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
+
+const body = (prompt: string) => ({ kind: 'image', prompt, model: 'dall-e-2', params: { size: '256x256' } });
+
+async function submitMany(stack: OpenAIStack, count: number, label: string): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const reply = await submit(stack.api, body(`${label} ${i}`), randomUUID());
+      assert.equal(reply.status, 202, JSON.stringify(reply.body));
+      return String(reply.body.id);
+    }),
+  );
+}
+
+/** Waits on the job table itself: polling a few dozen jobs over HTTP would load the machine more than Kiln. */
+async function waitForAll(
+  stack: OpenAIStack,
+  ids: string[],
+  timeoutMs: number,
+): Promise<Map<string, JobStatus>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await stack.ctx.database.db
+      .selectFrom('jobs')
+      .select(['id', 'status'])
+      .where('id', 'in', ids)
+      .execute();
+    if (rows.every((row) => TERMINAL_STATUSES.includes(row.status))) {
+      return new Map(rows.map((row) => [row.id, row.status]));
+    }
+    if (Date.now() > deadline) throw new Error('jobs still unfinished');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+function assertAllSucceeded(statuses: Map<string, JobStatus>) {
+  const notSucceeded = [...statuses.values()].filter((status) => status !== 'succeeded');
+  assert.deepEqual(notSucceeded, [], 'no job fails because of the limit');
+}
+
+describe('a provider limited to R requests per minute', () => {
+  const RPM = 120;
+  const BURST = 4;
+  const JOBS = 40;
+  let stack: OpenAIStack;
+  after(() => stack.stop());
+
+  test('a burst finishes in close to jobs ÷ R, with two workers, and the provider barely answers 429', async () => {
+    stack = await startOpenAIStack(
+      {
+        DEFAULT_PROVIDER: 'openai',
+        PROVIDER_LIMITS: JSON.stringify({ openai: { rpm: RPM, concurrency: 8 } }),
+      },
+      // Like real providers, the bucket holds a couple of seconds' worth of requests.
+      { requestLimit: { perMinute: RPM, burst: BURST } },
+    );
+    stack.provider.setBehaviour({ kind: 'ok', delayMs: 200 });
+    // A second worker polls the same provider queue: the rate is the server's, not each worker's.
+    await startWorker(stack.ctx);
+    const startedAt = Date.now();
+    const ids = await submitMany(stack, JOBS, 'burst');
+    const statuses = await waitForAll(stack, ids, 120_000);
+    const elapsedMs = Date.now() - startedAt;
+    const idealMs = (JOBS / RPM) * 60_000;
+    const calls = stack.provider.countRequests();
+    const refused = stack.provider.rateLimitedResponses();
+    console.log(
+      `burst: ${JOBS} jobs in ${elapsedMs} ms (ideal ${idealMs}), ${refused}/${calls} answered 429`,
+    );
+    assertAllSucceeded(statuses);
+    assert.ok(refused <= Math.floor(calls * 0.01), `${refused} of ${calls} calls got 429`);
+    assert.ok(elapsedMs < idealMs * 1.5 + 5000, `took ${elapsedMs} ms, ideal ${idealMs} ms`);
+    // The bucket's burst aside, nothing can beat the provider's rate: a check that the fake enforces it.
+    assert.ok(elapsedMs > ((JOBS - BURST) / RPM) * 60_000 * 0.9);
+  });
+});
+
+describe('a provider out of quota', () => {
+  let stack: OpenAIStack;
+  after(() => stack.stop());
+
+  test('one 429 with Retry-After pauses the provider for every job at once', async () => {
+    stack = await startOpenAIStack({
+      DEFAULT_PROVIDER: 'openai',
+      PROVIDER_LIMITS: JSON.stringify({ openai: { rpm: 6000, concurrency: 2 } }),
+    });
+    const PAUSE_MS = 3000;
+    stack.provider.exhaustQuota(PAUSE_MS);
+    const quotaBackAt = Date.now() + PAUSE_MS;
+    const ids = await submitMany(stack, 8, 'paused');
+    const statuses = await waitForAll(stack, ids, 60_000);
+    assertAllSucceeded(statuses);
+    // Only calls already in flight when the first 429 came back can meet one: at most the two slots.
+    assert.ok(stack.provider.rateLimitedResponses() <= 2, `${stack.provider.rateLimitedResponses()} 429s`);
+    const firstRefusalAt = stack.provider.arrivals[0]!;
+    const duringPause = stack.provider.arrivals.filter(
+      (at) => at > firstRefusalAt + 500 && at < quotaBackAt - 100,
+    );
+    assert.deepEqual(duringPause, [], 'no call reached the provider while it was paused');
+  });
+});
+
+describe('a provider with a concurrency cap', () => {
+  let stack: OpenAIStack;
+  after(() => stack.stop());
+
+  test('holds across workers: two workers together never exceed the cap', async () => {
+    const CAP = 2;
+    stack = await startOpenAIStack({
+      DEFAULT_PROVIDER: 'openai',
+      PROVIDER_LIMITS: JSON.stringify({ openai: { rpm: 6000, concurrency: CAP } }),
+    });
+    await startWorker(stack.ctx);
+    stack.provider.setBehaviour({ kind: 'ok', delayMs: 700 });
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, stack.provider.openRequests())), 10);
+    try {
+      const ids = await submitMany(stack, 8, 'capped');
+      assertAllSucceeded(await waitForAll(stack, ids, 60_000));
+    } finally {
+      clearInterval(sampler);
+    }
+    assert.equal(peak, CAP, `peak of ${peak} calls in flight`);
+  });
+});
