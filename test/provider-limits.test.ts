@@ -106,6 +106,31 @@ describe('a provider out of quota', () => {
   });
 });
 
+describe('a provider whose quota is smaller than configured', () => {
+  let stack: OpenAIStack;
+  after(() => stack.stop());
+
+  test('Kiln paces to the remaining-requests headers instead of meeting 429s', async () => {
+    stack = await startOpenAIStack(
+      {
+        DEFAULT_PROVIDER: 'openai',
+        // The configuration promises far more than the account has: only the headers tell the truth.
+        PROVIDER_LIMITS: JSON.stringify({ openai: { rpm: 6000, concurrency: 1 } }),
+      },
+      { requestLimit: { perMinute: 60, burst: 2 } },
+    );
+    const JOBS = 8;
+    const startedAt = Date.now();
+    const ids = await submitMany(stack, JOBS, 'paced');
+    assertAllSucceeded(await waitForAll(stack, ids, 60_000));
+    const elapsedMs = Date.now() - startedAt;
+    console.log(`paced: ${JOBS} jobs in ${elapsedMs} ms, ${stack.provider.rateLimitedResponses()} 429s`);
+    assert.equal(stack.provider.rateLimitedResponses(), 0);
+    // 60/min with a bucket of 2: after the first two, one call a second.
+    assert.ok(elapsedMs >= (JOBS - 2) * 1000 * 0.9, `took only ${elapsedMs} ms`);
+  });
+});
+
 describe('a provider with a concurrency cap', () => {
   let stack: OpenAIStack;
   after(() => stack.stop());
