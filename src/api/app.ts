@@ -4,6 +4,7 @@ import { metricsRegistry } from '../observability/metrics.js';
 import { errorMiddleware, notFoundRoute } from './api-error.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
+import { OPENAPI_PATH, openApiRoute } from './openapi.js';
 
 export interface AppDependencies extends GenerationsRouteDependencies {
   logger: Logger;
@@ -18,6 +19,7 @@ export function createApp(deps: AppDependencies): Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metricsRegistry.contentType).send(await metricsRegistry.metrics());
   });
+  app.get(OPENAPI_PATH, openApiRoute);
   app.use('/v1/generations', generationsRoutes(deps));
   app.use('/v1/me', meRoute(deps.db));
   app.use(notFoundRoute);

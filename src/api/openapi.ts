@@ -1,0 +1,234 @@
+import type { RequestHandler } from 'express';
+import { z } from 'zod';
+import { generationBodySchema, idempotencyKeySchema } from './generation-request.js';
+import { STREAM_PATH } from './job-stream.js';
+import { listQuerySchema } from './list-generations.js';
+import {
+  cancelingSchema,
+  errorSchema,
+  healthSchema,
+  jobPageSchema,
+  jobSchema,
+  meSchema,
+  submittedSchema,
+} from './response-schemas.js';
+
+export const OPENAPI_PATH = '/openapi.json';
+
+type JsonSchema = z.core.JSONSchema.BaseSchema;
+
+const DESCRIPTION = `Kiln runs AI image generations as durable jobs: submit one, get \`202\` and a job id at once, then \
+read the job, or its content once it has succeeded.
+
+Job changes also stream over a WebSocket at \`${STREAM_PATH}\`, which OpenAPI cannot describe: connect with \
+the same \`Authorization\` header, send \`{ "type": "subscribe", "id" }\` and receive \`{ "type": "job", "job" }\` \
+(a \`Job\`) now and at every change until the job ends; \`{ "type": "unsubscribe", "id" }\` stops that, \
+\`{ "type": "cancel", "id" }\` cancels the job (answered \`{ "type": "canceling", "id" }\`), and errors come as \
+\`{ "type": "error", "error": { "code", "message" }, "id"? }\`.`;
+
+const ref = (id: string) => `#/components/schemas/${id}`;
+
+/** OpenAPI 3.1 schemas default to draft 2020-12, and a `$id` with a fragment is not valid there. */
+function bare({ $schema: _dialect, $id: _id, ...schema }: JsonSchema): JsonSchema {
+  return schema;
+}
+
+/**
+ * Responses are converted as zod's output, which closes every object (`additionalProperties: false`):
+ * a field the server sends but the document lacks fails the live check in `test/openapi.test.ts`.
+ */
+function componentSchemas(): Record<string, JsonSchema> {
+  const responses = z.registry<{ id: string }>();
+  const named = {
+    Job: jobSchema,
+    JobPage: jobPageSchema,
+    Submitted: submittedSchema,
+    Canceling: cancelingSchema,
+    Me: meSchema,
+    Error: errorSchema,
+    Health: healthSchema,
+  };
+  for (const [id, schema] of Object.entries(named)) responses.add(schema, { id });
+  const { schemas } = z.toJSONSchema(responses, { uri: ref });
+  const all = { ...schemas, GenerationRequest: z.toJSONSchema(generationBodySchema, { io: 'input' }) };
+  return Object.fromEntries(Object.entries(all).map(([id, schema]) => [id, bare(schema)]));
+}
+
+function queryParameters(schema: z.ZodObject) {
+  const { properties = {}, required = [] } = z.toJSONSchema(schema, { io: 'input' });
+  return Object.entries(properties).map(([name, property]) => ({
+    name,
+    in: 'query',
+    required: required.includes(name),
+    schema: property,
+  }));
+}
+
+const header = (description: string) => ({ description, schema: { type: 'string' } });
+
+function json(description: string, schemaId: string, headers?: Record<string, unknown>) {
+  const content = { 'application/json': { schema: { $ref: ref(schemaId) } } };
+  return headers ? { description, content, headers } : { description, content };
+}
+
+/** Error answers by status, each described by the codes it carries. */
+function errors(byStatus: Record<number, string>) {
+  return Object.fromEntries(
+    Object.entries(byStatus).map(([status, codes]) => [
+      status,
+      json(codes, 'Error', status === '429' ? { 'Retry-After': header('Seconds to wait') } : undefined),
+    ]),
+  );
+}
+
+const unauthorized = {
+  401: json('`unauthorized`: no valid API key', 'Error', { 'WWW-Authenticate': header('`Bearer`') }),
+};
+
+const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+
+function submitOperation() {
+  return {
+    operationId: 'submitGeneration',
+    summary: 'Submit a generation; retries with the same Idempotency-Key land on the same job',
+    parameters: [
+      {
+        name: 'Idempotency-Key',
+        in: 'header',
+        required: true,
+        schema: bare(z.toJSONSchema(idempotencyKeySchema)),
+      },
+    ],
+    requestBody: {
+      required: true,
+      content: { 'application/json': { schema: { $ref: ref('GenerationRequest') } } },
+    },
+    responses: {
+      202: json('Accepted, or the existing job of this key', 'Submitted', {
+        Location: header('The job'),
+        'Idempotent-Replayed': header('`true` when this key already had a job'),
+      }),
+      ...unauthorized,
+      ...errors({
+        400: '`invalid_request`, `malformed_json`, `missing_idempotency_key`, `invalid_idempotency_key`, `unknown_provider`, `unknown_model`, `unsupported_size`, `bad_request`',
+        402: '`insufficient_credits` (details `{ cost, balance }`); no job is created',
+        413: '`body_too_large`',
+        415: '`unsupported_media_type`',
+        422: '`idempotency_key_reused` with a different body',
+        429: '`rate_limited`: too many submissions for this API key',
+      }),
+    },
+  };
+}
+
+function listOperation() {
+  return {
+    operationId: 'listGenerations',
+    summary: "The caller's jobs, newest first, keyset-paginated",
+    parameters: queryParameters(listQuerySchema),
+    responses: {
+      200: json('One page', 'JobPage'),
+      ...unauthorized,
+      ...errors({ 400: '`invalid_request`, `invalid_cursor`' }),
+    },
+  };
+}
+
+function jobPaths() {
+  return {
+    '/v1/generations/{id}': {
+      get: {
+        operationId: 'getGeneration',
+        parameters: [jobId],
+        responses: { 200: json('The job', 'Job'), ...unauthorized, ...errors({ 404: '`not_found`' }) },
+      },
+    },
+    '/v1/generations/{id}/content': {
+      get: {
+        operationId: 'getGenerationContent',
+        parameters: [jobId],
+        responses: {
+          200: {
+            description: 'The result',
+            content: { 'image/png': {} },
+            headers: { ETag: header('Its SHA-256') },
+          },
+          ...unauthorized,
+          ...errors({
+            404: '`not_found`',
+            409: '`result_not_ready`: the job has not succeeded',
+            410: '`result_expired`: removed after its retention period',
+          }),
+        },
+      },
+    },
+    '/v1/generations/{id}/cancel': {
+      post: {
+        operationId: 'cancelGeneration',
+        summary: 'Cancel a job; it then ends `canceled`',
+        parameters: [jobId],
+        responses: {
+          202: json('Canceling', 'Canceling'),
+          ...unauthorized,
+          ...errors({ 404: '`not_found`', 409: '`job_finished`: the job has already ended' }),
+        },
+      },
+    },
+  };
+}
+
+function otherPaths() {
+  const open = { security: [] };
+  return {
+    '/v1/me': {
+      get: {
+        operationId: 'getMe',
+        summary: "The caller's plan, credits and unfinished jobs",
+        responses: { 200: json('The caller', 'Me'), ...unauthorized },
+      },
+    },
+    '/healthz': { get: { operationId: 'getHealth', ...open, responses: { 200: json('Serving', 'Health') } } },
+    '/metrics': {
+      get: {
+        operationId: 'getMetrics',
+        ...open,
+        responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': {} } } },
+      },
+    },
+    [OPENAPI_PATH]: {
+      get: {
+        operationId: 'getOpenApi',
+        ...open,
+        responses: {
+          200: {
+            description: 'This document',
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+        },
+      },
+    },
+  };
+}
+
+/** The API as OpenAPI 3.1, from the zod schemas that validate requests and describe responses. */
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: { title: 'Kiln', version: 'v1', description: DESCRIPTION },
+  security: [{ apiKey: [] }],
+  paths: {
+    '/v1/generations': { post: submitOperation(), get: listOperation() },
+    ...jobPaths(),
+    ...otherPaths(),
+  },
+  components: {
+    securitySchemes: {
+      apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: `Authorization: Bearer kiln_…`' },
+    },
+    schemas: componentSchemas(),
+  },
+};
+
+/** Public: a client needs the document before it has a key. */
+export const openApiRoute: RequestHandler = (_req, res) => {
+  res.json(openApiDocument);
+};

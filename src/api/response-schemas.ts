@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import type { countUnfinishedJobs } from '../db/job-repository.js';
+import { IMAGE_SIZES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
+import type { ApiError } from './api-error.js';
+import type { JobPage } from './list-generations.js';
+import type { QueueEstimate } from './queue-estimate.js';
+
+/*
+ * What the API answers, as zod schemas for the OpenAPI document. Each is checked against the type the
+ * route builds its body from, so a field added to, removed from or retyped in that type fails to compile
+ * here; `test/openapi.test.ts` checks the live bodies against them.
+ */
+
+const count = z.int().nonnegative();
+const timestamp = z.iso.datetime();
+
+export const jobSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(JobStatus),
+    kind: z.enum(JOB_KINDS),
+    provider: z.string(),
+    model: z.string(),
+    size: z.enum(IMAGE_SIZES),
+    promptSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    progress: z.number().min(0).max(100).describe('Percent of the provider call done'),
+    attempts: count.describe('Provider calls made so far'),
+    version: z.int().positive().describe('Grows by one with every change to the job'),
+    createdAt: timestamp,
+    startedAt: timestamp.nullable(),
+    completedAt: timestamp.nullable(),
+    failure: z.object({ code: z.string(), message: z.string() }).nullable(),
+    result: z
+      .object({ contentType: z.string(), byteSize: count, sha256: z.string().regex(/^[0-9a-f]{64}$/) })
+      .nullable(),
+    purgedAt: timestamp.nullable().describe('When retention removed the result'),
+  })
+  .describe('A job as the API shows it; never carries the prompt, only its hash') satisfies z.ZodType<Job>;
+
+export const jobPageSchema = z.object({
+  data: z.array(jobSchema),
+  nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last one'),
+}) satisfies z.ZodType<JobPage>;
+
+const links = z.object({ self: z.string(), content: z.string(), stream: z.string() });
+
+/** The `202` of `POST /v1/generations`. */
+export const submittedSchema = z.object({
+  id: z.string(),
+  status: z.enum(JobStatus),
+  queuePosition: count.describe('Jobs expected to start before this one'),
+  estimatedWaitSeconds: z.number().nonnegative(),
+  links,
+}) satisfies z.ZodType<Pick<Job, 'id' | 'status'> & QueueEstimate>;
+
+/** The `202` of `POST /v1/generations/{id}/cancel`. */
+export const cancelingSchema = z.object({
+  id: z.string(),
+  status: z.enum(JobStatus),
+  links,
+}) satisfies z.ZodType<Pick<Job, 'id' | 'status'>>;
+
+export const meSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  plan: z.string(),
+  credits: z.object({
+    balance: count,
+    reserved: count.describe('Held by jobs that have not ended yet'),
+  }),
+  jobs: z.object({
+    queued: count,
+    running: count.describe('Jobs running or storing their result'),
+  }) satisfies z.ZodType<Awaited<ReturnType<typeof countUnfinishedJobs>>>,
+});
+
+export const errorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+}) satisfies z.ZodType<ReturnType<ApiError['toJSON']>>;
+
+export const healthSchema = z.object({ ok: z.literal(true) });

@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { markPurged } from '../src/db/retention-repository.js';
+import { apiFetch, pollUntilDone, type ApiTarget } from './harness/job-watcher.js';
+import { startApi, startWorker } from './harness/kiln-processes.js';
+import { createTestContext, type TestContext } from './harness/test-context.js';
+
+interface Operation {
+  security?: unknown[];
+  responses: Record<string, { content?: Record<string, unknown> }>;
+}
+/** A type, not an interface: the validator takes it as a plain record. */
+type OpenApiDocument = { paths: Record<string, Record<string, Operation>> };
+
+/** What `check` gets from a request: the operation as `METHOD /template`, and the live answer. */
+interface Answer {
+  operation: string;
+  response: Response;
+}
+
+const DOCUMENT_ID = 'kiln-openapi';
+const SUBMIT = 'POST /v1/generations';
+const LIST = 'GET /v1/generations';
+const GET = 'GET /v1/generations/{id}';
+const CONTENT = 'GET /v1/generations/{id}/content';
+const CANCEL = 'POST /v1/generations/{id}/cancel';
+const ME = 'GET /v1/me';
+
+let ctx: TestContext;
+let api: ApiTarget;
+let document: OpenApiDocument;
+const ajv = new Ajv2020({ strict: true, allErrors: true });
+// ajv-formats is CommonJS: imported from ESM, its `default` export is the whole module.
+addFormats.default(ajv);
+let driven = 0;
+const validated: string[] = [];
+
+before(async () => {
+  ctx = await createTestContext({
+    // Slow enough that a job is still unfinished when it is canceled right after its submission.
+    LOCAL_PROVIDER_DELAY_MS: '2000',
+    // A burst small enough to reach 429 in a few requests, large enough for this file's other submissions.
+    SUBMIT_RATE_PER_MINUTE: '6',
+    SUBMIT_BURST: '10',
+  });
+  await startWorker(ctx);
+  api = await startApi(ctx);
+  document = (await (await fetch(`${api.url}/openapi.json`)).json()) as OpenApiDocument;
+  // The document is added whole so that `#/components/…` refs resolve; its top-level fields are not
+  // JSON Schema keywords, and strict mode would refuse them.
+  ajv.addVocabulary(Object.keys(document));
+  ajv.addSchema(document, DOCUMENT_ID);
+});
+after(() => ctx.cleanup());
+
+function operationOf(operation: string): Operation {
+  const [method, template] = operation.split(' ') as [string, string];
+  const found = document.paths[template]?.[method.toLowerCase()];
+  assert.ok(found, `${operation} is not documented`);
+  return found;
+}
+
+/** The JSON Schema validator of one documented response, from the document itself. */
+function responseValidator(operation: string, status: number) {
+  const [method, template] = operation.split(' ') as [string, string];
+  const path = ['paths', template, method.toLowerCase(), 'responses', String(status)];
+  const pointer = [...path, 'content', 'application/json', 'schema']
+    .map((part) => part.replaceAll('~', '~0').replaceAll('/', '~1'))
+    .join('/');
+  const validate = ajv.getSchema(`${DOCUMENT_ID}#/${pointer}`);
+  assert.ok(validate, `${operation} ${status}: no JSON schema`);
+  return validate;
+}
+
+/** Sends a request for a documented operation, `{id}` filled in; authenticated unless `apiKey` is null. */
+function call(
+  operation: string,
+  options: { id?: string; query?: string; init?: RequestInit; apiKey?: string | null } = {},
+): Promise<Answer> {
+  const [method, template] = operation.split(' ') as [string, string];
+  const path = `${template.replace('{id}', options.id ?? 'job_none')}${options.query ?? ''}`;
+  const request = apiFetch(api, path, { ...options.init, method }, options.apiKey);
+  return request.then((response) => ({ operation, response }));
+}
+
+function submission(body: unknown, key = randomUUID(), apiKey?: string): Promise<Answer> {
+  const headers = { 'Content-Type': 'application/json', 'Idempotency-Key': key };
+  return call(SUBMIT, { init: { body: JSON.stringify(body), headers }, apiKey });
+}
+
+function matchesSchema(operation: string, status: number, bytes: Buffer): unknown {
+  const body: unknown = JSON.parse(bytes.toString());
+  const validate = responseValidator(operation, status);
+  assert.ok(
+    validate(body),
+    `${operation} ${status}: ${ajv.errorsText(validate.errors)} in ${bytes.toString()}`,
+  );
+  // The catch-all route answers unknown paths with 404 `not_found` too; only its message tells them apart.
+  assert.doesNotMatch(bytes.toString(), /no route for/, `${operation} is not served`);
+  return body;
+}
+
+/**
+ * Asserts the answer has the expected status, that the document lists that status and the answer's media
+ * type for the operation, and that a JSON body matches the documented schema. Returns the JSON body.
+ */
+async function check({ operation, response }: Answer, status: number): Promise<unknown> {
+  driven += 1;
+  const bytes = Buffer.from(await response.arrayBuffer());
+  assert.equal(response.status, status, `${operation}: ${bytes.toString()}`);
+  const documented = operationOf(operation).responses[String(status)];
+  assert.ok(documented, `${operation} answered ${status}, which the document does not list`);
+  const mediaType = response.headers.get('content-type')?.split(';')[0] ?? '';
+  assert.ok(documented.content?.[mediaType], `${operation} ${status}: ${mediaType} is not documented`);
+  const isJson = mediaType === 'application/json';
+  if (!isJson) assert.ok(bytes.length > 0, `${operation} ${status}: empty body`);
+  const body = isJson ? matchesSchema(operation, status, bytes) : undefined;
+  validated.push(`${operation} ${status}`);
+  return body;
+}
+
+function documentedPairs(): string[] {
+  return Object.entries(document.paths).flatMap(([template, operations]) =>
+    Object.entries(operations).flatMap(([method, operation]) =>
+      Object.keys(operation.responses).map((status) => `${method.toUpperCase()} ${template} ${status}`),
+    ),
+  );
+}
+
+test('the served document is valid OpenAPI 3.1, and the validator refuses a broken one', async () => {
+  const validator = new Validator();
+  const result = await validator.validate(structuredClone(document));
+  assert.deepEqual(result, { valid: true });
+  assert.equal(validator.version, '3.1');
+  const broken = structuredClone(document) as unknown as { paths: Record<string, unknown> };
+  broken.paths['/v1/me'] = { get: { responses: 'none' } };
+  assert.equal((await new Validator().validate(broken)).valid, false);
+});
+
+test('documents no path the API does not serve, and such a path is told apart live', async () => {
+  assert.equal(document.paths['/v1/nope'], undefined);
+  const response = await apiFetch(api, '/v1/nope');
+  assert.equal(response.status, 404);
+  assert.match(JSON.stringify(await response.json()), /no route for GET \/v1\/nope/);
+});
+
+test('public operations answer without a key; every other one answers 401 without one', async () => {
+  await check(await call('GET /healthz', { apiKey: null }), 200);
+  await check(await call('GET /metrics', { apiKey: null }), 200);
+  await check(await call('GET /openapi.json', { apiKey: null }), 200);
+  for (const operation of [SUBMIT, LIST, GET, CONTENT, CANCEL, ME]) {
+    assert.notDeepEqual(operationOf(operation).security, [], `${operation} is documented as public`);
+    await check(await call(operation, { apiKey: null }), 401);
+  }
+});
+
+test('a job submitted, finished, listed, read, downloaded, canceled too late and tombstoned', async () => {
+  const key = randomUUID();
+  const accepted = (await check(
+    await submission({ kind: 'image', prompt: 'openapi', params: { size: '256x256' } }, key),
+    202,
+  )) as { id: string };
+  assert.equal((await pollUntilDone(api, accepted.id)).status, 'succeeded');
+  await check(await call(GET, { id: accepted.id }), 200);
+  await check(await call(LIST, { query: '?limit=2&status=succeeded' }), 200);
+  await check(await call(CONTENT, { id: accepted.id }), 200);
+  await check(await call(CANCEL, { id: accepted.id }), 409);
+  await check(await submission({ kind: 'image', prompt: 'openapi, edited' }, key), 422);
+  await markPurged(ctx.database.db, [accepted.id]);
+  await check(await call(CONTENT, { id: accepted.id }), 410);
+  await check(await call(GET, { id: accepted.id }), 200);
+});
+
+test('a job canceled while it is unfinished has no content', async () => {
+  const accepted = (await check(await submission({ kind: 'image', prompt: 'openapi, canceled' }), 202)) as {
+    id: string;
+  };
+  await check(await call(CANCEL, { id: accepted.id }), 202);
+  assert.equal((await pollUntilDone(api, accepted.id)).status, 'canceled');
+  await check(await call(CONTENT, { id: accepted.id }), 409);
+});
+
+test('unknown jobs, bad queries and refused submissions answer in their documented shapes', async () => {
+  for (const operation of [GET, CONTENT, CANCEL]) await check(await call(operation, { id: 'job_nope' }), 404);
+  await check(await call(LIST, { query: '?limit=0' }), 400);
+  await check(await submission({ kind: 'image', prompt: '' }), 400);
+  await check(await submission({ kind: 'image', prompt: 'x'.repeat(40_000) }), 413);
+  const text = { body: 'a kiln', headers: { 'Content-Type': 'text/plain', 'Idempotency-Key': randomUUID() } };
+  await check(await call(SUBMIT, { init: text }), 415);
+  const broke = await ctx.createUser({ credits: 0 });
+  await check(await submission({ kind: 'image', prompt: 'no credits' }, randomUUID(), broke.apiKey), 402);
+  await check(await call(ME), 200);
+});
+
+test('past its burst, an API key is told to wait', async () => {
+  const { apiKey } = await ctx.createUser();
+  for (let sent = 0; sent < 30; sent++) {
+    const answer = await call(SUBMIT, { apiKey });
+    if (answer.response.status === 429) {
+      await check(answer, 429);
+      return;
+    }
+    await answer.response.arrayBuffer();
+  }
+  assert.fail('no 429 within 30 submissions');
+});
+
+// Last, so that it sees every check the tests above made.
+test('every documented (operation, status) was driven live and matched its documented schema', () => {
+  assert.equal(validated.length, driven);
+  assert.deepEqual([...new Set(validated)].sort(), documentedPairs().sort());
+});
