@@ -31,7 +31,7 @@ export interface RunningApiServer {
 export async function startApiServer(deps: ApiServerDependencies): Promise<RunningApiServer> {
   const { config, database, logger } = deps;
   const events = await JobEventHub.start(database, logger);
-  const app = createApp({ ...deps, db: database.db, costs: config.costs });
+  const app = createApp({ ...deps, db: database.db, costs: config.costs, hub: events.hub });
   const stream = createJobStream({
     hub: events.hub,
     logger,

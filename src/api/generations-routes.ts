@@ -10,6 +10,8 @@ import { ApiError } from './api-error.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
+import type { JobEventHub } from './job-event-hub.js';
+import { serveJobEvents } from './job-events-sse.js';
 import { listGenerations } from './list-generations.js';
 import { estimateQueue } from './queue-estimate.js';
 import { findOwnedJob } from './owned-job.js';
@@ -21,13 +23,20 @@ export interface GenerationsRouteDependencies extends SubmitDependencies {
   db: Kysely<Database>;
   store: ObjectStore;
   providers: ProviderRegistry;
+  /** Live job events, for the Server-Sent Events route. */
+  hub: JobEventHub;
   config: SubmitDependencies['config'] & Pick<Config, 'providers' | 'submitRateLimit'>;
 }
 
 const BODY_LIMIT = '32kb';
 
 function links(id: string) {
-  return { self: `/v1/generations/${id}`, content: `/v1/generations/${id}/content`, stream: STREAM_PATH };
+  return {
+    self: `/v1/generations/${id}`,
+    content: `/v1/generations/${id}/content`,
+    events: `/v1/generations/${id}/events`,
+    stream: STREAM_PATH,
+  };
 }
 
 const requireJson: RequestHandler = (req, _res, next) => {
@@ -76,6 +85,8 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   router.get('/:id', async (req, res) => {
     res.json(toJob(await ownedJob(req, res)));
   });
+
+  router.get('/:id/events', serveJobEvents(deps.db, deps.hub));
 
   router.get('/:id/content', async (req, res) => {
     const row = await ownedJob(req, res);

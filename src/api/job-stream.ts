@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { isTerminal, type Job } from '../jobs/job.js';
+import type { JobEvent } from '../events/job-event.js';
+import { isTerminal } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import type { CancelOutcome } from './cancel-generation.js';
 import type { JobEventHub } from './job-event-hub.js';
@@ -14,6 +15,13 @@ const CANCEL_ERRORS = {
   finished: { code: 'job_finished', message: 'job has already finished' },
   notFound: { code: 'not_found', message: 'no such job' },
 } as const;
+
+/**
+ * A client that lets this much pile up unread is closed with SLOW_CONSUMER_CLOSE_CODE rather than
+ * buffered without bound; it reconnects and resumes with `since`.
+ */
+const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+export const SLOW_CONSUMER_CLOSE_CODE = 4008;
 
 /** Sockets that miss a ping for this long are dropped, so dead peers do not hold subscriptions. */
 const PING_INTERVAL_MS = 30_000;
@@ -29,14 +37,19 @@ const MESSAGE_ERRORS = {
 } as const;
 
 const clientMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('subscribe'), id: z.string().min(1).max(128) }),
+  z.object({
+    type: z.literal('subscribe'),
+    id: z.string().min(1).max(128),
+    /** The last `seq` the client has: it receives the events after it. */
+    since: z.number().int().min(0).optional(),
+  }),
   z.object({ type: z.literal('unsubscribe'), id: z.string().min(1).max(128) }),
   z.object({ type: z.literal('cancel'), id: z.string().min(1).max(128) }),
 ]);
 
 /** Messages the server sends. */
 export type ServerMessage =
-  | { type: 'job'; job: Job }
+  | ({ type: 'job' } & Pick<JobEvent, 'seq' | 'job'> & { event: JobEvent['type'] })
   | { type: 'canceling'; id: string }
   | { type: 'error'; error: { code: string; message: string }; id?: string };
 
@@ -49,6 +62,8 @@ export interface JobStreamDependencies {
   cancel(userId: string, jobId: string): Promise<CancelOutcome>;
   /** Authenticates the upgrade request; undefined refuses it. */
   userIdOf(req: IncomingMessage): Promise<string | undefined>;
+  /** Unsent bytes a socket may hold before it is closed as too slow. */
+  maxBufferedBytes?: number;
 }
 
 function send(socket: WebSocket, message: ServerMessage): void {
@@ -67,6 +82,7 @@ function parseMessage(data: unknown): z.infer<typeof clientMessageSchema> | unde
 /** Serves `/v1/stream`: clients subscribe to jobs by id and receive each state change until the end. */
 export function createJobStream(deps: JobStreamDependencies) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const maxBufferedBytes = deps.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   const alive = new WeakSet<WebSocket>();
 
   function onConnection(socket: WebSocket, userId: string): void {
@@ -93,11 +109,24 @@ export function createJobStream(deps: JobStreamDependencies) {
         void cancel(socket, userId, message.id);
         return;
       }
-      void subscribe(socket, userId, message.id, subscriptions);
+      void subscribe(socket, userId, message, subscriptions);
     });
   }
 
-  async function subscribe(socket: WebSocket, userId: string, id: string, subs: Map<string, () => void>) {
+  function sendEvent(socket: WebSocket, event: JobEvent): void {
+    if (socket.bufferedAmount > maxBufferedBytes) {
+      socket.close(SLOW_CONSUMER_CLOSE_CODE, 'too slow: reconnect and subscribe with since');
+      return;
+    }
+    send(socket, { type: 'job', seq: event.seq, event: event.type, job: event.job });
+  }
+
+  async function subscribe(
+    socket: WebSocket,
+    userId: string,
+    { id, since = 0 }: { id: string; since?: number },
+    subs: Map<string, () => void>,
+  ) {
     if (subs.has(id)) return;
     let unsubscribe: (() => void) | undefined;
     let ended = false;
@@ -113,9 +142,9 @@ export function createJobStream(deps: JobStreamDependencies) {
         send(socket, { type: 'error', id, error: { code: 'not_found', message: 'no such job' } });
         return;
       }
-      unsubscribe = await deps.hub.subscribe(id, (job) => {
-        send(socket, { type: 'job', job });
-        if (isTerminal(job.status)) stop();
+      unsubscribe = await deps.hub.subscribe(id, since, (event) => {
+        sendEvent(socket, event);
+        if (isTerminal(event.job.status)) stop();
       });
       // The job may have ended, or the socket closed, while the current state was being read.
       if (ended || socket.readyState !== socket.OPEN) stop();

@@ -1,8 +1,8 @@
 import { sql, type Kysely, type Transaction, type UpdateObject } from 'kysely';
 import { JobStatus, type Job } from '../jobs/job.js';
 import { ENTERED_FROM } from '../jobs/transitions.js';
-import { JOB_EVENTS_CHANNEL, encodeJobEvent } from '../events/job-event.js';
 import { closeReservation, closesReservation } from './credit-repository.js';
+import { appendJobEvent } from './job-event-repository.js';
 import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -36,8 +36,14 @@ export function toJob(row: JobRow): Job {
   };
 }
 
-/** Inserts a job unless the user already has one under this idempotency key; either way returns it. */
-export async function insertJobOnce(db: Db, job: NewJobRow): Promise<{ row: JobRow; created: boolean }> {
+/**
+ * Inserts a job, with its first event, unless the user already has one under this idempotency key;
+ * either way returns it.
+ */
+export async function insertJobOnce(
+  db: Transaction<Database>,
+  job: NewJobRow,
+): Promise<{ row: JobRow; created: boolean }> {
   const inserted = await db
     .insertInto('jobs')
     .values(job)
@@ -46,7 +52,10 @@ export async function insertJobOnce(db: Db, job: NewJobRow): Promise<{ row: JobR
     .onConflict((oc) => oc.doNothing())
     .returningAll()
     .executeTakeFirst();
-  if (inserted) return { row: inserted, created: true };
+  if (inserted) {
+    await appendJobEvent(db, { seq: inserted.version, type: 'status', job: toJob(inserted) });
+    return { row: inserted, created: true };
+  }
   const existing = await db
     .selectFrom('jobs')
     .selectAll()
@@ -61,8 +70,8 @@ export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {
 }
 
 /**
- * Writes `patch` and announces the new row on the events channel in the same transaction; `alsoWrite`
- * runs in that transaction too, once the row was updated.
+ * Writes `patch` and records it as the job's next event (its new `version`), announced on the events
+ * channel, in the same transaction; `alsoWrite` runs in that transaction too, once the row was updated.
  */
 async function updateAndPublish(
   db: Kysely<Database>,
@@ -82,7 +91,8 @@ async function updateAndPublish(
       .executeTakeFirst();
     if (!row) return undefined;
     await alsoWrite?.(trx);
-    await sql`select pg_notify(${JOB_EVENTS_CHANNEL}, ${encodeJobEvent(toJob(row))})`.execute(trx);
+    const type = patch.status === undefined ? 'progress' : 'status';
+    await appendJobEvent(trx, { seq: row.version, type, job: toJob(row) });
     return row;
   });
 }

@@ -7,6 +7,7 @@ import * as addPurgedAt from './migrations/2026_11_23_0004_add_job_purged_at.js'
 import * as indexForListing from './migrations/2026_11_23_0005_index_jobs_for_listing.js';
 import * as addFairAdmission from './migrations/2026_11_23_0006_add_fair_admission.js';
 import * as addCredits from './migrations/2026_11_23_0007_add_credits.js';
+import * as createJobEvents from './migrations/2026_11_23_0008_create_job_events.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0005_index_jobs_for_listing': indexForListing,
   '2026_11_23_0006_add_fair_admission': addFairAdmission,
   '2026_11_23_0007_add_credits': addCredits,
+  '2026_11_23_0008_create_job_events': createJobEvents,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

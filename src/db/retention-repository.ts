@@ -43,12 +43,18 @@ export async function findPurgeCandidates(
   return rows.map((row) => ({ id: row.id, storageKey: row.storage_key }));
 }
 
-/** Turns rows into tombstones: the key and the hashes stay, the way to the result does not. */
+/**
+ * Turns rows into tombstones: the key and the hashes stay, the way to the result does not. The events
+ * go too (they hold the same details); a subscriber then sees the tombstone alone.
+ */
 export async function markPurged(db: Kysely<Database>, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await db
-    .updateTable('jobs')
-    .set({ purged_at: sql<Date>`now()`, storage_key: null, failure_message: null, provider_task_id: null })
-    .where('id', 'in', ids)
-    .execute();
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('jobs')
+      .set({ purged_at: sql<Date>`now()`, storage_key: null, failure_message: null, provider_task_id: null })
+      .where('id', 'in', ids)
+      .execute();
+    await trx.deleteFrom('job_events').where('job_id', 'in', ids).execute();
+  });
 }

@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { JobEventType } from '../events/job-event.js';
 import type { ImageSize, JobKind, JobStatus } from '../jobs/job.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -108,6 +109,16 @@ export interface CreditLedgerTable {
   created_at: DefaultedTimestamp;
 }
 
+/** The numbered changes of each job; see src/events/job-event.ts. */
+export interface JobEventsTable {
+  job_id: string;
+  seq: number;
+  type: JobEventType;
+  /** The job as it was after this change (the public shape). */
+  data: ColumnType<unknown, string, string>;
+  created_at: DefaultedTimestamp;
+}
+
 export interface Database {
   jobs: JobsTable;
   users: UsersTable;
@@ -115,5 +126,6 @@ export interface Database {
   provider_circuits: ProviderCircuitsTable;
   provider_slots: ProviderSlotsTable;
   provider_pauses: ProviderPausesTable;
+  job_events: JobEventsTable;
   credit_ledger: CreditLedgerTable;
 }

@@ -1,19 +1,30 @@
 import type { Job } from '../jobs/job.js';
 
-/** Postgres NOTIFY channel on which every job-table change is announced. */
+/** Postgres NOTIFY channel on which every job event is announced as it is committed. */
 export const JOB_EVENTS_CHANNEL = 'kiln_job_events';
+
+/** `status`: the job entered a status (or started another provider call); `progress`: only progress moved. */
+export type JobEventType = 'status' | 'progress';
+
+/**
+ * One change of a job, as every way of watching it tells it. `seq` counts 1, 2, 3… per job with no gaps:
+ * it is the job row's `version` after the change.
+ */
+export interface JobEvent {
+  seq: number;
+  type: JobEventType;
+  job: Job;
+}
 
 /** NOTIFY payloads must stay under 8000 bytes; the failure message is the only unbounded field. */
 const MAX_MESSAGE_LENGTH = 2000;
 
-export function encodeJobEvent(job: Job): string {
-  const failure = job.failure && {
-    ...job.failure,
-    message: job.failure.message.slice(0, MAX_MESSAGE_LENGTH),
-  };
-  return JSON.stringify({ ...job, failure });
+export function encodeJobEvent(event: JobEvent): string {
+  const { failure } = event.job;
+  const bounded = failure && { ...failure, message: failure.message.slice(0, MAX_MESSAGE_LENGTH) };
+  return JSON.stringify({ ...event, job: { ...event.job, failure: bounded } });
 }
 
-export function decodeJobEvent(payload: string): Job {
-  return JSON.parse(payload) as Job;
+export function decodeJobEvent(payload: string): JobEvent {
+  return JSON.parse(payload) as JobEvent;
 }

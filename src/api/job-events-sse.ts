@@ -1,0 +1,72 @@
+import type { Request, RequestHandler, Response } from 'express';
+import type { Kysely } from 'kysely';
+import { toJob } from '../db/job-repository.js';
+import type { Database } from '../db/schema.js';
+import type { JobEvent } from '../events/job-event.js';
+import { isTerminal } from '../jobs/job.js';
+import { ApiError } from './api-error.js';
+import { callerOf } from './authenticate.js';
+import type { JobEventHub } from './job-event-hub.js';
+import { findOwnedJob } from './owned-job.js';
+
+/** Comments this often keep proxies from closing an idle stream. */
+const KEEP_ALIVE_MS = 15_000;
+/** Unsent bytes a slow reader may hold before the stream is ended; EventSource resumes by Last-Event-ID. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+/** What EventSource waits before it reconnects. */
+const RECONNECT_MS = 1000;
+
+/** `Last-Event-ID` (what EventSource sends on reconnect), else `?since=`, else from the start. */
+function sinceOf(req: Request): number {
+  const value = req.get('Last-Event-ID') ?? req.query.since ?? '0';
+  const since = typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
+  if (Number.isNaN(since)) {
+    throw new ApiError(400, 'invalid_request', 'Last-Event-ID and since must be a non-negative integer');
+  }
+  return since;
+}
+
+function writeEvent(res: Response, event: JobEvent): void {
+  res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event.job)}\n\n`);
+}
+
+/**
+ * `GET /v1/generations/:id/events`: the job's events as Server-Sent Events, the same numbered events the
+ * socket sends. Ends after the terminal event; a finished job with nothing newer answers 204, which
+ * tells EventSource to stop reconnecting.
+ */
+export function serveJobEvents(db: Kysely<Database>, hub: JobEventHub): RequestHandler {
+  return async (req, res) => {
+    const row = await findOwnedJob(db, callerOf(res), String(req.params.id));
+    if (!row) throw new ApiError(404, 'not_found', 'no such job');
+    const since = sinceOf(req);
+    if (isTerminal(toJob(row).status) && since >= row.version) {
+      res.status(204).end();
+      return;
+    }
+    res.status(200).set({
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write(`retry: ${RECONNECT_MS}\n\n`);
+    let unsubscribe = (): void => undefined;
+    let ended = false;
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(keepAlive);
+      unsubscribe();
+      res.end();
+    };
+    req.on('close', end);
+    unsubscribe = await hub.subscribe(row.id, since, (event) => {
+      if (ended) return;
+      if (res.writableLength > MAX_BUFFERED_BYTES) return end();
+      writeEvent(res, event);
+      if (isTerminal(event.job.status)) end();
+    });
+    if (ended) unsubscribe();
+  };
+}
