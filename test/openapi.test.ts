@@ -29,6 +29,7 @@ const GET = 'GET /v1/generations/{id}';
 const CONTENT = 'GET /v1/generations/{id}/content';
 const CANCEL = 'POST /v1/generations/{id}/cancel';
 const ME = 'GET /v1/me';
+const EVENTS = 'GET /v1/generations/{id}/events';
 
 let ctx: TestContext;
 let api: ApiTarget;
@@ -114,6 +115,12 @@ async function check({ operation, response }: Answer, status: number): Promise<u
   assert.equal(response.status, status, `${operation}: ${bytes.toString()}`);
   const documented = operationOf(operation).responses[String(status)];
   assert.ok(documented, `${operation} answered ${status}, which the document does not list`);
+  if (status === 204) {
+    assert.equal(bytes.length, 0, `${operation} 204 has a body`);
+    assert.equal(documented.content, undefined, `${operation} 204 documents content`);
+    validated.push(`${operation} ${status}`);
+    return undefined;
+  }
   const mediaType = response.headers.get('content-type')?.split(';')[0] ?? '';
   assert.ok(documented.content?.[mediaType], `${operation} ${status}: ${mediaType} is not documented`);
   const isJson = mediaType === 'application/json';
@@ -152,7 +159,7 @@ test('public operations answer without a key; every other one answers 401 withou
   await check(await call('GET /healthz', { apiKey: null }), 200);
   await check(await call('GET /metrics', { apiKey: null }), 200);
   await check(await call('GET /openapi.json', { apiKey: null }), 200);
-  for (const operation of [SUBMIT, LIST, GET, CONTENT, CANCEL, ME]) {
+  for (const operation of [SUBMIT, LIST, GET, CONTENT, EVENTS, CANCEL, ME]) {
     assert.notDeepEqual(operationOf(operation).security, [], `${operation} is documented as public`);
     await check(await call(operation, { apiKey: null }), 401);
   }
@@ -168,6 +175,9 @@ test('a job submitted, finished, listed, read, downloaded, canceled too late and
   await check(await call(GET, { id: accepted.id }), 200);
   await check(await call(LIST, { query: '?limit=2&status=succeeded' }), 200);
   await check(await call(CONTENT, { id: accepted.id }), 200);
+  await check(await call(EVENTS, { id: accepted.id }), 200);
+  await check(await call(EVENTS, { id: accepted.id, init: { headers: { 'Last-Event-ID': '1000' } } }), 204);
+  await check(await call(EVENTS, { id: accepted.id, query: '?since=soon' }), 400);
   await check(await call(CANCEL, { id: accepted.id }), 409);
   await check(await submission({ kind: 'image', prompt: 'openapi, edited' }, key), 422);
   await markPurged(ctx.database.db, [accepted.id]);
@@ -185,7 +195,9 @@ test('a job canceled while it is unfinished has no content', async () => {
 });
 
 test('unknown jobs, bad queries and refused submissions answer in their documented shapes', async () => {
-  for (const operation of [GET, CONTENT, CANCEL]) await check(await call(operation, { id: 'job_nope' }), 404);
+  for (const operation of [GET, CONTENT, EVENTS, CANCEL]) {
+    await check(await call(operation, { id: 'job_nope' }), 404);
+  }
   await check(await call(LIST, { query: '?limit=0' }), 400);
   await check(await submission({ kind: 'image', prompt: '' }), 400);
   await check(await submission({ kind: 'image', prompt: 'x'.repeat(40_000) }), 413);

@@ -20,9 +20,12 @@ type JsonSchema = z.core.JSONSchema.BaseSchema;
 const DESCRIPTION = `Kiln runs AI image generations as durable jobs: submit one, get \`202\` and a job id at once, then \
 read the job, or its content once it has succeeded.
 
-Job changes also stream over a WebSocket at \`${STREAM_PATH}\`, which OpenAPI cannot describe: connect with \
-the same \`Authorization\` header, send \`{ "type": "subscribe", "id" }\` and receive \`{ "type": "job", "job" }\` \
-(a \`Job\`) now and at every change until the job ends; \`{ "type": "unsubscribe", "id" }\` stops that, \
+Each change of a job is an event numbered \`seq\` 1, 2, 3… per job (the job's \`version\` after it). Events \
+stream as Server-Sent Events from \`/v1/generations/{id}/events\`, and over a WebSocket at \`${STREAM_PATH}\`, \
+which OpenAPI cannot describe: connect with the same \`Authorization\` header, send \
+\`{ "type": "subscribe", "id", "since"? }\` and receive \`{ "type": "job", "seq", "event", "job" }\` (\`event\` is \
+\`status\` or \`progress\`, \`job\` a \`Job\`) for every event after \`since\` until the job ends; a client too slow \
+to read is closed with code 4008 and resumes with \`since\`. \`{ "type": "unsubscribe", "id" }\` stops that, \
 \`{ "type": "cancel", "id" }\` cancels the job (answered \`{ "type": "canceling", "id" }\`), and errors come as \
 \`{ "type": "error", "error": { "code", "message" }, "id"? }\`.`;
 
@@ -141,6 +144,29 @@ function jobPaths() {
         operationId: 'getGeneration',
         parameters: [jobId],
         responses: { 200: json('The job', 'Job'), ...unauthorized, ...errors({ 404: '`not_found`' }) },
+      },
+    },
+    '/v1/generations/{id}/events': {
+      get: {
+        operationId: 'streamGenerationEvents',
+        summary: "The job's events as Server-Sent Events",
+        description:
+          'Each event: `id:` its seq, `event:` `status` or `progress`, `data:` the Job after the change. ' +
+          'Starts after `Last-Event-ID` (or `since`); ends after the terminal event.',
+        parameters: [
+          jobId,
+          { name: 'Last-Event-ID', in: 'header', schema: { type: 'string', pattern: '^[0-9]{1,9}$' } },
+          { name: 'since', in: 'query', schema: { type: 'integer', minimum: 0 } },
+        ],
+        responses: {
+          200: {
+            description: 'The events',
+            content: { 'text/event-stream': { schema: { type: 'string' } } },
+          },
+          204: { description: 'The job has ended and has no event after Last-Event-ID: stop reconnecting' },
+          ...unauthorized,
+          ...errors({ 400: '`invalid_request`: a bad Last-Event-ID or since', 404: '`not_found`' }),
+        },
       },
     },
     '/v1/generations/{id}/content': {

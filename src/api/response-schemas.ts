@@ -42,7 +42,7 @@ export const jobPageSchema = z.object({
   nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last one'),
 }) satisfies z.ZodType<JobPage>;
 
-const links = z.object({ self: z.string(), content: z.string(), stream: z.string() });
+const links = z.object({ self: z.string(), content: z.string(), events: z.string(), stream: z.string() });
 
 /** The `202` of `POST /v1/generations`. */
 export const submittedSchema = z.object({
