@@ -28,6 +28,7 @@ export interface SlotRequest {
 
 function hold({ db, jobId }: SlotRequest): HeldSlot {
   const renewal = setInterval(() => {
+    // A failed renewal is tried again next interval; one that never lands frees the slot a little early.
     renewProviderSlot(db, jobId, LEASE_MS).catch(() => undefined);
   }, RENEW_EVERY_MS);
   return {

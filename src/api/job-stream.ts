@@ -20,7 +20,7 @@ const CANCEL_ERRORS = {
  * A client that lets this much pile up unread is closed with SLOW_CONSUMER_CLOSE_CODE rather than
  * buffered without bound; it reconnects and resumes with `since`.
  */
-const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+const MAX_BUFFERED_BYTES = 1024 * 1024;
 export const SLOW_CONSUMER_CLOSE_CODE = 4008;
 
 /** Sockets that miss a ping for this long are dropped, so dead peers do not hold subscriptions. */
@@ -62,8 +62,6 @@ export interface JobStreamDependencies {
   cancel(userId: string, jobId: string): Promise<CancelOutcome>;
   /** Authenticates the upgrade request; undefined refuses it. */
   userIdOf(req: IncomingMessage): Promise<string | undefined>;
-  /** Unsent bytes a socket may hold before it is closed as too slow. */
-  maxBufferedBytes?: number;
 }
 
 function send(socket: WebSocket, message: ServerMessage): void {
@@ -82,7 +80,6 @@ function parseMessage(data: unknown): z.infer<typeof clientMessageSchema> | unde
 /** Serves `/v1/stream`: clients subscribe to jobs by id and receive each state change until the end. */
 export function createJobStream(deps: JobStreamDependencies) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
-  const maxBufferedBytes = deps.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   const alive = new WeakSet<WebSocket>();
 
   function onConnection(socket: WebSocket, userId: string): void {
@@ -114,7 +111,7 @@ export function createJobStream(deps: JobStreamDependencies) {
   }
 
   function sendEvent(socket: WebSocket, event: JobEvent): void {
-    if (socket.bufferedAmount > maxBufferedBytes) {
+    if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
       socket.close(SLOW_CONSUMER_CLOSE_CODE, 'too slow: reconnect and subscribe with since');
       return;
     }
