@@ -163,6 +163,11 @@ export interface Config {
   dataDir: string;
 }
 
+/** A user's plan; one removed from the configuration falls back to the default plan. */
+export function planNamed(plans: Config['plans'], name: string): Plan {
+  return plans.byName[name] ?? plans.byName[plans.defaultPlan]!;
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }

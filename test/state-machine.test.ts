@@ -41,7 +41,7 @@ describe('the job state machine', () => {
       // No worker polls this context's queue: the job stays as the API left it.
       const { row } = await submitGeneration(
         { db: ctx.database.db, temporal: ctx.temporal, config: ctx.config, costs: ctx.config.costs },
-        ctx.userId,
+        { userId: ctx.userId, plan: ctx.config.plans.defaultPlan },
         randomUUID(),
         request,
       );

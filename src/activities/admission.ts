@@ -1,13 +1,13 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { planNamed } from '../config.js';
 import { admitWaitingJobs } from '../db/admission-repository.js';
 import { admittedSignal } from '../workflows/definitions.js';
 import type { ActivityDependencies } from './dependencies.js';
 
 /** Per-user running slots: a plan's `maxRunning` jobs go on, the rest wait in submission order. */
 export function createAdmissionActivities({ db, logger, plans }: ActivityDependencies) {
-  // A user whose plan was removed from the configuration falls back to the default plan.
-  const planOf = (name: string) => plans.byName[name] ?? plans.byName[plans.defaultPlan]!;
+  const planOf = (name: string) => planNamed(plans, name);
 
   async function wake(workflowIds: string[]): Promise<void> {
     const { client } = Context.current();

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createApp } from './app.js';
-import { userIdOfRequest } from './authenticate.js';
+import { callerOfRequest } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
@@ -35,7 +35,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
   const stream = createJobStream({
     hub: events.hub,
     logger,
-    userIdOf: (req) => userIdOfRequest(database.db, req),
+    userIdOf: async (req) => (await callerOfRequest(database.db, req))?.userId,
     cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
     canWatch: async (userId, jobId) => (await findOwnedJob(database.db, userId, jobId)) !== undefined,
   });

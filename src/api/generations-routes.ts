@@ -1,13 +1,13 @@
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import { planNamed, type Config } from '../config.js';
 import { toJob } from '../db/job-repository.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { JobStatus } from '../jobs/job.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
-import { authenticate, callerOf } from './authenticate.js';
+import { authenticate, authenticatedCaller, callerOf } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import type { JobEventHub } from './job-event-hub.js';
@@ -61,9 +61,15 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   router.post('/', rateLimited, requireJson, express.json({ limit: BODY_LIMIT }), async (req, res) => {
     const key = parseIdempotencyKey(req.get('Idempotency-Key'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
-    const { row, replayed } = await submitGeneration(deps, callerOf(res), key, request);
+    const caller = authenticatedCaller(res);
+    const { row, replayed } = await submitGeneration(deps, caller, key, request);
     if (replayed) res.set('Idempotent-Replayed', 'true');
-    const estimate = await estimateQueue(deps.db, deps.config, row);
+    const estimate = await estimateQueue(
+      deps.db,
+      deps.config,
+      row,
+      planNamed(deps.config.plans, caller.plan),
+    );
     res
       .status(202)
       .location(links(row.id).self)

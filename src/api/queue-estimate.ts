@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import { planNamed, type Config, type Plan } from '../config.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { JobStatus } from '../jobs/job.js';
 import { dispatchesPerSecond, limitKeyFor, limitOf } from '../providers/provider-limits.js';
@@ -39,12 +39,11 @@ async function waitingAhead(db: Kysely<Database>, config: EstimateConfig, row: J
     .groupBy(['jobs.user_id', 'jobs.model', 'users.plan'])
     .execute();
   const key = limitKeyFor(config.providerLimits, row.provider, row.model);
-  const { byName, defaultPlan } = config.plans;
   return rows
     .filter((ahead) => limitKeyFor(config.providerLimits, row.provider, ahead.model) === key)
     .map((ahead) => ({
       userId: ahead.user_id,
-      weight: (byName[ahead.plan] ?? byName[defaultPlan]!).weight,
+      weight: planNamed(config.plans, ahead.plan).weight,
       count: Number(ahead.count),
     }));
 }
@@ -77,14 +76,10 @@ export async function estimateQueue(
   db: Kysely<Database>,
   config: EstimateConfig,
   row: JobRow,
+  plan: Plan,
 ): Promise<QueueEstimate> {
   if (row.status !== JobStatus.queued) return { queuePosition: 0, estimatedWaitSeconds: 0 };
-  const [ahead, callSeconds, user] = await Promise.all([
-    waitingAhead(db, config, row),
-    recentCallSeconds(db, row),
-    db.selectFrom('users').select('plan').where('id', '=', row.user_id).executeTakeFirstOrThrow(),
-  ]);
-  const plan = config.plans.byName[user.plan] ?? config.plans.byName[config.plans.defaultPlan]!;
+  const [ahead, callSeconds] = await Promise.all([waitingAhead(db, config, row), recentCallSeconds(db, row)]);
   const own = ahead.find((waiting) => waiting.userId === row.user_id)?.count ?? 0;
   const others = ahead
     .filter((waiting) => waiting.userId !== row.user_id)

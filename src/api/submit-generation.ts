@@ -1,10 +1,11 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import { planNamed, type Config, type Plan } from '../config.js';
 import { costOf } from '../credits/job-cost.js';
 import { InsufficientCreditsError, reserveCredits } from '../db/credit-repository.js';
 import { insertJobOnce } from '../db/job-repository.js';
 import type { Database, JobRow, NewJobRow } from '../db/schema.js';
+import type { Caller } from '../db/user-repository.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
 import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js';
 import type { GenerateImageInput } from '../workflows/definitions.js';
@@ -40,17 +41,11 @@ function seedFor(jobId: string): number {
   return Number.parseInt(jobId.slice(4, 12), 16);
 }
 
-/** The user's plan weight: their share of a busy provider against other users (Temporal fairness). */
-async function fairnessWeightOf(deps: SubmitDependencies, userId: string): Promise<number> {
-  const { plans } = deps.config;
-  const user = await deps.db.selectFrom('users').select('plan').where('id', '=', userId).executeTakeFirst();
-  return (plans.byName[user?.plan ?? plans.defaultPlan] ?? plans.byName[plans.defaultPlan]!).weight;
-}
-
 async function startWorkflow(
   deps: SubmitDependencies,
   row: JobRow,
   request: GenerationRequest,
+  plan: Plan,
 ): Promise<void> {
   const { temporal, providerLimits } = deps.config;
   const limitKey = limitKeyFor(providerLimits, request.provider, request.model);
@@ -73,7 +68,7 @@ async function startWorkflow(
       args: [input],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       // Inherited by the job's activities: a provider's backlog is dispatched fairly across users.
-      priority: { fairnessKey: row.user_id, fairnessWeight: await fairnessWeightOf(deps, row.user_id) },
+      priority: { fairnessKey: row.user_id, fairnessWeight: plan.weight },
     });
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
@@ -112,7 +107,7 @@ async function insertPaidJob(
  */
 export async function submitGeneration(
   deps: SubmitDependencies,
-  userId: string,
+  { userId, plan }: Caller,
   idempotencyKey: string,
   request: GenerationRequest,
 ): Promise<Submission> {
@@ -139,6 +134,8 @@ export async function submitGeneration(
       'this Idempotency-Key was used with a different request',
     );
   }
-  if (created || row.status === JobStatus.queued) await startWorkflow(deps, row, request);
+  if (created || row.status === JobStatus.queued) {
+    await startWorkflow(deps, row, request, planNamed(deps.config.plans, plan));
+  }
   return { row, replayed: !created };
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.js';
 import type { Database } from '../db/schema.js';
-import { createUser, findUserByName, findUserIdByApiKey, issueApiKey } from '../db/user-repository.js';
+import { createUser, findCallerByApiKey, findUserByName, issueApiKey } from '../db/user-repository.js';
 
 export const DEMO_USER_NAME = 'demo';
 
@@ -26,7 +26,7 @@ export async function ensureDemoApiKey(
 ): Promise<string> {
   const file = path.join(config.dataDir, 'demo-api-key');
   const saved = await readKey(file);
-  if (saved && (await findUserIdByApiKey(db, saved))) return saved;
+  if (saved && (await findCallerByApiKey(db, saved))) return saved;
   const user =
     (await findUserByName(db, DEMO_USER_NAME)) ??
     (await createUser(db, DEMO_USER_NAME, {

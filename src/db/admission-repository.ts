@@ -1,9 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Plan } from '../config.js';
-import { JobStatus } from '../jobs/job.js';
+import { JobStatus, UNFINISHED_STATUSES } from '../jobs/job.js';
 import type { Database } from './schema.js';
-
-const UNFINISHED = [JobStatus.queued, JobStatus.running, JobStatus.storing];
 
 export interface Admission {
   /** Whether the asking job holds one of its user's running slots. */
@@ -24,17 +22,16 @@ export async function admitWaitingJobs(
 ): Promise<Admission> {
   return db.transaction().execute(async (trx) => {
     const user = await trx
-      .selectFrom('jobs')
-      .innerJoin('users', 'users.id', 'jobs.user_id')
-      .select(['users.id', 'users.plan'])
-      .where('jobs.id', '=', jobId)
+      .selectFrom('users')
+      .select(['id', 'plan'])
+      .where('id', '=', (eb) => eb.selectFrom('jobs').select('user_id').where('id', '=', jobId))
+      .forUpdate()
       .executeTakeFirstOrThrow();
-    await trx.selectFrom('users').select('id').where('id', '=', user.id).forUpdate().execute();
     const { held } = await trx
       .selectFrom('jobs')
       .select((eb) => eb.fn.countAll<string>().as('held'))
       .where('user_id', '=', user.id)
-      .where('status', 'in', UNFINISHED)
+      .where('status', 'in', UNFINISHED_STATUSES)
       .where('admitted_at', 'is not', null)
       .executeTakeFirstOrThrow();
     const free = planOf(user.plan).maxRunning - Number(held);

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction, type UpdateObject } from 'kysely';
-import { JobStatus, type Job } from '../jobs/job.js';
+import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
 import { ENTERED_FROM } from '../jobs/transitions.js';
 import { closeReservation, closesReservation } from './credit-repository.js';
 import { appendJobEvent } from './job-event-repository.js';
@@ -193,7 +193,7 @@ export async function countUnfinishedJobs(
     .selectFrom('jobs')
     .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
     .where('user_id', '=', userId)
-    .where('status', 'in', [JobStatus.queued, JobStatus.running, JobStatus.storing])
+    .where('status', 'in', UNFINISHED_STATUSES)
     .groupBy('status')
     .execute();
   const count = (status: JobStatus) => Number(rows.find((row) => row.status === status)?.count ?? 0);

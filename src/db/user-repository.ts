@@ -56,12 +56,18 @@ export async function revokeApiKeys(db: Kysely<Database>, userId: string): Promi
   return Number(result.numUpdatedRows);
 }
 
-export async function findUserIdByApiKey(db: Kysely<Database>, key: string): Promise<string | undefined> {
-  const row = await db
+/** Who is calling: the user of a live API key, with the plan that sets their slots and share. */
+export interface Caller {
+  userId: string;
+  plan: string;
+}
+
+export async function findCallerByApiKey(db: Kysely<Database>, key: string): Promise<Caller | undefined> {
+  return db
     .selectFrom('api_keys')
-    .select('user_id')
-    .where('key_sha256', '=', hashApiKey(key))
-    .where('revoked_at', 'is', null)
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .select(['users.id as userId', 'users.plan'])
+    .where('api_keys.key_sha256', '=', hashApiKey(key))
+    .where('api_keys.revoked_at', 'is', null)
     .executeTakeFirst();
-  return row?.user_id;
 }

@@ -23,6 +23,13 @@ export const TERMINAL_STATUSES: readonly JobStatus[] = [
   JobStatus.expired,
 ];
 
+/** Not ended yet: waiting, or being worked on. */
+export const UNFINISHED_STATUSES: readonly JobStatus[] = [
+  JobStatus.queued,
+  JobStatus.running,
+  JobStatus.storing,
+];
+
 export function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
 }
