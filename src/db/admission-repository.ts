@@ -25,7 +25,8 @@ export async function admitWaitingJobs(
       .selectFrom('users')
       .select(['id', 'plan'])
       .where('id', '=', (eb) => eb.selectFrom('jobs').select('user_id').where('id', '=', jobId))
-      .forUpdate()
+      // Not FOR UPDATE: that would also block the foreign-key checks of concurrent submissions.
+      .forNoKeyUpdate()
       .executeTakeFirstOrThrow();
     const { held } = await trx
       .selectFrom('jobs')
@@ -50,7 +51,11 @@ export async function admitWaitingJobs(
                 .where('admitted_at', 'is', null)
                 .orderBy('created_at')
                 .orderBy('id')
-                .limit(free),
+                .limit(free)
+                // A job locked now is ending (canceled, expired) and holds its row before the user's:
+                // waiting for it here would deadlock with its credit refund.
+                .forUpdate()
+                .skipLocked(),
             )
             .returning(['id', 'workflow_id'])
             .execute();
