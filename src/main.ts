@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   await ensureRetentionSchedule(temporal, config);
   const api = await startApiServer({ ...deps, config, database, temporal });
   console.log(
-    `\nKiln is running.\n  App:         ${api.url}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n` +
+    `\nKiln is running.\n  App:         ${api.url}/#key=${apiKey}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n` +
       `  API key:     ${apiKey} (user ${DEMO_USER_NAME})\n`,
   );
   console.log(

@@ -4,6 +4,7 @@ import { metricsRegistry } from '../observability/metrics.js';
 import { errorMiddleware, notFoundRoute } from './api-error.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
+import { webPageRoutes } from '../web/web-page.js';
 import { OPENAPI_PATH, openApiRoute } from './openapi.js';
 
 export interface AppDependencies extends GenerationsRouteDependencies {
@@ -22,6 +23,7 @@ export function createApp(deps: AppDependencies): Express {
   app.get(OPENAPI_PATH, openApiRoute);
   app.use('/v1/generations', generationsRoutes(deps));
   app.use('/v1/me', meRoute(deps.db));
+  app.use(webPageRoutes());
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));
   return app;

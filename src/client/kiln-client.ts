@@ -44,6 +44,8 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** Told each time the stream is lost and `watch` reconnects or polls, so a UI can show it. */
   onReconnecting?: () => void;
+  /** Told each time the event stream is open again. */
+  onConnected?: () => void;
 }
 
 /** An error answer of the API, as its `{ error: { code, message, details? } }` body says. */
@@ -71,6 +73,11 @@ async function errorOf(response: Response): Promise<KilnApiError> {
   } catch {
     return new KilnApiError(response.status, 'http_error', `HTTP ${response.status}: ${text.slice(0, 200)}`);
   }
+}
+
+/** Aborted by the caller, or refused for good (4xx): retrying cannot help. */
+function isFinal(error: unknown, signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true || (error instanceof KilnApiError && error.status < 500);
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -113,6 +120,15 @@ export function createKilnClient(options: KilnClientOptions) {
 
   async function json<T>(path: string, init?: RequestInit): Promise<T> {
     return (await (await call(path, init)).json()) as T;
+  }
+
+  async function pollOnce(id: string, signal: AbortSignal | undefined): Promise<Job | undefined> {
+    try {
+      return await json<Job>(jobPath(id), { signal });
+    } catch (error) {
+      if (isFinal(error, signal)) throw error;
+      return undefined;
+    }
   }
 
   const jobPath = (id: string) => `/v1/generations/${encodeURIComponent(id)}`;
@@ -162,7 +178,7 @@ export function createKilnClient(options: KilnClientOptions) {
      */
     async *watch(
       id: string,
-      { since = 0, signal, onReconnecting }: WatchOptions = {},
+      { since = 0, signal, onReconnecting, onConnected }: WatchOptions = {},
     ): AsyncGenerator<JobEvent> {
       let last = since;
       let lastStatus: Job['status'] | undefined;
@@ -172,6 +188,7 @@ export function createKilnClient(options: KilnClientOptions) {
         try {
           const stream = await openEvents(id, last, signal);
           if (!stream) return;
+          onConnected?.();
           for await (const event of stream) {
             if (event.seq <= last) continue;
             [last, lastStatus, failures, progressed] = [event.seq, event.job.status, 0, true];
@@ -179,23 +196,18 @@ export function createKilnClient(options: KilnClientOptions) {
             if (isTerminal(event.job.status)) return;
           }
         } catch (error) {
-          if (signal?.aborted || (error instanceof KilnApiError && error.status < 500)) throw error;
           failures += 1;
+          if (isFinal(error, signal)) throw error;
         }
         // The stream was cut (a restart, a slow reader, the network): resume after `last`.
         onReconnecting?.();
-        if (failures >= FAILURES_BEFORE_POLLING) {
-          const job = await client.get(id);
-          if (job.version > last) {
-            const event: JobEvent = {
-              seq: job.version,
-              type: job.status === lastStatus ? 'progress' : 'status',
-              job,
-            };
-            [last, lastStatus] = [event.seq, job.status];
-            yield event;
-            if (isTerminal(job.status)) return;
-          }
+        // Offline, the poll fails like the stream did, and both are tried again later.
+        const job = failures >= FAILURES_BEFORE_POLLING ? await pollOnce(id, signal) : undefined;
+        if (job && job.version > last) {
+          const type = job.status === lastStatus ? 'progress' : 'status';
+          [last, lastStatus] = [job.version, job.status];
+          yield { seq: job.version, type, job };
+          if (isTerminal(job.status)) return;
         }
         await sleep(progressed ? 0 : pollIntervalMs, signal);
       }
