@@ -153,17 +153,26 @@ describe('openai provider against the fake images API', () => {
   });
   after(() => server.close());
 
-  test('gpt-image-1: a PNG of the requested size, one call, no response_format', async () => {
+  test('gpt-image-1: streams partial images as progress, then a PNG of the requested size; one call', async () => {
     const { image, progress } = await generate(provider, input());
     assert.deepEqual(decodedSize(image.bytes), [1024, 1024]);
-    assert.deepEqual(progress, [100]);
+    assert.deepEqual(progress, [25, 50, 75, 100]);
     assert.equal(server.countRequests(), 1);
     assert.deepEqual(server.requests[0], {
       model: 'gpt-image-1',
       prompt: input().prompt,
       n: 1,
       size: '1024x1024',
+      stream: true,
+      partial_images: 3,
     });
+  });
+
+  test('gpt-image-1: a stream that ends without its image is a retryable invalid_output', async () => {
+    server.queueBehaviour({ kind: 'no_image' });
+    const error = await providerErrorOf(generate(provider, input()));
+    assert.equal(error.code, 'invalid_output');
+    assert.equal(error.retryable, true);
   });
 
   test('dall-e-2: asks for base64 and gets the requested size', async () => {

@@ -29,6 +29,8 @@ const imageGenerationBody = z.object({
     .regex(/^\d+x\d+$/)
     .default('1024x1024'),
   response_format: z.enum(['url', 'b64_json']).optional(),
+  stream: z.boolean().optional(),
+  partial_images: z.number().int().min(0).max(3).optional(),
 });
 
 /** A request body as the fake received it, defaults applied. */
@@ -147,6 +149,40 @@ function sendPng(res: ServerResponse, body: ImageGenerationBody, width: number, 
   });
 }
 
+/**
+ * The GPT image models' streaming answer: `partial_images` previews, then the image, as Server-Sent
+ * Events spread over `delayMs`. The previews are the final image at a lower size, enough for a client.
+ */
+async function streamImages(
+  res: ServerResponse,
+  body: ImageGenerationBody,
+  delayMs: number,
+  closing: AbortSignal,
+  /** The final image's size; none sends the previews and ends without an image. */
+  final: [number, number] | null = body.size.split('x').map(Number) as [number, number],
+) {
+  const png = (w: number, h: number) =>
+    Buffer.from(renderPromptPng({ prompt: body.prompt, seed: 0, width: w, height: h })).toString('base64');
+  const common = {
+    created_at: Math.floor(Date.now() / 1000),
+    size: body.size,
+    quality: 'auto',
+    background: 'opaque',
+    output_format: 'png',
+  };
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': `req_${randomUUID()}` });
+  const partials = body.partial_images ?? 0;
+  const send = (type: string, data: object) =>
+    res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...common, ...data })}\n\n`);
+  for (let index = 0; index < partials; index++) {
+    if (!(await stillWanted(delayMs / (partials + 1), res, closing))) return;
+    send('image_generation.partial_image', { partial_image_index: index, b64_json: png(64, 64) });
+  }
+  if (!(await stillWanted(delayMs / (partials + 1), res, closing))) return;
+  if (final) send('image_generation.completed', { b64_json: png(...final), usage: { total_tokens: 0 } });
+  res.end();
+}
+
 function sendContentPolicy(res: ServerResponse, model: string): void {
   const message = 'Your request was rejected as a result of our safety system.';
   if (model.startsWith('dall-e')) {
@@ -176,6 +212,7 @@ async function answer(
 ) {
   switch (behaviour.kind) {
     case 'ok':
+      if (body.stream) return streamImages(res, body, behaviour.delayMs ?? 0, closing);
       if (await stillWanted(behaviour.delayMs ?? 0, res, closing)) sendImages(res, body);
       return;
     case 'rate_limited':
@@ -192,8 +229,10 @@ async function answer(
     case 'bad_request':
       return sendError(res, 400, { message: 'Invalid prompt.', type: 'invalid_request_error' });
     case 'no_image':
+      if (body.stream) return streamImages(res, body, 0, closing, null);
       return sendJson(res, 200, { created: Math.floor(Date.now() / 1000), data: [] });
     case 'wrong_size':
+      if (body.stream) return streamImages(res, body, 0, closing, [64, 64]);
       return sendPng(res, body, 64, 64);
     case 'reset':
       res.socket?.destroy();
