@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { CircuitPolicy } from './db/circuit-repository.js';
 import type { RetentionPolicy } from './db/retention-repository.js';
 import type { ObjectStoreConfig } from './storage/create-object-store.js';
-import type { ProviderRetryPolicy } from './workflows/definitions.js';
+import type { ProviderRetryPolicy, WebhookRetryPolicy } from './workflows/definitions.js';
 
 /** Embedded defaults for `npm start` keep their state here (git-ignored). */
 const DATA_DIR = path.resolve(fileURLToPath(new URL('../.data', import.meta.url)));
@@ -135,6 +135,16 @@ const envSchema = z.object({
   RETENTION_UNSUCCESSFUL_DAYS: z.coerce.number().positive().default(30),
   /** How often the retention schedule runs. Default 1 h. */
   RETENTION_INTERVAL_MINUTES: z.coerce.number().positive().default(60),
+  /** Webhook deliveries are retried for at least this long. Default 86400 s (24 h). */
+  WEBHOOK_RETRY_WINDOW_SECONDS: z.coerce.number().positive().default(86_400),
+  /** First retry delay of a webhook delivery; doubles per attempt, with jitter. Default 5000 ms. */
+  WEBHOOK_BACKOFF_INITIAL_MS: z.coerce.number().int().positive().default(5000),
+  /** Cap of that delay. Default 3600000 ms (1 h). */
+  WEBHOOK_BACKOFF_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
+  /** One webhook attempt, connection included. Default 10 s. */
+  WEBHOOK_ATTEMPT_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(10),
+  /** Let webhooks reach private, loopback and link-local addresses. Default false. */
+  WEBHOOK_ALLOW_PRIVATE: booleanFlag.default(false),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -159,6 +169,7 @@ export interface Config {
   costs: { byKey: Readonly<Record<string, number>>; fallback: number };
   demoUserCredits: number;
   submitRateLimit: { perMinute: number; burst: number };
+  webhooks: { retry: WebhookRetryPolicy; allowPrivate: boolean };
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   dataDir: string;
 }
@@ -245,6 +256,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
     demoUserCredits: e.DEMO_USER_CREDITS,
     submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },
+    webhooks: {
+      retry: {
+        retryWindowSeconds: e.WEBHOOK_RETRY_WINDOW_SECONDS,
+        initialBackoffMs: e.WEBHOOK_BACKOFF_INITIAL_MS,
+        maxBackoffMs: e.WEBHOOK_BACKOFF_MAX_MS,
+        attemptTimeoutSeconds: e.WEBHOOK_ATTEMPT_TIMEOUT_SECONDS,
+      },
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+    },
     logLevel: e.LOG_LEVEL,
     dataDir: DATA_DIR,
   });

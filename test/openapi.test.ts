@@ -5,6 +5,8 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { markPurged } from '../src/db/retention-repository.js';
+import { ensureWebhookSecret, type WebhookDelivery } from '../src/db/webhook-repository.js';
+import { startWebhookReceiver, type FakeWebhookReceiver } from './fakes/webhook-receiver.js';
 import { apiFetch, pollUntilDone, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
@@ -30,6 +32,8 @@ const CONTENT = 'GET /v1/generations/{id}/content';
 const CANCEL = 'POST /v1/generations/{id}/cancel';
 const ME = 'GET /v1/me';
 const EVENTS = 'GET /v1/generations/{id}/events';
+const WEBHOOKS = 'GET /v1/generations/{id}/webhooks';
+const REDELIVER = 'POST /v1/generations/{id}/webhooks/{deliveryId}/redeliver';
 
 let ctx: TestContext;
 let api: ApiTarget;
@@ -37,17 +41,23 @@ let document: OpenApiDocument;
 const ajv = new Ajv2020({ strict: true, allErrors: true });
 // ajv-formats is CommonJS: imported from ESM, its `default` export is the whole module.
 addFormats.default(ajv);
+let receiver: FakeWebhookReceiver;
 let driven = 0;
 const validated: string[] = [];
 
 before(async () => {
+  receiver = await startWebhookReceiver();
   ctx = await createTestContext({
+    // The webhook receiver is on 127.0.0.1; a redelivery to it, once it is down, gives up soon.
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    WEBHOOK_RETRY_WINDOW_SECONDS: '2',
     // Slow enough that a job is still unfinished when it is canceled right after its submission.
     LOCAL_PROVIDER_DELAY_MS: '2000',
     // A burst small enough to reach 429 in a few requests, large enough for this file's other submissions.
     SUBMIT_RATE_PER_MINUTE: '6',
     SUBMIT_BURST: '10',
   });
+  receiver.setSecret(await ensureWebhookSecret(ctx.database.db, ctx.userId));
   await startWorker(ctx);
   api = await startApi(ctx);
   document = (await (await fetch(`${api.url}/openapi.json`)).json()) as OpenApiDocument;
@@ -56,7 +66,10 @@ before(async () => {
   ajv.addVocabulary(Object.keys(document));
   ajv.addSchema(document, DOCUMENT_ID);
 });
-after(() => ctx.cleanup());
+after(async () => {
+  await ctx.cleanup();
+  await receiver.close();
+});
 
 function operationOf(operation: string): Operation {
   const [method, template] = operation.split(' ') as [string, string];
@@ -80,10 +93,17 @@ function responseValidator(operation: string, status: number) {
 /** Sends a request for a documented operation, `{id}` filled in; authenticated unless `apiKey` is null. */
 function call(
   operation: string,
-  options: { id?: string; query?: string; init?: RequestInit; apiKey?: string | null } = {},
+  options: {
+    id?: string;
+    deliveryId?: string;
+    query?: string;
+    init?: RequestInit;
+    apiKey?: string | null;
+  } = {},
 ): Promise<Answer> {
   const [method, template] = operation.split(' ') as [string, string];
-  const path = `${template.replace('{id}', options.id ?? 'job_none')}${options.query ?? ''}`;
+  const filled = template.replace('{id}', options.id ?? 'job_none');
+  const path = `${filled.replace('{deliveryId}', options.deliveryId ?? 'whd_none')}${options.query ?? ''}`;
   const request = apiFetch(api, path, { ...options.init, method }, options.apiKey);
   return request.then((response) => ({ operation, response }));
 }
@@ -159,7 +179,7 @@ test('public operations answer without a key; every other one answers 401 withou
   await check(await call('GET /healthz', { apiKey: null }), 200);
   await check(await call('GET /metrics', { apiKey: null }), 200);
   await check(await call('GET /openapi.json', { apiKey: null }), 200);
-  for (const operation of [SUBMIT, LIST, GET, CONTENT, EVENTS, CANCEL, ME]) {
+  for (const operation of [SUBMIT, LIST, GET, CONTENT, EVENTS, CANCEL, ME, WEBHOOKS, REDELIVER]) {
     assert.notDeepEqual(operationOf(operation).security, [], `${operation} is documented as public`);
     await check(await call(operation, { apiKey: null }), 401);
   }
@@ -195,7 +215,7 @@ test('a job canceled while it is unfinished has no content', async () => {
 });
 
 test('unknown jobs, bad queries and refused submissions answer in their documented shapes', async () => {
-  for (const operation of [GET, CONTENT, EVENTS, CANCEL]) {
+  for (const operation of [GET, CONTENT, EVENTS, CANCEL, WEBHOOKS, REDELIVER]) {
     await check(await call(operation, { id: 'job_nope' }), 404);
   }
   await check(await call(LIST, { query: '?limit=0' }), 400);
@@ -206,6 +226,30 @@ test('unknown jobs, bad queries and refused submissions answer in their document
   const broke = await ctx.createUser({ credits: 0 });
   await check(await submission({ kind: 'image', prompt: 'no credits' }, randomUUID(), broke.apiKey), 402);
   await check(await call(ME), 200);
+});
+
+test("a job's webhook deliveries are listed, redelivered, and a pending one is not sent twice", async () => {
+  const webhook = { url: receiver.endpoint('openapi') };
+  const accepted = (await check(
+    await submission({ kind: 'image', prompt: 'openapi, webhook', webhook }),
+    202,
+  )) as {
+    id: string;
+  };
+  await pollUntilDone(api, accepted.id);
+  let delivery: WebhookDelivery | undefined;
+  for (const deadline = Date.now() + 20_000; delivery?.status !== 'succeeded';) {
+    assert.ok(Date.now() < deadline, `delivery not done: ${JSON.stringify(delivery)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const answer = await call(WEBHOOKS, { id: accepted.id });
+    delivery = ((await answer.response.clone().json()) as { data: WebhookDelivery[] }).data[0];
+    if (delivery?.status === 'succeeded') await check(answer, 200);
+    else await answer.response.arrayBuffer();
+  }
+  receiver.setDown('openapi', true);
+  await check(await call(REDELIVER, { id: accepted.id, deliveryId: delivery.id }), 202);
+  await check(await call(REDELIVER, { id: accepted.id, deliveryId: delivery.id }), 409);
+  await check(await call(REDELIVER, { id: accepted.id, deliveryId: 'whd_unknown' }), 404);
 });
 
 test('past its burst, an API key is told to wait', async () => {

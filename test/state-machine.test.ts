@@ -96,6 +96,8 @@ function ctxDeps(ctx: TestContext) {
     retention: ctx.config.retention,
     plans: ctx.config.plans,
     providerLimits: ctx.config.providerLimits,
+    webhooks: ctx.config.webhooks,
+    taskQueue: ctx.config.temporal.taskQueue,
   };
 }
 

@@ -20,4 +20,8 @@ export interface ActivityDependencies {
   plans: Config['plans'];
   /** Fleet-wide rate and calls in flight per provider. */
   providerLimits: Config['providerLimits'];
+  /** Webhook retries and the address guard. */
+  webhooks: Config['webhooks'];
+  /** The main task queue, where webhook delivery workflows are started. */
+  taskQueue: string;
 }

@@ -4,6 +4,7 @@ import { createJobTableActivities } from './job-table.js';
 import { createProviderActivities } from './provider-call.js';
 import { createResultStorageActivities } from './result-storage.js';
 import { createRetentionActivities } from './retention.js';
+import { createWebhookDeliveryActivities } from './webhook-delivery.js';
 
 export type { ActivityDependencies } from './dependencies.js';
 
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createProviderActivities(deps),
     ...createResultStorageActivities(deps),
     ...createRetentionActivities(deps),
+    ...createWebhookDeliveryActivities(deps),
   };
 }
 

@@ -3,6 +3,7 @@ import { transitionJob } from '../db/job-repository.js';
 import type { StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { jobTableFailure } from './temporal-failure.js';
+import { dispatchFromActivity } from './webhook-delivery.js';
 
 export interface MarkJobFailedInput {
   jobId: string;
@@ -16,14 +17,21 @@ export interface MarkJobSucceededInput {
   result: StoredObject;
 }
 
-/** One activity per job-table transition; each is safe to retry (re-entering a status is a no-op). */
-export function createJobTableActivities({ db, logger }: ActivityDependencies) {
+/**
+ * One activity per job-table transition; each is safe to retry (re-entering a status is a no-op). A job
+ * with a webhook gets its deliveries started after the write, not awaited: a retry starts what a crash
+ * left unstarted, and nothing twice.
+ */
+export function createJobTableActivities(deps: ActivityDependencies) {
+  const { db, logger } = deps;
   async function transition(jobId: string, to: JobStatus, patch: Parameters<typeof transitionJob>[3] = {}) {
+    let row;
     try {
-      await transitionJob(db, jobId, to, patch);
+      row = await transitionJob(db, jobId, to, patch);
     } catch (error) {
       throw jobTableFailure(error, logger, jobId);
     }
+    if (row.webhook) await dispatchFromActivity(deps, jobId);
   }
 
   return {

@@ -12,6 +12,7 @@ import { nextRequestInMs } from '../providers/rate-limit-headers.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { acquireProviderSlot } from './provider-slot.js';
 import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
+import { dispatchFromActivity } from './webhook-delivery.js';
 
 export interface CallProviderInput {
   jobId: string;
@@ -45,8 +46,18 @@ export function stagingKeyFor(jobId: string): string {
 export function createProviderActivities(deps: ActivityDependencies) {
   const { db, store, providers, logger, circuit, providerLimits } = deps;
 
+  /**
+   * Starts the job's webhook deliveries. A failure does not touch the paid call: what stays unstarted
+   * goes with the job's next change.
+   */
+  async function dispatchWebhooks(jobId: string): Promise<void> {
+    await dispatchFromActivity(deps, jobId).catch((error: unknown) =>
+      logger.warn({ jobId, err: error }, 'webhook dispatch failed'),
+    );
+  }
+
   /** Progress goes to the heartbeat at once and to the job table in order, off the call's path. */
-  function progressReporter(jobId: string, heartbeat: CallHeartbeat) {
+  function progressReporter(jobId: string, heartbeat: CallHeartbeat, webhookWantsProgress: boolean) {
     let pending = Promise.resolve();
     let last = -1;
     return (percent: number) => {
@@ -57,6 +68,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
       Context.current().heartbeat(heartbeat);
       pending = pending
         .then(() => updateProgress(db, jobId, progress))
+        .then(async (updated) => {
+          if (updated && webhookWantsProgress) await dispatchWebhooks(jobId);
+        })
         .then(
           () => undefined,
           (error: unknown) => logger.warn({ jobId, err: error }, 'progress write failed'),
@@ -118,7 +132,11 @@ export function createProviderActivities(deps: ActivityDependencies) {
         { prompt: request.prompt, model: request.model, size: request.size, seed },
         {
           signal: context.cancellationSignal,
-          onProgress: progressReporter(jobId, heartbeat),
+          onProgress: progressReporter(
+            jobId,
+            heartbeat,
+            request.webhook?.events.includes('progress') ?? false,
+          ),
           resumeTaskId,
           onTaskAccepted: async (taskId) => {
             heartbeat.taskId = taskId;
@@ -156,6 +174,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
       throw jobTableFailure(error, logger, jobId);
     });
+    if (row.webhook) await dispatchWebhooks(jobId);
     const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };
     logger.info(log, 'provider call started');
     const heartbeat: CallHeartbeat = { taskId: resumeTaskId };

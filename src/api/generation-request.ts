@@ -1,12 +1,36 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { IMAGE_SIZES, JOB_KINDS, type GenerationRequest } from '../jobs/job.js';
+import {
+  IMAGE_SIZES,
+  JOB_KINDS,
+  WEBHOOK_EVENTS,
+  type GenerationRequest,
+  type WebhookEvent,
+} from '../jobs/job.js';
+import { DEFAULT_WEBHOOK_EVENTS } from '../webhooks/webhook-event.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { ApiError } from './api-error.js';
 
 export const MAX_PROMPT_LENGTH = 4000;
 const DEFAULT_SIZE = '1024x1024';
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
+const MAX_WEBHOOK_URL_LENGTH = 2048;
+
+/** Where the job's events go. Whether its host may be reached is checked when each attempt resolves it. */
+const webhookSchema = z
+  .object({
+    url: z
+      .url({ protocol: /^https?$/, normalize: true })
+      .max(MAX_WEBHOOK_URL_LENGTH)
+      .describe('http or https; redirects are not followed'),
+    events: z
+      .array(z.enum(WEBHOOK_EVENTS))
+      .min(1)
+      .max(WEBHOOK_EVENTS.length)
+      .optional()
+      .describe('Statuses to be told about, and `progress`; default: the terminal statuses'),
+  })
+  .strict();
 
 /** Body of `POST /v1/generations`. Unknown fields are rejected so typos do not pass silently. */
 export const generationBodySchema = z
@@ -26,6 +50,7 @@ export const generationBodySchema = z
       })
       .strict()
       .optional(),
+    webhook: webhookSchema.optional(),
   })
   .strict();
 
@@ -62,7 +87,7 @@ export function parseGenerationRequest(
 ): GenerationRequest {
   const parsed = generationBodySchema.safeParse(body);
   if (!parsed.success) throw validationError(parsed.error);
-  const { kind, prompt, params, deadline } = parsed.data;
+  const { kind, prompt, params, deadline, webhook } = parsed.data;
   const provider = parsed.data.provider ?? defaultProvider;
   if (!providers.get(provider)) {
     throw new ApiError(400, 'unknown_provider', `provider ${provider} is not configured`, {
@@ -85,7 +110,20 @@ export function parseGenerationRequest(
       available: sizes,
     });
   }
-  return { kind, prompt, provider, model, size, ...(deadline ? { deadline } : {}) };
+  return {
+    kind,
+    prompt,
+    provider,
+    model,
+    size,
+    ...(deadline ? { deadline } : {}),
+    ...(webhook ? { webhook: { url: webhook.url, events: webhookEvents(webhook.events) } } : {}),
+  };
+}
+
+/** Sorted and without repeats, so that the same filter always fingerprints the same. */
+function webhookEvents(events: readonly WebhookEvent[] = DEFAULT_WEBHOOK_EVENTS): WebhookEvent[] {
+  return WEBHOOK_EVENTS.filter((event) => events.includes(event));
 }
 
 export function sha256Hex(text: string): string {
@@ -94,7 +132,9 @@ export function sha256Hex(text: string): string {
 
 /** Stable across key order, so the same request always hashes the same. */
 export function requestFingerprint(request: GenerationRequest): string {
-  const { kind, prompt, provider, model, size, deadline } = request;
+  const { kind, prompt, provider, model, size, deadline, webhook } = request;
   const limits = [deadline?.startWithinSeconds ?? null, deadline?.finishWithinSeconds ?? null];
-  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size, limits]));
+  // Appended only when present, so that requests without a webhook keep the fingerprints they had.
+  const hook = webhook ? [[webhook.url, webhook.events]] : [];
+  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size, limits, ...hook]));
 }

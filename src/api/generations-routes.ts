@@ -18,6 +18,7 @@ import { findOwnedJob } from './owned-job.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
 import { submitRateLimit } from './submit-rate-limit.js';
 import { STREAM_PATH } from './job-stream.js';
+import { addWebhookRoutes } from './webhook-routes.js';
 
 export interface GenerationsRouteDependencies extends SubmitDependencies {
   db: Kysely<Database>;
@@ -93,6 +94,8 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   router.get('/:id/events', serveJobEvents(deps.db, deps.hub));
+
+  addWebhookRoutes(router, deps, ownedJob);
 
   router.get('/:id/content', async (req, res) => {
     const row = await ownedJob(req, res);

@@ -11,6 +11,8 @@ import {
   jobSchema,
   meSchema,
   submittedSchema,
+  webhookDeliveryListSchema,
+  webhookDeliverySchema,
 } from './response-schemas.js';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -27,7 +29,14 @@ which OpenAPI cannot describe: connect with the same \`Authorization\` header, s
 \`status\` or \`progress\`, \`job\` a \`Job\`) for every event after \`since\` until the job ends; a client too slow \
 to read is closed with code 4008 and resumes with \`since\`. \`{ "type": "unsubscribe", "id" }\` stops that, \
 \`{ "type": "cancel", "id" }\` cancels the job (answered \`{ "type": "canceling", "id" }\`), and errors come as \
-\`{ "type": "error", "error": { "code", "message" }, "id"? }\`.`;
+\`{ "type": "error", "error": { "code", "message" }, "id"? }\`.
+
+A job submitted with \`webhook: { url, events? }\` has each event it asks for (default: the terminal statuses) \
+POSTed to \`url\` as \`{ type, timestamp, seq, data }\` (\`data\` a \`Job\`), signed the Standard Webhooks way: \
+\`webhook-id\` (the delivery id, the same on every attempt), \`webhook-timestamp\` (unix seconds) and \
+\`webhook-signature\` (\`v1,\` and the base64 HMAC-SHA256 of \`{id}.{timestamp}.{body}\` under the user's \
+\`whsec_…\` secret). Any 2xx is success; anything else, a redirect included, is retried with backoff for at least \
+24 h, after which the delivery is \`failed\`: \`/v1/generations/{id}/webhooks\` lists deliveries and attempts.`;
 
 const ref = (id: string) => `#/components/schemas/${id}`;
 
@@ -50,6 +59,8 @@ function componentSchemas(): Record<string, JsonSchema> {
     Me: meSchema,
     Error: errorSchema,
     Health: healthSchema,
+    WebhookDelivery: webhookDeliverySchema,
+    WebhookDeliveryList: webhookDeliveryListSchema,
   };
   for (const [id, schema] of Object.entries(named)) responses.add(schema, { id });
   const { schemas } = z.toJSONSchema(responses, { uri: ref });
@@ -203,6 +214,39 @@ function jobPaths() {
   };
 }
 
+function webhookPaths() {
+  const deliveryId = { name: 'deliveryId', in: 'path', required: true, schema: { type: 'string' } };
+  return {
+    '/v1/generations/{id}/webhooks': {
+      get: {
+        operationId: 'listGenerationWebhooks',
+        summary: "The job's webhook deliveries, in seq order, each with every attempt",
+        parameters: [jobId],
+        responses: {
+          200: json('The deliveries', 'WebhookDeliveryList'),
+          ...unauthorized,
+          ...errors({ 404: '`not_found`' }),
+        },
+      },
+    },
+    '/v1/generations/{id}/webhooks/{deliveryId}/redeliver': {
+      post: {
+        operationId: 'redeliverGenerationWebhook',
+        summary: 'Send a delivery that has ended (failed or succeeded) again, in a new run',
+        parameters: [jobId, deliveryId],
+        responses: {
+          202: json('The delivery, pending again', 'WebhookDelivery'),
+          ...unauthorized,
+          ...errors({
+            404: '`not_found`: no such job or delivery',
+            409: '`delivery_pending`: it is still being attempted',
+          }),
+        },
+      },
+    },
+  };
+}
+
 function otherPaths() {
   const open = { security: [] };
   return {
@@ -244,6 +288,7 @@ export const openApiDocument = {
   paths: {
     '/v1/generations': { post: submitOperation(), get: listOperation() },
     ...jobPaths(),
+    ...webhookPaths(),
     ...otherPaths(),
   },
   components: {

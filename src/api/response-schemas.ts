@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { countUnfinishedJobs } from '../db/job-repository.js';
+import type { WebhookDelivery } from '../db/webhook-repository.js';
 import { IMAGE_SIZES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
 import type { ApiError } from './api-error.js';
 import type { JobPage } from './list-generations.js';
@@ -79,3 +80,29 @@ export const errorSchema = z.object({
 }) satisfies z.ZodType<ReturnType<ApiError['toJSON']>>;
 
 export const healthSchema = z.object({ ok: z.literal(true) });
+
+const webhookAttemptSchema = z.object({
+  number: z.int().positive().describe('1, 2, 3… per delivery, over all runs'),
+  run: z.int().positive(),
+  startedAt: timestamp,
+  durationMs: count,
+  statusCode: z.int().nullable().describe("The receiver's status; null when it gave none"),
+  error: z.string().nullable().describe('Why the attempt failed; null when it succeeded'),
+});
+
+export const webhookDeliverySchema = z
+  .object({
+    id: z.string().describe('The `webhook-id` header of every attempt'),
+    seq: z.int().positive().describe("The event's seq"),
+    event: z.enum(['status', 'progress']),
+    url: z.string(),
+    status: z.enum(['pending', 'succeeded', 'failed']).describe('`failed`: gave up; may be redelivered'),
+    run: z.int().positive().describe('1, then one more per redelivery'),
+    lastError: z.string().nullable(),
+    createdAt: timestamp,
+    completedAt: timestamp.nullable(),
+    attempts: z.array(webhookAttemptSchema),
+  })
+  .describe("One of a job's events sent to its webhook") satisfies z.ZodType<WebhookDelivery>;
+
+export const webhookDeliveryListSchema = z.object({ data: z.array(webhookDeliverySchema) });

@@ -6,8 +6,10 @@ import { InsufficientCreditsError, reserveCredits } from '../db/credit-repositor
 import { insertJobOnce } from '../db/job-repository.js';
 import type { Database, JobRow, NewJobRow } from '../db/schema.js';
 import type { Caller } from '../db/user-repository.js';
+import { ensureWebhookSecret } from '../db/webhook-repository.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
 import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js';
+import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerateImageInput } from '../workflows/definitions.js';
 import type { generateImage } from '../workflows/index.js';
 import { ApiError } from './api-error.js';
@@ -18,7 +20,7 @@ export interface SubmitDependencies {
   temporal: Client;
   /** What a job costs, from `config.costs`. */
   costs: Config['costs'];
-  config: Pick<Config, 'temporal' | 'timeouts' | 'retry' | 'providerLimits' | 'plans'>;
+  config: Pick<Config, 'temporal' | 'timeouts' | 'retry' | 'providerLimits' | 'plans' | 'webhooks'>;
 }
 
 export interface Submission {
@@ -89,6 +91,8 @@ async function insertPaidJob(
     return await deps.db.transaction().execute(async (trx) => {
       const inserted = await insertJobOnce(trx, job);
       if (inserted.created) await reserveCredits(trx, job.user_id, job.id, cost);
+      // Created on first use, so that every delivery of the job can be signed.
+      if (inserted.created && request.webhook) await ensureWebhookSecret(trx, job.user_id);
       return inserted;
     });
   } catch (error) {
@@ -125,6 +129,7 @@ export async function submitGeneration(
     size: request.size,
     status: JobStatus.queued,
     workflow_id: id,
+    webhook: request.webhook ? JSON.stringify(request.webhook) : null,
   };
   const { row, created } = await insertPaidJob(deps, job, request);
   if (!created && row.request_sha256 !== fingerprint) {
@@ -136,6 +141,14 @@ export async function submitGeneration(
   }
   if (created || row.status === JobStatus.queued) {
     await startWorkflow(deps, row, request, planNamed(deps.config.plans, plan));
+  }
+  // The `queued` event's delivery, if the webhook asked for it; a crash here leaves it to the next change.
+  if (request.webhook) {
+    const { temporal, webhooks } = deps.config;
+    await dispatchWebhookDeliveries(
+      { db: deps.db, temporal: deps.temporal, taskQueue: temporal.taskQueue, retry: webhooks.retry },
+      row.id,
+    );
   }
   return { row, replayed: !created };
 }

@@ -10,6 +10,7 @@ import {
   revokeApiKeys,
   setPlan,
 } from '../db/user-repository.js';
+import { ensureWebhookSecret } from '../db/webhook-repository.js';
 import type { DatabaseHandle } from '../db/database.js';
 
 const USAGE = `usage: npm run users -- <command>
@@ -18,6 +19,7 @@ const USAGE = `usage: npm run users -- <command>
   revoke <name>           revoke every API key of a user
   grant <name> <amount>   add credits (a positive integer) and print the new balance
   plan <name> <plan>      move a user to another plan (a name in PLANS)
+  webhook-secret <name>   print the secret that signs a user's webhooks (created if they have none)
   list                    list users: id, name, plan, balance`;
 
 /** The balance column is a 32-bit integer. */
@@ -71,6 +73,9 @@ async function run(database: DatabaseHandle, config: Config, args: (string | und
       console.log(`${name} is on plan ${plan}`);
       return;
     }
+    case 'webhook-secret':
+      console.log(await ensureWebhookSecret(database.db, (await userNamed(database, name)).id));
+      return;
     case 'key':
       console.log(`API key: ${await issueApiKey(database.db, (await userNamed(database, name)).id)}`);
       return;

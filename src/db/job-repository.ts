@@ -4,6 +4,7 @@ import { ENTERED_FROM } from '../jobs/transitions.js';
 import { closeReservation, closesReservation } from './credit-repository.js';
 import { appendJobEvent } from './job-event-repository.js';
 import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
+import { queueWebhookDelivery } from './webhook-repository.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -53,7 +54,9 @@ export async function insertJobOnce(
     .returningAll()
     .executeTakeFirst();
   if (inserted) {
-    await appendJobEvent(db, { seq: inserted.version, type: 'status', job: toJob(inserted) });
+    const event = { seq: inserted.version, type: 'status' as const, job: toJob(inserted) };
+    await appendJobEvent(db, event);
+    await queueWebhookDelivery(db, inserted, event);
     return { row: inserted, created: true };
   }
   const existing = await db
@@ -71,7 +74,7 @@ export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {
 
 /**
  * Writes `patch` and records it as the job's next event (its new `version`), announced on the events
- * channel, in the same transaction; `alsoWrite` runs in that transaction too, once the row was updated.
+ * channel, with its webhook delivery if the job's webhook wants it, in the same transaction; `alsoWrite` runs in that transaction too, once the row was updated.
  */
 async function updateAndPublish(
   db: Kysely<Database>,
@@ -92,7 +95,9 @@ async function updateAndPublish(
     if (!row) return undefined;
     await alsoWrite?.(trx);
     const type = patch.status === undefined ? 'progress' : 'status';
-    await appendJobEvent(trx, { seq: row.version, type, job: toJob(row) });
+    const event = { seq: row.version, type, job: toJob(row) } as const;
+    await appendJobEvent(trx, event);
+    await queueWebhookDelivery(trx, row, event);
     return row;
   });
 }

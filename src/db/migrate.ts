@@ -8,6 +8,7 @@ import * as indexForListing from './migrations/2026_11_23_0005_index_jobs_for_li
 import * as addFairAdmission from './migrations/2026_11_23_0006_add_fair_admission.js';
 import * as addCredits from './migrations/2026_11_23_0007_add_credits.js';
 import * as createJobEvents from './migrations/2026_11_23_0008_create_job_events.js';
+import * as createWebhookDeliveries from './migrations/2026_11_23_0009_create_webhook_deliveries.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0006_add_fair_admission': addFairAdmission,
   '2026_11_23_0007_add_credits': addCredits,
   '2026_11_23_0008_create_job_events': createJobEvents,
+  '2026_11_23_0009_create_webhook_deliveries': createWebhookDeliveries,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

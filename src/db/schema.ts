@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { JobEventType } from '../events/job-event.js';
-import type { ImageSize, JobKind, JobStatus } from '../jobs/job.js';
+import type { ImageSize, JobKind, JobStatus, JobWebhook } from '../jobs/job.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** Filled by a column default on insert. */
@@ -39,6 +39,8 @@ export interface JobsTable {
   purged_at: Timestamp | null;
   /** When the job got one of its user's running slots (the plan's `maxRunning`); null while it waits. */
   admitted_at: Timestamp | null;
+  /** Where the job's events go, and which; null without a webhook. */
+  webhook: ColumnType<JobWebhook | null, string | null | undefined, string | null>;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -53,6 +55,8 @@ export interface UsersTable {
   plan: ColumnType<string, string | undefined, string>;
   /** Credits left to spend; equals the sum of the user's ledger amounts, never negative. */
   credits: ColumnType<number, number | undefined, number>;
+  /** `whsec_<base64>`: signs the user's webhook deliveries; created on first use. */
+  webhook_secret: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: DefaultedTimestamp;
 }
 
@@ -119,6 +123,48 @@ export interface JobEventsTable {
   created_at: DefaultedTimestamp;
 }
 
+export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed';
+
+/** One event of one job to send to its webhook: written in the event's transaction when it matched. */
+export interface WebhookDeliveriesTable {
+  /** The Standard Webhooks `webhook-id`: stable across attempts and runs. */
+  id: string;
+  job_id: string;
+  seq: number;
+  event_type: JobEventType;
+  url: string;
+  /** The exact body sent (and signed) on every attempt. */
+  payload: string;
+  status: ColumnType<WebhookDeliveryStatus, WebhookDeliveryStatus | undefined, WebhookDeliveryStatus>;
+  /** 1, then one more per redelivery; each run is its own workflow (`webhook-<id>-<run>`). */
+  run: ColumnType<number, number | undefined, number>;
+  /** Attempts over all runs. */
+  attempts: ColumnType<number, number | undefined, number>;
+  last_error: string | null;
+  /** When the current run's workflow was started; null until then. */
+  dispatched_at: Timestamp | null;
+  created_at: DefaultedTimestamp;
+  completed_at: Timestamp | null;
+}
+
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
+
+/** Every attempt to send a delivery, whatever came of it. */
+export interface WebhookAttemptsTable {
+  delivery_id: string;
+  /** 1, 2, 3… per delivery, over all runs. */
+  number: number;
+  run: number;
+  started_at: Timestamp;
+  duration_ms: number;
+  /** The receiver's status, or null when there was none (refused address, timeout, reset). */
+  status_code: number | null;
+  /** Why the attempt failed; null when it succeeded. */
+  error: string | null;
+}
+
+export type WebhookAttemptRow = Selectable<WebhookAttemptsTable>;
+
 export interface Database {
   jobs: JobsTable;
   users: UsersTable;
@@ -128,4 +174,6 @@ export interface Database {
   provider_pauses: ProviderPausesTable;
   job_events: JobEventsTable;
   credit_ledger: CreditLedgerTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }

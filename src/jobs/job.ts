@@ -70,6 +70,17 @@ export interface JobDeadline {
   finishWithinSeconds?: number;
 }
 
+/** What a job's webhook may be told about: the job entering one of these statuses, or its progress. */
+export const WEBHOOK_EVENTS = [...Object.values(JobStatus), 'progress'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** Where a job's events are POSTed, and which of them. */
+export interface JobWebhook {
+  url: string;
+  /** Defaults to the terminal statuses. */
+  events: WebhookEvent[];
+}
+
 /** A validated generation request, with defaults applied (provider and model are always set). */
 export interface GenerationRequest {
   kind: JobKind;
@@ -78,6 +89,7 @@ export interface GenerationRequest {
   model: string;
   size: ImageSize;
   deadline?: JobDeadline;
+  webhook?: JobWebhook;
 }
 
 /** A job as the public API shows it. Never carries the prompt text: only its hash. */

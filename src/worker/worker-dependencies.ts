@@ -19,5 +19,7 @@ export function workerDependencies(
     retention: config.retention,
     plans: config.plans,
     providerLimits: config.providerLimits,
+    webhooks: config.webhooks,
+    taskQueue: config.temporal.taskQueue,
   };
 }

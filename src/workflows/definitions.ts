@@ -30,3 +30,27 @@ export const jobStatusQuery = defineQuery<JobStatus>('status');
 
 /** Sent to a waiting job when one of its user's running slots was given to it. */
 export const admittedSignal = defineSignal('admitted');
+
+/** How a webhook delivery is retried. */
+export interface WebhookRetryPolicy {
+  /** Attempts go on at least this long after a run's first one. */
+  retryWindowSeconds: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  /** One attempt, connection included. */
+  attemptTimeoutSeconds: number;
+}
+
+/** Input of the `deliverWebhook` workflow: one run of one delivery. */
+export interface DeliverWebhookInput {
+  deliveryId: string;
+  run: number;
+  retry: WebhookRetryPolicy;
+  /** Where a run continued as new left off. */
+  carried?: { giveUpAtMs: number; attempts: number };
+}
+
+/** One workflow per run of a delivery: starting it twice is refused, so a retried dispatch sends once. */
+export function deliveryWorkflowId(deliveryId: string, run: number): string {
+  return `webhook-${deliveryId}-${run}`;
+}
