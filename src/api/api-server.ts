@@ -39,7 +39,16 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
     cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
     canWatch: async (userId, jobId) => (await findOwnedJob(database.db, userId, jobId)) !== undefined,
   });
-  const server = createServer(app);
+  let closing = false;
+  // Once closing, a request arriving on a kept-alive connection is turned away, or a client resuming
+  // its event stream right here would hold the closing process open.
+  const server = createServer((req, res) => {
+    if (!closing) return void app(req, res);
+    res.writeHead(503, { 'Content-Type': 'application/json', Connection: 'close', 'Retry-After': '1' });
+    res.end(
+      JSON.stringify({ error: { code: 'shutting_down', message: 'this API process is shutting down' } }),
+    );
+  });
   server.on('upgrade', (req, socket, head) => {
     if (new URL(req.url ?? '/', 'http://localhost').pathname === STREAM_PATH)
       void stream.handleUpgrade(req, socket, head);
@@ -49,9 +58,16 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${config.http.host}:${port}`,
+    /**
+     * Stops accepting, closes sockets with a close frame (1001) and ends event streams, then waits for
+     * requests in progress. Clients resume by `seq` on another API process, or on this one restarted.
+     */
     close: async () => {
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await stream.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      events.hub.endAll();
+      await closed;
       await events.stop();
     },
   };

@@ -11,6 +11,8 @@ export type JobEventObserver = (event: JobEvent) => void;
 
 interface Subscription {
   observer: JobEventObserver;
+  /** Told when the hub shuts down, so a long-lived response can end and its client resume by seq. */
+  onEnd?: () => void;
   lastSeq: number;
   /** The table read in progress, if any; `readAgain` asks for one more after it. */
   reading?: Promise<void>;
@@ -44,8 +46,13 @@ export class JobEventHub {
   }
 
   /** Sends the job's events after `since`, then each new one; returns the unsubscribe function. */
-  async subscribe(jobId: string, since: number, observer: JobEventObserver): Promise<() => void> {
-    const subscription: Subscription = { observer, lastSeq: since, readAgain: false };
+  async subscribe(
+    jobId: string,
+    since: number,
+    observer: JobEventObserver,
+    onEnd?: () => void,
+  ): Promise<() => void> {
+    const subscription: Subscription = { observer, onEnd, lastSeq: since, readAgain: false };
     const set = this.subscriptions.get(jobId) ?? new Set<Subscription>();
     this.subscriptions.set(jobId, set);
     // Registered before the read, so an event committed meanwhile is delivered, not lost.
@@ -56,6 +63,13 @@ export class JobEventHub {
     };
     await this.catchUp(jobId, subscription);
     return unsubscribe;
+  }
+
+  /** Ends every subscription (the API is shutting down): each subscriber's `onEnd` is told. */
+  endAll(): void {
+    const ending = [...this.subscriptions.values()].flatMap((set) => [...set]);
+    this.subscriptions.clear();
+    for (const subscription of ending) subscription.onEnd?.();
   }
 
   private deliver(event: JobEvent): void {

@@ -61,12 +61,13 @@ export function serveJobEvents(db: Kysely<Database>, hub: JobEventHub): RequestH
       res.end();
     };
     req.on('close', end);
-    unsubscribe = await hub.subscribe(row.id, since, (event) => {
+    const onEvent = (event: JobEvent) => {
       if (ended) return;
       if (res.writableLength > MAX_BUFFERED_BYTES) return end();
       writeEvent(res, event);
       if (isTerminal(event.job.status)) end();
-    });
+    };
+    unsubscribe = await hub.subscribe(row.id, since, onEvent, end);
     if (ended) unsubscribe();
   };
 }

@@ -29,18 +29,26 @@ export async function startWorker(ctx: TestContext): Promise<{ stop(): Promise<v
   return { stop };
 }
 
-/** Runs the API inside the test process on a free port; closed at the context's cleanup. */
-export async function startApi(ctx: TestContext): Promise<ApiTarget> {
+/** An API started by `startApi`; `close()` is its graceful shutdown, also run at cleanup. */
+export interface RunningApi extends ApiTarget {
+  close(): Promise<void>;
+}
+
+/** Runs the API inside the test process, on a free port unless given one; closed at the context's cleanup. */
+export async function startApi(ctx: TestContext, { port }: { port?: number } = {}): Promise<RunningApi> {
+  const config = port === undefined ? ctx.config : { ...ctx.config, http: { ...ctx.config.http, port } };
   const server = await startApiServer({
-    config: ctx.config,
+    config,
     database: ctx.database,
     temporal: ctx.temporal,
     store: ctx.store,
     providers: configuredProviders(ctx.config),
     logger: createLogger(ctx.config.logLevel, 'test-api'),
   });
-  ctx.onCleanup(() => server.close());
-  return { url: server.url, apiKey: ctx.apiKey };
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= server.close());
+  ctx.onCleanup(close);
+  return { url: server.url, apiKey: ctx.apiKey, close };
 }
 
 export interface WorkerProcess {
