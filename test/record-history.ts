@@ -13,9 +13,9 @@ import { createTestContext } from './harness/test-context.js';
  * Re-records the history the replay test checks the workflow against. Run after a deliberate change
  * to the workflow's command sequence: `node --import tsx test/record-history.ts`.
  */
-const HISTORY_FIXTURE = fileURLToPath(new URL('./fixtures/generate-image-history.json', import.meta.url));
+const HISTORY_FIXTURE = fileURLToPath(new URL('./fixtures/run-generation-history.json', import.meta.url));
 
-test('record a generateImage history', async () => {
+test('record a runGeneration history', async () => {
   const ctx = await createTestContext();
   try {
     await startWorker(ctx);

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 
-const historyFile = fileURLToPath(new URL('./fixtures/generate-image-history.json', import.meta.url));
+const historyFile = fileURLToPath(new URL('./fixtures/run-generation-history.json', import.meta.url));
 const workflowsPath = path.resolve(fileURLToPath(new URL('../src/workflows/index.ts', import.meta.url)));
 
 test('the workflow code replays a history recorded from a real run without nondeterminism', async () => {

@@ -10,8 +10,8 @@ import { ensureWebhookSecret } from '../db/webhook-repository.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
 import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js';
 import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
-import type { GenerateImageInput } from '../workflows/definitions.js';
-import type { generateImage } from '../workflows/index.js';
+import type { GenerationInput } from '../workflows/definitions.js';
+import type { runGeneration } from '../workflows/index.js';
 import { ApiError } from './api-error.js';
 import { requestFingerprint, sha256Hex } from './generation-request.js';
 
@@ -51,7 +51,7 @@ async function startWorkflow(
 ): Promise<void> {
   const { temporal, providerLimits } = deps.config;
   const limitKey = limitKeyFor(providerLimits, request.provider, request.model);
-  const input: GenerateImageInput = {
+  const input: GenerationInput = {
     jobId: row.id,
     request,
     seed: seedFor(row.id),
@@ -64,7 +64,7 @@ async function startWorkflow(
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.
-    await deps.temporal.workflow.start<typeof generateImage>('generateImage', {
+    await deps.temporal.workflow.start<typeof runGeneration>('runGeneration', {
       taskQueue: temporal.taskQueue,
       workflowId: row.workflow_id,
       args: [input],

@@ -13,8 +13,8 @@ export interface ProviderRetryPolicy {
   maxBackoffMs: number;
 }
 
-/** Input of the `generateImage` workflow. Everything it needs is here: workflows read no environment. */
-export interface GenerateImageInput {
+/** Input of the `runGeneration` workflow. Everything it needs is here: workflows read no environment. */
+export interface GenerationInput {
   jobId: string;
   request: GenerationRequest;
   /** Fixed per job so that a retried provider call asks for the same image. */

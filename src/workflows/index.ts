@@ -1,4 +1,4 @@
 // Exported by name: `export *` barrels have lost workflows in Temporal's bundler.
 export { deliverWebhook } from './deliver-webhook.js';
-export { generateImage } from './generate-image.js';
+export { runGeneration } from './run-generation.js';
 export { purgeExpiredJobs } from './purge-expired-jobs.js';

@@ -9,7 +9,7 @@ import {
 import type { Activities } from '../activities/index.js';
 import { ILLEGAL_TRANSITION, type ProviderFailureDetails } from '../jobs/failures.js';
 import { FailureCode } from '../jobs/job.js';
-import type { GenerateImageInput } from './definitions.js';
+import type { GenerationInput } from './definitions.js';
 
 /** A provider failure as the retry loop sees it. */
 export interface ProviderFailure extends ProviderFailureDetails {
@@ -61,11 +61,11 @@ export function failureOf(error: unknown): ProviderFailure {
 }
 
 /** When the first provider call must have started by, counted from the workflow's start. */
-export function startDeadline(input: GenerateImageInput, startedAtMs: number): number {
+export function startDeadline(input: GenerationInput, startedAtMs: number): number {
   return startedAtMs + (input.request.deadline?.startWithinSeconds ?? Infinity) * 1000;
 }
 
-function providerCallActivity({ providerTimeouts, providerTaskQueue }: GenerateImageInput) {
+function providerCallActivity({ providerTimeouts, providerTaskQueue }: GenerationInput) {
   const { heartbeatSeconds, attemptSeconds } = providerTimeouts;
   return proxyActivities<Activities>({
     taskQueue: providerTaskQueue,
@@ -86,7 +86,7 @@ function providerCallActivity({ providerTimeouts, providerTaskQueue }: GenerateI
 }
 
 /** Exponential backoff with equal jitter, so that jobs failing together do not retry together. */
-function backoffMs(call: number, { initialBackoffMs, maxBackoffMs }: GenerateImageInput['retry']): number {
+function backoffMs(call: number, { initialBackoffMs, maxBackoffMs }: GenerationInput['retry']): number {
   const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** (call - 1));
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
@@ -96,7 +96,7 @@ function backoffMs(call: number, { initialBackoffMs, maxBackoffMs }: GenerateIma
  * no retry past the budget, no first call past the start deadline. Waits the breaker asks for are
  * durable timers: they cost neither calls nor worker slots.
  */
-export async function callProviderWithRetries(input: GenerateImageInput, startedAtMs: number) {
+export async function callProviderWithRetries(input: GenerationInput, startedAtMs: number) {
   const { retry, request } = input;
   const activity = providerCallActivity(input);
   const budgetEndsAt = startedAtMs + retry.budgetSeconds * 1000;

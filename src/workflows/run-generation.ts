@@ -9,7 +9,7 @@ import {
 import { FailureCode, JobStatus } from '../jobs/job.js';
 import { jobTable, storage } from './activity-stubs.js';
 import { passOnSlot, waitForAdmission } from './admission.js';
-import { jobStatusQuery, type GenerateImageInput } from './definitions.js';
+import { jobStatusQuery, type GenerationInput } from './definitions.js';
 import {
   callProviderWithRetries,
   failureOf,
@@ -24,7 +24,7 @@ function submittedAtMs(): number {
 }
 
 async function generateAndStore(
-  input: GenerateImageInput,
+  input: GenerationInput,
   setStatus: (status: JobStatus) => void,
 ): Promise<void> {
   const { jobId } = input;
@@ -66,7 +66,7 @@ async function withFinishDeadline(seconds: number | undefined, work: () => Promi
 }
 
 /** One generation job: queued → running → storing → succeeded | failed | canceled | expired. */
-export async function generateImage(input: GenerateImageInput): Promise<void> {
+export async function runGeneration(input: GenerationInput): Promise<void> {
   const { jobId } = input;
   let status: JobStatus = JobStatus.queued;
   setHandler(jobStatusQuery, () => status);
