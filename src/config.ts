@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { CircuitPolicy } from './db/circuit-repository.js';
 import type { RetentionPolicy } from './db/retention-repository.js';
+import type { FailureRatePolicy } from './observability/failure-rate-monitor.js';
+import { DEFAULT_OPENAI_TEXT_MODELS } from './providers/openai-text-provider.js';
 import type { ObjectStoreConfig } from './storage/create-object-store.js';
 import type { ProviderRetryPolicy, WebhookRetryPolicy } from './workflows/definitions.js';
 
@@ -78,6 +80,12 @@ const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   /** Any OpenAI-compatible server. Default: OpenAI's own. */
   OPENAI_BASE_URL: optionalString,
+  /** Chat models offered for text jobs, comma-separated; the first is the default. */
+  OPENAI_TEXT_MODELS: z
+    .string()
+    .transform((value) => value.split(',').map((model) => model.trim()))
+    .pipe(z.array(z.string().min(1).max(128)).min(1))
+    .default([...DEFAULT_OPENAI_TEXT_MODELS]),
   /** Enables the `replicate` provider (submit a prediction, then poll it). */
   REPLICATE_API_TOKEN: optionalString,
   /** Any server speaking Replicate's predictions API. Default: Replicate's own. */
@@ -145,7 +153,24 @@ const envSchema = z.object({
   WEBHOOK_ATTEMPT_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(10),
   /** Let webhooks reach private, loopback and link-local addresses. Default false. */
   WEBHOOK_ALLOW_PRIVATE: booleanFlag.default(false),
+  /**
+   * Enables the operator API (`/v1/admin/…`) for `Authorization: Bearer <this>`; at least 32 characters.
+   * Unset: those routes do not exist (404).
+   */
+  ADMIN_API_KEY: optionalString.pipe(z.string().min(32).optional()),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Port of the worker's `/metrics` and `/healthz` server; 0 picks a free one. Default 9464. */
+  WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Interface that server listens on. Default: HOST. */
+  WORKER_HTTP_HOST: optionalString,
+  /** The sliding window the job failure rate is measured over. Default 300 s. */
+  FAILURE_RATE_WINDOW_SECONDS: z.coerce.number().positive().default(300),
+  /** Share of finished jobs that may fail in that window before the signal fires. Default 0.05. */
+  FAILURE_RATE_THRESHOLD: z.coerce.number().min(0).max(1).default(0.05),
+  /** Finished jobs the window must hold before the rate is judged at all. Default 20. */
+  FAILURE_RATE_MIN_JOBS: z.coerce.number().int().min(1).default(20),
+  /** How often the failure rate is measured. Default 15 s. */
+  FAILURE_RATE_CHECK_SECONDS: z.coerce.number().positive().default(15),
 });
 
 /** Kiln's configuration: read once at start, validated, frozen. */
@@ -156,7 +181,7 @@ export interface Config {
   storage: ObjectStoreConfig;
   providers: {
     defaultProvider: string;
-    openai: { apiKey: string; baseURL: string | undefined } | undefined;
+    openai: { apiKey: string; baseURL: string | undefined; textModels: readonly string[] } | undefined;
     replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
     local: { delayMs: number; steps: number };
   };
@@ -170,7 +195,10 @@ export interface Config {
   demoUserCredits: number;
   submitRateLimit: { perMinute: number; burst: number };
   webhooks: { retry: WebhookRetryPolicy; allowPrivate: boolean };
+  /** The operator API's key; the API has no admin routes without one. */
+  adminApiKey: string | undefined;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  observability: { workerHttp: { port: number; host: string }; failureRate: FailureRatePolicy };
   dataDir: string;
 }
 
@@ -217,7 +245,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : { driver: 'filesystem' as const, dir: e.STORAGE_DIR },
     providers: {
       defaultProvider: e.DEFAULT_PROVIDER,
-      openai: e.OPENAI_API_KEY ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL } : undefined,
+      openai: e.OPENAI_API_KEY
+        ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, textModels: e.OPENAI_TEXT_MODELS }
+        : undefined,
       replicate: e.REPLICATE_API_TOKEN
         ? {
             apiToken: e.REPLICATE_API_TOKEN,
@@ -265,7 +295,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       },
       allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
     },
+    adminApiKey: e.ADMIN_API_KEY,
     logLevel: e.LOG_LEVEL,
+    observability: {
+      workerHttp: { port: e.WORKER_HTTP_PORT, host: e.WORKER_HTTP_HOST ?? e.HOST },
+      failureRate: {
+        windowSeconds: e.FAILURE_RATE_WINDOW_SECONDS,
+        threshold: e.FAILURE_RATE_THRESHOLD,
+        minJobs: e.FAILURE_RATE_MIN_JOBS,
+        checkEverySeconds: e.FAILURE_RATE_CHECK_SECONDS,
+      },
+    },
     dataDir: DATA_DIR,
   });
 }

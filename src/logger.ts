@@ -1,8 +1,36 @@
 import { pino, type Logger } from 'pino';
+import { activityLogBindings } from './observability/activity-log-bindings.js';
 
 export type { Logger };
 
-/** JSON lines on stdout. Callers log job ids and prompt hashes, never prompts or keys. */
+/**
+ * A second line of defence: callers log job ids and prompt hashes, never prompts, keys or secrets, but
+ * an object logged whole (a request, an error carrying one) must not leak them either.
+ */
+const REDACTED_PATHS = [
+  'prompt',
+  '*.prompt',
+  '*.request.prompt',
+  'apiKey',
+  '*.apiKey',
+  'authorization',
+  '*.authorization',
+  '*.headers.authorization',
+  'secret',
+  '*.secret',
+  'webhook_secret',
+  '*.webhook_secret',
+  'taskToken',
+  '*.taskToken',
+];
+
+/** JSON lines on stdout; inside an activity each line also names its job, workflow, run and attempt. */
 export function createLogger(level: string, name: string): Logger {
-  return pino({ level, name, base: { pid: process.pid } });
+  return pino({
+    level,
+    name,
+    base: { pid: process.pid },
+    mixin: activityLogBindings,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  });
 }

@@ -7,10 +7,14 @@ import { openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { startTemporalDevServer, type TemporalDevServer } from './devstack/temporal-dev-server.js';
 import { createLogger, type Logger } from './logger.js';
+import { startObservability } from './observability/process-observability.js';
+import { installTemporalRuntime } from './observability/temporal-runtime.js';
 import { connectTemporalClient } from './temporal-client.js';
 import { createKilnWorker } from './worker/create-worker.js';
 import { ensureRetentionSchedule } from './worker/retention-schedule.js';
 import { workerDependencies } from './worker/worker-dependencies.js';
+import { checkWorkerHealth } from './worker/worker-health.js';
+import { startWorkerHttpServer } from './worker/worker-http-server.js';
 
 const DEV_SERVER_PORT = 7233;
 const DEV_SERVER_UI_PORT = 8233;
@@ -30,6 +34,8 @@ async function temporalFor(config: Config, logger: Logger): Promise<TemporalDevS
 async function main(): Promise<void> {
   const baseConfig = loadConfig();
   const logger = createLogger(baseConfig.logLevel, 'kiln');
+  // API and worker share one process: one Temporal runtime, one registry, one set of fleet gauges.
+  await installTemporalRuntime(logger);
   await mkdir(baseConfig.dataDir, { recursive: true });
   const devServer = await temporalFor(baseConfig, logger);
   const config: Config = devServer
@@ -38,14 +44,21 @@ async function main(): Promise<void> {
   const database = await openDatabase(config.database);
   await migrateToLatest(database.db);
   const apiKey = await ensureDemoApiKey(database.db, config);
+  const observability = startObservability(config, database.db, logger);
   const deps = workerDependencies(config, database, logger);
   const worker = await createKilnWorker(config, deps);
+  const workerHttp = await startWorkerHttpServer(
+    config.observability.workerHttp,
+    () => checkWorkerHealth(worker, database.db),
+    logger,
+  );
   const temporal = await connectTemporalClient(config.temporal);
   await ensureRetentionSchedule(temporal, config);
   const api = await startApiServer({ ...deps, config, database, temporal });
   console.log(
     `\nKiln is running.\n  App:         ${api.url}/#key=${apiKey}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n` +
-      `  API key:     ${apiKey} (user ${DEMO_USER_NAME})\n`,
+      `  API key:     ${apiKey} (user ${DEMO_USER_NAME})\n` +
+      `  Metrics:     ${api.url}/metrics (worker health: ${workerHttp.url}/healthz)\n`,
   );
   console.log(
     `Try: curl -s -X POST ${api.url}/v1/generations -H 'Content-Type: application/json' ` +
@@ -54,7 +67,9 @@ async function main(): Promise<void> {
   );
   // run() returns after Ctrl-C / SIGTERM, once in-flight activities are done.
   await worker.run();
+  await workerHttp.close();
   await api.close();
+  await observability.stop();
   await temporal.connection.close();
   await worker.connection.close();
   await database.close();

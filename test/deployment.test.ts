@@ -7,6 +7,7 @@ import { Ajv } from 'ajv';
 import { validate as lintDockerfile } from 'dockerfile-utils';
 import { parse } from 'yaml';
 import { loadConfig } from '../src/config.js';
+import { KILN_SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes.js';
 
 /*
  * No Docker engine runs here, so the deployment files are checked as far as files can be: the compose
@@ -22,6 +23,7 @@ interface ComposeService {
   image?: string;
   build?: unknown;
   command?: string[];
+  entrypoint?: string[];
   environment?: Record<string, string>;
   healthcheck?: { test: unknown };
   depends_on?: Record<string, { condition: string }>;
@@ -64,6 +66,7 @@ describe('docker-compose.yml', () => {
       'minio-setup',
       'postgresql',
       'temporal',
+      'temporal-setup',
       'temporal-ui',
       'worker',
     ]);
@@ -81,7 +84,7 @@ describe('docker-compose.yml', () => {
   test('every long-running service has a health check, and the app waits for what it needs', async () => {
     const { services } = await composeFile();
     for (const [name, service] of Object.entries(services)) {
-      if (name === 'minio-setup' || name === 'worker') continue;
+      if (name === 'minio-setup' || name === 'temporal-setup') continue;
       assert.ok(service.healthcheck?.test, `${name} has no health check`);
     }
     for (const name of ['api', 'worker']) {
@@ -89,7 +92,17 @@ describe('docker-compose.yml', () => {
         postgresql: { condition: 'service_healthy' },
         temporal: { condition: 'service_healthy' },
         'minio-setup': { condition: 'service_completed_successfully' },
+        'temporal-setup': { condition: 'service_completed_successfully' },
       });
+    }
+  });
+
+  test("registers every search attribute Kiln's workflows set, once Temporal is healthy", async () => {
+    const setup = (await composeFile()).services['temporal-setup'];
+    assert.deepEqual(setup?.depends_on, { temporal: { condition: 'service_healthy' } });
+    const script = setup?.entrypoint?.join(' ') ?? '';
+    for (const { name } of KILN_SEARCH_ATTRIBUTES) {
+      assert.match(script, new RegExp(`--name ${name} --type Keyword`), name);
     }
   });
 

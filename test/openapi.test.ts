@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -29,11 +29,18 @@ const SUBMIT = 'POST /v1/generations';
 const LIST = 'GET /v1/generations';
 const GET = 'GET /v1/generations/{id}';
 const CONTENT = 'GET /v1/generations/{id}/content';
+const TEXT = 'GET /v1/generations/{id}/text';
 const CANCEL = 'POST /v1/generations/{id}/cancel';
 const ME = 'GET /v1/me';
 const EVENTS = 'GET /v1/generations/{id}/events';
 const WEBHOOKS = 'GET /v1/generations/{id}/webhooks';
 const REDELIVER = 'POST /v1/generations/{id}/webhooks/{deliveryId}/redeliver';
+const STUCK = 'GET /v1/admin/jobs/stuck';
+const RETRY = 'POST /v1/admin/jobs/{id}/retry';
+const ADMIN_CANCEL = 'POST /v1/admin/jobs/{id}/cancel';
+const PROVIDERS = 'GET /v1/admin/providers';
+const ADMIN = [STUCK, RETRY, ADMIN_CANCEL, PROVIDERS];
+const ADMIN_KEY = randomBytes(32).toString('hex');
 
 let ctx: TestContext;
 let api: ApiTarget;
@@ -56,6 +63,7 @@ before(async () => {
     // A burst small enough to reach 429 in a few requests, large enough for this file's other submissions.
     SUBMIT_RATE_PER_MINUTE: '6',
     SUBMIT_BURST: '10',
+    ADMIN_API_KEY: ADMIN_KEY,
   });
   receiver.setSecret(await ensureWebhookSecret(ctx.database.db, ctx.userId));
   await startWorker(ctx);
@@ -179,7 +187,8 @@ test('public operations answer without a key; every other one answers 401 withou
   await check(await call('GET /healthz', { apiKey: null }), 200);
   await check(await call('GET /metrics', { apiKey: null }), 200);
   await check(await call('GET /openapi.json', { apiKey: null }), 200);
-  for (const operation of [SUBMIT, LIST, GET, CONTENT, EVENTS, CANCEL, ME, WEBHOOKS, REDELIVER]) {
+  const operations = [SUBMIT, LIST, GET, CONTENT, TEXT, EVENTS, CANCEL, ME, WEBHOOKS, REDELIVER, ...ADMIN];
+  for (const operation of operations) {
     assert.notDeepEqual(operationOf(operation).security, [], `${operation} is documented as public`);
     await check(await call(operation, { apiKey: null }), 401);
   }
@@ -205,6 +214,26 @@ test('a job submitted, finished, listed, read, downloaded, canceled too late and
   await check(await call(GET, { id: accepted.id }), 200);
 });
 
+test("a text job's text so far, its text content, and an image job's refusal of the text route", async () => {
+  // A key of its own: this file's main key is near its submission burst.
+  const { apiKey } = await ctx.createUser();
+  const as = { url: api.url, apiKey };
+  const body = { kind: 'text', prompt: 'openapi, text', provider: 'local' };
+  const accepted = (await check(await submission(body, randomUUID(), apiKey), 202)) as { id: string };
+  await check(await call(TEXT, { id: accepted.id, apiKey }), 200);
+  assert.equal((await pollUntilDone(as, accepted.id)).status, 'succeeded');
+  await check(await call(CONTENT, { id: accepted.id, apiKey }), 200);
+  const image = (await check(
+    await submission({ kind: 'image', prompt: 'openapi, no text' }, randomUUID(), apiKey),
+    202,
+  )) as {
+    id: string;
+  };
+  await check(await call(TEXT, { id: image.id, apiKey }), 409);
+  await markPurged(ctx.database.db, [accepted.id]);
+  await check(await call(TEXT, { id: accepted.id, apiKey }), 410);
+});
+
 test('a job canceled while it is unfinished has no content', async () => {
   const accepted = (await check(await submission({ kind: 'image', prompt: 'openapi, canceled' }), 202)) as {
     id: string;
@@ -215,7 +244,7 @@ test('a job canceled while it is unfinished has no content', async () => {
 });
 
 test('unknown jobs, bad queries and refused submissions answer in their documented shapes', async () => {
-  for (const operation of [GET, CONTENT, EVENTS, CANCEL, WEBHOOKS, REDELIVER]) {
+  for (const operation of [GET, CONTENT, TEXT, EVENTS, CANCEL, WEBHOOKS, REDELIVER]) {
     await check(await call(operation, { id: 'job_nope' }), 404);
   }
   await check(await call(LIST, { query: '?limit=0' }), 400);
@@ -263,6 +292,35 @@ test('past its burst, an API key is told to wait', async () => {
     await answer.response.arrayBuffer();
   }
   assert.fail('no 429 within 30 submissions');
+});
+
+test('the operator API lists, retries and cancels any job, and refuses user keys', async () => {
+  const asAdmin = { apiKey: ADMIN_KEY };
+  for (const operation of ADMIN) await check(await call(operation), 403);
+  await check(await call(STUCK, { ...asAdmin, query: '?idleSeconds=0&limit=5' }), 200);
+  await check(await call(STUCK, { ...asAdmin, query: '?limit=0' }), 400);
+  await check(await call(PROVIDERS, asAdmin), 200);
+  // One credit each job: the first fails (its finish deadline passes mid-call) and is refunded; the
+  // second then holds the credit while the first is retried.
+  const user = await ctx.createUser({ credits: 1 });
+  const slow = { kind: 'image', prompt: 'openapi, too slow', deadline: { finishWithinSeconds: 1 } };
+  const failing = (await check(await submission(slow, randomUUID(), user.apiKey), 202)) as { id: string };
+  assert.equal((await pollUntilDone({ url: api.url, apiKey: user.apiKey }, failing.id)).status, 'failed');
+  // The row is failed a moment before the run closes; only a closed run can be retried.
+  const run = ctx.temporal.workflow.getHandle(failing.id);
+  while ((await run.describe()).status.name === 'RUNNING') await new Promise((r) => setTimeout(r, 100));
+  const holding = (await check(
+    await submission({ kind: 'image', prompt: 'openapi, holding' }, randomUUID(), user.apiKey),
+    202,
+  )) as { id: string };
+  await check(await call(RETRY, { ...asAdmin, id: failing.id }), 402);
+  await check(await call(ADMIN_CANCEL, { ...asAdmin, id: holding.id }), 202);
+  assert.equal((await pollUntilDone({ url: api.url, apiKey: user.apiKey }, holding.id)).status, 'canceled');
+  await check(await call(ADMIN_CANCEL, { ...asAdmin, id: holding.id }), 409);
+  await check(await call(RETRY, { ...asAdmin, id: failing.id }), 202);
+  await check(await call(RETRY, { ...asAdmin, id: holding.id }), 409);
+  await check(await call(RETRY, { ...asAdmin, id: 'job_nope' }), 404);
+  await check(await call(ADMIN_CANCEL, { ...asAdmin, id: 'job_nope' }), 404);
 });
 
 // Last, so that it sees every check the tests above made.

@@ -11,6 +11,7 @@ import {
   retryAfterMsFrom,
 } from '../src/providers/rate-limit-headers.js';
 import { createLocalProvider } from '../src/providers/local-provider.js';
+import { createLocalTextProvider } from '../src/providers/local-text-provider.js';
 import { createOpenAIProvider } from '../src/providers/openai-provider.js';
 import { renderPromptPng } from '../src/providers/png-renderer.js';
 import { ProviderError } from '../src/providers/provider-error.js';
@@ -116,16 +117,20 @@ describe('local provider', () => {
 });
 
 describe('provider registry', () => {
-  const registry = createProviderRegistry([createLocalProvider({ delayMs: 0, steps: 1 })]);
+  const local = { delayMs: 0, steps: 1 };
+  const registry = createProviderRegistry([createLocalProvider(local)], [createLocalTextProvider(local)]);
 
-  test('finds providers by name and resolves models', () => {
-    assert.deepEqual(registry.names(), ['local']);
-    assert.equal(registry.get('local')?.name, 'local');
-    assert.equal(registry.get('openai'), undefined);
-    assert.equal(registry.resolveModel('local'), 'kiln-sketch-1');
-    assert.equal(registry.resolveModel('local', 'kiln-sketch-1'), 'kiln-sketch-1');
-    assert.equal(registry.resolveModel('local', 'dall-e-3'), undefined);
-    assert.equal(registry.resolveModel('openai'), undefined);
+  test('finds providers by kind and name and resolves models', () => {
+    assert.deepEqual(registry.names('image'), ['local']);
+    assert.equal(registry.image('local')?.name, 'local');
+    assert.equal(registry.image('openai'), undefined);
+    assert.equal(registry.resolveModel('image', 'local'), 'kiln-sketch-1');
+    assert.equal(registry.resolveModel('image', 'local', 'kiln-sketch-1'), 'kiln-sketch-1');
+    assert.equal(registry.resolveModel('image', 'local', 'dall-e-3'), undefined);
+    assert.equal(registry.resolveModel('image', 'openai'), undefined);
+    assert.equal(registry.resolveModel('text', 'local'), 'kiln-verse-1');
+    assert.equal(registry.resolveModel('text', 'local', 'kiln-sketch-1'), undefined);
+    assert.deepEqual(registry.models('text', 'local'), ['kiln-verse-1']);
   });
 
   test('refuses two providers with one name', () => {

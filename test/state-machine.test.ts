@@ -10,15 +10,18 @@ import { canTransition, ENTERED_FROM } from '../src/jobs/transitions.js';
 import { pino } from 'pino';
 import { createLogger } from '../src/logger.js';
 import { illegalTransitions } from '../src/observability/metrics.js';
+import { createProviderRegistry } from '../src/providers/provider-registry.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
 describe('the job state machine', () => {
-  test('terminal statuses are never left, and queued is never re-entered', () => {
+  test("terminal statuses are never left but by an operator's retry (failed → queued)", () => {
     for (const from of TERMINAL_STATUSES) {
-      for (const to of Object.values(JobStatus))
-        assert.equal(canTransition(from, to), false, `${from} → ${to}`);
+      for (const to of Object.values(JobStatus)) {
+        const retry = from === 'failed' && to === 'queued';
+        assert.equal(canTransition(from, to), retry, `${from} → ${to}`);
+      }
     }
-    assert.deepEqual(ENTERED_FROM.queued, []);
+    assert.deepEqual(ENTERED_FROM.queued, ['failed']);
     assert.equal(canTransition('queued', 'succeeded'), false, 'success only after storing');
     assert.equal(canTransition('running', 'expired'), false, 'a started job cannot expire');
   });
@@ -37,6 +40,7 @@ describe('the job state machine', () => {
         provider: 'local',
         model: 'kiln-sketch-1',
         size: '256x256',
+        maxTokens: null,
       } as const;
       // No worker polls this context's queue: the job stays as the API left it.
       const { row } = await submitGeneration(
@@ -90,7 +94,7 @@ function ctxDeps(ctx: TestContext) {
   return {
     db: ctx.database.db,
     store: ctx.store,
-    providers: { get: () => undefined, names: () => [], resolveModel: () => undefined },
+    providers: createProviderRegistry([]),
     logger: createLogger('silent', 'test'),
     circuit: ctx.config.circuit,
     retention: ctx.config.retention,

@@ -103,6 +103,47 @@ test('with the event stream cut, the page shows it is reconnecting, polls, and r
   await page.close();
 });
 
+/** Waits until the current job's text satisfies `done`. */
+async function textShown(page: Page, done: (text: string) => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!done((await page.locator('#current-text').textContent()) ?? '')) {
+    assert.ok(Date.now() < deadline, 'the text never showed');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('a text job shows its words as they stream, and its text once done, also after a reload', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${api.url}/#key=${api.apiKey}`);
+  await page.getByLabel('Kind').selectOption('text');
+  assert.equal(await page.getByLabel('Size').isDisabled(), true);
+  await page.getByLabel('Prompt').fill('a poem about a kiln');
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await statusShown(page, 'running');
+  const text = page.getByLabel('generated text');
+  // The local model writes a word per step: part of the text shows while the job still runs.
+  await textShown(page, (shown) => shown.split(' ').length >= 3);
+  assert.equal(await page.locator('#current-status').textContent(), 'running');
+  const partial = (await text.textContent()) ?? '';
+  await page.reload();
+  await statusShown(page, 'succeeded');
+  await textShown(page, (shown) => shown.endsWith('.'));
+  const jobId = (await page.locator('#current').getAttribute('data-job-id')) ?? '';
+  const content = await fetch(`${api.url}/v1/generations/${jobId}/content`, {
+    headers: { Authorization: `Bearer ${api.apiKey}` },
+  });
+  const final = await content.text();
+  assert.equal(await text.textContent(), final);
+  assert.ok(
+    final.startsWith(partial),
+    `${JSON.stringify(partial)} is not how ${JSON.stringify(final)} starts`,
+  );
+  const card = page.locator(`#history li[data-job-id="${jobId}"]`);
+  await card.locator('p', { hasText: final }).waitFor({ state: 'visible' });
+  await page.screenshot({ path: `${ARTIFACTS}web-page-text.png`, fullPage: true });
+  await page.close();
+});
+
 test('cancel on the page cancels the job', async () => {
   const page = await browser.newPage();
   await page.goto(`${api.url}/#key=${api.apiKey}`);

@@ -20,7 +20,8 @@ export function createAdmissionActivities({ db, logger, plans }: ActivityDepende
             // Not started yet (its row is written first): it finds its slot when it asks at start.
             if (error instanceof WorkflowNotFoundError) return;
             // A lost wake-up costs a delay, not the job: waiting workflows re-check on a timer.
-            logger.warn({ workflowId, err: error }, 'admission signal failed');
+            // Named apart from `workflowId`, which in an activity's lines is the job the activity runs for.
+            logger.warn({ wokenWorkflowId: workflowId, err: error }, 'admission signal failed');
           }),
       ),
     );

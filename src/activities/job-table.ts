@@ -1,5 +1,6 @@
 import { JobStatus } from '../jobs/job.js';
 import { transitionJob } from '../db/job-repository.js';
+import { observeJobEnded } from '../observability/job-metrics.js';
 import type { StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { jobTableFailure } from './temporal-failure.js';
@@ -30,6 +31,9 @@ export function createJobTableActivities(deps: ActivityDependencies) {
       row = await transitionJob(db, jobId, to, patch);
     } catch (error) {
       throw jobTableFailure(error, logger, jobId);
+    }
+    if (patch.completed_at instanceof Date && observeJobEnded(row, patch.completed_at)) {
+      logger.info({ jobId, status: row.status, failureCode: row.failure_code ?? undefined }, 'job ended');
     }
     if (row.webhook) await dispatchFromActivity(deps, jobId);
   }

@@ -2,16 +2,20 @@ import { Context } from '@temporalio/activity';
 import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/circuit-repository.js';
 import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
 import { pauseProvider } from '../db/provider-capacity-repository.js';
-import { FailureCode, type GenerationRequest } from '../jobs/job.js';
+import { FailureCode, type GenerationRequest, type ImageSize } from '../jobs/job.js';
+import { observeProviderCall } from '../observability/job-metrics.js';
 import { circuitOpenings, providerAuthFailures } from '../observability/metrics.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
-import type { GeneratedImage, ImageProvider } from '../providers/provider.js';
+import type { ImageProvider, TextProvider } from '../providers/provider.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import type { ProviderQuota } from '../providers/rate-limit-headers.js';
 import { limitKeyFor, limitOf } from '../providers/provider-limits.js';
 import { nextRequestInMs } from '../providers/rate-limit-headers.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { acquireProviderSlot } from './provider-slot.js';
 import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
+import { openTextStream } from './text-stream-writer.js';
 import { dispatchFromActivity } from './webhook-delivery.js';
 
 export interface CallProviderInput {
@@ -41,6 +45,34 @@ const DEFAULT_RATE_LIMIT_PAUSE_MS = 1000;
 
 export function stagingKeyFor(jobId: string): string {
   return `staging/${jobId}`;
+}
+
+/** The provider that makes the job's kind. */
+type CallableProvider = { kind: 'image'; provider: ImageProvider } | { kind: 'text'; provider: TextProvider };
+
+/** What a call produced, ready to stage. */
+interface Output {
+  bytes: Uint8Array;
+  contentType: string;
+  quota?: ProviderQuota;
+}
+
+export const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
+
+function callableProvider(providers: ProviderRegistry, request: GenerationRequest): CallableProvider {
+  const image = request.kind === 'image' ? providers.image(request.provider) : undefined;
+  const text = request.kind === 'text' ? providers.text(request.provider) : undefined;
+  if (image) return { kind: 'image', provider: image };
+  if (text) return { kind: 'text', provider: text };
+  throw toTemporalFailure(
+    new ProviderError(FailureCode.invalidRequest, `no ${request.kind} provider ${request.provider}`, false),
+  );
+}
+
+/** Image jobs always carry a size: the API fills in the default. */
+function imageSizeOf(request: GenerationRequest): ImageSize {
+  if (request.size === null) throw new Error('an image job without a size');
+  return request.size;
 }
 
 export function createProviderActivities(deps: ActivityDependencies) {
@@ -93,7 +125,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
   }
 
   async function onFailure(
-    provider: ImageProvider,
+    provider: { name: string },
     limitKey: string,
     jobId: string,
     error: unknown,
@@ -121,39 +153,73 @@ export function createProviderActivities(deps: ActivityDependencies) {
     }
   }
 
-  /** Runs the provider call; `heartbeat.taskId` holds the provider's task id once there is one. */
-  async function generate(provider: ImageProvider, input: CallProviderInput, heartbeat: CallHeartbeat) {
+  /** Runs the image call; `heartbeat.taskId` holds the provider's task id once there is one. */
+  async function generateImage(
+    provider: ImageProvider,
+    input: CallProviderInput,
+    heartbeat: CallHeartbeat,
+  ): Promise<Output> {
     const context = Context.current();
     const { jobId, request, seed } = input;
-    const resumeTaskId = heartbeat.taskId;
+    const image = await provider.generateImage(
+      { prompt: request.prompt, model: request.model, size: imageSizeOf(request), seed },
+      {
+        signal: context.cancellationSignal,
+        onProgress: progressReporter(jobId, heartbeat, request.webhook?.events.includes('progress') ?? false),
+        resumeTaskId: heartbeat.taskId,
+        onTaskAccepted: async (taskId) => {
+          heartbeat.taskId = taskId;
+          context.heartbeat(heartbeat);
+          await recordProviderTask(db, jobId, taskId);
+        },
+      },
+    );
+    verifyImage(image.bytes, imageSizeOf(request));
+    return image;
+  }
+
+  /**
+   * Runs the text call, streaming its tokens to subscribers as they come. A completion cannot be resumed:
+   * every attempt writes from the start, which subscribers see as a reset.
+   */
+  async function generateText(
+    provider: TextProvider,
+    input: CallProviderInput,
+    attempt: number,
+  ): Promise<Output> {
+    const { jobId, request } = input;
+    const stream = await openTextStream(db, jobId, attempt, logger);
+    try {
+      const { text, quota } = await provider.generateText(
+        { prompt: request.prompt, model: request.model, maxTokens: request.maxTokens ?? undefined },
+        { signal: Context.current().cancellationSignal, onDelta: (delta) => stream.append(delta) },
+      );
+      return { bytes: new TextEncoder().encode(text), contentType: TEXT_CONTENT_TYPE, quota };
+    } finally {
+      await stream.close();
+    }
+  }
+
+  /** The call for the job's kind, heartbeating while it lasts. */
+  async function generate(
+    callable: CallableProvider,
+    input: CallProviderInput,
+    heartbeat: CallHeartbeat,
+    attempt: number,
+  ): Promise<Output> {
+    const context = Context.current();
     const beat = setInterval(() => context.heartbeat(heartbeat), HEARTBEAT_INTERVAL_MS);
     try {
-      const image = await provider.generateImage(
-        { prompt: request.prompt, model: request.model, size: request.size, seed },
-        {
-          signal: context.cancellationSignal,
-          onProgress: progressReporter(
-            jobId,
-            heartbeat,
-            request.webhook?.events.includes('progress') ?? false,
-          ),
-          resumeTaskId,
-          onTaskAccepted: async (taskId) => {
-            heartbeat.taskId = taskId;
-            context.heartbeat(heartbeat);
-            await recordProviderTask(db, jobId, taskId);
-          },
-        },
-      );
-      verifyImage(image.bytes, request.size);
-      return image;
+      return callable.kind === 'text'
+        ? await generateText(callable.provider, input, attempt)
+        : await generateImage(callable.provider, input, heartbeat);
     } finally {
       clearInterval(beat);
     }
   }
 
-  async function afterSuccess(limitKey: string, image: GeneratedImage) {
-    const waitMs = image.quota ? nextRequestInMs(image.quota) : 0;
+  async function afterSuccess(limitKey: string, output: Output) {
+    const waitMs = output.quota ? nextRequestInMs(output.quota) : 0;
     if (waitMs > 0) await pauseFor(limitKey, waitMs, 'request quota used up');
   }
 
@@ -162,12 +228,13 @@ export function createProviderActivities(deps: ActivityDependencies) {
    * the breaker is not asked.
    */
   async function callHoldingSlot(
-    provider: ImageProvider,
+    callable: CallableProvider,
     limitKey: string,
     input: CallProviderInput,
     resumeTaskId: string | undefined,
   ): Promise<CallProviderOutcome> {
     const { jobId } = input;
+    const { provider } = callable;
     const permit = resumeTaskId ? undefined : await requestCallPermit(db, provider.name, circuit);
     if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
     const probe = permit?.probe ?? false;
@@ -175,23 +242,27 @@ export function createProviderActivities(deps: ActivityDependencies) {
       throw jobTableFailure(error, logger, jobId);
     });
     if (row.webhook) await dispatchWebhooks(jobId);
-    const log = { jobId, provider: provider.name, attempt: row.attempts, resumeTaskId, probe };
+    // `call` is the job's provider call number; `attempt` in every activity line is Temporal's.
+    const log = { jobId, provider: provider.name, call: row.attempts, resumeTaskId, probe };
     logger.info(log, 'provider call started');
+    const callMetrics = observeProviderCall(row, resumeTaskId === undefined);
     const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
     try {
-      const image = await generate(provider, input, heartbeat);
+      const output = await generate(callable, input, heartbeat, row.attempts);
+      callMetrics.ended();
       // A healthy circuit has nothing to reset: no write on the common path.
       if (!permit?.healthy) await recordCallSucceeded(db, provider.name);
-      await afterSuccess(limitKey, image);
+      await afterSuccess(limitKey, output);
       const stagingKey = stagingKeyFor(jobId);
-      await store.put(stagingKey, image.bytes, image.contentType);
+      await store.put(stagingKey, output.bytes, output.contentType);
       if (heartbeat.taskId) await recordProviderTask(db, jobId, null);
-      logger.info({ ...log, bytes: image.bytes.byteLength }, 'provider call finished');
-      return { kind: 'generated', stagingKey, contentType: image.contentType };
+      logger.info({ ...log, bytes: output.bytes.byteLength }, 'provider call finished');
+      return { kind: 'generated', stagingKey, contentType: output.contentType };
     } catch (error) {
       // Whatever the client library threw on abort, Temporal must see the cancellation itself.
       const { cancellationSignal } = Context.current();
       if (cancellationSignal.aborted) throw cancellationSignal.reason;
+      callMetrics.ended(error);
       logger.warn({ ...log, err: error }, 'provider call failed');
       await onFailure(provider, limitKey, jobId, error, heartbeat.taskId !== undefined);
       throw toTemporalFailure(error, { probe });
@@ -206,11 +277,8 @@ export function createProviderActivities(deps: ActivityDependencies) {
      */
     async callProvider(input: CallProviderInput): Promise<CallProviderOutcome> {
       const { jobId, request } = input;
-      const provider = providers.get(request.provider);
-      if (!provider)
-        throw toTemporalFailure(
-          new ProviderError(FailureCode.invalidRequest, `unknown provider ${request.provider}`, false),
-        );
+      const callable = callableProvider(providers, request);
+      const { provider } = callable;
       const resumeTaskId = await taskToResume(jobId);
       const limitKey = limitKeyFor(providerLimits, provider.name, request.model);
       const slot = await acquireProviderSlot({
@@ -222,7 +290,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
       });
       if (!('release' in slot)) return { kind: 'waiting', retryInMs: slot.retryInMs };
       try {
-        return await callHoldingSlot(provider, limitKey, input, resumeTaskId);
+        return await callHoldingSlot(callable, limitKey, input, resumeTaskId);
       } finally {
         await slot.release();
       }

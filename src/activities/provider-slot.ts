@@ -12,6 +12,29 @@ const WAIT_IN_PLACE_MS = 30_000;
 /** A slot whose worker died frees itself after this; live calls renew it well before. */
 const LEASE_MS = 30_000;
 const RENEW_EVERY_MS = LEASE_MS / 3;
+/** While queued for a slot the activity is alive: it says so at least this often. */
+const HEARTBEAT_WHILE_QUEUED_MS = 1000;
+
+/**
+ * Takers of one limit key in this process, one at a time. The advisory lock serialises them across the
+ * fleet anyway; queueing here keeps all but one of them off the connection pool, which the job-table
+ * activities share, instead of each holding a connection while it waits for the lock.
+ */
+const takersByKey = new Map<string, Promise<unknown>>();
+
+function oneTakerAtATime<T>(limitKey: string, take: () => Promise<T>): Promise<T> {
+  const previous = takersByKey.get(limitKey) ?? Promise.resolve();
+  const mine = previous.then(take, take);
+  const settled = mine.then(
+    () => undefined,
+    () => undefined,
+  );
+  takersByKey.set(limitKey, settled);
+  void settled.then(() => {
+    if (takersByKey.get(limitKey) === settled) takersByKey.delete(limitKey);
+  });
+  return mine;
+}
 
 export interface HeldSlot {
   release(): Promise<void>;
@@ -46,17 +69,20 @@ function hold({ db, jobId }: SlotRequest): HeldSlot {
 export async function acquireProviderSlot(request: SlotRequest): Promise<HeldSlot | { retryInMs: number }> {
   const context = Context.current();
   const giveUpAt = Date.now() + WAIT_IN_PLACE_MS;
-  for (;;) {
-    const verdict = await takeProviderSlot(
-      request.db,
-      request.limitKey,
-      request.jobId,
-      request.capacity,
-      LEASE_MS,
-    );
-    if (verdict.taken) return hold(request);
-    if (Date.now() + verdict.retryInMs > giveUpAt) return { retryInMs: verdict.retryInMs };
-    request.heartbeat();
-    await context.sleep(verdict.retryInMs);
+  // Queued behind other takers the activity sends no heartbeat of its own: without these, a burst of
+  // calls outwaits the heartbeat timeout and Temporal starts each again while the first still runs.
+  request.heartbeat();
+  const beat = setInterval(() => request.heartbeat(), HEARTBEAT_WHILE_QUEUED_MS);
+  try {
+    for (;;) {
+      const verdict = await oneTakerAtATime(request.limitKey, () =>
+        takeProviderSlot(request.db, request.limitKey, request.jobId, request.capacity, LEASE_MS),
+      );
+      if (verdict.taken) return hold(request);
+      if (Date.now() + verdict.retryInMs > giveUpAt) return { retryInMs: verdict.retryInMs };
+      await context.sleep(verdict.retryInMs);
+    }
+  } finally {
+    clearInterval(beat);
   }
 }

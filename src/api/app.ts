@@ -1,6 +1,8 @@
 import express, { type Express } from 'express';
+import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { metricsRegistry } from '../observability/metrics.js';
+import { renderMetrics } from '../observability/metrics-text.js';
+import { ADMIN_PATH, adminRoutes, type AdminRouteDependencies } from './admin-routes.js';
 import { errorMiddleware, notFoundRoute } from './api-error.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
@@ -9,6 +11,9 @@ import { OPENAPI_PATH, openApiRoute } from './openapi.js';
 
 export interface AppDependencies extends GenerationsRouteDependencies {
   logger: Logger;
+  config: GenerationsRouteDependencies['config'] &
+    AdminRouteDependencies['config'] &
+    Pick<Config, 'adminApiKey'>;
 }
 
 export function createApp(deps: AppDependencies): Express {
@@ -18,11 +23,14 @@ export function createApp(deps: AppDependencies): Express {
     res.json({ ok: true });
   });
   app.get('/metrics', async (_req, res) => {
-    res.type(metricsRegistry.contentType).send(await metricsRegistry.metrics());
+    const { contentType, body } = await renderMetrics();
+    res.type(contentType).send(body);
   });
   app.get(OPENAPI_PATH, openApiRoute);
   app.use('/v1/generations', generationsRoutes(deps));
   app.use('/v1/me', meRoute(deps.db));
+  // Without an admin key there is no operator API at all: its paths answer 404 like any unknown one.
+  if (deps.config.adminApiKey) app.use(ADMIN_PATH, adminRoutes(deps, deps.config.adminApiKey));
   app.use(webPageRoutes());
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));

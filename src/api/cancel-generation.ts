@@ -1,6 +1,6 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.js';
+import type { Database, JobRow } from '../db/schema.js';
 import { isTerminal } from '../jobs/job.js';
 import { findOwnedJob } from './owned-job.js';
 
@@ -16,10 +16,14 @@ export async function cancelGeneration(
   jobId: string,
 ): Promise<CancelOutcome> {
   const row = await findOwnedJob(deps.db, userId, jobId);
-  if (!row) return 'not_found';
+  return row ? cancelJob(deps.temporal, row) : 'not_found';
+}
+
+/** Asks the workflow of any job to cancel, whoever owns it: what an operator's cancel does. */
+export async function cancelJob(temporal: Client, row: JobRow): Promise<Exclude<CancelOutcome, 'not_found'>> {
   if (isTerminal(row.status)) return 'finished';
   try {
-    await deps.temporal.workflow.getHandle(row.workflow_id).cancel();
+    await temporal.workflow.getHandle(row.workflow_id).cancel();
     return 'canceling';
   } catch (error) {
     // The workflow closed between the read and the cancel: the job has just finished.

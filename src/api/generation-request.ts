@@ -5,6 +5,7 @@ import {
   JOB_KINDS,
   WEBHOOK_EVENTS,
   type GenerationRequest,
+  type JobKind,
   type WebhookEvent,
 } from '../jobs/job.js';
 import { DEFAULT_WEBHOOK_EVENTS } from '../webhooks/webhook-event.js';
@@ -13,6 +14,8 @@ import { ApiError } from './api-error.js';
 
 export const MAX_PROMPT_LENGTH = 4000;
 const DEFAULT_SIZE = '1024x1024';
+const DEFAULT_MAX_TOKENS = 1024;
+const MAX_MAX_TOKENS = 16_384;
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
 const MAX_WEBHOOK_URL_LENGTH = 2048;
 
@@ -40,7 +43,16 @@ export const generationBodySchema = z
     provider: z.string().min(1).max(64).optional(),
     model: z.string().min(1).max(128).optional(),
     params: z
-      .object({ size: z.enum(IMAGE_SIZES).optional() })
+      .object({
+        size: z.enum(IMAGE_SIZES).optional().describe('Image jobs only. Default 1024x1024'),
+        maxTokens: z
+          .number()
+          .int()
+          .min(1)
+          .max(MAX_MAX_TOKENS)
+          .optional()
+          .describe(`Text jobs only: the completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
+      })
       .strict()
       .optional(),
     deadline: z
@@ -79,6 +91,50 @@ export function parseIdempotencyKey(header: string | undefined): string {
   return header;
 }
 
+/** The model asked for (or the provider's default), if the provider makes that kind with it. */
+function modelFor(providers: ProviderRegistry, kind: JobKind, provider: string, model?: string): string {
+  if (!providers.names(kind).includes(provider)) {
+    throw new ApiError(400, 'unknown_provider', `provider ${provider} makes no ${kind} jobs here`, {
+      field: 'provider',
+      available: providers.names(kind),
+    });
+  }
+  const resolved = providers.resolveModel(kind, provider, model);
+  if (!resolved) {
+    throw new ApiError(400, 'unknown_model', `provider ${provider} has no ${kind} model ${model}`, {
+      field: 'model',
+      available: providers.models(kind, provider),
+    });
+  }
+  return resolved;
+}
+
+/** Size for images, token limit for text: each kind refuses the other's parameter. */
+function kindParams(
+  providers: ProviderRegistry,
+  kind: JobKind,
+  provider: string,
+  model: string,
+  params: z.infer<typeof generationBodySchema>['params'] = {},
+): Pick<GenerationRequest, 'size' | 'maxTokens'> {
+  const foreign = kind === 'text' ? 'size' : 'maxTokens';
+  if (params[foreign] !== undefined) {
+    throw new ApiError(400, 'invalid_request', `params.${foreign}: not a parameter of ${kind} jobs`, {
+      field: `params.${foreign}`,
+    });
+  }
+  if (kind === 'text') return { size: null, maxTokens: params.maxTokens ?? DEFAULT_MAX_TOKENS };
+  const size = params.size ?? DEFAULT_SIZE;
+  const sizes = providers.image(provider)?.models[model] ?? [];
+  if (!sizes.includes(size)) {
+    throw new ApiError(400, 'unsupported_size', `model ${model} cannot make ${size} images`, {
+      field: 'params.size',
+      available: sizes,
+    });
+  }
+  return { size, maxTokens: null };
+}
+
 /** Validates a body and fills in defaults, so that equal requests compare equal. */
 export function parseGenerationRequest(
   body: unknown,
@@ -89,33 +145,13 @@ export function parseGenerationRequest(
   if (!parsed.success) throw validationError(parsed.error);
   const { kind, prompt, params, deadline, webhook } = parsed.data;
   const provider = parsed.data.provider ?? defaultProvider;
-  if (!providers.get(provider)) {
-    throw new ApiError(400, 'unknown_provider', `provider ${provider} is not configured`, {
-      field: 'provider',
-      available: providers.names(),
-    });
-  }
-  const model = providers.resolveModel(provider, parsed.data.model);
-  if (!model) {
-    throw new ApiError(400, 'unknown_model', `provider ${provider} has no model ${parsed.data.model}`, {
-      field: 'model',
-      available: Object.keys(providers.get(provider)?.models ?? {}),
-    });
-  }
-  const size = params?.size ?? DEFAULT_SIZE;
-  const sizes = providers.get(provider)?.models[model] ?? [];
-  if (!sizes.includes(size)) {
-    throw new ApiError(400, 'unsupported_size', `model ${model} cannot make ${size} images`, {
-      field: 'params.size',
-      available: sizes,
-    });
-  }
+  const model = modelFor(providers, kind, provider, parsed.data.model);
   return {
     kind,
     prompt,
     provider,
     model,
-    size,
+    ...kindParams(providers, kind, provider, model, params),
     ...(deadline ? { deadline } : {}),
     ...(webhook ? { webhook: { url: webhook.url, events: webhookEvents(webhook.events) } } : {}),
   };
@@ -132,9 +168,10 @@ export function sha256Hex(text: string): string {
 
 /** Stable across key order, so the same request always hashes the same. */
 export function requestFingerprint(request: GenerationRequest): string {
-  const { kind, prompt, provider, model, size, deadline, webhook } = request;
+  const { kind, prompt, provider, model, size, maxTokens, deadline, webhook } = request;
   const limits = [deadline?.startWithinSeconds ?? null, deadline?.finishWithinSeconds ?? null];
-  // Appended only when present, so that requests without a webhook keep the fingerprints they had.
+  // Appended only when present, so that image requests without a webhook keep the fingerprints they had.
   const hook = webhook ? [[webhook.url, webhook.events]] : [];
-  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size, limits, ...hook]));
+  const tokens = maxTokens === null ? [] : [['maxTokens', maxTokens]];
+  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size, limits, ...hook, ...tokens]));
 }

@@ -2,8 +2,11 @@ import express, { Router, type Request, type RequestHandler, type Response } fro
 import type { Kysely } from 'kysely';
 import { planNamed, type Config } from '../config.js';
 import { toJob } from '../db/job-repository.js';
+import { readStreamedText } from '../db/text-stream-repository.js';
+import { NO_TEXT } from '../events/text-stream.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { JobStatus } from '../jobs/job.js';
+import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
@@ -17,6 +20,7 @@ import { estimateQueue } from './queue-estimate.js';
 import { findOwnedJob } from './owned-job.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
 import { submitRateLimit } from './submit-rate-limit.js';
+import { recordSubmission } from './record-submission.js';
 import { STREAM_PATH } from './job-stream.js';
 import { addWebhookRoutes } from './webhook-routes.js';
 
@@ -26,6 +30,7 @@ export interface GenerationsRouteDependencies extends SubmitDependencies {
   providers: ProviderRegistry;
   /** Live job events, for the Server-Sent Events route. */
   hub: JobEventHub;
+  logger: Logger;
   config: SubmitDependencies['config'] & Pick<Config, 'providers' | 'submitRateLimit'>;
 }
 
@@ -63,7 +68,9 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
     const key = parseIdempotencyKey(req.get('Idempotency-Key'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
     const caller = authenticatedCaller(res);
-    const { row, replayed } = await submitGeneration(deps, caller, key, request);
+    const submission = await submitGeneration(deps, caller, key, request);
+    recordSubmission(deps.logger, submission);
+    const { row, replayed } = submission;
     if (replayed) res.set('Idempotent-Replayed', 'true');
     const estimate = await estimateQueue(
       deps.db,
@@ -94,6 +101,15 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   router.get('/:id/events', serveJobEvents(deps.db, deps.hub));
+
+  // The polling fallback for streamed text: what the current attempt has written so far.
+  router.get('/:id/text', async (req, res) => {
+    const row = await ownedJob(req, res);
+    if (row.kind !== 'text') throw new ApiError(409, 'not_a_text_job', `job ${row.id} is an ${row.kind} job`);
+    if (row.purged_at)
+      throw new ApiError(410, 'result_expired', 'the text was removed after its retention period');
+    res.json((await readStreamedText(deps.db, row.id)) ?? NO_TEXT);
+  });
 
   addWebhookRoutes(router, deps, ownedJob);
 

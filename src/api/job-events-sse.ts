@@ -3,7 +3,9 @@ import type { Kysely } from 'kysely';
 import { toJob } from '../db/job-repository.js';
 import type { Database } from '../db/schema.js';
 import type { JobEvent } from '../events/job-event.js';
+import type { TextUpdate } from '../events/text-stream.js';
 import { isTerminal } from '../jobs/job.js';
+import { trackOpenSocket } from '../observability/socket-metrics.js';
 import { ApiError } from './api-error.js';
 import { callerOf } from './authenticate.js';
 import type { JobEventHub } from './job-event-hub.js';
@@ -30,6 +32,11 @@ function writeEvent(res: Response, event: JobEvent): void {
   res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event.job)}\n\n`);
 }
 
+/** Without an id: `Last-Event-ID` stays the last numbered event, and a reconnect sends the text again. */
+function writeText(res: Response, { type, ...update }: TextUpdate): void {
+  res.write(`event: ${type}\ndata: ${JSON.stringify(update)}\n\n`);
+}
+
 /**
  * `GET /v1/generations/:id/events`: the job's events as Server-Sent Events, the same numbered events the
  * socket sends. Ends after the terminal event; a finished job with nothing newer answers 204, which
@@ -50,24 +57,35 @@ export function serveJobEvents(db: Kysely<Database>, hub: JobEventHub): RequestH
       'X-Accel-Buffering': 'no',
     });
     res.write(`retry: ${RECONNECT_MS}\n\n`);
+    const untrack = trackOpenSocket('sse');
     let unsubscribe = (): void => undefined;
     let ended = false;
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
     const end = () => {
       if (ended) return;
       ended = true;
+      untrack();
       clearInterval(keepAlive);
       unsubscribe();
       res.end();
     };
     req.on('close', end);
+    // A reader this far behind is dropped; EventSource resumes by Last-Event-ID.
+    const writable = (): boolean => {
+      if (ended) return false;
+      if (res.writableLength <= MAX_BUFFERED_BYTES) return true;
+      end();
+      return false;
+    };
     const onEvent = (event: JobEvent) => {
-      if (ended) return;
-      if (res.writableLength > MAX_BUFFERED_BYTES) return end();
+      if (!writable()) return;
       writeEvent(res, event);
       if (isTerminal(event.job.status)) end();
     };
-    unsubscribe = await hub.subscribe(row.id, since, onEvent, end);
+    const onText = (update: TextUpdate) => {
+      if (writable()) writeText(res, update);
+    };
+    unsubscribe = await hub.subscribe(row.id, since, { onEvent, onText, onEnd: end });
     if (ended) unsubscribe();
   };
 }

@@ -3,8 +3,10 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import type { JobEvent } from '../events/job-event.js';
+import type { TextUpdate } from '../events/text-stream.js';
 import { isTerminal } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
+import { trackOpenSocket } from '../observability/socket-metrics.js';
 import type { CancelOutcome } from './cancel-generation.js';
 import type { JobEventHub } from './job-event-hub.js';
 
@@ -47,9 +49,10 @@ const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cancel'), id: z.string().min(1).max(128) }),
 ]);
 
-/** Messages the server sends. */
+/** Messages the server sends; `text` and `reset` carry a text job's streamed text (see TextUpdate). */
 export type ServerMessage =
   | ({ type: 'job' } & Pick<JobEvent, 'seq' | 'job'> & { event: JobEvent['type'] })
+  | (TextUpdate & { id: string })
   | { type: 'canceling'; id: string }
   | { type: 'error'; error: { code: string; message: string }; id?: string };
 
@@ -85,6 +88,7 @@ export function createJobStream(deps: JobStreamDependencies) {
   function onConnection(socket: WebSocket, userId: string): void {
     const subscriptions = new Map<string, () => void>();
     alive.add(socket);
+    socket.once('close', trackOpenSocket('websocket'));
     socket.on('pong', () => alive.add(socket));
     socket.on('close', () => subscriptions.forEach((unsubscribe) => unsubscribe()));
     // The default binaryType is kept, so every message arrives as one Buffer.
@@ -110,12 +114,13 @@ export function createJobStream(deps: JobStreamDependencies) {
     });
   }
 
-  function sendEvent(socket: WebSocket, event: JobEvent): void {
+  /** Sends unless the client let too much pile up unread: then it is closed, to resume by `since`. */
+  function sendBounded(socket: WebSocket, message: ServerMessage): void {
     if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
       socket.close(SLOW_CONSUMER_CLOSE_CODE, 'too slow: reconnect and subscribe with since');
       return;
     }
-    send(socket, { type: 'job', seq: event.seq, event: event.type, job: event.job });
+    send(socket, message);
   }
 
   async function subscribe(
@@ -139,9 +144,12 @@ export function createJobStream(deps: JobStreamDependencies) {
         send(socket, { type: 'error', id, error: { code: 'not_found', message: 'no such job' } });
         return;
       }
-      unsubscribe = await deps.hub.subscribe(id, since, (event) => {
-        sendEvent(socket, event);
-        if (isTerminal(event.job.status)) stop();
+      unsubscribe = await deps.hub.subscribe(id, since, {
+        onEvent: (event) => {
+          sendBounded(socket, { type: 'job', seq: event.seq, event: event.type, job: event.job });
+          if (isTerminal(event.job.status)) stop();
+        },
+        onText: (update) => sendBounded(socket, { ...update, id }),
       });
       // The job may have ended, or the socket closed, while the current state was being read.
       if (ended || socket.readyState !== socket.OPEN) stop();

@@ -2,6 +2,7 @@ import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
+import { startObservability } from '../observability/process-observability.js';
 import { configuredProviders } from '../providers/configured-providers.js';
 import { createObjectStore } from '../storage/create-object-store.js';
 import { connectTemporalClient } from '../temporal-client.js';
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, 'api');
   const database = await openDatabase(config.database);
   await migrateToLatest(database.db);
+  const observability = startObservability(config, database.db, logger);
   const temporal = await connectTemporalClient(config.temporal);
   const server = await startApiServer({
     config,
@@ -25,6 +27,7 @@ async function main(): Promise<void> {
   logger.info({ url: server.url }, 'api listening');
   const shutdown = async () => {
     await server.close();
+    await observability.stop();
     await temporal.connection.close();
     await database.close();
   };

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { generationBodySchema, idempotencyKeySchema } from './generation-request.js';
 import { STREAM_PATH } from './job-stream.js';
 import { listQuerySchema } from './list-generations.js';
+import { providerStateListSchema, stuckJobListSchema } from './admin-response-schemas.js';
+import { ADMIN_PATH, stuckQuerySchema } from './admin-routes.js';
 import {
   cancelingSchema,
   errorSchema,
@@ -10,6 +12,7 @@ import {
   jobPageSchema,
   jobSchema,
   meSchema,
+  streamedTextSchema,
   submittedSchema,
   webhookDeliveryListSchema,
   webhookDeliverySchema,
@@ -19,15 +22,18 @@ export const OPENAPI_PATH = '/openapi.json';
 
 type JsonSchema = z.core.JSONSchema.BaseSchema;
 
-const DESCRIPTION = `Kiln runs AI image generations as durable jobs: submit one, get \`202\` and a job id at once, then \
-read the job, or its content once it has succeeded.
+const DESCRIPTION = `Kiln runs AI image and text generations as durable jobs: submit one, get \`202\` and a job id at \
+once, then read the job, or its content once it has succeeded.
 
 Each change of a job is an event numbered \`seq\` 1, 2, 3… per job (the job's \`version\` after it). Events \
 stream as Server-Sent Events from \`/v1/generations/{id}/events\`, and over a WebSocket at \`${STREAM_PATH}\`, \
 which OpenAPI cannot describe: connect with the same \`Authorization\` header, send \
 \`{ "type": "subscribe", "id", "since"? }\` and receive \`{ "type": "job", "seq", "event", "job" }\` (\`event\` is \
 \`status\` or \`progress\`, \`job\` a \`Job\`) for every event after \`since\` until the job ends; a client too slow \
-to read is closed with code 4008 and resumes with \`since\`. \`{ "type": "unsubscribe", "id" }\` stops that, \
+to read is closed with code 4008 and resumes with \`since\`. A text job's tokens come between its events as \
+\`{ "type": "text", "id", "attempt", "offset", "delta" }\` (\`delta\` goes at \`offset\`, in UTF-16 units, of \
+that attempt's text; the first one after subscribing is the text so far, at offset 0) and \
+\`{ "type": "reset", "id", "attempt" }\` when a retried attempt starts the text again. \`{ "type": "unsubscribe", "id" }\` stops that, \
 \`{ "type": "cancel", "id" }\` cancels the job (answered \`{ "type": "canceling", "id" }\`), and errors come as \
 \`{ "type": "error", "error": { "code", "message" }, "id"? }\`.
 
@@ -56,11 +62,14 @@ function componentSchemas(): Record<string, JsonSchema> {
     JobPage: jobPageSchema,
     Submitted: submittedSchema,
     Canceling: cancelingSchema,
+    StreamedText: streamedTextSchema,
     Me: meSchema,
     Error: errorSchema,
     Health: healthSchema,
     WebhookDelivery: webhookDeliverySchema,
     WebhookDeliveryList: webhookDeliveryListSchema,
+    StuckJobList: stuckJobListSchema,
+    ProviderStateList: providerStateListSchema,
   };
   for (const [id, schema] of Object.entries(named)) responses.add(schema, { id });
   const { schemas } = z.toJSONSchema(responses, { uri: ref });
@@ -163,7 +172,9 @@ function jobPaths() {
         summary: "The job's events as Server-Sent Events",
         description:
           'Each event: `id:` its seq, `event:` `status` or `progress`, `data:` the Job after the change. ' +
-          'Starts after `Last-Event-ID` (or `since`); ends after the terminal event.',
+          'Starts after `Last-Event-ID` (or `since`); ends after the terminal event. A text job also gets ' +
+          '`event: text` (`data: { attempt, offset, delta }`) and `event: reset` (`data: { attempt }`) ' +
+          'without an id, the same messages the WebSocket sends.',
         parameters: [
           jobId,
           { name: 'Last-Event-ID', in: 'header', schema: { type: 'string', pattern: '^[0-9]{1,9}$' } },
@@ -187,13 +198,29 @@ function jobPaths() {
         responses: {
           200: {
             description: 'The result',
-            content: { 'image/png': {} },
+            content: { 'image/png': {}, 'text/plain': { schema: { type: 'string' } } },
             headers: { ETag: header('Its SHA-256') },
           },
           ...unauthorized,
           ...errors({
             404: '`not_found`',
             409: '`result_not_ready`: the job has not succeeded',
+            410: '`result_expired`: removed after its retention period',
+          }),
+        },
+      },
+    },
+    '/v1/generations/{id}/text': {
+      get: {
+        operationId: 'getGenerationText',
+        summary: "A text job's output so far: the polling fallback for its streamed tokens",
+        parameters: [jobId],
+        responses: {
+          200: json('The text so far', 'StreamedText'),
+          ...unauthorized,
+          ...errors({
+            404: '`not_found`',
+            409: '`not_a_text_job`',
             410: '`result_expired`: removed after its retention period',
           }),
         },
@@ -247,6 +274,76 @@ function webhookPaths() {
   };
 }
 
+/** The operator API: served only when ADMIN_API_KEY is set (otherwise these paths answer 404). */
+function adminPaths() {
+  const admin = {
+    tags: ['admin'],
+    security: [{ adminKey: [] }],
+  };
+  const refused = {
+    401: json('`unauthorized`: no admin key, or a wrong one', 'Error', {
+      'WWW-Authenticate': header('`Bearer`'),
+    }),
+    403: json('`forbidden`: a user API key, not the admin key', 'Error'),
+  };
+  return {
+    [`${ADMIN_PATH}/jobs/stuck`]: {
+      get: {
+        operationId: 'adminListStuckJobs',
+        summary: 'Unfinished jobs of every user that have not changed for a while, longest idle first',
+        ...admin,
+        parameters: queryParameters(stuckQuerySchema),
+        responses: {
+          200: json('The jobs, at most `limit`', 'StuckJobList'),
+          ...refused,
+          ...errors({ 400: '`invalid_request`' }),
+        },
+      },
+    },
+    [`${ADMIN_PATH}/jobs/{id}/retry`]: {
+      post: {
+        operationId: 'adminRetryJob',
+        summary: 'Re-run a failed job under its own id, its history kept and its cost reserved again',
+        description:
+          'The job goes back to `queued` (a new event: `seq` keeps counting) and a new run of its workflow ' +
+          'starts with the input it was submitted with; its deadlines count from the retry.',
+        ...admin,
+        parameters: [jobId],
+        responses: {
+          202: json('The job, queued again', 'Job'),
+          ...refused,
+          ...errors({
+            402: '`insufficient_credits` (details `{ cost, balance }`): the user cannot pay for another run',
+            404: '`not_found`',
+            409: '`job_not_failed` (details `{ status }`), `run_closing`: the failed run has not closed yet, `history_unavailable`: Temporal no longer keeps the run',
+          }),
+        },
+      },
+    },
+    [`${ADMIN_PATH}/jobs/{id}/cancel`]: {
+      post: {
+        operationId: 'adminCancelJob',
+        summary: "Cancel any user's job; it then ends `canceled`",
+        ...admin,
+        parameters: [jobId],
+        responses: {
+          202: json('The job, canceling', 'Job'),
+          ...refused,
+          ...errors({ 404: '`not_found`', 409: '`job_finished`: the job has already ended' }),
+        },
+      },
+    },
+    [`${ADMIN_PATH}/providers`]: {
+      get: {
+        operationId: 'adminListProviders',
+        summary: "Each provider's breaker, and its rate and call slots against their limits",
+        ...admin,
+        responses: { 200: json('The providers', 'ProviderStateList'), ...refused },
+      },
+    },
+  };
+}
+
 function otherPaths() {
   const open = { security: [] };
   return {
@@ -289,11 +386,13 @@ export const openApiDocument = {
     '/v1/generations': { post: submitOperation(), get: listOperation() },
     ...jobPaths(),
     ...webhookPaths(),
+    ...adminPaths(),
     ...otherPaths(),
   },
   components: {
     securitySchemes: {
       apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: `Authorization: Bearer kiln_…`' },
+      adminKey: { type: 'http', scheme: 'bearer', description: 'The operator key, ADMIN_API_KEY' },
     },
     schemas: componentSchemas(),
   },

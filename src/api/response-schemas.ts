@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { countUnfinishedJobs } from '../db/job-repository.js';
 import type { WebhookDelivery } from '../db/webhook-repository.js';
+import type { StreamedText } from '../events/text-stream.js';
 import { IMAGE_SIZES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
 import type { ApiError } from './api-error.js';
 import type { JobPage } from './list-generations.js';
@@ -22,7 +23,7 @@ export const jobSchema = z
     kind: z.enum(JOB_KINDS),
     provider: z.string(),
     model: z.string(),
-    size: z.enum(IMAGE_SIZES),
+    size: z.enum(IMAGE_SIZES).nullable().describe('Null for text jobs'),
     promptSha256: z.string().regex(/^[0-9a-f]{64}$/),
     progress: z.number().min(0).max(100).describe('Percent of the provider call done'),
     attempts: count.describe('Provider calls made so far'),
@@ -74,6 +75,13 @@ export const meSchema = z.object({
     running: count.describe('Jobs running or storing their result'),
   }) satisfies z.ZodType<Awaited<ReturnType<typeof countUnfinishedJobs>>>,
 });
+
+export const streamedTextSchema = z
+  .object({
+    attempt: count.describe('The provider attempt that wrote it; 0 before the first'),
+    text: z.string(),
+  })
+  .describe("A text job's output as streamed so far by its latest attempt") satisfies z.ZodType<StreamedText>;
 
 export const errorSchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),

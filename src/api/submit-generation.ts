@@ -14,6 +14,7 @@ import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { ApiError } from './api-error.js';
 import { requestFingerprint, sha256Hex } from './generation-request.js';
+import { jobWorkflowOptions } from './job-workflow-options.js';
 
 export interface SubmitDependencies {
   db: Kysely<Database>;
@@ -27,6 +28,8 @@ export interface Submission {
   row: JobRow;
   /** True when this key was seen before and the existing job is returned. */
   replayed: boolean;
+  /** The workflow run this submission started, for its log line; none when the run already existed. */
+  runId?: string;
 }
 
 /** Derived from the key, so every retry of a submission lands on the same job and workflow id. */
@@ -48,7 +51,7 @@ async function startWorkflow(
   row: JobRow,
   request: GenerationRequest,
   plan: Plan,
-): Promise<void> {
+): Promise<string | undefined> {
   const { temporal, providerLimits } = deps.config;
   const limitKey = limitKeyFor(providerLimits, request.provider, request.model);
   const input: GenerationInput = {
@@ -64,16 +67,15 @@ async function startWorkflow(
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.
-    await deps.temporal.workflow.start<typeof runGeneration>('runGeneration', {
-      taskQueue: temporal.taskQueue,
-      workflowId: row.workflow_id,
+    const handle = await deps.temporal.workflow.start<typeof runGeneration>('runGeneration', {
+      ...jobWorkflowOptions(row, plan, temporal.taskQueue),
       args: [input],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      // Inherited by the job's activities: a provider's backlog is dispatched fairly across users.
-      priority: { fairnessKey: row.user_id, fairnessWeight: plan.weight },
     });
+    return handle.firstExecutionRunId;
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    return undefined;
   }
 }
 
@@ -139,8 +141,9 @@ export async function submitGeneration(
       'this Idempotency-Key was used with a different request',
     );
   }
+  let runId: string | undefined;
   if (created || row.status === JobStatus.queued) {
-    await startWorkflow(deps, row, request, planNamed(deps.config.plans, plan));
+    runId = await startWorkflow(deps, row, request, planNamed(deps.config.plans, plan));
   }
   // The `queued` event's delivery, if the webhook asked for it; a crash here leaves it to the next change.
   if (request.webhook) {
@@ -150,5 +153,5 @@ export async function submitGeneration(
       row.id,
     );
   }
-  return { row, replayed: !created };
+  return { row, replayed: !created, runId };
 }

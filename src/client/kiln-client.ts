@@ -9,6 +9,7 @@ import type {
   submittedSchema,
 } from '../api/response-schemas.js';
 import type { JobEvent, JobEventType } from '../events/job-event.js';
+import { applyTextUpdate, NO_TEXT, type StreamedText, type TextUpdate } from '../events/text-stream.js';
 import { isTerminal, type Job } from '../jobs/job.js';
 import { readServerSentEvents } from './server-sent-events.js';
 
@@ -46,6 +47,11 @@ export interface WatchOptions {
   onReconnecting?: () => void;
   /** Told each time the event stream is open again. */
   onConnected?: () => void;
+  /**
+   * For text jobs: told the text so far each time it grows, or starts again (a retried attempt), with
+   * the update that changed it. Reconnects and polls hand over the whole text, so nothing is doubled.
+   */
+  onText?: (text: StreamedText, update: TextUpdate) => void;
 }
 
 /** An error answer of the API, as its `{ error: { code, message, details? } }` body says. */
@@ -134,17 +140,40 @@ export function createKilnClient(options: KilnClientOptions) {
   const jobPath = (id: string) => `/v1/generations/${encodeURIComponent(id)}`;
 
   /** The SSE route's events after `since`; undefined (a 204) when the job ended with nothing newer. */
-  async function openEvents(id: string, since: number, signal?: AbortSignal) {
+  async function openEvents(
+    id: string,
+    since: number,
+    onText: (update: TextUpdate) => void,
+    signal?: AbortSignal,
+  ) {
     const response = await call(`${jobPath(id)}/events`, {
       headers: { 'Last-Event-ID': String(since), Accept: 'text/event-stream' },
       signal,
     });
-    return response.status === 204 || !response.body ? undefined : events(response.body);
+    return response.status === 204 || !response.body ? undefined : events(response.body, onText);
   }
 
-  async function* events(body: ReadableStream<Uint8Array>): AsyncGenerator<JobEvent> {
+  /** Numbered events are yielded; text updates, which carry no id, go to `onText`. */
+  async function* events(
+    body: ReadableStream<Uint8Array>,
+    onText: (update: TextUpdate) => void,
+  ): AsyncGenerator<JobEvent> {
     for await (const message of readServerSentEvents(body)) {
       if (message.id !== undefined) yield eventOf(message.id, message.event, message.data);
+      else if (message.event === 'text' || message.event === 'reset') {
+        onText({ type: message.event, ...JSON.parse(message.data) } as TextUpdate);
+      }
+    }
+  }
+
+  /** The polling fallback's text: the whole of it, as one update at offset 0. */
+  async function pollText(id: string, signal: AbortSignal | undefined): Promise<TextUpdate | undefined> {
+    try {
+      const { attempt, text } = await json<StreamedText>(`${jobPath(id)}/text`, { signal });
+      return { type: 'text', attempt, offset: 0, delta: text };
+    } catch (error) {
+      if (isFinal(error, signal)) throw error;
+      return undefined;
     }
   }
 
@@ -170,6 +199,8 @@ export function createKilnClient(options: KilnClientOptions) {
     me: () => json<Me>('/v1/me'),
     /** The result of a succeeded job. */
     content: async (id: string) => (await call(`${jobPath(id)}/content`)).blob(),
+    /** A text job's output so far (its latest attempt's). */
+    text: (id: string) => json<StreamedText>(`${jobPath(id)}/text`),
 
     /**
      * The job's events, in `seq` order, until its terminal event. A lost stream is resumed after the last
@@ -178,15 +209,22 @@ export function createKilnClient(options: KilnClientOptions) {
      */
     async *watch(
       id: string,
-      { since = 0, signal, onReconnecting, onConnected }: WatchOptions = {},
+      { since = 0, signal, onReconnecting, onConnected, onText }: WatchOptions = {},
     ): AsyncGenerator<JobEvent> {
       let last = since;
       let lastStatus: Job['status'] | undefined;
       let failures = 0;
+      let text = NO_TEXT;
+      const takeText = (update: TextUpdate) => {
+        const next = applyTextUpdate(text, update);
+        if (next.attempt === text.attempt && next.text === text.text) return;
+        text = next;
+        onText?.(text, update);
+      };
       for (;;) {
         let progressed = false;
         try {
-          const stream = await openEvents(id, last, signal);
+          const stream = await openEvents(id, last, takeText, signal);
           if (!stream) return;
           onConnected?.();
           for await (const event of stream) {
@@ -203,6 +241,10 @@ export function createKilnClient(options: KilnClientOptions) {
         onReconnecting?.();
         // Offline, the poll fails like the stream did, and both are tried again later.
         const job = failures >= FAILURES_BEFORE_POLLING ? await pollOnce(id, signal) : undefined;
+        if (job?.kind === 'text' && onText && !isTerminal(job.status)) {
+          const update = await pollText(id, signal);
+          if (update) takeText(update);
+        }
         if (job && job.version > last) {
           const type = job.status === lastStatus ? 'progress' : 'status';
           [last, lastStatus] = [job.version, job.status];

@@ -11,7 +11,8 @@ export function costOf(
   request: Pick<GenerationRequest, 'provider' | 'model' | 'size'>,
 ): number {
   const { provider, model, size } = request;
-  const key = [`${provider}:${model}:${size}`, `${provider}:${model}`, provider].find((candidate) =>
+  const sized = size === null ? [] : [`${provider}:${model}:${size}`];
+  const key = [...sized, `${provider}:${model}`, provider].find((candidate) =>
     Object.hasOwn(costs.byKey, candidate),
   );
   return key === undefined ? costs.fallback : costs.byKey[key]!;

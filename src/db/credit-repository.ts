@@ -55,23 +55,10 @@ export async function grantCredits(db: Kysely<Database>, userId: string, amount:
 }
 
 /**
- * Takes a job's cost from its user's balance, inside the transaction that inserts the job. The
- * conditional UPDATE is what keeps concurrent submissions from overdrawing: each waits for the row lock
- * and re-checks the balance it finds. Throws InsufficientCreditsError, which rolls the job back too.
+ * The conditional UPDATE is what keeps concurrent reservations from overdrawing: each waits for the row
+ * lock and re-checks the balance it finds.
  */
-export async function reserveCredits(
-  trx: Transaction<Database>,
-  userId: string,
-  jobId: string,
-  cost: number,
-): Promise<void> {
-  const entry = await trx
-    .insertInto('credit_ledger')
-    .values({ user_id: userId, job_id: jobId, kind: 'reserve', amount: -cost })
-    .onConflict((oc) => oc.doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  if (!entry) return;
+async function takeFromBalance(trx: Transaction<Database>, userId: string, cost: number): Promise<void> {
   const taken = await trx
     .updateTable('users')
     .set({ credits: sql<number>`credits - ${cost}` })
@@ -89,9 +76,53 @@ export async function reserveCredits(
 }
 
 /**
- * Settles or refunds a job's reservation, inside the transaction that records the job's terminal status.
- * A refund gives back exactly what the ledger says was reserved. A job reserved nothing (created before
- * credits existed) closes nothing; a second close of the same job is refused by the unique index.
+ * Takes a job's cost from its user's balance, inside the transaction that inserts the job. Throws
+ * InsufficientCreditsError, which rolls the job back too.
+ */
+export async function reserveCredits(
+  trx: Transaction<Database>,
+  userId: string,
+  jobId: string,
+  cost: number,
+): Promise<void> {
+  const entry = await trx
+    .insertInto('credit_ledger')
+    .values({ user_id: userId, job_id: jobId, kind: 'reserve', amount: -cost })
+    .onConflict((oc) => oc.doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (!entry) return;
+  await takeFromBalance(trx, userId, cost);
+}
+
+/**
+ * Reserves a failed job's cost again for an operator's retry, inside the transaction that re-queues it:
+ * the amount its last run reserved (the price the user was quoted), as the job's next run. A job that
+ * reserved nothing reserves nothing. Throws InsufficientCreditsError, which rolls the re-queue back too.
+ */
+export async function reserveCreditsAgain(trx: Transaction<Database>, jobId: string): Promise<void> {
+  const last = await trx
+    .selectFrom('credit_ledger')
+    .select(['user_id', 'amount', 'run'])
+    .where('job_id', '=', jobId)
+    .where('kind', '=', 'reserve')
+    .orderBy('run', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!last) return;
+  const cost = -last.amount;
+  await trx
+    .insertInto('credit_ledger')
+    .values({ user_id: last.user_id, job_id: jobId, kind: 'reserve', amount: last.amount, run: last.run + 1 })
+    .execute();
+  await takeFromBalance(trx, last.user_id, cost);
+}
+
+/**
+ * Settles or refunds a job's reservation (its latest run's), inside the transaction that records the
+ * job's terminal status. A refund gives back exactly what the ledger says was reserved. A job reserved
+ * nothing (created before credits existed) closes nothing; a second close of the same run is refused by
+ * the unique index.
  */
 export async function closeReservation(
   trx: Transaction<Database>,
@@ -101,7 +132,7 @@ export async function closeReservation(
   const kind = CLOSE_KIND[status];
   const entry = await trx
     .insertInto('credit_ledger')
-    .columns(['user_id', 'job_id', 'kind', 'amount'])
+    .columns(['user_id', 'job_id', 'kind', 'amount', 'run'])
     .expression((eb) =>
       eb
         .selectFrom('credit_ledger')
@@ -110,9 +141,12 @@ export async function closeReservation(
           'job_id',
           eb.val(kind).as('kind'),
           (kind === 'refund' ? sql<number>`-amount` : sql<number>`0`).as('amount'),
+          'run',
         ])
         .where('job_id', '=', jobId)
-        .where('kind', '=', 'reserve'),
+        .where('kind', '=', 'reserve')
+        .orderBy('run', 'desc')
+        .limit(1),
     )
     .onConflict((oc) => oc.doNothing())
     .returning(['user_id', 'amount'])
@@ -134,6 +168,7 @@ export async function reservedCredits(db: Db, userId: string): Promise<number> {
             .selectFrom('credit_ledger as c')
             .select('c.id')
             .whereRef('c.job_id', '=', 'r.job_id')
+            .whereRef('c.run', '=', 'r.run')
             .where('c.kind', 'in', ['settle', 'refund']),
         ),
       ),

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction, type UpdateObject } from 'kysely';
 import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
 import { ENTERED_FROM } from '../jobs/transitions.js';
-import { closeReservation, closesReservation } from './credit-repository.js';
+import { closeReservation, closesReservation, reserveCreditsAgain } from './credit-repository.js';
 import { appendJobEvent } from './job-event-repository.js';
 import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
 import { queueWebhookDelivery } from './webhook-repository.js';
@@ -134,6 +134,27 @@ export async function transitionJob(
   const current = await findJob(db, id);
   if (current?.status === to) return current;
   throw new IllegalTransitionError(id, current?.status, to);
+}
+
+/**
+ * Puts a failed job back in the queue for another run under its id, its cost reserved again in the
+ * same transaction. What the failed run left is cleared; `attempts` and the events keep counting.
+ */
+export async function requeueFailedJob(db: Kysely<Database>, id: string): Promise<JobRow> {
+  const reset: JobRowUpdate = {
+    status: JobStatus.queued,
+    progress: 0,
+    completed_at: null,
+    failure_code: null,
+    failure_message: null,
+    provider_task_id: null,
+    admitted_at: null,
+  };
+  const updated = await updateAndPublish(db, id, ENTERED_FROM.queued, reset, (trx) =>
+    reserveCreditsAgain(trx, id),
+  );
+  if (updated) return updated;
+  throw new IllegalTransitionError(id, (await findJob(db, id))?.status, JobStatus.queued);
 }
 
 /**

@@ -9,6 +9,9 @@ import * as addFairAdmission from './migrations/2026_11_23_0006_add_fair_admissi
 import * as addCredits from './migrations/2026_11_23_0007_add_credits.js';
 import * as createJobEvents from './migrations/2026_11_23_0008_create_job_events.js';
 import * as createWebhookDeliveries from './migrations/2026_11_23_0009_create_webhook_deliveries.js';
+import * as addTextJobs from './migrations/2026_11_23_0010_add_text_jobs.js';
+import * as addJobRuns from './migrations/2026_11_23_0011_add_job_runs.js';
+import * as createSignalStates from './migrations/2026_11_23_0012_create_signal_states.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -21,6 +24,9 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0007_add_credits': addCredits,
   '2026_11_23_0008_create_job_events': createJobEvents,
   '2026_11_23_0009_create_webhook_deliveries': createWebhookDeliveries,
+  '2026_11_23_0010_add_text_jobs': addTextJobs,
+  '2026_11_23_0011_add_job_runs': addJobRuns,
+  '2026_11_23_0012_create_signal_states': createSignalStates,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

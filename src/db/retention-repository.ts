@@ -44,8 +44,8 @@ export async function findPurgeCandidates(
 }
 
 /**
- * Turns rows into tombstones: the key and the hashes stay, the way to the result does not. The events
- * and webhook deliveries go too (they hold the same details); a subscriber then sees the tombstone alone.
+ * Turns rows into tombstones: the key and the hashes stay, the way to the result does not. The events,
+ * streamed text and webhook deliveries go too (they hold the same details); a subscriber then sees the tombstone alone.
  */
 export async function markPurged(db: Kysely<Database>, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
@@ -57,5 +57,7 @@ export async function markPurged(db: Kysely<Database>, ids: readonly string[]): 
       .execute();
     await trx.deleteFrom('job_events').where('job_id', 'in', ids).execute();
     await trx.deleteFrom('webhook_deliveries').where('job_id', 'in', ids).execute();
+    await trx.deleteFrom('job_text_streams').where('job_id', 'in', ids).execute();
+    await trx.deleteFrom('job_text_pieces').where('job_id', 'in', ids).execute();
   });
 }

@@ -17,7 +17,8 @@ export interface JobsTable {
   kind: JobKind;
   provider: string;
   model: string;
-  size: ImageSize;
+  /** Null for text jobs. */
+  size: ImageSize | null;
   status: JobStatus;
   progress: Generated<number>;
   attempts: Generated<number>;
@@ -110,6 +111,8 @@ export interface CreditLedgerTable {
   job_id: string | null;
   kind: CreditEntryKind;
   amount: number;
+  /** Which run of the job a reserve, settle or refund belongs to: 1, then one more per operator retry. */
+  run: ColumnType<number, number | undefined, number>;
   created_at: DefaultedTimestamp;
 }
 
@@ -121,6 +124,22 @@ export interface JobEventsTable {
   /** The job as it was after this change (the public shape). */
   data: ColumnType<unknown, string, string>;
   created_at: DefaultedTimestamp;
+}
+
+/** Which provider attempt of a text job is streaming: only its pieces make the text. */
+export interface JobTextStreamsTable {
+  job_id: string;
+  /** The job's `attempts` when this attempt's provider call started. */
+  attempt: number;
+  started_at: DefaultedTimestamp;
+}
+
+/** The streamed text of an attempt, piece by piece; `offset` counts UTF-16 units from its start. */
+export interface JobTextPiecesTable {
+  job_id: string;
+  attempt: number;
+  offset: number;
+  text: string;
 }
 
 export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed';
@@ -165,6 +184,13 @@ export interface WebhookAttemptsTable {
 
 export type WebhookAttemptRow = Selectable<WebhookAttemptsTable>;
 
+/** A fleet-wide signal (e.g. the job failure rate) and whether it is firing. */
+export interface SignalStatesTable {
+  name: string;
+  firing: boolean;
+  changed_at: DefaultedTimestamp;
+}
+
 export interface Database {
   jobs: JobsTable;
   users: UsersTable;
@@ -173,7 +199,10 @@ export interface Database {
   provider_slots: ProviderSlotsTable;
   provider_pauses: ProviderPausesTable;
   job_events: JobEventsTable;
+  job_text_streams: JobTextStreamsTable;
+  job_text_pieces: JobTextPiecesTable;
   credit_ledger: CreditLedgerTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  signal_states: SignalStatesTable;
 }

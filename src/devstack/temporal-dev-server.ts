@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
+import { KILN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
 import { ensureGoTool, TEMPORAL_CLI } from './go-tools.js';
 
 export interface TemporalDevServerOptions {
@@ -36,6 +37,12 @@ export const FAIRNESS_DYNAMIC_CONFIG = [
   'matching.numTaskqueueWritePartitions=1',
 ].flatMap((value) => ['--dynamic-config-value', value]);
 
+/** Registered at every start (a no-op when the SQLite file has them): Kiln's workflows set them. */
+const SEARCH_ATTRIBUTE_ARGS = KILN_SEARCH_ATTRIBUTES.flatMap(({ name }) => [
+  '--search-attribute',
+  `${name}=Keyword`,
+]);
+
 function buildArgs(options: TemporalDevServerOptions): string[] {
   const args = [
     'server',
@@ -47,6 +54,7 @@ function buildArgs(options: TemporalDevServerOptions): string[] {
     '--log-level',
     'warn',
     ...FAIRNESS_DYNAMIC_CONFIG,
+    ...SEARCH_ATTRIBUTE_ARGS,
   ];
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');

@@ -1,4 +1,5 @@
 import type { Job } from '../jobs/job.js';
+import type { TextUpdate } from './text-stream.js';
 
 /** Postgres NOTIFY channel on which every job event is announced as it is committed. */
 export const JOB_EVENTS_CHANNEL = 'kiln_job_events';
@@ -25,6 +26,15 @@ export function encodeJobEvent(event: JobEvent): string {
   return JSON.stringify({ ...event, job: { ...event.job, failure: bounded } });
 }
 
-export function decodeJobEvent(payload: string): JobEvent {
-  return JSON.parse(payload) as JobEvent;
+/** What the events channel carries: a numbered event, or a text job's streamed text. */
+export type ChannelMessage =
+  { kind: 'event'; event: JobEvent } | { kind: 'text'; jobId: string; update: TextUpdate };
+
+export function decodeChannelMessage(payload: string): ChannelMessage {
+  const parsed = JSON.parse(payload) as JobEvent | (TextUpdate & { jobId: string });
+  if (parsed.type === 'text' || parsed.type === 'reset') {
+    const { jobId, ...update } = parsed;
+    return { kind: 'text', jobId, update };
+  }
+  return { kind: 'event', event: parsed };
 }

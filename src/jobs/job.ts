@@ -34,7 +34,8 @@ export function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
 }
 
-export const JOB_KINDS = ['image'] as const;
+/** `image`: a PNG; `text`: a chat completion, streamed to subscribers token by token. */
+export const JOB_KINDS = ['image', 'text'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 export const IMAGE_SIZES = ['256x256', '512x512', '1024x1024'] as const;
@@ -87,7 +88,10 @@ export interface GenerationRequest {
   prompt: string;
   provider: string;
   model: string;
-  size: ImageSize;
+  /** Image jobs only; null for text. */
+  size: ImageSize | null;
+  /** Text jobs only: the completion's token limit; null for images. */
+  maxTokens: number | null;
   deadline?: JobDeadline;
   webhook?: JobWebhook;
 }
@@ -99,7 +103,8 @@ export interface Job {
   kind: JobKind;
   provider: string;
   model: string;
-  size: ImageSize;
+  /** Null for text jobs. */
+  size: ImageSize | null;
   promptSha256: string;
   progress: number;
   attempts: number;

@@ -1,7 +1,9 @@
 import type { Config } from '../config.js';
 import { createLocalProvider } from './local-provider.js';
+import { createLocalTextProvider } from './local-text-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
-import type { ImageProvider } from './provider.js';
+import { createOpenAITextProvider } from './openai-text-provider.js';
+import type { ImageProvider, TextProvider } from './provider.js';
 import { createProviderRegistry, type ProviderRegistry } from './provider-registry.js';
 import { createReplicateProvider } from './replicate-provider.js';
 
@@ -11,12 +13,13 @@ const REQUEST_TIMEOUT_CAP_MS = 60_000;
 /** The providers this deployment offers: always `local`, the others when their keys are configured. */
 export function configuredProviders(config: Config): ProviderRegistry {
   const providers: ImageProvider[] = [createLocalProvider(config.providers.local)];
+  const textProviders: TextProvider[] = [createLocalTextProvider(config.providers.local)];
   const attemptMs = config.timeouts.providerAttemptSeconds * 1000;
   const { openai, replicate } = config.providers;
   if (openai) {
-    providers.push(
-      createOpenAIProvider({ apiKey: openai.apiKey, baseURL: openai.baseURL, timeoutMs: attemptMs }),
-    );
+    const options = { apiKey: openai.apiKey, baseURL: openai.baseURL, timeoutMs: attemptMs };
+    providers.push(createOpenAIProvider(options));
+    textProviders.push(createOpenAITextProvider({ ...options, models: openai.textModels }));
   }
   if (replicate) {
     providers.push(
@@ -28,5 +31,5 @@ export function configuredProviders(config: Config): ProviderRegistry {
       }),
     );
   }
-  return createProviderRegistry(providers);
+  return createProviderRegistry(providers, textProviders);
 }

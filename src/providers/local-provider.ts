@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IMAGE_SIZES, imageDimensions } from '../jobs/job.js';
 import { renderPromptPng } from './png-renderer.js';
-import type { ImageProvider, ProviderCallContext } from './provider.js';
+import type { ImageProvider } from './provider.js';
 
 /** How the local provider imitates a slow model. */
 export interface LocalProviderOptions {
@@ -14,11 +14,11 @@ export interface LocalProviderOptions {
 export const LOCAL_MODELS = { 'kiln-sketch-1': IMAGE_SIZES } as const;
 
 /** Sleeps one step; an abort rejects with the signal's own reason so callers see cancellation, not a failure. */
-async function waitOneStep(ms: number, context: ProviderCallContext): Promise<void> {
+export async function waitOneStep(ms: number, signal: AbortSignal): Promise<void> {
   try {
-    await sleep(ms, undefined, { signal: context.signal });
+    await sleep(ms, undefined, { signal });
   } catch (error) {
-    context.signal.throwIfAborted();
+    signal.throwIfAborted();
     throw error;
   }
 }
@@ -33,7 +33,7 @@ export function createLocalProvider(options: LocalProviderOptions): ImageProvide
     defaultModel: 'kiln-sketch-1',
     async generateImage(input, context) {
       for (let step = 1; step <= steps; step++) {
-        await waitOneStep(stepMs, context);
+        await waitOneStep(stepMs, context.signal);
         context.onProgress(Math.round((step / steps) * 100));
       }
       const bytes = renderPromptPng({

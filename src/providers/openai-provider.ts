@@ -1,19 +1,11 @@
-import OpenAI, { APIUserAbortError } from 'openai';
+import { APIUserAbortError, type OpenAI } from 'openai';
 import type { ProviderCallContext } from './provider.js';
 import { FailureCode, type ImageSize } from '../jobs/job.js';
 import { classifyOpenAIError } from './classify-openai-error.js';
+import { createOpenAIClient, type OpenAIProviderOptions } from './openai-client.js';
 import { ProviderError } from './provider-error.js';
 import type { ImageGenerationInput, ImageProvider } from './provider.js';
 import { quotaFrom } from './rate-limit-headers.js';
-
-/** How to reach OpenAI. */
-export interface OpenAIProviderOptions {
-  apiKey: string;
-  /** Defaults to the public API; tests point it at a fake server. */
-  baseURL?: string;
-  /** Per-request limit, in milliseconds; past it the call fails as a retryable `timeout`. */
-  timeoutMs: number;
-}
 
 /** Of the sizes Kiln offers, the ones each model accepts (the GPT image and DALL·E 3 models start at 1024). */
 export const OPENAI_IMAGE_MODELS: Readonly<Record<string, readonly ImageSize[]>> = {
@@ -22,7 +14,6 @@ export const OPENAI_IMAGE_MODELS: Readonly<Record<string, readonly ImageSize[]>>
   'dall-e-2': ['256x256', '512x512', '1024x1024'],
 };
 
-const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 /** Partial images a GPT image model streams before the final one: its only progress signal. */
 const PARTIAL_IMAGES = 3;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -85,16 +76,7 @@ async function generateStreaming(
 
 /** An ImageProvider over OpenAI's images API. Throws ProviderError, or the abort error on cancellation. */
 export function createOpenAIProvider(options: OpenAIProviderOptions): ImageProvider {
-  const client = new OpenAI({
-    apiKey: options.apiKey,
-    // Explicit values so the client does not fall back to OPENAI_* variables: config.ts owns the environment.
-    baseURL: options.baseURL ?? DEFAULT_BASE_URL,
-    organization: null,
-    project: null,
-    timeout: options.timeoutMs,
-    // Temporal owns retries: a hidden client retry would double-bill and hide rate limits from the policy.
-    maxRetries: 0,
-  });
+  const client = createOpenAIClient(options);
   return {
     name: 'openai',
     models: OPENAI_IMAGE_MODELS,

@@ -1,27 +1,51 @@
-import type { ImageProvider } from './provider.js';
+import type { JobKind } from '../jobs/job.js';
+import type { ImageProvider, TextProvider } from './provider.js';
 
-/** The providers this process can call, looked up by name. */
+/** The providers this process can call, by kind and name. */
 export interface ProviderRegistry {
-  get(name: string): ImageProvider | undefined;
-  names(): string[];
+  image(name: string): ImageProvider | undefined;
+  text(name: string): TextProvider | undefined;
+  /** The providers that make `kind`. */
+  names(kind: JobKind): string[];
+  /** Models of `kind` a provider offers; empty when it offers none. */
+  models(kind: JobKind, providerName: string): string[];
   /** The model to use: the provider's default when none is asked for, undefined when either is unknown. */
-  resolveModel(providerName: string, model?: string): string | undefined;
+  resolveModel(kind: JobKind, providerName: string, model?: string): string | undefined;
 }
 
-export function createProviderRegistry(providers: readonly ImageProvider[]): ProviderRegistry {
-  const byName = new Map<string, ImageProvider>();
+function byName<P extends { name: string }>(providers: readonly P[]): Map<string, P> {
+  const map = new Map<string, P>();
   for (const provider of providers) {
-    if (byName.has(provider.name)) throw new Error(`provider ${provider.name} is registered twice`);
-    byName.set(provider.name, provider);
+    if (map.has(provider.name)) throw new Error(`provider ${provider.name} is registered twice`);
+    map.set(provider.name, provider);
   }
+  return map;
+}
+
+export function createProviderRegistry(
+  imageProviders: readonly ImageProvider[],
+  textProviders: readonly TextProvider[] = [],
+): ProviderRegistry {
+  const images = byName(imageProviders);
+  const texts = byName(textProviders);
+  const modelsOf = (kind: JobKind, name: string): { models: string[]; defaultModel: string } | undefined => {
+    if (kind === 'text') {
+      const provider = texts.get(name);
+      return provider && { models: [...provider.models], defaultModel: provider.defaultModel };
+    }
+    const provider = images.get(name);
+    return provider && { models: Object.keys(provider.models), defaultModel: provider.defaultModel };
+  };
   return {
-    get: (name) => byName.get(name),
-    names: () => [...byName.keys()],
-    resolveModel(providerName, model) {
-      const provider = byName.get(providerName);
-      if (provider === undefined) return undefined;
-      if (model === undefined) return provider.defaultModel;
-      return Object.hasOwn(provider.models, model) ? model : undefined;
+    image: (name) => images.get(name),
+    text: (name) => texts.get(name),
+    names: (kind) => [...(kind === 'text' ? texts : images).keys()],
+    models: (kind, name) => modelsOf(kind, name)?.models ?? [],
+    resolveModel(kind, providerName, model) {
+      const offered = modelsOf(kind, providerName);
+      if (offered === undefined) return undefined;
+      if (model === undefined) return offered.defaultModel;
+      return offered.models.includes(model) ? model : undefined;
     },
   };
 }

@@ -46,3 +46,35 @@ export interface ImageProvider {
   readonly defaultModel: string;
   generateImage(input: ImageGenerationInput, context: ProviderCallContext): Promise<GeneratedImage>;
 }
+
+/** What a text provider is asked to write. */
+export interface TextGenerationInput {
+  prompt: string;
+  model: string;
+  /** Unset: the provider's own limit. */
+  maxTokens?: number;
+}
+
+export interface GeneratedText {
+  text: string;
+  quota?: ProviderQuota;
+}
+
+/** Hooks the caller gives a text provider for one call. */
+export interface TextCallContext {
+  /** Aborts the in-flight request, as for images. */
+  signal: AbortSignal;
+  /** Each piece of text as it arrives, in order; together they are the returned text. */
+  onDelta(delta: string): void;
+}
+
+/**
+ * One AI text provider: a chat completion, streamed. Like image providers, it throws only
+ * `ProviderError` (or the abort's own reason on cancellation).
+ */
+export interface TextProvider {
+  readonly name: string;
+  readonly models: readonly string[];
+  readonly defaultModel: string;
+  generateText(input: TextGenerationInput, context: TextCallContext): Promise<GeneratedText>;
+}

@@ -22,6 +22,8 @@ export const PAGE_HTML = `<!doctype html>
   #history { display: grid; grid-template-columns: repeat(auto-fill, minmax(9rem, 1fr)); gap: .75rem; list-style: none; padding: 0; }
   #history li { border: 1px solid #ddd; border-radius: .4rem; padding: .4rem; font-size: .85rem; background: #fff; }
   #history img, #current img { max-width: 100%; display: block; border-radius: .3rem; }
+  #current-text { white-space: pre-wrap; background: #f4f1ec; padding: .75rem; border-radius: .4rem; font: inherit; }
+  #history p { margin: 0 0 .3rem; max-height: 6.5em; overflow: hidden; }
   .status-failed, .status-canceled, .status-expired { color: #a00; }
   .status-succeeded { color: #070; }
   [hidden] { display: none !important; }
@@ -40,7 +42,7 @@ export const PAGE_HTML = `<!doctype html>
     <textarea id="prompt" name="prompt" rows="3" required maxlength="4000"></textarea>
     <div class="row">
       <div><label for="kind">Kind</label>
-        <select id="kind" name="kind"><option value="image">image</option></select></div>
+        <select id="kind" name="kind"><option>image</option><option>text</option></select></div>
       <div><label for="provider">Provider</label>
         <select id="provider" name="provider">
           <option value="">default</option><option>local</option><option>openai</option><option>replicate</option>
@@ -60,6 +62,7 @@ export const PAGE_HTML = `<!doctype html>
     <progress id="current-progress" max="100" value="0" aria-label="progress"></progress>
     <button type="button" id="cancel" class="secondary">Cancel</button>
     <img id="current-image" alt="the generated image" hidden>
+    <pre id="current-text" aria-live="polite" aria-label="generated text" hidden></pre>
   </section>
   <section aria-labelledby="history-title">
     <h2 id="history-title">Your jobs</h2>

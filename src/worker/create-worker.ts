@@ -10,11 +10,16 @@ import {
   limitOf,
   providerTaskQueue,
 } from '../providers/provider-limits.js';
+import { JOB_KINDS } from '../jobs/job.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { DEFAULT_TEMPORAL_ADDRESS } from '../temporal-client.js';
 
 // Under tsx the sources are .ts, once built they are .js: bundle whichever this file is.
 const sourceExtension = path.extname(fileURLToPath(import.meta.url));
 const workflowsPath = fileURLToPath(new URL(`../workflows/index${sourceExtension}`, import.meta.url));
+const logAttributesPath = fileURLToPath(
+  new URL(`../workflows/log-attributes${sourceExtension}`, import.meta.url),
+);
 
 /** The Temporal workers of one Kiln worker process, run and stopped together. */
 export interface KilnWorker {
@@ -22,6 +27,8 @@ export interface KilnWorker {
   /** Resolves once every worker has stopped (after `shutdown()`, SIGINT or SIGTERM). */
   run(): Promise<void>;
   shutdown(): void;
+  /** Every worker polls: false before `run()`, and from the moment shutdown begins. */
+  isRunning(): boolean;
 }
 
 /**
@@ -29,6 +36,11 @@ export interface KilnWorker {
  * server enforces across every worker of the fleet (`maxTaskQueueActivitiesPerSecond`). Its slots
  * bound this process; the fleet-wide cap on calls in flight is the provider-slot table.
  */
+/** Every provider, of any kind: a provider's limits hold across its image and text calls. */
+function providerNames(providers: ProviderRegistry): string[] {
+  return [...new Set(JOB_KINDS.flatMap((kind) => providers.names(kind)))];
+}
+
 async function createProviderWorkers(
   config: Config,
   deps: ActivityDependencies,
@@ -37,7 +49,7 @@ async function createProviderWorkers(
   const activities = createProviderActivities(deps);
   const { providerLimits, temporal, timeouts } = config;
   return Promise.all(
-    limitKeysToPoll(providerLimits, deps.providers.names()).map((key) => {
+    limitKeysToPoll(providerLimits, providerNames(deps.providers)).map((key) => {
       const limit = limitOf(providerLimits, key);
       return Worker.create({
         connection,
@@ -66,6 +78,7 @@ export async function createKilnWorker(config: Config, deps: ActivityDependencie
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath,
+    interceptors: { workflowModules: [logAttributesPath] },
     activities: createActivities(deps),
     shutdownGraceTime: '10s',
   });
@@ -76,6 +89,7 @@ export async function createKilnWorker(config: Config, deps: ActivityDependencie
   return {
     connection,
     shutdown,
+    isRunning: () => workers.every((worker) => worker.getState() === 'RUNNING'),
     run: async () => {
       // One worker failing takes the others down with it: a half-polling process would look healthy.
       const outcomes = await Promise.allSettled(

@@ -4,6 +4,7 @@ import {
   isCancellation,
   setHandler,
   sleep,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { FailureCode, JobStatus } from '../jobs/job.js';
@@ -17,6 +18,7 @@ import {
   JobFailure,
   startDeadline,
 } from './provider-calls.js';
+import { KILN_STATUS } from './search-attributes.js';
 
 /** Deadlines count from submission (the workflow's start), not from when a worker first picked it up. */
 function submittedAtMs(): number {
@@ -70,28 +72,33 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   const { jobId } = input;
   let status: JobStatus = JobStatus.queued;
   setHandler(jobStatusQuery, () => status);
+  const enter = (next: JobStatus) => {
+    status = next;
+    // Operators filter jobs by KilnStatus in the Temporal UI.
+    upsertSearchAttributes([{ key: KILN_STATUS, value: next }]);
+  };
   try {
     await withFinishDeadline(input.request.deadline?.finishWithinSeconds, () =>
-      generateAndStore(input, (next) => (status = next)),
+      generateAndStore(input, enter),
     );
-    status = JobStatus.succeeded;
+    enter(JobStatus.succeeded);
   } catch (error) {
     // Whatever ended the job must still reach the job table, so those writes ignore cancellation.
     if (isCancellation(error)) {
       await CancellationScope.nonCancellable(() => jobTable.markJobCanceled(jobId));
-      status = JobStatus.canceled;
+      enter(JobStatus.canceled);
       throw error;
     }
     if (error instanceof JobExpired) {
       await CancellationScope.nonCancellable(() => jobTable.markJobExpired(jobId));
-      status = JobStatus.expired;
+      enter(JobStatus.expired);
       return;
     }
     const failure = error instanceof JobFailure ? error : failureOf(error);
     await CancellationScope.nonCancellable(() =>
       jobTable.markJobFailed({ jobId, code: failure.code, message: failure.message }),
     );
-    status = JobStatus.failed;
+    enter(JobStatus.failed);
     throw ApplicationFailure.nonRetryable(failure.message, failure.code);
   } finally {
     await passOnSlot(jobId);

@@ -79,6 +79,8 @@ export async function createTestContext(
   await createDatabase(stack.KILN_TEST_PG_BASE_URL, databaseName);
   const env: Record<string, string> = {
     PORT: '0',
+    // Several worker processes share this machine in some tests: each serves /metrics on a port of its own.
+    WORKER_HTTP_PORT: '0',
     LOG_LEVEL: 'warn',
     DATABASE_URL: `${stack.KILN_TEST_PG_BASE_URL}${databaseName}`,
     TEMPORAL_ADDRESS: stack.KILN_TEST_TEMPORAL_ADDRESS,

@@ -30,7 +30,9 @@ function apiKey(): string | null {
   return localStorage.getItem(KEY_STORAGE);
 }
 
+/** Results never change once a job has succeeded: each is fetched once per page. */
 const imageUrls = new Map<string, string>();
+const texts = new Map<string, string>();
 
 async function imageUrl(client: KilnClient, jobId: string): Promise<string> {
   const known = imageUrls.get(jobId);
@@ -38,6 +40,27 @@ async function imageUrl(client: KilnClient, jobId: string): Promise<string> {
   const url = URL.createObjectURL(await client.content(jobId));
   imageUrls.set(jobId, url);
   return url;
+}
+
+async function resultText(client: KilnClient, jobId: string): Promise<string> {
+  const known = texts.get(jobId);
+  if (known !== undefined) return known;
+  const text = await (await client.content(jobId)).text();
+  texts.set(jobId, text);
+  return text;
+}
+
+/** An image, or a text job's first lines. */
+async function resultElement(client: KilnClient, job: Job): Promise<HTMLElement> {
+  if (job.kind === 'text') {
+    const text = document.createElement('p');
+    text.textContent = await resultText(client, job.id);
+    return text;
+  }
+  const image = document.createElement('img');
+  image.alt = `result of ${job.id}`;
+  image.src = await imageUrl(client, job.id);
+  return image;
 }
 
 function renderCurrent(job: Job): void {
@@ -55,15 +78,11 @@ async function renderHistory(client: KilnClient): Promise<void> {
     data.map(async (job) => {
       const item = document.createElement('li');
       item.dataset.jobId = job.id;
-      if (job.status === 'succeeded' && !job.purgedAt) {
-        const image = document.createElement('img');
-        image.alt = `result of ${job.id}`;
-        image.src = await imageUrl(client, job.id);
-        item.append(image);
-      }
+      if (job.status === 'succeeded' && !job.purgedAt) item.append(await resultElement(client, job));
       const status = document.createElement('span');
       status.className = `status-${job.status}`;
-      status.textContent = `${job.status} · ${job.size} · ${new Date(job.createdAt).toLocaleTimeString()}`;
+      const time = new Date(job.createdAt).toLocaleTimeString();
+      status.textContent = `${job.status} · ${job.size ?? job.kind} · ${time}`;
       item.append(status);
       return item;
     }),
@@ -75,11 +94,18 @@ async function watch(client: KilnClient, jobId: string): Promise<void> {
   localStorage.setItem(CURRENT_JOB_STORAGE, jobId);
   element('current').dataset.jobId = jobId;
   element('current-image').hidden = true;
+  const currentText = element('current-text');
+  currentText.hidden = true;
+  currentText.textContent = '';
   const reconnecting = element('reconnecting');
   let last: Job | undefined;
   const events = client.watch(jobId, {
     onReconnecting: () => (reconnecting.hidden = false),
     onConnected: () => (reconnecting.hidden = true),
+    onText: ({ text }) => {
+      currentText.textContent = text;
+      currentText.hidden = false;
+    },
   });
   for await (const event of events) {
     last = event.job;
@@ -87,7 +113,10 @@ async function watch(client: KilnClient, jobId: string): Promise<void> {
   }
   reconnecting.hidden = true;
   localStorage.removeItem(CURRENT_JOB_STORAGE);
-  if (last?.status === 'succeeded') {
+  if (last?.status === 'succeeded' && last.kind === 'text') {
+    currentText.textContent = await resultText(client, jobId);
+    currentText.hidden = false;
+  } else if (last?.status === 'succeeded') {
     const image = element<HTMLImageElement>('current-image');
     image.src = await imageUrl(client, jobId);
     image.hidden = false;
@@ -103,12 +132,10 @@ function requestFrom(form: HTMLFormElement): GenerationBody {
     return typeof value === 'string' ? value : '';
   };
   const provider = field('provider');
-  return {
-    kind: 'image',
-    prompt: field('prompt'),
-    ...(provider ? { provider } : {}),
-    params: { size: field('size') as Size },
-  };
+  const common = { prompt: field('prompt'), ...(provider ? { provider } : {}) };
+  return field('kind') === 'text'
+    ? { kind: 'text', ...common }
+    : { kind: 'image', ...common, params: { size: field('size') as Size } };
 }
 
 function showError(error: unknown): void {
@@ -120,6 +147,12 @@ function showError(error: unknown): void {
 function start(client: KilnClient): void {
   element('app').hidden = false;
   const form = element<HTMLFormElement>('submit-form');
+  const kind = element<HTMLSelectElement>('kind');
+  // Text has no size: the field is disabled (and left out of the form's data) while text is chosen.
+  kind.addEventListener(
+    'change',
+    () => (element<HTMLSelectElement>('size').disabled = kind.value === 'text'),
+  );
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     element('submit-error').hidden = true;

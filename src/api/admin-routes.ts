@@ -1,0 +1,107 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { findJob, toJob } from '../db/job-repository.js';
+import type { JobRow } from '../db/schema.js';
+import { listStuckJobs } from '../db/stuck-job-repository.js';
+import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import type { Config } from '../config.js';
+import { requireAdminKey } from './admin-auth.js';
+import { ApiError } from './api-error.js';
+import { cancelJob } from './cancel-generation.js';
+import { providerStates } from './provider-states.js';
+import { retryFailedJob, type RetryDependencies } from './retry-job.js';
+import { isJobId } from './submit-generation.js';
+
+export const ADMIN_PATH = '/v1/admin';
+
+export interface AdminRouteDependencies extends RetryDependencies {
+  providers: ProviderRegistry;
+  config: RetryDependencies['config'] & Pick<Config, 'providerLimits'>;
+}
+
+const MAX_IDLE_SECONDS = 30 * 86_400;
+
+export const stuckQuerySchema = z
+  .object({
+    status: z
+      .enum([JobStatus.queued, JobStatus.running, JobStatus.storing])
+      .optional()
+      .describe('One unfinished status; all three when absent'),
+    idleSeconds: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_IDLE_SECONDS)
+      .default(300)
+      .describe('Listed when the job has not changed (status or progress) for at least this long'),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+
+/** A job the operator may want to act on, longest idle first. */
+export interface StuckJob {
+  job: Job;
+  userId: string;
+  workflowId: string;
+  idleSeconds: number;
+}
+
+export interface StuckJobList {
+  data: StuckJob[];
+  /** More jobs match than `limit`: narrow by status or raise `idleSeconds`. */
+  hasMore: boolean;
+}
+
+function parseStuckQuery(query: unknown): z.infer<typeof stuckQuerySchema> {
+  const parsed = stuckQuerySchema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new ApiError(400, 'invalid_request', `${issue?.path.join('.') || 'query'}: ${issue?.message}`);
+}
+
+async function anyJob(deps: AdminRouteDependencies, req: Request): Promise<JobRow> {
+  const id = String(req.params.id);
+  const row = isJobId(id) ? await findJob(deps.db, id) : undefined;
+  if (!row) throw new ApiError(404, 'not_found', 'no such job');
+  return row;
+}
+
+/** The operator API: every job of every user, behind the admin key. Mounted only when one is configured. */
+export function adminRoutes(deps: AdminRouteDependencies, adminKey: string): Router {
+  const router = Router();
+  router.use(requireAdminKey(adminKey, deps.db));
+
+  router.get('/jobs/stuck', async (req, res) => {
+    const { status, idleSeconds, limit } = parseStuckQuery(req.query);
+    const statuses = status ? [status] : UNFINISHED_STATUSES;
+    // One row more than asked tells whether more match, without a count.
+    const found = await listStuckJobs(deps.db, { statuses, idleSeconds, limit: limit + 1 });
+    const data = found.slice(0, limit).map(({ row, idleSeconds: idle }) => ({
+      job: toJob(row),
+      userId: row.user_id,
+      workflowId: row.workflow_id,
+      idleSeconds: idle,
+    }));
+    res.json({ data, hasMore: found.length > limit } satisfies StuckJobList);
+  });
+
+  router.post('/jobs/:id/retry', async (req, res) => {
+    const row = await retryFailedJob(deps, await anyJob(deps, req));
+    res.status(202).json(toJob(row));
+  });
+
+  router.post('/jobs/:id/cancel', async (req, res) => {
+    const row = await anyJob(deps, req);
+    if ((await cancelJob(deps.temporal, row)) === 'finished') {
+      throw new ApiError(409, 'job_finished', `job is already ${row.status}`);
+    }
+    res.status(202).json(toJob(row));
+  });
+
+  router.get('/providers', async (_req, res) => {
+    res.json({ data: await providerStates(deps.db, deps.providers, deps.config.providerLimits) });
+  });
+
+  return router;
+}

@@ -1,0 +1,86 @@
+import { APIError, APIUserAbortError } from 'openai';
+import { FailureCode } from '../jobs/job.js';
+import { classifyOpenAIError } from './classify-openai-error.js';
+import { createOpenAIClient, type OpenAIProviderOptions } from './openai-client.js';
+import { ProviderError } from './provider-error.js';
+import type { TextCallContext, TextGenerationInput, TextProvider } from './provider.js';
+import { quotaFrom } from './rate-limit-headers.js';
+
+/** Chat models offered when the deployment names none; an OpenAI-compatible server names its own. */
+export const DEFAULT_OPENAI_TEXT_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1'] as const;
+
+export interface OpenAITextProviderOptions extends OpenAIProviderOptions {
+  /** The first is the default. */
+  models: readonly string[];
+}
+
+/**
+ * An error the server sent inside an already open stream carries no HTTP status: the request itself was
+ * fine, so it is the server's trouble, worth another attempt.
+ */
+function classifyStreamError(error: unknown): ProviderError {
+  if (error instanceof APIError && error.status === undefined && !(error instanceof APIUserAbortError)) {
+    return new ProviderError(FailureCode.providerUnavailable, error.message, true);
+  }
+  return classifyOpenAIError(error);
+}
+
+async function streamCompletion(
+  client: ReturnType<typeof createOpenAIClient>,
+  input: TextGenerationInput,
+  context: TextCallContext,
+) {
+  const { data: stream, response } = await client.chat.completions
+    .create(
+      {
+        model: input.model,
+        messages: [{ role: 'user', content: input.prompt }],
+        max_completion_tokens: input.maxTokens,
+        stream: true,
+      },
+      { signal: context.signal },
+    )
+    .withResponse();
+  let text = '';
+  let finishReason: string | null = null;
+  for await (const chunk of stream) {
+    const choice = chunk.choices[0];
+    const delta = choice?.delta?.content;
+    if (delta) {
+      text += delta;
+      context.onDelta(delta);
+    }
+    finishReason = choice?.finish_reason ?? finishReason;
+  }
+  return { text, finishReason, headers: response.headers };
+}
+
+/** A TextProvider over the chat completions API, streamed: tokens reach the caller as they come. */
+export function createOpenAITextProvider(options: OpenAITextProviderOptions): TextProvider {
+  const client = createOpenAIClient(options);
+  return {
+    name: 'openai',
+    models: options.models,
+    defaultModel: options.models[0] ?? DEFAULT_OPENAI_TEXT_MODELS[0],
+    async generateText(input, context) {
+      let reply: Awaited<ReturnType<typeof streamCompletion>>;
+      try {
+        reply = await streamCompletion(client, input, context);
+      } catch (error) {
+        if (error instanceof APIUserAbortError || context.signal.aborted) throw error;
+        throw classifyStreamError(error);
+      }
+      if (reply.finishReason === 'content_filter') {
+        throw new ProviderError(
+          FailureCode.contentPolicy,
+          'the completion was stopped by content filtering',
+          false,
+        );
+      }
+      if (reply.text.length === 0) {
+        throw new ProviderError(FailureCode.invalidOutput, 'the completion was empty', true);
+      }
+      return { text: reply.text, quota: quotaFrom(reply.headers) };
+    },
+  };
+}

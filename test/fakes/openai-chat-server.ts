@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+
+/** How the fake answers an authorised, well-formed streaming request. */
+export type FakeChatBehaviour =
+  /** Streams the reply token by token, `tokenDelayMs` apart. */
+  | { kind: 'ok'; tokenDelayMs?: number }
+  /** Streams `afterTokens` tokens, `tokenDelayMs` apart, then drops the connection. */
+  | { kind: 'cut'; afterTokens: number; tokenDelayMs?: number }
+  /** Streams `afterTokens` tokens, then an error inside the stream, as OpenAI does on a server fault. */
+  | { kind: 'stream_error'; afterTokens: number }
+  /** Streams a few tokens, then stops with `finish_reason: content_filter`. */
+  | { kind: 'content_filter' }
+  | { kind: 'rate_limited'; retryAfterSeconds: number };
+
+const chatBody = z.object({
+  model: z.string().min(1),
+  messages: z.array(z.object({ role: z.string(), content: z.string() })).min(1),
+  stream: z.boolean().optional(),
+  max_completion_tokens: z.number().int().min(1).optional(),
+});
+
+export type ChatBody = z.infer<typeof chatBody>;
+
+export interface FakeOpenAIChatServer {
+  /** Base URL ending in `/v1`, as the OpenAI client's `baseURL` expects. */
+  url: string;
+  apiKey: string;
+  requests: ChatBody[];
+  /** Tokens sent so far over all requests. */
+  tokensSent(): number;
+  /** The reply the fake streams for a prompt: its tokens joined. */
+  replyFor(prompt: string): string;
+  setBehaviour(behaviour: FakeChatBehaviour): void;
+  /** The answer for the next `times` requests, ahead of the persistent behaviour. */
+  queueBehaviour(behaviour: FakeChatBehaviour, times?: number): void;
+  close(): Promise<void>;
+}
+
+export interface FakeOpenAIChatServerOptions {
+  behaviour?: FakeChatBehaviour;
+  /** Tokens of the reply to a prompt. Default: a sentence about the prompt with non-ASCII text in it. */
+  reply?: (prompt: string) => string[];
+}
+
+/** Multi-byte and astral characters on purpose: offsets count UTF-16 units, and must not tear them. */
+function defaultReply(prompt: string): string[] {
+  const words = `Here is a reply to “${prompt}”: the kiln glows 🔥 at 1,200 °C — day ${prompt.length}.`;
+  return words.match(/\S+\s*/g) ?? [words];
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  error: { message: string; type: string; code?: string },
+) {
+  res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': `req_${randomUUID()}` });
+  res.end(JSON.stringify({ error: { param: null, code: null, ...error } }));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** One `chat.completion.chunk`, as an SSE data line. */
+function chunkLine(id: string, model: string, delta: object, finishReason: string | null): string {
+  const chunk = {
+    id,
+    object: 'chat.completion.chunk',
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+  };
+  return `data: ${JSON.stringify(chunk)}\n\n`;
+}
+
+export async function startFakeOpenAIChatServer(
+  options: FakeOpenAIChatServerOptions = {},
+): Promise<FakeOpenAIChatServer> {
+  const apiKey = `sk-fake-${randomUUID()}`;
+  const reply = options.reply ?? defaultReply;
+  const requests: ChatBody[] = [];
+  const queue: FakeChatBehaviour[] = [];
+  let persistent: FakeChatBehaviour = options.behaviour ?? { kind: 'ok' };
+  let tokensSent = 0;
+  const closing = new AbortController();
+
+  /** Writes tokens until `count` are out or the client left; false when it left. */
+  async function streamTokens(
+    res: ServerResponse,
+    id: string,
+    body: ChatBody,
+    tokens: string[],
+    delayMs: number,
+  ) {
+    for (const token of tokens) {
+      if (res.destroyed || closing.signal.aborted) return false;
+      res.write(chunkLine(id, body.model, { content: token }, null));
+      tokensSent += 1;
+      if (delayMs > 0) await sleep(delayMs, undefined, { signal: closing.signal }).catch(() => undefined);
+    }
+    return !res.destroyed;
+  }
+
+  async function answer(res: ServerResponse, body: ChatBody, behaviour: FakeChatBehaviour) {
+    if (behaviour.kind === 'rate_limited') {
+      res.setHeader('retry-after', String(behaviour.retryAfterSeconds));
+      return sendError(res, 429, {
+        message: 'Rate limit reached.',
+        type: 'requests',
+        code: 'rate_limit_exceeded',
+      });
+    }
+    const id = `chatcmpl-${randomUUID()}`;
+    const tokens = reply(body.messages.at(-1)?.content ?? '');
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': `req_${randomUUID()}` });
+    res.write(chunkLine(id, body.model, { role: 'assistant', content: '' }, null));
+    if (behaviour.kind === 'ok') {
+      if (!(await streamTokens(res, id, body, tokens, behaviour.tokenDelayMs ?? 0))) return;
+      res.end(`${chunkLine(id, body.model, {}, 'stop')}data: [DONE]\n\n`);
+    } else if (behaviour.kind === 'cut') {
+      await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), behaviour.tokenDelayMs ?? 0);
+      res.socket?.destroy();
+    } else if (behaviour.kind === 'stream_error') {
+      await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), 0);
+      res.end(
+        `data: ${JSON.stringify({ error: { message: 'The server had an error.', type: 'server_error' } })}\n\n`,
+      );
+    } else {
+      await streamTokens(res, id, body, tokens.slice(0, 2), 0);
+      res.end(`${chunkLine(id, body.model, {}, 'content_filter')}data: [DONE]\n\n`);
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+      return sendError(res, 404, {
+        message: `Invalid URL (${req.method} ${req.url})`,
+        type: 'invalid_request_error',
+      });
+    }
+    const parsed = chatBody.safeParse(await readJson(req).catch(() => undefined));
+    if (!parsed.success || parsed.data.stream !== true) {
+      return sendError(res, 400, { message: 'Invalid request body.', type: 'invalid_request_error' });
+    }
+    requests.push(parsed.data);
+    if (req.headers.authorization !== `Bearer ${apiKey}`) {
+      return sendError(res, 401, {
+        message: 'Incorrect API key provided.',
+        type: 'invalid_request_error',
+        code: 'invalid_api_key',
+      });
+    }
+    await answer(res, parsed.data, queue.shift() ?? persistent);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) sendError(res, 500, { message: String(error), type: 'server_error' });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    apiKey,
+    requests,
+    tokensSent: () => tokensSent,
+    replyFor: (prompt) => reply(prompt).join(''),
+    setBehaviour(behaviour) {
+      persistent = behaviour;
+    },
+    queueBehaviour(behaviour, times = 1) {
+      for (let i = 0; i < times; i++) queue.push(behaviour);
+    },
+    async close() {
+      closing.abort();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
