@@ -44,6 +44,8 @@ export interface FakeOpenAIImagesServer {
   requests: ImageGenerationBody[];
   /** When each of `requests` arrived (Date.now()). */
   arrivals: number[];
+  /** When the answer to each of `requests` ended or was abandoned (Date.now()); unset while open. */
+  answeredAt: number[];
   /** 429s sent, by the request limit or an exhausted quota. */
   rateLimitedResponses(): number;
   /** Answers every request 429 (with Retry-After) for the next `ms`, as a provider out of quota does. */
@@ -246,6 +248,7 @@ export async function startFakeOpenAIImagesServer(
   const apiKey = options.apiKey ?? `sk-fake-${randomUUID()}`;
   const requests: ImageGenerationBody[] = [];
   const arrivals: number[] = [];
+  const answeredAt: number[] = [];
   const bucket = options.requestLimit ? tokenBucket(options.requestLimit) : undefined;
   let exhaustedUntil = 0;
   let rateLimited = 0;
@@ -265,8 +268,9 @@ export async function startFakeOpenAIImagesServer(
       return sendError(res, 400, { message: 'Invalid request body.', type: 'invalid_request_error' });
     }
     const body = parsed.data;
-    requests.push(body);
+    const index = requests.push(body) - 1;
     arrivals.push(Date.now());
+    res.once('close', () => (answeredAt[index] = Date.now()));
     if (req.headers.authorization !== `Bearer ${apiKey}`) {
       const message = 'Incorrect API key provided.';
       return sendError(res, 401, { message, type: 'invalid_request_error', code: 'invalid_api_key' });
@@ -305,6 +309,7 @@ export async function startFakeOpenAIImagesServer(
     apiKey,
     requests,
     arrivals,
+    answeredAt,
     rateLimitedResponses: () => rateLimited,
     exhaustQuota(ms) {
       exhaustedUntil = Date.now() + ms;

@@ -1,0 +1,76 @@
+import {
+  startFakeOpenAIImagesServer,
+  type FakeOpenAIImagesServer,
+  type FakeOpenAIImagesServerOptions,
+} from '../../test/fakes/openai-images-server.js';
+import type { ApiTarget } from '../../test/harness/job-watcher.js';
+import { spawnWorkerProcess, type WorkerProcess } from '../../test/harness/kiln-processes.js';
+import type { TestContext } from '../../test/harness/test-context.js';
+import { benchContext, spawnApiProcess, type ApiProcess } from './stack.js';
+
+/** The OpenAI fake, a context pointed at it, worker processes and an API process. */
+export interface OpenAIBench {
+  provider: FakeOpenAIImagesServer;
+  ctx: TestContext;
+  api: ApiProcess;
+  workers: WorkerProcess[];
+  /** One API target per bench user: load spread over users, as many clients would. */
+  users: ApiTarget[];
+  stop(): Promise<void>;
+}
+
+/** Plans whose running cap never binds: only the scenario's provider limits shape the load. */
+export const UNCAPPED_PLANS = JSON.stringify({ free: { maxRunning: 5000, weight: 1 } });
+
+/** A body the OpenAI adapter sends as one non-streaming request (DALL·E 2, 256x256). */
+export const openaiBody = (prompt: string) => ({
+  kind: 'image',
+  provider: 'openai',
+  model: 'dall-e-2',
+  prompt,
+  params: { size: '256x256' },
+});
+
+export async function startOpenAIBench(options: {
+  env: Record<string, string>;
+  provider?: FakeOpenAIImagesServerOptions;
+  workers?: number;
+  users?: number;
+}): Promise<OpenAIBench> {
+  const provider = await startFakeOpenAIImagesServer(options.provider);
+  const ctx = await benchContext({
+    OPENAI_API_KEY: provider.apiKey,
+    OPENAI_BASE_URL: provider.url,
+    DEFAULT_PROVIDER: 'openai',
+    // The production default, not the test suite's 3 s: a loaded machine must not look like a dead worker.
+    PROVIDER_HEARTBEAT_TIMEOUT_SECONDS: '10',
+    PLANS: UNCAPPED_PLANS,
+    SUBMIT_RATE_PER_MINUTE: '10000000',
+    SUBMIT_BURST: '100000',
+    ...options.env,
+  });
+  const workerEnv = workerProcessEnv();
+  const workers = Array.from({ length: options.workers ?? 1 }, () => spawnWorkerProcess(ctx, workerEnv));
+  const [api] = await Promise.all([spawnApiProcess(ctx), ...workers.map((worker) => worker.ready)]);
+  const users = [{ url: api.url, apiKey: ctx.apiKey }];
+  for (let i = 1; i < (options.users ?? 1); i++) {
+    users.push({ url: api.url, apiKey: (await ctx.createUser()).apiKey });
+  }
+  return {
+    provider,
+    ctx,
+    api,
+    workers,
+    users,
+    stop: async () => {
+      await ctx.cleanup();
+      await provider.close();
+    },
+  };
+}
+
+/** `KILN_BENCH_WORKER_NODE_OPTIONS` (say `--cpu-prof --cpu-prof-dir=bench/results/profiles`) for profiling. */
+export function workerProcessEnv(): Record<string, string> {
+  const extra = process.env.KILN_BENCH_WORKER_NODE_OPTIONS;
+  return extra ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${extra}`.trim() } : {};
+}

@@ -1,0 +1,95 @@
+import type { ApiTarget } from '../../test/harness/job-watcher.js';
+import { cpuMsPer, stackMeter } from '../lib/cpu.js';
+import { atRate, submitTimed } from '../lib/jobs.js';
+import { openaiBody, UNCAPPED_PLANS } from '../lib/openai-setup.js';
+import { repeat, type Figures, type RunSettings, type Scenario } from '../lib/scenario.js';
+import { benchContext, spawnApiProcess } from '../lib/stack.js';
+import { latencyFigures } from '../lib/stats.js';
+
+const LEVELS = [50, 200] as const;
+/** Submissions a second of the open-loop measurement, spread over the 200 clients. */
+const OPEN_RATE = 20;
+
+/** `clients` clients, each its own user, each sending `perClient` submissions back to back. */
+async function atConcurrency(users: ApiTarget[], clients: number, perClient: number, label: string) {
+  const latencies: number[] = [];
+  const startedAt = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let i = 0; i < perClient; i++) {
+        const reply = await submitTimed(users[client]!, openaiBody(`${label} ${client} ${i}`));
+        latencies.push(reply.answeredAt - reply.sentAt);
+      }
+    }),
+  );
+  const seconds = (performance.now() - startedAt) / 1000;
+  return { latencies, perSecond: latencies.length / seconds };
+}
+
+/** `rate` submissions a second spread over the users, each answered before it is counted: latency without a queue. */
+async function openLoop(users: ApiTarget[], rate: number, seconds: number, label: string) {
+  const pending: Promise<number>[] = [];
+  await atRate(rate, seconds, (i) => {
+    pending.push(
+      submitTimed(users[i % users.length]!, openaiBody(`${label} ${i}`)).then((r) => r.answeredAt - r.sentAt),
+    );
+  });
+  return Promise.all(pending);
+}
+
+/**
+ * `POST /v1/generations` latency at 50 and 200 concurrent clients. Clients submit back to back (closed
+ * loop), so by Little's law latency ≈ clients ÷ throughput; an open-loop rate shows the latency without
+ * that queue.
+ */
+export const submitUnderLoad: Scenario = {
+  name: 'submit',
+  title: 'submit under load',
+  conditions: (quick) =>
+    `${LEVELS.join(' and ')} concurrent clients (one user each), each submitting ${quick ? 4 : 6} jobs ` +
+    'back to back after a warm-up; latency = request sent → 202 parsed, measured by the client in the bench ' +
+    `process; then an open loop of ${OPEN_RATE} submissions/s over the same clients (\`open${OPEN_RATE}ps\`); ` +
+    '1 API process; no worker runs, so the workflows only queue (the submit path alone is measured)',
+  targets: [{ figure: 'c200_p99_ms', label: 'p99 ≤ 25 ms at 200 clients', op: '<=', value: 25 }],
+  async run(settings: RunSettings) {
+    const ctx = await benchContext({
+      OPENAI_API_KEY: 'sk-bench-unused',
+      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+      PLANS: UNCAPPED_PLANS,
+      SUBMIT_RATE_PER_MINUTE: '10000000',
+      SUBMIT_BURST: '100000',
+    });
+    try {
+      const api = await spawnApiProcess(ctx);
+      const users: ApiTarget[] = [];
+      for (let i = 0; i < Math.max(...LEVELS); i++) {
+        users.push({ url: api.url, apiKey: (await ctx.createUser()).apiKey });
+      }
+      await atConcurrency(users, 20, 5, 'warm-up');
+      const perClient = settings.quick ? 4 : 6;
+      const meter = stackMeter({ api: api.child.pid });
+      return await repeat(settings, async (run) => {
+        const figures: Figures = {};
+        for (const clients of LEVELS) {
+          const before = await meter.read();
+          const { latencies, perSecond } = await atConcurrency(
+            users,
+            clients,
+            perClient,
+            `c${clients}-${run}`,
+          );
+          Object.assign(figures, latencyFigures(`c${clients}`, latencies));
+          figures[`c${clients}_submits_per_s`] = perSecond;
+          // CPU per submission by process at the higher level: what one 202 costs, and where.
+          if (clients === LEVELS.at(-1)) {
+            Object.assign(figures, cpuMsPer(before, await meter.read(), latencies.length, 'submit'));
+          }
+        }
+        const open = await openLoop(users, OPEN_RATE, settings.quick ? 3 : 8, `open-${run}`);
+        return { ...figures, ...latencyFigures(`open${OPEN_RATE}ps`, open) };
+      });
+    } finally {
+      await ctx.cleanup();
+    }
+  },
+};
