@@ -1,8 +1,13 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 
-// Job-table writes are small and idempotent: retry them until Postgres is back rather than lose a job.
-export const jobTable = proxyActivities<Activities>({
+/*
+ * Job-table writes (admission included) are small and idempotent: retried until Postgres is back rather
+ * than lose a job. They run as local activities, in the worker that runs the workflow task: no task-
+ * queue round trip and no workflow task of their own, which was most of a job's orchestration time. A
+ * worker lost mid-write re-runs it on replay, which idempotence makes harmless.
+ */
+export const jobTable = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
