@@ -22,6 +22,18 @@ export interface OpenAIBench {
 /** Plans whose running cap never binds: only the scenario's provider limits shape the load. */
 export const UNCAPPED_PLANS = JSON.stringify({ free: { maxRunning: 5000, weight: 1 } });
 
+/**
+ * For scenarios with no worker, where jobs only queue: `openai` is configured (so requests name it) but
+ * points nowhere, and neither plans nor the submit rate limit hold anything back.
+ */
+export const QUEUE_ONLY_ENV: Record<string, string> = {
+  OPENAI_API_KEY: 'sk-bench-unused',
+  OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+  PLANS: UNCAPPED_PLANS,
+  SUBMIT_RATE_PER_MINUTE: '10000000',
+  SUBMIT_BURST: '100000',
+};
+
 /** A body the OpenAI adapter sends as one non-streaming request (DALL·E 2, 256x256). */
 export const openaiBody = (prompt: string) => ({
   kind: 'image',

@@ -4,7 +4,7 @@ import { startProviderCall } from '../../src/db/job-repository.js';
 import type { ServerMessage } from '../../src/api/job-stream.js';
 import type { ApiTarget } from '../../test/harness/job-watcher.js';
 import { allWithin, submitMany } from '../lib/jobs.js';
-import { openaiBody, UNCAPPED_PLANS } from '../lib/openai-setup.js';
+import { openaiBody, QUEUE_ONLY_ENV } from '../lib/openai-setup.js';
 import { repeat, type RunSettings, type Scenario } from '../lib/scenario.js';
 import { benchContext, buildForProduction, rssBytes, spawnApiProcess } from '../lib/stack.js';
 
@@ -54,13 +54,7 @@ export const footprint: Scenario = {
     { figure: 'rss_mb', label: `≤ 200 MB RSS with ${SUBSCRIPTIONS} subscriptions`, op: '<=', value: 200 },
   ],
   async run(settings: RunSettings) {
-    const ctx = await benchContext({
-      OPENAI_API_KEY: 'sk-bench-unused',
-      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
-      PLANS: UNCAPPED_PLANS,
-      SUBMIT_RATE_PER_MINUTE: '10000000',
-      SUBMIT_BURST: '100000',
-    });
+    const ctx = await benchContext(QUEUE_ONLY_ENV);
     try {
       const setupApi = await spawnApiProcess(ctx);
       const ids = (

@@ -1,7 +1,7 @@
 import { startProviderCall, updateProgress } from '../../src/db/job-repository.js';
 import type { ApiTarget } from '../../test/harness/job-watcher.js';
 import { allWithin, atRate, JobWatcher, submitMany, type Watched } from '../lib/jobs.js';
-import { openaiBody, UNCAPPED_PLANS } from '../lib/openai-setup.js';
+import { openaiBody, QUEUE_ONLY_ENV } from '../lib/openai-setup.js';
 import { repeat, type RunSettings, type Scenario } from '../lib/scenario.js';
 import { benchContext, spawnApiProcess } from '../lib/stack.js';
 import { latencyFigures } from '../lib/stats.js';
@@ -31,13 +31,7 @@ export const pushLatency: Scenario = {
     '→ message received (`from_commit` = write committed → received); 1 API process, no worker',
   targets: [{ figure: 'push_p99_ms', label: 'p99 ≤ 50 ms', op: '<=', value: 50 }],
   async run(settings: RunSettings) {
-    const ctx = await benchContext({
-      OPENAI_API_KEY: 'sk-bench-unused',
-      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
-      PLANS: UNCAPPED_PLANS,
-      SUBMIT_RATE_PER_MINUTE: '10000000',
-      SUBMIT_BURST: '100000',
-    });
+    const ctx = await benchContext(QUEUE_ONLY_ENV);
     try {
       const api = await spawnApiProcess(ctx);
       const user: ApiTarget = { url: api.url, apiKey: ctx.apiKey };

@@ -1,7 +1,7 @@
 import type { ApiTarget } from '../../test/harness/job-watcher.js';
 import { cpuMsPer, stackMeter } from '../lib/cpu.js';
 import { atRate, submitTimed } from '../lib/jobs.js';
-import { openaiBody, UNCAPPED_PLANS } from '../lib/openai-setup.js';
+import { openaiBody, QUEUE_ONLY_ENV } from '../lib/openai-setup.js';
 import { repeat, type Figures, type RunSettings, type Scenario } from '../lib/scenario.js';
 import { benchContext, spawnApiProcess } from '../lib/stack.js';
 import { latencyFigures } from '../lib/stats.js';
@@ -52,13 +52,7 @@ export const submitUnderLoad: Scenario = {
     '1 API process; no worker runs, so the workflows only queue (the submit path alone is measured)',
   targets: [{ figure: 'c200_p99_ms', label: 'p99 ≤ 25 ms at 200 clients', op: '<=', value: 25 }],
   async run(settings: RunSettings) {
-    const ctx = await benchContext({
-      OPENAI_API_KEY: 'sk-bench-unused',
-      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
-      PLANS: UNCAPPED_PLANS,
-      SUBMIT_RATE_PER_MINUTE: '10000000',
-      SUBMIT_BURST: '100000',
-    });
+    const ctx = await benchContext(QUEUE_ONLY_ENV);
     try {
       const api = await spawnApiProcess(ctx);
       const users: ApiTarget[] = [];

@@ -57,7 +57,7 @@ interface Output {
   quota?: ProviderQuota;
 }
 
-export const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
+const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
 
 function callableProvider(providers: ProviderRegistry, request: GenerationRequest): CallableProvider {
   const image = request.kind === 'image' ? providers.image(request.provider) : undefined;
