@@ -225,7 +225,7 @@ describe('operator API', () => {
       {
         key: 'openai',
         rpm: 600,
-        dispatchesPerSecond: 9.5,
+        dispatchesPerSecond: 10,
         slots: { inUse: 0, capacity: 4 },
         pausedUntil: null,
       },

@@ -285,7 +285,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
         db,
         limitKey,
         jobId,
-        capacity: limitOf(providerLimits, limitKey).concurrency,
+        limit: limitOf(providerLimits, limitKey),
         heartbeat: () => Context.current().heartbeat({ taskId: resumeTaskId } satisfies CallHeartbeat),
       });
       if (!('release' in slot)) return { kind: 'waiting', retryInMs: slot.retryInMs };

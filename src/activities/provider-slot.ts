@@ -1,11 +1,14 @@
 import { Context } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
+import type { ProviderLimit } from '../config.js';
 import {
   releaseProviderSlot,
   renewProviderSlot,
   takeProviderSlot,
+  type SlotAsk,
 } from '../db/provider-capacity-repository.js';
 import type { Database } from '../db/schema.js';
+import { callIntervalMs } from '../providers/provider-limits.js';
 
 /** Waits shorter than this are spent in the activity, keeping the job's place; longer ones go back to the workflow. */
 const WAIT_IN_PLACE_MS = 30_000;
@@ -44,7 +47,8 @@ export interface SlotRequest {
   db: Kysely<Database>;
   limitKey: string;
   jobId: string;
-  capacity: number;
+  /** The key's fleet-wide concurrency, and the rate its calls are spaced to. */
+  limit: ProviderLimit;
   /** Keeps the activity alive while it waits; given by the caller, who owns the heartbeat details. */
   heartbeat(): void;
 }
@@ -62,22 +66,27 @@ function hold({ db, jobId }: SlotRequest): HeldSlot {
   };
 }
 
+function slotAsk({ limitKey, jobId, limit }: SlotRequest): SlotAsk {
+  const intervalMs = callIntervalMs(limit);
+  return { limitKey, jobId, capacity: limit.concurrency, intervalMs, leaseMs: LEASE_MS };
+}
+
 /**
- * One of the provider's fleet-wide call slots for this job, waited for in place while the wait is
- * short (a full house, a brief pause); otherwise how long the workflow should sleep before asking again.
+ * One of the provider's fleet-wide call slots for this job, at its turn in the key's pacing, waited for
+ * in place while the wait is short (a full house, a brief pause, the next turn); otherwise how long the
+ * workflow should sleep before asking again.
  */
 export async function acquireProviderSlot(request: SlotRequest): Promise<HeldSlot | { retryInMs: number }> {
   const context = Context.current();
   const giveUpAt = Date.now() + WAIT_IN_PLACE_MS;
+  const ask = slotAsk(request);
   // Queued behind other takers the activity sends no heartbeat of its own: without these, a burst of
   // calls outwaits the heartbeat timeout and Temporal starts each again while the first still runs.
   request.heartbeat();
   const beat = setInterval(() => request.heartbeat(), HEARTBEAT_WHILE_QUEUED_MS);
   try {
     for (;;) {
-      const verdict = await oneTakerAtATime(request.limitKey, () =>
-        takeProviderSlot(request.db, request.limitKey, request.jobId, request.capacity, LEASE_MS),
-      );
+      const verdict = await oneTakerAtATime(ask.limitKey, () => takeProviderSlot(request.db, ask));
       if (verdict.taken) return hold(request);
       if (Date.now() + verdict.retryInMs > giveUpAt) return { retryInMs: verdict.retryInMs };
       await context.sleep(verdict.retryInMs);

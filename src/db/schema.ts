@@ -97,6 +97,15 @@ export interface ProviderPausesTable {
   paused_until: Timestamp;
 }
 
+/**
+ * The pacing of one limit key's calls, fleet-wide: GCRA's "theoretical arrival time", the moment from
+ * which its next call may start.
+ */
+export interface ProviderPacingTable {
+  limit_key: string;
+  next_call_at: Timestamp;
+}
+
 export type CreditEntryKind = 'grant' | 'reserve' | 'settle' | 'refund';
 
 /**
@@ -198,6 +207,7 @@ export interface Database {
   provider_circuits: ProviderCircuitsTable;
   provider_slots: ProviderSlotsTable;
   provider_pauses: ProviderPausesTable;
+  provider_pacing: ProviderPacingTable;
   job_events: JobEventsTable;
   job_text_streams: JobTextStreamsTable;
   job_text_pieces: JobTextPiecesTable;

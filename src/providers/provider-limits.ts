@@ -4,7 +4,7 @@ type Limits = Config['providerLimits'];
 
 /**
  * Which configured limit a call counts against: the model's own when it has one, else its provider's.
- * Each limit key has its own Temporal task queue, rate and slots.
+ * Each limit key has its own Temporal task queue, pacing and slots.
  */
 export function limitKeyFor(limits: Limits, provider: string, model: string): string {
   const modelKey = `${provider}:${model}`;
@@ -16,18 +16,21 @@ export function limitOf(limits: Limits, key: string): ProviderLimit {
 }
 
 /**
- * Kiln dispatches a little under the provider's rate. At exactly the rate, the jitter between dispatch
- * and arrival (a few ms of database and network) sometimes lands two calls closer than the provider's
- * refill, and a bucket emptied by an early burst never recovers; 5% lets it refill.
+ * Activity tasks per second the server hands out for one limit key, across every worker: the key's own
+ * rate. This limit does not space the calls (the server lets a burst through when a backlog appears);
+ * `takeProviderSlot` does, one call per `callIntervalMs`. Here it only keeps a backlog from being handed
+ * to the workers all at once.
  */
-const RATE_HEADROOM = 0.95;
-
-/** Activity tasks per second the server hands out for one limit key, across every worker. */
 export function dispatchesPerSecond(limit: ProviderLimit): number {
-  return (limit.rpm / 60) * RATE_HEADROOM;
+  return limit.rpm / 60;
 }
 
-/** The task queue whose server-side rate limit paces the calls of one limit key, fleet-wide. */
+/** GCRA's emission interval for one limit key: the time between two calls' starts at its rate, fleet-wide. */
+export function callIntervalMs(limit: ProviderLimit): number {
+  return 60_000 / limit.rpm;
+}
+
+/** The task queue of one limit key's calls, whose server-side rate limit bounds their dispatch fleet-wide. */
 export function providerTaskQueue(baseTaskQueue: string, limitKey: string): string {
   return `${baseTaskQueue}.provider.${limitKey}`;
 }
