@@ -8,7 +8,13 @@ import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/
 import { findJob } from '../src/db/job-repository.js';
 import { startFakeOpenAIImagesServer } from './fakes/openai-images-server.js';
 import { startFakeReplicateServer } from './fakes/replicate-server.js';
-import { printReports, reportFor, storageMatches, type ScenarioReport } from './harness/fault-checks.js';
+import {
+  listObjectKeys,
+  printReports,
+  reportFor,
+  storageMatches,
+  type ScenarioReport,
+} from './harness/fault-checks.js';
 import { freePort } from './harness/free-port.js';
 import { startHoldingProxy, type HoldingProxy } from './harness/holding-proxy.js';
 import { getJob, openStream, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
@@ -156,41 +162,22 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('worker SIGKILL mid-call', ids, duplicateSubmits(prompts));
   });
 
-  /** Waits until every job's workflow is inside `activity`, as Temporal sees it (no database needed). */
-  async function allInside(ids: string[], activity: string): Promise<void> {
-    await waitUntil(async () => {
-      const descriptions = await Promise.all(ids.map((id) => ctx.temporal.workflow.getHandle(id).describe()));
-      return descriptions.every((d) => d.raw.pendingActivities?.[0]?.activityType?.name === activity);
-    });
-  }
-
   test('SIGKILL of the worker inside storeResult', async () => {
     replicate.setDurationMs(500);
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('storing');
+    // Only storeResult writes under results/: every job is inside it.
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
-    await allInside(ids, 'storeResult');
     await replaceWorker();
     s3Proxy.release();
     await finish('worker SIGKILL in storeResult', ids, duplicateSubmits(prompts));
   });
 
-  /** Waits until every job's workflow has completed `activity` (read from its history). */
-  async function allPast(ids: string[], activity: string): Promise<void> {
+  /** Waits until storeResult has finished for every job: its result stored and its staging copy removed. */
+  async function allStored(ids: string[]): Promise<void> {
     await waitUntil(async () => {
-      const histories = await Promise.all(
-        ids.map((id) => ctx.temporal.workflow.getHandle(id).fetchHistory()),
-      );
-      return histories.every((history) => {
-        const events = history.events ?? [];
-        const scheduled = events.find(
-          (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === activity,
-        )?.eventId;
-        if (scheduled === undefined || scheduled === null) return false;
-        const completedOf = (event: (typeof events)[number]) =>
-          String(event.activityTaskCompletedEventAttributes?.scheduledEventId);
-        return events.some((event) => completedOf(event) === String(scheduled));
-      });
+      const keys = new Set(await listObjectKeys(ctx));
+      return ids.every((id) => keys.has(`results/${id}`) && !keys.has(`staging/${id}`));
     });
   }
 
@@ -199,11 +186,10 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('job table');
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
-    // With the database frozen, the stored results reach markJobSucceeded (a local activity, so only its
-    // absence from the history shows it) and stop there.
+    // With the database frozen, the stored results reach markJobSucceeded and stop there.
     await postgres.pause();
     s3Proxy.release();
-    await allPast(ids, 'storeResult');
+    await allStored(ids);
     worker.child.kill('SIGKILL');
     await postgres.resume();
     worker = spawnWorkerProcess(ctx);
