@@ -81,7 +81,7 @@ export async function startOpenAIBench(options: {
   };
 }
 
-/** `KILN_BENCH_WORKER_NODE_OPTIONS` (say `--cpu-prof --cpu-prof-dir=bench/results/profiles`) for profiling. */
+/** `KILN_BENCH_WORKER_NODE_OPTIONS` (say `--import ./bench/lib/cpu-profile.mjs`) for profiling. */
 export function workerProcessEnv(): Record<string, string> {
   const extra = process.env.KILN_BENCH_WORKER_NODE_OPTIONS;
   return extra ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${extra}`.trim() } : {};
