@@ -48,9 +48,20 @@ export const submitUnderLoad: Scenario = {
   conditions: (quick) =>
     `${LEVELS.join(' and ')} concurrent clients (one user each), each submitting ${quick ? 4 : 6} jobs ` +
     'back to back after a warm-up; latency = request sent → 202 parsed, measured by the client in the bench ' +
-    `process; then an open loop of ${OPEN_RATE} submissions/s over the same clients (\`open${OPEN_RATE}ps\`); ` +
+    `process; then an open loop of ${OPEN_RATE} submissions/s over the same 200 clients, each submitting every ` +
+    `${200 / OPEN_RATE} s (\`open${OPEN_RATE}ps\`); ` +
     '1 API process; no worker runs, so the workflows only queue (the submit path alone is measured)',
-  targets: [{ figure: 'c200_p99_ms', label: 'p99 ≤ 25 ms at 200 clients', op: '<=', value: 25 }],
+  // Back to back, 200 clients meet 25 ms only at 8,000 submits/s; the open loop is 200 clients at a
+  // submission every 10 s each, latency without that queue. Both are judged, neither replaces the other.
+  targets: [
+    { figure: 'c200_p99_ms', label: 'p99 ≤ 25 ms at 200 clients, back to back', op: '<=', value: 25 },
+    {
+      figure: `open${OPEN_RATE}ps_p99_ms`,
+      label: `p99 ≤ 25 ms at 200 clients, one submission each every ${200 / OPEN_RATE} s`,
+      op: '<=',
+      value: 25,
+    },
+  ],
   async run(settings: RunSettings) {
     const ctx = await benchContext(QUEUE_ONLY_ENV);
     try {
@@ -79,7 +90,7 @@ export const submitUnderLoad: Scenario = {
             Object.assign(figures, cpuMsPer(before, await meter.read(), latencies.length, 'submit'));
           }
         }
-        const open = await openLoop(users, OPEN_RATE, settings.quick ? 3 : 8, `open-${run}`);
+        const open = await openLoop(users, OPEN_RATE, settings.quick ? 3 : 15, `open-${run}`);
         return { ...figures, ...latencyFigures(`open${OPEN_RATE}ps`, open) };
       });
     } finally {
