@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { Kysely, PostgresDialect } from 'kysely';
-import { KyselyPGlite } from 'kysely-pglite';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { listenWithPg, type Listener } from './pg-listener.js';
@@ -29,6 +28,9 @@ function openPostgres(url: string): DatabaseHandle {
 
 async function openEmbedded(dir: string): Promise<DatabaseHandle> {
   await mkdir(dir, { recursive: true });
+  // Loaded only here: importing it costs a process about 80 MB of RSS, which a server on PostgreSQL
+  // (the API's 1,000-subscription footprint target, say) must not pay for an engine it never opens.
+  const { KyselyPGlite } = await import('kysely-pglite');
   const { client, dialect } = await KyselyPGlite.create(dir);
   const db = new Kysely<Database>({ dialect });
   return {
