@@ -7,6 +7,7 @@ import { benchContext, spawnApiProcess } from '../lib/stack.js';
 import { latencyFigures } from '../lib/stats.js';
 
 const LEVELS = [50, 200] as const;
+const MOST_CLIENTS = Math.max(...LEVELS);
 /** Submissions a second of the open-loop measurement, spread over the 200 clients. */
 const OPEN_RATE = 20;
 
@@ -48,16 +49,21 @@ export const submitUnderLoad: Scenario = {
   conditions: (quick) =>
     `${LEVELS.join(' and ')} concurrent clients (one user each), each submitting ${quick ? 4 : 6} jobs ` +
     'back to back after a warm-up; latency = request sent → 202 parsed, measured by the client in the bench ' +
-    `process; then an open loop of ${OPEN_RATE} submissions/s over the same 200 clients, each submitting every ` +
-    `${200 / OPEN_RATE} s (\`open${OPEN_RATE}ps\`); ` +
+    `process; then an open loop of ${OPEN_RATE} submissions/s over the same ${MOST_CLIENTS} clients, each submitting every ` +
+    `${MOST_CLIENTS / OPEN_RATE} s (\`open${OPEN_RATE}ps\`); ` +
     '1 API process; no worker runs, so the workflows only queue (the submit path alone is measured)',
   // Back to back, 200 clients meet 25 ms only at 8,000 submits/s; the open loop is 200 clients at a
   // submission every 10 s each, latency without that queue. Both are judged, neither replaces the other.
   targets: [
-    { figure: 'c200_p99_ms', label: 'p99 ≤ 25 ms at 200 clients, back to back', op: '<=', value: 25 },
+    {
+      figure: `c${MOST_CLIENTS}_p99_ms`,
+      label: `p99 ≤ 25 ms at ${MOST_CLIENTS} clients, back to back`,
+      op: '<=',
+      value: 25,
+    },
     {
       figure: `open${OPEN_RATE}ps_p99_ms`,
-      label: `p99 ≤ 25 ms at 200 clients, one submission each every ${200 / OPEN_RATE} s`,
+      label: `p99 ≤ 25 ms at ${MOST_CLIENTS} clients, one submission each every ${MOST_CLIENTS / OPEN_RATE} s`,
       op: '<=',
       value: 25,
     },
@@ -67,7 +73,7 @@ export const submitUnderLoad: Scenario = {
     try {
       const api = await spawnApiProcess(ctx);
       const users: ApiTarget[] = [];
-      for (let i = 0; i < Math.max(...LEVELS); i++) {
+      for (let i = 0; i < MOST_CLIENTS; i++) {
         users.push({ url: api.url, apiKey: (await ctx.createUser()).apiKey });
       }
       await atConcurrency(users, 20, 5, 'warm-up');
