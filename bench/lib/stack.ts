@@ -3,12 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ensureGoTool, MINIO, TEMPORAL_CLI } from '../../src/devstack/go-tools.js';
-import { startTemporalDevServer, stopChild } from '../../src/devstack/temporal-dev-server.js';
-import { freePort } from '../../test/harness/free-port.js';
-import { startMinio } from '../../test/harness/minio.js';
-import { startPostgresCluster } from '../../test/harness/postgres.js';
-import type { SharedStackEnv } from '../../test/harness/shared-stack.js';
+import { stopChild } from '../../src/devstack/temporal-dev-server.js';
+import { startSharedStack, type SharedStack } from '../../test/harness/shared-stack.js';
 import { createTestContext, type TestContext } from '../../test/harness/test-context.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -16,49 +12,26 @@ const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Where the Temporal dev server keeps its state: in memory (as `npm test`), or a SQLite file in WAL mode. */
 export type TemporalStore = 'memory' | 'file';
 
-export interface BenchStack {
-  env: SharedStackEnv;
-  /** The Temporal dev server's process id, for CPU and memory readings. */
-  temporalPid: number | undefined;
-  stop(): Promise<void>;
-}
-
 /**
- * The servers `npm test` runs (PostgreSQL, the Temporal dev server, MinIO), from the same harness pieces.
+ * The servers `npm test` runs (PostgreSQL, the Temporal dev server, MinIO), started by the same harness.
  * `file` gives the dev server a SQLite file, which `startTemporalDevServer` opens with
  * `journal_mode=WAL` and `synchronous=OFF`; `memory` is the test suite's in-memory SQLite.
  */
 export async function startBenchStack(
   store: TemporalStore,
   log: (line: string) => void,
-): Promise<BenchStack> {
-  await ensureGoTool(TEMPORAL_CLI, log);
-  await ensureGoTool(MINIO, log);
+): Promise<SharedStack> {
   const temporalDir = store === 'file' ? await mkdtemp(path.join(os.tmpdir(), 'kiln-bench-temporal-')) : '';
-  const [postgres, temporal, minio] = await Promise.all([
-    startPostgresCluster(),
-    startTemporalDevServer({
-      port: await freePort(),
-      httpPort: await freePort(),
-      ...(store === 'file' ? { dbFile: path.join(temporalDir, 'temporal.sqlite') } : {}),
-    }),
-    startMinio(),
-  ]);
-  const env: SharedStackEnv = {
-    KILN_TEST_PG_BASE_URL: postgres.urlFor(''),
-    KILN_TEST_TEMPORAL_ADDRESS: temporal.address,
-    KILN_TEST_S3_ENDPOINT: minio.endpoint,
-    KILN_TEST_S3_REGION: minio.region,
-    KILN_TEST_S3_ACCESS_KEY_ID: minio.accessKeyId,
-    KILN_TEST_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
-  };
+  const stack = await startSharedStack(
+    log,
+    store === 'file' ? { temporalDbFile: path.join(temporalDir, 'temporal.sqlite') } : {},
+  );
   // Test contexts find the servers here instead of starting a stack per context.
-  Object.assign(process.env, env);
+  Object.assign(process.env, stack.env);
   return {
-    env,
-    temporalPid: temporal.process.pid,
+    ...stack,
     stop: async () => {
-      await Promise.allSettled([postgres.stop(), temporal.stop(), minio.stop()]);
+      await stack.stop();
       if (temporalDir) await rm(temporalDir, { recursive: true, force: true });
     },
   };

@@ -30,6 +30,21 @@ async function startedAt(ctx: TestContext, id: string, timeoutMs: number) {
   }
 }
 
+/** Backlog jobs that started between `from` and `to`, and those not started at all. */
+function backlogCounts(ctx: TestContext, ids: string[], from: Date, to: Date) {
+  return ctx.database.db
+    .selectFrom('jobs')
+    .select((eb) => [
+      eb.fn
+        .countAll<string>()
+        .filterWhere((f) => f.and([f('started_at', '>', from), f('started_at', '<', to)]))
+        .as('startedBetween'),
+      eb.fn.countAll<string>().filterWhere('started_at', 'is', null).as('waiting'),
+    ])
+    .where('id', 'in', ids)
+    .executeTakeFirstOrThrow();
+}
+
 /** Ends the backlog's workflows, so the next run (and scenario) does not share the dev server with them. */
 async function terminateAll(ctx: TestContext, ids: string[]) {
   let next = 0;
@@ -89,38 +104,16 @@ export const fairness: Scenario = {
         await sleep(1000);
         const single = await submitTimed(light, localBody(`single ${run}`));
         const { createdAt, startedAt: started } = await startedAt(ctx, single.id, 120_000);
-        const startedBetween = await ctx.database.db
-          .selectFrom('jobs')
-          .select((eb) => eb.fn.countAll<string>().as('count'))
-          .where(
-            'id',
-            'in',
-            backlog.map((b) => b.id),
-          )
-          .where('started_at', '>', createdAt)
-          .where('started_at', '<', started)
-          .executeTakeFirstOrThrow();
-        const waiting = await ctx.database.db
-          .selectFrom('jobs')
-          .select((eb) => eb.fn.countAll<string>().as('count'))
-          .where(
-            'id',
-            'in',
-            backlog.map((b) => b.id),
-          )
-          .where('started_at', 'is', null)
-          .executeTakeFirstOrThrow();
-        await terminateAll(
-          ctx,
-          backlog.map((b) => b.id),
-        );
+        const ids = backlog.map((b) => b.id);
+        const counts = await backlogCounts(ctx, ids, createdAt, started);
+        await terminateAll(ctx, ids);
         // Leases of calls cut short by the termination would hold the slots for 30 s.
         await ctx.database.db.deleteFrom('provider_slots').execute();
         await sleep(1000);
         return {
           single_job_wait_ms: started.getTime() - createdAt.getTime(),
-          backlog_starts_before_it: Number(startedBetween.count),
-          backlog_still_waiting: Number(waiting.count),
+          backlog_starts_before_it: Number(counts.startedBetween),
+          backlog_still_waiting: Number(counts.waiting),
         };
       });
     } finally {

@@ -16,17 +16,29 @@ export interface SharedStackEnv {
 
 export interface SharedStack {
   env: SharedStackEnv;
+  /** The Temporal dev server's process id, for the bench's CPU and memory readings. */
+  temporalPid: number | undefined;
   stop(): Promise<void>;
 }
 
-/** Real PostgreSQL, Temporal dev server and MinIO on free loopback ports. */
-export async function startSharedStack(log: (line: string) => void = console.error): Promise<SharedStack> {
+/**
+ * Real PostgreSQL, Temporal dev server and MinIO on free loopback ports. The dev server keeps its state
+ * in memory unless given `temporalDbFile` (a SQLite file, which the bench can ask for).
+ */
+export async function startSharedStack(
+  log: (line: string) => void = console.error,
+  options: { temporalDbFile?: string } = {},
+): Promise<SharedStack> {
   // Built one at a time: two Go builds at once on two cores only thrash.
   await ensureGoTool(TEMPORAL_CLI, log);
   await ensureGoTool(MINIO, log);
   const [postgres, temporal, minio] = await Promise.all([
     startPostgresCluster(),
-    startTemporalDevServer({ port: await freePort(), httpPort: await freePort() }),
+    startTemporalDevServer({
+      port: await freePort(),
+      httpPort: await freePort(),
+      ...(options.temporalDbFile ? { dbFile: options.temporalDbFile } : {}),
+    }),
     startMinio(),
   ]);
   return {
@@ -38,6 +50,7 @@ export async function startSharedStack(log: (line: string) => void = console.err
       KILN_TEST_S3_ACCESS_KEY_ID: minio.accessKeyId,
       KILN_TEST_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
     },
+    temporalPid: temporal.process.pid,
     stop: async () => {
       await Promise.allSettled([postgres.stop(), temporal.stop(), minio.stop()]);
     },
