@@ -13,6 +13,7 @@ import * as addTextJobs from './migrations/2026_11_23_0010_add_text_jobs.js';
 import * as addJobRuns from './migrations/2026_11_23_0011_add_job_runs.js';
 import * as createSignalStates from './migrations/2026_11_23_0012_create_signal_states.js';
 import * as createProviderPacing from './migrations/2026_11_23_0013_create_provider_pacing.js';
+import * as createTakeProviderSlot from './migrations/2026_11_23_0014_create_take_provider_slot.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0011_add_job_runs': addJobRuns,
   '2026_11_23_0012_create_signal_states': createSignalStates,
   '2026_11_23_0013_create_provider_pacing': createProviderPacing,
+  '2026_11_23_0014_create_take_provider_slot': createTakeProviderSlot,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
