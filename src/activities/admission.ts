@@ -1,14 +1,11 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { planNamed } from '../config.js';
 import { admitWaitingJobs } from '../db/admission-repository.js';
 import { admittedSignal } from '../workflows/definitions.js';
 import type { ActivityDependencies } from './dependencies.js';
 
 /** Per-user running slots: a plan's `maxRunning` jobs go on, the rest wait in submission order. */
 export function createAdmissionActivities({ db, logger, plans }: ActivityDependencies) {
-  const planOf = (name: string) => planNamed(plans, name);
-
   async function wake(workflowIds: string[]): Promise<void> {
     const { client } = Context.current();
     await Promise.all(
@@ -33,7 +30,7 @@ export function createAdmissionActivities({ db, logger, plans }: ActivityDepende
      * a slot. Called when a job arrives and again once it has ended, to pass its slot on.
      */
     async admitWaitingJobs(jobId: string): Promise<boolean> {
-      const { admitted, toWake } = await admitWaitingJobs(db, jobId, planOf);
+      const { admitted, toWake } = await admitWaitingJobs(db, jobId, plans);
       await wake(toWake);
       return admitted;
     },

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
-import type { Plan } from '../config.js';
-import { JobStatus, UNFINISHED_STATUSES } from '../jobs/job.js';
+import { planNamed, type Config } from '../config.js';
+import { UNFINISHED_STATUSES } from '../jobs/job.js';
 import type { Database } from './schema.js';
 
 export interface Admission {
@@ -12,61 +12,23 @@ export interface Admission {
 
 /**
  * Gives a user's free running slots to their oldest waiting jobs, then tells whether `jobId` holds one.
- * The user row is locked for the transaction, so concurrent admissions of one user run one at a time
- * and the plan's `maxRunning` is never exceeded.
+ * The SQL function (migration 0015) locks the user's row while it counts and admits, so concurrent
+ * admissions of one user run one at a time and the plan's `maxRunning` is never exceeded.
  */
 export async function admitWaitingJobs(
   db: Kysely<Database>,
   jobId: string,
-  planOf: (name: string) => Plan,
+  plans: Config['plans'],
 ): Promise<Admission> {
-  return db.transaction().execute(async (trx) => {
-    const user = await trx
-      .selectFrom('users')
-      .select(['id', 'plan'])
-      .where('id', '=', (eb) => eb.selectFrom('jobs').select('user_id').where('id', '=', jobId))
-      // Not FOR UPDATE: that would also block the foreign-key checks of concurrent submissions.
-      .forNoKeyUpdate()
-      .executeTakeFirstOrThrow();
-    const { held } = await trx
-      .selectFrom('jobs')
-      .select((eb) => eb.fn.countAll<string>().as('held'))
-      .where('user_id', '=', user.id)
-      .where('status', 'in', UNFINISHED_STATUSES)
-      .where('admitted_at', 'is not', null)
-      .executeTakeFirstOrThrow();
-    const free = planOf(user.plan).maxRunning - Number(held);
-    const admitted =
-      free <= 0
-        ? []
-        : await trx
-            .updateTable('jobs')
-            .set({ admitted_at: sql`now()` })
-            .where('id', 'in', (eb) =>
-              eb
-                .selectFrom('jobs')
-                .select('id')
-                .where('user_id', '=', user.id)
-                .where('status', '=', JobStatus.queued)
-                .where('admitted_at', 'is', null)
-                .orderBy('created_at')
-                .orderBy('id')
-                .limit(free)
-                // A job locked now is ending (canceled, expired) and holds its row before the user's:
-                // waiting for it here would deadlock with its credit refund.
-                .forUpdate()
-                .skipLocked(),
-            )
-            .returning(['id', 'workflow_id'])
-            .execute();
-    const self = await trx
-      .selectFrom('jobs')
-      .select('admitted_at')
-      .where('id', '=', jobId)
-      .executeTakeFirst();
-    return {
-      admitted: self !== undefined && self.admitted_at !== null,
-      toWake: admitted.filter((job) => job.id !== jobId).map((job) => job.workflow_id),
-    };
-  });
+  const maxRunning = Object.fromEntries(
+    Object.entries(plans.byName).map(([name, plan]) => [name, plan.maxRunning]),
+  );
+  const { rows } = await sql<{ admitted: boolean; to_wake: string[] }>`
+    select admitted, to_wake from admit_waiting_jobs(
+      ${jobId}, ${JSON.stringify(maxRunning)}::jsonb, ${planNamed(plans, plans.defaultPlan).maxRunning}::integer,
+      ${sql.val([...UNFINISHED_STATUSES])}::text[]
+    )`.execute(db);
+  const [admission] = rows;
+  if (!admission) throw new Error(`admission of job ${jobId} returned nothing`);
+  return { admitted: admission.admitted, toWake: admission.to_wake };
 }

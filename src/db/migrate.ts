@@ -14,6 +14,7 @@ import * as addJobRuns from './migrations/2026_11_23_0011_add_job_runs.js';
 import * as createSignalStates from './migrations/2026_11_23_0012_create_signal_states.js';
 import * as createProviderPacing from './migrations/2026_11_23_0013_create_provider_pacing.js';
 import * as createTakeProviderSlot from './migrations/2026_11_23_0014_create_take_provider_slot.js';
+import * as createAdmitWaitingJobs from './migrations/2026_11_23_0015_create_admit_waiting_jobs.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -31,6 +32,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0012_create_signal_states': createSignalStates,
   '2026_11_23_0013_create_provider_pacing': createProviderPacing,
   '2026_11_23_0014_create_take_provider_slot': createTakeProviderSlot,
+  '2026_11_23_0015_create_admit_waiting_jobs': createAdmitWaitingJobs,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
