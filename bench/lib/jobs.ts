@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import type { ServerMessage } from '../../src/api/job-stream.js';
 import { isTerminal, type Job, type JobStatus } from '../../src/jobs/job.js';
 import type { ApiTarget } from '../../test/harness/job-watcher.js';
+import type { TestContext } from '../../test/harness/test-context.js';
 
 /** One `POST /v1/generations`, timed from just before the request to the parsed answer. */
 export interface Submitted {
@@ -159,4 +160,23 @@ export async function atRate(
     if (wait > 0) await sleep(wait);
     tick(index);
   }
+}
+
+/**
+ * Ends the workflows of a run's jobs (20 at a time), so that the next run, or scenario, does not share
+ * the dev server with them. One already closed is skipped.
+ */
+export async function terminateWorkflows(ctx: TestContext, workflowIds: string[]): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (next < workflowIds.length) {
+        const id = workflowIds[next++]!;
+        await ctx.temporal.workflow
+          .getHandle(id)
+          .terminate('benchmark run over')
+          .catch(() => undefined);
+      }
+    }),
+  );
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnWorkerProcess } from '../../test/harness/kiln-processes.js';
 import type { TestContext } from '../../test/harness/test-context.js';
-import { submitMany, submitTimed } from '../lib/jobs.js';
+import { submitMany, submitTimed, terminateWorkflows } from '../lib/jobs.js';
 import { workerProcessEnv } from '../lib/openai-setup.js';
 import { repeat, type RunSettings, type Scenario } from '../lib/scenario.js';
 import { benchContext, spawnApiProcess } from '../lib/stack.js';
@@ -43,22 +43,6 @@ function backlogCounts(ctx: TestContext, ids: string[], from: Date, to: Date) {
     ])
     .where('id', 'in', ids)
     .executeTakeFirstOrThrow();
-}
-
-/** Ends the backlog's workflows, so the next run (and scenario) does not share the dev server with them. */
-async function terminateAll(ctx: TestContext, ids: string[]) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 20 }, async () => {
-      while (next < ids.length) {
-        const id = ids[next++]!;
-        await ctx.temporal.workflow
-          .getHandle(id)
-          .terminate('benchmark run over')
-          .catch(() => undefined);
-      }
-    }),
-  );
 }
 
 /** One user's single job submitted behind another user's backlog, on a provider with a few slots. */
@@ -106,7 +90,7 @@ export const fairness: Scenario = {
         const { createdAt, startedAt: started } = await startedAt(ctx, single.id, 120_000);
         const ids = backlog.map((b) => b.id);
         const counts = await backlogCounts(ctx, ids, createdAt, started);
-        await terminateAll(ctx, ids);
+        await terminateWorkflows(ctx, ids);
         // Leases of calls cut short by the termination would hold the slots for 30 s.
         await ctx.database.db.deleteFrom('provider_slots').execute();
         await sleep(1000);
