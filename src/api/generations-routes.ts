@@ -1,6 +1,6 @@
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Kysely } from 'kysely';
-import { planNamed, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { toJob } from '../db/job-repository.js';
 import { readStreamedText } from '../db/text-stream-repository.js';
 import { NO_TEXT } from '../events/text-stream.js';
@@ -16,7 +16,6 @@ import { parseGenerationRequest, parseIdempotencyKey } from './generation-reques
 import type { JobEventHub } from './job-event-hub.js';
 import { serveJobEvents } from './job-events-sse.js';
 import { listGenerations } from './list-generations.js';
-import { estimateQueue } from './queue-estimate.js';
 import { findOwnedJob } from './owned-job.js';
 import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
 import { submitRateLimit } from './submit-rate-limit.js';
@@ -70,14 +69,8 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
     const caller = authenticatedCaller(res);
     const submission = await submitGeneration(deps, caller, key, request);
     recordSubmission(deps.logger, submission);
-    const { row, replayed } = submission;
+    const { row, replayed, estimate } = submission;
     if (replayed) res.set('Idempotent-Replayed', 'true');
-    const estimate = await estimateQueue(
-      deps.db,
-      deps.config,
-      row,
-      planNamed(deps.config.plans, caller.plan),
-    );
     res
       .status(202)
       .location(links(row.id).self)

@@ -15,6 +15,7 @@ import type { runGeneration } from '../workflows/index.js';
 import { ApiError } from './api-error.js';
 import { requestFingerprint, sha256Hex } from './generation-request.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
+import { estimateQueue, type QueueEstimate } from './queue-estimate.js';
 
 export interface SubmitDependencies {
   db: Kysely<Database>;
@@ -30,6 +31,7 @@ export interface Submission {
   replayed: boolean;
   /** The workflow run this submission started, for its log line; none when the run already existed. */
   runId?: string;
+  estimate: QueueEstimate;
 }
 
 /** Derived from the key, so every retry of a submission lands on the same job and workflow id. */
@@ -107,9 +109,10 @@ async function insertPaidJob(
 }
 
 /**
- * Records the job with its cost reserved, then starts its workflow. The row comes first so that the job can always be read
- * back, even with no worker running; a row left `queued` by a crash between the two steps gets its
- * workflow from the next submission with the same key.
+ * Records the job with its cost reserved, then starts its workflow while estimating its place in the
+ * queue. The row comes first so that the job can always be read back, even with no worker running; a
+ * row left `queued` by a crash between the two steps gets its workflow from the next submission with
+ * the same key.
  */
 export async function submitGeneration(
   deps: SubmitDependencies,
@@ -141,10 +144,12 @@ export async function submitGeneration(
       'this Idempotency-Key was used with a different request',
     );
   }
-  let runId: string | undefined;
-  if (created || row.status === JobStatus.queued) {
-    runId = await startWorkflow(deps, row, request, planNamed(deps.config.plans, plan));
-  }
+  const callerPlan = planNamed(deps.config.plans, plan);
+  // The estimate reads only the job table, so it need not wait for the workflow's start (as long again).
+  const [runId, estimate] = await Promise.all([
+    created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, callerPlan) : undefined,
+    estimateQueue(deps.db, deps.config, row, callerPlan),
+  ]);
   // The `queued` event's delivery, if the webhook asked for it; a crash here leaves it to the next change.
   if (request.webhook) {
     const { temporal, webhooks } = deps.config;
@@ -153,5 +158,5 @@ export async function submitGeneration(
       row.id,
     );
   }
-  return { row, replayed: !created, runId };
+  return { row, replayed: !created, runId, estimate };
 }
