@@ -77,6 +77,35 @@ function itBehavesLikeAnObjectStore(store: () => ObjectStore): void {
     );
   });
 
+  it('copy confirms the SHA-256, size and content type of the copy, and leaves the source', async () => {
+    const [from, to] = [uniqueKey(), uniqueKey()];
+    const bytes = randomBytes(200_000);
+    await store().put(from, bytes, 'image/png');
+    const copied = await store().copy(from, to, sha256Hex(bytes));
+    assert.deepEqual(copied, {
+      key: to,
+      contentType: 'image/png',
+      byteSize: bytes.length,
+      sha256: sha256Hex(bytes),
+    });
+    assert.deepEqual(await readAll((await store().get(to)).stream), bytes);
+    assert.deepEqual(await readAll((await store().get(from)).stream), bytes);
+  });
+
+  it('copy rejects when the copy is not the SHA-256 the caller expects', async () => {
+    const [from, to] = [uniqueKey(), uniqueKey()];
+    await store().put(from, Buffer.from('these bytes'), 'text/plain');
+    await assert.rejects(store().copy(from, to, sha256Hex(Buffer.from('other bytes'))), /SHA-256/);
+  });
+
+  it('copy of a missing key rejects with ObjectNotFoundError for that key', async () => {
+    const from = uniqueKey();
+    await assert.rejects(
+      store().copy(from, uniqueKey(), sha256Hex(new Uint8Array())),
+      (error) => error instanceof ObjectNotFoundError && error.key === from,
+    );
+  });
+
   it('delete removes the object, and deleting a missing key is fine', async () => {
     const key = uniqueKey();
     await store().put(key, Buffer.from('short-lived'), 'text/plain');

@@ -12,6 +12,7 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ProviderQuota } from '../providers/rate-limit-headers.js';
 import { limitKeyFor, limitOf } from '../providers/provider-limits.js';
 import { nextRequestInMs } from '../providers/rate-limit-headers.js';
+import type { StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { acquireProviderSlot } from './provider-slot.js';
 import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
@@ -26,7 +27,7 @@ export interface CallProviderInput {
 
 /** Either the output, staged for `storeResult`, or word to wait (breaker, pause, full slots): no call was made. */
 export type CallProviderOutcome =
-  { kind: 'generated'; stagingKey: string; contentType: string } | { kind: 'waiting'; retryInMs: number };
+  { kind: 'generated'; staged: StoredObject } | { kind: 'waiting'; retryInMs: number };
 
 /** What the provider-call activity keeps in its heartbeat details between attempts. */
 interface CallHeartbeat {
@@ -253,11 +254,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
       // A healthy circuit has nothing to reset: no write on the common path.
       if (!permit?.healthy) await recordCallSucceeded(db, provider.name);
       await afterSuccess(limitKey, output);
-      const stagingKey = stagingKeyFor(jobId);
-      await store.put(stagingKey, output.bytes, output.contentType);
+      const staged = await store.put(stagingKeyFor(jobId), output.bytes, output.contentType);
       if (heartbeat.taskId) await recordProviderTask(db, jobId, null);
       logger.info({ ...log, bytes: output.bytes.byteLength }, 'provider call finished');
-      return { kind: 'generated', stagingKey, contentType: output.contentType };
+      return { kind: 'generated', staged };
     } catch (error) {
       // Whatever the client library threw on abort, Temporal must see the cancellation itself.
       const { cancellationSignal } = Context.current();

@@ -1,41 +1,53 @@
+import { createHash } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
 
 export interface StoreResultInput {
   jobId: string;
-  stagingKey: string;
-  contentType: string;
+  /** The provider's output as its staging put confirmed it. */
+  staged: StoredObject;
 }
 
 export function resultKeyFor(jobId: string): string {
   return `results/${jobId}`;
 }
 
-/** A retry after the staging object was removed finds the bytes already at their final key. */
-async function readStagedOrStored(
+/**
+ * The staging object is removed only after its copy was confirmed: once it is gone, an earlier attempt
+ * stored the result. Read back and checked all the same, on this rare path.
+ */
+async function storedEarlier(
   store: ObjectStore,
-  stagingKey: string,
   resultKey: string,
-): Promise<Buffer> {
-  try {
-    return await buffer((await store.get(stagingKey)).stream);
-  } catch (error) {
-    if (!(error instanceof ObjectNotFoundError)) throw error;
-    return buffer((await store.get(resultKey)).stream);
-  }
+  staged: StoredObject,
+): Promise<StoredObject> {
+  const body = await store.get(resultKey);
+  const sha256 = createHash('sha256')
+    .update(await buffer(body.stream))
+    .digest('hex');
+  if (sha256 !== staged.sha256)
+    throw new Error(`${resultKey}: holds SHA-256 ${sha256}, staged ${staged.sha256}`);
+  return { key: resultKey, contentType: body.contentType, byteSize: body.byteSize, sha256 };
 }
 
 export function createResultStorageActivities({ store }: ActivityDependencies) {
   return {
     /**
-     * Moves the staged output to its final key; the store confirms the SHA-256 before this returns.
-     * Retrying is safe: the final key is fixed per job and the staging object is removed last.
+     * Copies the staged output to its final key inside the store (the bytes do not come back through the
+     * worker), confirmed by the SHA-256 the staging put reported. Retrying is safe: the final key is
+     * fixed per job and the staging object is removed last.
      */
-    async storeResult({ jobId, stagingKey, contentType }: StoreResultInput): Promise<StoredObject> {
-      const bytes = await readStagedOrStored(store, stagingKey, resultKeyFor(jobId));
-      const stored = await store.put(resultKeyFor(jobId), bytes, contentType);
-      await store.delete(stagingKey);
+    async storeResult({ jobId, staged }: StoreResultInput): Promise<StoredObject> {
+      const resultKey = resultKeyFor(jobId);
+      let stored: StoredObject;
+      try {
+        stored = await store.copy(staged.key, resultKey, staged.sha256);
+      } catch (error) {
+        if (!(error instanceof ObjectNotFoundError && error.key === staged.key)) throw error;
+        stored = await storedEarlier(store, resultKey, staged);
+      }
+      await store.delete(staged.key);
       return stored;
     },
   };

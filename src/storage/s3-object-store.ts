@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   BucketAlreadyOwnedByYou,
+  CopyObjectCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -116,6 +117,30 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
         if (isNotFound(error)) throw new ObjectNotFoundError(key);
         throw error;
       }
+    },
+
+    async copy(fromKey, toKey, sha256): Promise<StoredObject> {
+      const expected = Buffer.from(sha256, 'hex').toString('base64');
+      try {
+        await client.send(
+          new CopyObjectCommand({
+            Bucket,
+            Key: toKey,
+            CopySource: `${Bucket}/${encodeURIComponent(fromKey)}`,
+            ChecksumAlgorithm: 'SHA256',
+          }),
+        );
+      } catch (error) {
+        if (isNotFound(error)) throw new ObjectNotFoundError(fromKey);
+        throw error;
+      }
+      // Not every server puts the checksum in CopyObject's answer; HEAD also gives the size and type.
+      const head = await client.send(new HeadObjectCommand({ Bucket, Key: toKey, ChecksumMode: 'ENABLED' }));
+      if (head.ChecksumSHA256 !== expected)
+        throw new ChecksumMismatchError(toKey, expected, head.ChecksumSHA256);
+      if (head.ContentLength === undefined) throw new Error(`object ${toKey}: S3 gave no Content-Length`);
+      const contentType = head.ContentType ?? 'application/octet-stream';
+      return { key: toKey, contentType, byteSize: head.ContentLength, sha256 };
     },
 
     async delete(key): Promise<void> {

@@ -33,14 +33,10 @@ async function generateAndStore(
   const submittedAt = submittedAtMs();
   await waitForAdmission(jobId, startDeadline(input, submittedAt));
   setStatus(JobStatus.running);
-  const staged = await callProviderWithRetries(input, submittedAt);
+  const { staged } = await callProviderWithRetries(input, submittedAt);
   await jobTable.markJobStoring(jobId);
   setStatus(JobStatus.storing);
-  const result = await storage.storeResult({
-    jobId,
-    stagingKey: staged.stagingKey,
-    contentType: staged.contentType,
-  });
+  const result = await storage.storeResult({ jobId, staged });
   await jobTable.markJobSucceeded({ jobId, result });
 }
 
