@@ -102,3 +102,40 @@ describe('the queue estimate in the 202', () => {
     }
   });
 });
+
+describe('the queue estimate behind a long backlog', () => {
+  let ctx: TestContext;
+  let api: ApiTarget;
+  before(async () => {
+    ctx = await createTestContext();
+    api = await startApi(ctx);
+  });
+  after(() => ctx.cleanup());
+
+  test('counts at most the 1,000 queued jobs nearest ahead, so a submit costs the same behind any backlog', async () => {
+    // The user's own backlog, written straight to the table: only the estimate reads it, no workflow runs.
+    const createdAt = new Date(Date.now() - 60_000);
+    await ctx.database.db
+      .insertInto('jobs')
+      .values(
+        Array.from({ length: 1500 }, (_, i) => ({
+          id: `job_backlog_${i}`,
+          user_id: ctx.userId,
+          idempotency_key: `backlog ${i}`,
+          request_sha256: 'r',
+          prompt_sha256: 'p',
+          kind: 'image' as const,
+          provider: 'local',
+          model: 'kiln-sketch-1',
+          size: '256x256',
+          status: 'queued' as const,
+          workflow_id: `job_backlog_${i}`,
+          created_at: createdAt,
+        })),
+      )
+      .execute();
+    const reply = await submit(api, body('behind 1,500 of my own'), randomUUID());
+    assert.equal(reply.status, 202);
+    assert.equal(reply.body.queuePosition, 1000);
+  });
+});

@@ -24,19 +24,34 @@ interface Waiting {
   count: number;
 }
 
-/** Queued jobs created before `row` on its provider limit, per user, with each user's plan weight. */
+/**
+ * Queued jobs ahead that an estimate counts at most, the nearest first. Past it the position is a lower
+ * bound, and a submission costs the same behind any backlog: counting them all took 27 ms of the
+ * 202 behind 50,000.
+ */
+const COUNTED_AHEAD = 1000;
+
+/**
+ * Of the provider's `COUNTED_AHEAD` queued jobs nearest ahead of `row`, those on its provider limit, per
+ * user, with each user's plan weight.
+ */
 async function waitingAhead(db: Kysely<Database>, config: EstimateConfig, row: JobRow): Promise<Waiting[]> {
-  const rows = await db
+  const nearest = db
     .selectFrom('jobs')
-    .innerJoin('users', 'users.id', 'jobs.user_id')
-    .select(['jobs.user_id', 'jobs.model', 'users.plan', (eb) => eb.fn.countAll<string>().as('count')])
-    .where('jobs.provider', '=', row.provider)
-    .where('jobs.status', '=', JobStatus.queued)
+    .select(['user_id', 'model'])
+    .where('provider', '=', row.provider)
+    .where('status', '=', JobStatus.queued)
     // The row's own timestamp is read in SQL: a JavaScript Date would drop its microseconds.
-    .where(
-      sql<boolean>`(jobs.created_at, jobs.id) < (select c.created_at, c.id from jobs c where c.id = ${row.id})`,
-    )
-    .groupBy(['jobs.user_id', 'jobs.model', 'users.plan'])
+    .where(sql<boolean>`(created_at, id) < (select c.created_at, c.id from jobs c where c.id = ${row.id})`)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(COUNTED_AHEAD)
+    .as('ahead');
+  const rows = await db
+    .selectFrom(nearest)
+    .innerJoin('users', 'users.id', 'ahead.user_id')
+    .select(['ahead.user_id', 'ahead.model', 'users.plan', (eb) => eb.fn.countAll<string>().as('count')])
+    .groupBy(['ahead.user_id', 'ahead.model', 'users.plan'])
     .execute();
   const key = limitKeyFor(config.providerLimits, row.provider, row.model);
   return rows

@@ -50,7 +50,9 @@ const links = z.object({ self: z.string(), content: z.string(), events: z.string
 export const submittedSchema = z.object({
   id: z.string(),
   status: z.enum(JobStatus),
-  queuePosition: count.describe('Jobs expected to start before this one'),
+  queuePosition: count.describe(
+    'Jobs expected to start before this one, counted over at most the 1,000 queued jobs nearest ahead',
+  ),
   estimatedWaitSeconds: z.number().nonnegative(),
   links,
 }) satisfies z.ZodType<Pick<Job, 'id' | 'status'> & QueueEstimate>;
