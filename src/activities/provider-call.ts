@@ -94,7 +94,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
     let pending = Promise.resolve();
     let last = -1;
     return (percent: number) => {
-      const progress = Math.max(0, Math.min(99, Math.floor(percent)));
+      // 100 % is what `storing` says a moment later: a progress write for it would tell nothing, and
+      // cost every job a transaction and an event.
+      if (percent >= 100) return;
+      const progress = Math.max(0, Math.floor(percent));
       if (progress <= last) return;
       last = progress;
       heartbeat.progress = progress;
