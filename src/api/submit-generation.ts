@@ -145,7 +145,7 @@ export async function submitGeneration(
     );
   }
   const callerPlan = planNamed(deps.config.plans, plan);
-  // The estimate reads only the job table, so it need not wait for the workflow's start (as long again).
+  // The estimate reads only the job table: it runs while the workflow starts, not after it.
   const [runId, estimate] = await Promise.all([
     created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, callerPlan) : undefined,
     estimateQueue(deps.db, deps.config, row, callerPlan),

@@ -25,9 +25,9 @@ export interface ObjectStore {
   /** Opens an object for reading; rejects with `ObjectNotFoundError` when there is none. */
   get(key: string): Promise<ObjectBody>;
   /**
-   * Copies an object inside the store, the bytes never passing through here, and resolves only once the
-   * store has confirmed the copy's SHA-256 is `sha256` (lowercase hex). Rejects with
-   * `ObjectNotFoundError` when there is nothing at `fromKey`.
+   * Copies an object inside the store (a remote store does it without the bytes coming back here) and
+   * resolves only once the store has confirmed the copy's SHA-256 is `sha256` (lowercase hex). Rejects
+   * with `ObjectNotFoundError` when there is nothing at `fromKey`.
    */
   copy(fromKey: string, toKey: string, sha256: string): Promise<StoredObject>;
   /** Removes an object; removing a missing key is not an error. */

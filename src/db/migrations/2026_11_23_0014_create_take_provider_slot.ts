@@ -3,7 +3,7 @@ import { sql, type Kysely } from 'kysely';
 /**
  * `take_provider_slot`: the whole slot-and-pacing check of `takeProviderSlot` in one statement. As
  * seven statements in a transaction it held the key's advisory lock across nine round trips, which
- * was a fifth of a worker's database traffic per job and capped the takes of one key per second.
+ * was a quarter of a worker's database round trips per job and capped the takes of one key per second.
  *
  * Returns null when the slot was taken, otherwise how many ms to wait before asking again. A GCRA
  * paces the calls: one timestamp per key, `next_call_at`; a call may start once it has come, and sets
