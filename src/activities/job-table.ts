@@ -1,7 +1,8 @@
-import { JobStatus } from '../jobs/job.js';
+import { isTerminal, JobStatus } from '../jobs/job.js';
 import { transitionJob } from '../db/job-repository.js';
 import { observeJobEnded } from '../observability/job-metrics.js';
 import type { StoredObject } from '../storage/object-store.js';
+import { admitAndWake } from './admission.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { jobTableFailure } from './temporal-failure.js';
 import { dispatchFromActivity } from './webhook-delivery.js';
@@ -19,9 +20,10 @@ export interface MarkJobSucceededInput {
 }
 
 /**
- * One activity per job-table transition; each is safe to retry (re-entering a status is a no-op). A job
- * with a webhook gets its deliveries started after the write, not awaited: a retry starts what a crash
- * left unstarted, and nothing twice.
+ * One activity per job-table transition; each is safe to retry (re-entering a status is a no-op). The
+ * write that ends a job then passes its running slot on to the user's oldest waiting job, whatever ended
+ * it. A job with a webhook gets its deliveries started after the write, not awaited: a retry starts what
+ * a crash left unstarted, and nothing twice.
  */
 export function createJobTableActivities(deps: ActivityDependencies) {
   const { db, logger } = deps;
@@ -35,6 +37,7 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     if (patch.completed_at instanceof Date && observeJobEnded(row, patch.completed_at)) {
       logger.info({ jobId, status: row.status, failureCode: row.failure_code ?? undefined }, 'job ended');
     }
+    if (isTerminal(to)) await admitAndWake(deps, jobId);
     if (row.webhook) await dispatchFromActivity(deps, jobId);
   }
 

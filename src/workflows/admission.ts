@@ -1,4 +1,4 @@
-import { CancellationScope, condition, setHandler } from '@temporalio/workflow';
+import { condition, setHandler } from '@temporalio/workflow';
 import { jobTable } from './activity-stubs.js';
 import { admittedSignal } from './definitions.js';
 import { JobExpired } from './provider-calls.js';
@@ -8,7 +8,7 @@ const RECHECK_MS = 15_000;
 
 /**
  * Holds the job until it has one of its user's running slots (its plan's `maxRunning`). The slot comes
- * with a signal from the job that ended; the start deadline still applies while waiting.
+ * with a signal from the write that ended another job; the start deadline still applies while waiting.
  */
 export async function waitForAdmission(jobId: string, startBy: number): Promise<void> {
   let admitted = false;
@@ -23,9 +23,4 @@ export async function waitForAdmission(jobId: string, startBy: number): Promise<
       admitted = await jobTable.admitWaitingJobs(jobId);
     }
   }
-}
-
-/** Once the job has ended, its slot goes to the user's oldest waiting job, whatever ended it. */
-export async function passOnSlot(jobId: string): Promise<void> {
-  await CancellationScope.nonCancellable(() => jobTable.admitWaitingJobs(jobId));
 }

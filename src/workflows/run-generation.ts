@@ -9,7 +9,7 @@ import {
 } from '@temporalio/workflow';
 import { FailureCode, JobStatus } from '../jobs/job.js';
 import { jobTable, storage } from './activity-stubs.js';
-import { passOnSlot, waitForAdmission } from './admission.js';
+import { waitForAdmission } from './admission.js';
 import { jobStatusQuery, type GenerationInput } from './definitions.js';
 import {
   callProviderWithRetries,
@@ -96,7 +96,5 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     );
     enter(JobStatus.failed);
     throw ApplicationFailure.nonRetryable(failure.message, failure.code);
-  } finally {
-    await passOnSlot(jobId);
   }
 }
