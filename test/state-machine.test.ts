@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createJobTableActivities } from '../src/activities/job-table.js';
 import { submitGeneration } from '../src/api/submit-generation.js';
 import { findJob, IllegalTransitionError, transitionJob } from '../src/db/job-repository.js';
@@ -69,6 +70,21 @@ describe('the job state machine', () => {
       const first = await transitionJob(ctx.database.db, id, JobStatus.canceled);
       const again = await transitionJob(ctx.database.db, id, JobStatus.canceled);
       assert.equal(again.version, first.version);
+    });
+
+    test('a write the job is already past changes nothing, and the end it finds is the one returned', async () => {
+      const id = await queuedJob();
+      await transitionJob(ctx.database.db, id, JobStatus.canceled);
+      const ended = await findJob(ctx.database.db, id);
+      const activities = createJobTableActivities(ctxDeps(ctx));
+      // What a replay after the end re-runs: every earlier write of the job, then another ending.
+      const env = new MockActivityEnvironment({}, { client: ctx.temporal });
+      await env.run(() => activities.markJobStoring(id));
+      const ending = await env.run(() =>
+        activities.markJobFailed({ jobId: id, code: 'timeout', message: 'late' }),
+      );
+      assert.deepEqual(ending, { status: 'canceled', failure: null });
+      assert.deepEqual(await findJob(ctx.database.db, id), ended);
     });
 
     test('the job-table activity fails loudly: non-retryable failure, error log with the job id, a counter', async () => {

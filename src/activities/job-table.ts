@@ -1,4 +1,5 @@
-import { isTerminal, JobStatus } from '../jobs/job.js';
+import { isTerminal, JobStatus, type JobEnding } from '../jobs/job.js';
+import type { JobRow } from '../db/schema.js';
 import { transitionJob } from '../db/job-repository.js';
 import { observeJobEnded } from '../observability/job-metrics.js';
 import type { StoredObject } from '../storage/object-store.js';
@@ -19,8 +20,17 @@ export interface MarkJobSucceededInput {
   result: StoredObject;
 }
 
+function endingOf(row: JobRow): JobEnding {
+  // Only reached after a terminal write, which returns the row at or past it: ended.
+  if (!isTerminal(row.status)) throw new Error(`job ${row.id} is ${row.status} after a terminal write`);
+  const failure = row.failure_code ? { code: row.failure_code, message: row.failure_message ?? '' } : null;
+  return { status: row.status, failure };
+}
+
 /**
- * One activity per job-table transition; each is safe to retry (re-entering a status is a no-op). The
+ * One activity per job-table transition; each is safe to repeat at any later point of the job (a
+ * write the job is already at or past changes nothing), and the terminal ones return how the row says
+ * the job ended. The
  * write that ends a job then passes its running slot on to the user's oldest waiting job, whatever ended
  * it. A job with a webhook gets its deliveries started after the write, not awaited: a retry starts what
  * a crash left unstarted, and nothing twice.
@@ -39,14 +49,19 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     }
     if (isTerminal(to)) await admitAndWake(deps, jobId);
     if (row.webhook) await dispatchFromActivity(deps, jobId);
+    return row;
+  }
+
+  async function end(jobId: string, to: JobStatus, patch: Parameters<typeof transitionJob>[3]) {
+    return endingOf(await transition(jobId, to, patch));
   }
 
   return {
     async markJobStoring(jobId: string): Promise<void> {
       await transition(jobId, JobStatus.storing, { progress: 100 });
     },
-    async markJobSucceeded({ jobId, result }: MarkJobSucceededInput): Promise<void> {
-      await transition(jobId, JobStatus.succeeded, {
+    async markJobSucceeded({ jobId, result }: MarkJobSucceededInput): Promise<JobEnding> {
+      return end(jobId, JobStatus.succeeded, {
         completed_at: new Date(),
         storage_key: result.key,
         content_type: result.contentType,
@@ -54,18 +69,18 @@ export function createJobTableActivities(deps: ActivityDependencies) {
         result_sha256: result.sha256,
       });
     },
-    async markJobFailed({ jobId, code, message }: MarkJobFailedInput): Promise<void> {
-      await transition(jobId, JobStatus.failed, {
+    async markJobFailed({ jobId, code, message }: MarkJobFailedInput): Promise<JobEnding> {
+      return end(jobId, JobStatus.failed, {
         completed_at: new Date(),
         failure_code: code,
         failure_message: message,
       });
     },
-    async markJobExpired(jobId: string): Promise<void> {
-      await transition(jobId, JobStatus.expired, { completed_at: new Date() });
+    async markJobExpired(jobId: string): Promise<JobEnding> {
+      return end(jobId, JobStatus.expired, { completed_at: new Date() });
     },
-    async markJobCanceled(jobId: string): Promise<void> {
-      await transition(jobId, JobStatus.canceled, { completed_at: new Date() });
+    async markJobCanceled(jobId: string): Promise<JobEnding> {
+      return end(jobId, JobStatus.canceled, { completed_at: new Date() });
     },
   };
 }

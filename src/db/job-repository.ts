@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction, type UpdateObject } from 'kysely';
 import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
-import { ENTERED_FROM } from '../jobs/transitions.js';
+import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
 import { closeReservation, closesReservation, reserveCreditsAgain } from './credit-repository.js';
 import { appendJobEvent } from './job-event-repository.js';
 import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
@@ -115,8 +115,9 @@ export class IllegalTransitionError extends Error {
 }
 
 /**
- * Moves a job to `to` if the state machine allows it from the current status. Entering the status the
- * job already has is a no-op, so a retried activity is harmless; anything else illegal throws. A
+ * Moves a job to `to` if the state machine allows it from the current status. A job already at or past
+ * `to` (ended, even another way) is returned as it is: the write is a repeat, which any activity may
+ * be, at any later point of the job. Anything else illegal throws. A
  * terminal status settles or refunds the job's credits in the same transaction, so no crash can record
  * the end of a job without its credits, or the other way round.
  */
@@ -132,7 +133,7 @@ export async function transitionJob(
   const updated = await updateAndPublish(db, id, ENTERED_FROM[to], { ...patch, status: to }, closeCredits);
   if (updated) return updated;
   const current = await findJob(db, id);
-  if (current?.status === to) return current;
+  if (current && isAtOrPast(current.status, to)) return current;
   throw new IllegalTransitionError(id, current?.status, to);
 }
 

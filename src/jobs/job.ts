@@ -30,8 +30,21 @@ export const UNFINISHED_STATUSES: readonly JobStatus[] = [
   JobStatus.storing,
 ];
 
-export function isTerminal(status: JobStatus): boolean {
+export type TerminalStatus =
+  typeof JobStatus.succeeded | typeof JobStatus.failed | typeof JobStatus.canceled | typeof JobStatus.expired;
+
+export function isTerminal(status: JobStatus): status is TerminalStatus {
   return TERMINAL_STATUSES.includes(status);
+}
+
+/**
+ * How a job ended, as its row says. The write that ends a job may find it ended already (a repeated
+ * write, or an end recorded outside the workflow): the workflow ends as the row says, so that the two
+ * never disagree.
+ */
+export interface JobEnding {
+  status: TerminalStatus;
+  failure: { code: string; message: string } | null;
 }
 
 /** `image`: a PNG; `text`: a chat completion, streamed to subscribers token by token. */

@@ -7,7 +7,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { FailureCode, JobStatus } from '../jobs/job.js';
+import { FailureCode, JobStatus, type JobEnding } from '../jobs/job.js';
 import { jobTable, storage } from './activity-stubs.js';
 import { waitForAdmission } from './admission.js';
 import { jobStatusQuery, type GenerationInput } from './definitions.js';
@@ -28,7 +28,7 @@ function submittedAtMs(): number {
 async function generateAndStore(
   input: GenerationInput,
   setStatus: (status: JobStatus) => void,
-): Promise<void> {
+): Promise<JobEnding> {
   const { jobId } = input;
   const submittedAt = submittedAtMs();
   await waitForAdmission(jobId, startDeadline(input, submittedAt));
@@ -37,14 +37,14 @@ async function generateAndStore(
   await jobTable.markJobStoring(jobId);
   setStatus(JobStatus.storing);
   const result = await storage.storeResult({ jobId, staged });
-  await jobTable.markJobSucceeded({ jobId, result });
+  return jobTable.markJobSucceeded({ jobId, result });
 }
 
 /**
  * Runs `work` in a scope that a finish deadline cancels; the deadline then fails the job with its own
  * code, told apart from a client's cancel.
  */
-async function withFinishDeadline(seconds: number | undefined, work: () => Promise<void>): Promise<void> {
+async function withFinishDeadline<T>(seconds: number | undefined, work: () => Promise<T>): Promise<T> {
   if (seconds === undefined) return work();
   const scope = new CancellationScope();
   let deadlinePassed = false;
@@ -54,12 +54,37 @@ async function withFinishDeadline(seconds: number | undefined, work: () => Promi
   });
   timer.catch(() => undefined);
   try {
-    await scope.run(work);
+    return await scope.run(work);
   } catch (error) {
     if (deadlinePassed && isCancellation(error)) {
       throw new JobFailure(FailureCode.deadlineExceeded, `not finished within ${seconds} s`);
     }
     throw error;
+  }
+}
+
+/** Records how the job ended, whatever ended it; these writes ignore cancellation, as they must land. */
+function recordEnd(jobId: string, error: unknown): Promise<JobEnding> {
+  return CancellationScope.nonCancellable(() => {
+    if (isCancellation(error)) return jobTable.markJobCanceled(jobId);
+    if (error instanceof JobExpired) return jobTable.markJobExpired(jobId);
+    const failure = error instanceof JobFailure ? error : failureOf(error);
+    return jobTable.markJobFailed({ jobId, code: failure.code, message: failure.message });
+  });
+}
+
+/** Ends the workflow as the row says the job ended, so that Temporal and the job table agree. */
+function finishAs(ending: JobEnding, error: unknown): void {
+  switch (ending.status) {
+    case JobStatus.succeeded:
+    case JobStatus.expired:
+      return;
+    case JobStatus.canceled:
+      throw isCancellation(error) ? error : ApplicationFailure.nonRetryable('canceled', JobStatus.canceled);
+    case JobStatus.failed: {
+      const { code, message } = ending.failure ?? { code: FailureCode.internal, message: 'failed' };
+      throw ApplicationFailure.nonRetryable(message, code);
+    }
   }
 }
 
@@ -73,28 +98,16 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     // Operators filter jobs by KilnStatus in the Temporal UI.
     upsertSearchAttributes([{ key: KILN_STATUS, value: next }]);
   };
+  let ending: JobEnding;
+  let error: unknown;
   try {
-    await withFinishDeadline(input.request.deadline?.finishWithinSeconds, () =>
+    ending = await withFinishDeadline(input.request.deadline?.finishWithinSeconds, () =>
       generateAndStore(input, enter),
     );
-    enter(JobStatus.succeeded);
-  } catch (error) {
-    // Whatever ended the job must still reach the job table, so those writes ignore cancellation.
-    if (isCancellation(error)) {
-      await CancellationScope.nonCancellable(() => jobTable.markJobCanceled(jobId));
-      enter(JobStatus.canceled);
-      throw error;
-    }
-    if (error instanceof JobExpired) {
-      await CancellationScope.nonCancellable(() => jobTable.markJobExpired(jobId));
-      enter(JobStatus.expired);
-      return;
-    }
-    const failure = error instanceof JobFailure ? error : failureOf(error);
-    await CancellationScope.nonCancellable(() =>
-      jobTable.markJobFailed({ jobId, code: failure.code, message: failure.message }),
-    );
-    enter(JobStatus.failed);
-    throw ApplicationFailure.nonRetryable(failure.message, failure.code);
+  } catch (caught) {
+    error = caught;
+    ending = await recordEnd(jobId, caught);
   }
+  enter(ending.status);
+  finishAs(ending, error);
 }
