@@ -17,6 +17,7 @@ import {
 } from './harness/fault-checks.js';
 import { freePort } from './harness/free-port.js';
 import { startHoldingProxy, type HoldingProxy } from './harness/holding-proxy.js';
+import { startTcpProxy } from './harness/tcp-proxy.js';
 import { getJob, openStream, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { spawnWorkerProcess, startApi, type WorkerProcess } from './harness/kiln-processes.js';
 import { startMinio, type MinioServer } from './harness/minio.js';
@@ -197,6 +198,32 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('worker SIGKILL in markJobSucceeded', ids, duplicateSubmits(prompts));
   });
 
+  test('SIGKILL of the worker after markJobSucceeded committed, before its workflow task completed', async () => {
+    replicate.setDurationMs(500);
+    await worker.stop();
+    const link = await startTcpProxy(temporal.address);
+    worker = spawnWorkerProcess(ctx, { TEMPORAL_ADDRESS: link.address });
+    await worker.ready;
+    s3Proxy.hold();
+    const { ids, prompts } = await submitJobs('after succeeded');
+    // Every job is inside storeResult, in the workflow task that also writes `succeeded`.
+    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
+    // The worker keeps writing to Postgres, but can no longer tell Temporal the task is done.
+    link.freeze();
+    s3Proxy.release();
+    await waitUntil(async () =>
+      (await Promise.all(ids.map((id) => findJob(ctx.database.db, id)))).every(
+        (row) => row?.status === 'succeeded',
+      ),
+    );
+    worker.child.kill('SIGKILL');
+    await link.close();
+    // The next worker replays each task: every write before `succeeded` runs again on a succeeded row.
+    worker = spawnWorkerProcess(ctx);
+    await worker.ready;
+    await finish('worker SIGKILL after succeeded', ids, duplicateSubmits(prompts));
+  });
+
   test('no worker at all when jobs are submitted', async () => {
     replicate.setDurationMs(500);
     await worker.stop();
@@ -218,12 +245,70 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('Temporal restart', ids, duplicateSubmits(prompts));
   });
 
-  test('PostgreSQL restart mid-run', async () => {
+  /**
+   * Ten clients submitting back to back until stopped; the ids of what was accepted. Refusals while a
+   * dependency is down are expected, and must be 503s.
+   */
+  function submitBackToBack(label: string): { stop(): Promise<{ ids: string[]; refusals: number[] }> } {
+    let running = true;
+    const ids: string[] = [];
+    const refusals: number[] = [];
+    const clients = Array.from({ length: 10 }, async (_, client) => {
+      for (let i = 0; running; i += 1) {
+        const body = {
+          kind: 'image',
+          prompt: `${label} ${client}-${i} ${randomUUID()}`,
+          params: { size: '256x256' },
+        };
+        const accepted = await submit(api, body, randomUUID()).catch(() => undefined);
+        if (accepted?.status === 202) ids.push(String(accepted.body.id));
+        else refusals.push(accepted?.status ?? 0);
+        if (accepted?.status !== 202) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    });
+    return {
+      stop: async () => {
+        running = false;
+        await Promise.all(clients);
+        allIds.push(...ids);
+        return { ids, refusals };
+      },
+    };
+  }
+
+  /** Every 202 ends as it should, with jobs in flight and submits arriving while Postgres goes away. */
+  async function postgresFault(scenario: string, label: string, fault: () => Promise<void>): Promise<void> {
     replicate.setDurationMs(4000);
-    const { ids, prompts } = await submitJobs('postgres');
+    const { ids, prompts } = await submitJobs(label);
     await waitUntil(allRunning(ids));
-    await postgres.restart();
-    await finish('PostgreSQL restart', ids, duplicateSubmits(prompts));
+    const load = submitBackToBack(`${label} load`);
+    await fault();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const { ids: loadIds, refusals } = await load.stop();
+    assert.deepEqual(
+      refusals.filter((status) => status !== 503),
+      [],
+      'a submission refused while Postgres was away was not a 503',
+    );
+    // The same worker process, alive: it must ride out the restart, not be replaced after it.
+    assert.equal(worker.child.exitCode, null, 'the worker exited');
+    assert.equal(worker.child.signalCode, null, 'the worker was killed');
+    await finish(scenario, ids, duplicateSubmits(prompts));
+    await Promise.all(loadIds.map((id) => pollUntilDone(api, id, 120_000).catch(() => undefined)));
+    const { report } = await reportFor(ctx, `${scenario}: load`, loadIds, 0);
+    assert.equal(report.lost, 0, `${scenario}: a job accepted during the fault was lost`);
+  }
+
+  test('PostgreSQL fast restart mid-run (busy sessions end with 57P01)', async () => {
+    await postgresFault('PostgreSQL fast restart', 'pg fast', () => postgres.restart('fast'));
+  });
+
+  test('PostgreSQL down for 5 s mid-run', async () => {
+    await postgresFault('PostgreSQL down 5 s', 'pg down', async () => {
+      await postgres.shutdown('fast');
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      await postgres.start();
+    });
   });
 
   test('a provider that fails everything for a while', async () => {

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../logger.js';
+import { DEPENDENCY_RETRY_AFTER_SECONDS, unavailableDependency } from './dependency-unavailable.js';
 
 /** Every error a client sees, as a value: `{ error: { code, message, details? } }` on the wire. */
 export class ApiError extends Error {
@@ -43,12 +44,22 @@ function fromHttpError(error: { type?: unknown; status?: unknown }): ApiError | 
   return undefined;
 }
 
-/** The one error middleware: known errors keep their code, anything else is a 500 that leaks nothing. */
+/**
+ * The one error middleware: known errors keep their code, a dependency that is away is a 503 with
+ * Retry-After, anything else is a 500 that leaks nothing.
+ */
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const known = error instanceof ApiError ? error : fromHttpError(error ?? {});
     if (known) {
       res.status(known.status).json(known);
+      return;
+    }
+    const away = unavailableDependency(error);
+    if (away) {
+      logger.warn({ err: error, method: req.method, path: req.path }, away.message);
+      res.set('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
+      res.status(503).json(new ApiError(503, away.code, away.message));
       return;
     }
     logger.error({ err: error, method: req.method, path: req.path }, 'unhandled error');

@@ -44,6 +44,9 @@ export function isJobId(id: string): boolean {
   return /^job_[0-9a-f]{32}$/.test(id);
 }
 
+/** How long a submission waits for Temporal to take the workflow's start. */
+const START_DEADLINE_MS = 5000;
+
 function seedFor(jobId: string): number {
   return Number.parseInt(jobId.slice(4, 12), 16);
 }
@@ -69,11 +72,15 @@ async function startWorkflow(
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.
-    const handle = await deps.temporal.workflow.start<typeof runGeneration>('runGeneration', {
-      ...jobWorkflowOptions(row, plan, temporal.taskQueue),
-      args: [input],
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-    });
+    // Bounded: with the frontend away the client retries for ~20 s, past what a caller waits for a 202.
+    // Started or not, the row stays queued, and the same key (or the orphan sweep) settles it.
+    const handle = await deps.temporal.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+      deps.temporal.workflow.start<typeof runGeneration>('runGeneration', {
+        ...jobWorkflowOptions(row, plan, temporal.taskQueue),
+        args: [input],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      }),
+    );
     return handle.firstExecutionRunId;
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

@@ -15,8 +15,11 @@ export interface DatabaseHandle {
 
 function openPostgres(url: string): DatabaseHandle {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
-  // An idle client that loses its server (a Postgres restart) must not crash the process.
+  // A client that loses its server must not crash the process: an idle one reports it on the pool; a
+  // checked-out one (a fast restart or failover ends busy sessions with 57P01) on itself, besides
+  // failing its query, which is where the caller hears of it.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return {
     db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
     listen: (channel, onMessage, onReconnect) => listenWithPg(url, channel, onMessage, onReconnect),

@@ -8,14 +8,31 @@ import { stopChild } from '../../src/devstack/temporal-dev-server.js';
 import { freePort } from './free-port.js';
 
 const execFileAsync = promisify(execFile);
+
+/** PostgreSQL's shutdown modes, as `pg_ctl stop -m` names them. */
+export type ShutdownMode = 'smart' | 'fast' | 'immediate';
+
+// The postmaster's signal for each mode (what pg_ctl sends).
+const SHUTDOWN_SIGNAL: Record<ShutdownMode, NodeJS.Signals> = {
+  smart: 'SIGTERM',
+  fast: 'SIGINT',
+  immediate: 'SIGQUIT',
+};
 const SUPERUSER = 'kiln';
 
 export interface PostgresCluster {
   /** Connection URL of the `postgres` database, for creating per-test databases. */
   adminUrl: string;
   urlFor(database: string): string;
-  /** Stops and starts the server on the same port and data, as a crash-and-restart would. */
-  restart(): Promise<void>;
+  /**
+   * Stops and starts the server on the same port and data. `fast` (the default, what a failover or a
+   * managed database's maintenance does) ends busy sessions with 57P01; `smart` waits for them to leave;
+   * `immediate` is a crash.
+   */
+  restart(mode?: ShutdownMode): Promise<void>;
+  /** Stops the server and leaves it down until `start()`. */
+  shutdown(mode?: ShutdownMode): Promise<void>;
+  start(): Promise<void>;
   /** Freezes the server and every backend (SIGSTOP): queries hang, as on a stalled database host. */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -102,16 +119,25 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     await waitForConnection(adminUrl, child, () => stderr);
   };
 
+  const shutdown = async (mode: ShutdownMode = 'fast') => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(SHUTDOWN_SIGNAL[mode]);
+    await exited;
+  };
+
   await start();
   return {
     adminUrl,
     urlFor: (database) => `postgres://${SUPERUSER}@127.0.0.1:${port}/${database}`,
     pause: () => signalServerProcesses(child, 'SIGSTOP'),
     resume: () => signalServerProcesses(child, 'SIGCONT'),
-    restart: async () => {
-      await stopChild(child);
+    restart: async (mode) => {
+      await shutdown(mode);
       await start();
     },
+    shutdown,
+    start,
     stop: async () => {
       await stopChild(child);
       await rm(dataDir, { recursive: true, force: true });
