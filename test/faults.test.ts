@@ -224,6 +224,31 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('worker SIGKILL after succeeded', ids, duplicateSubmits(prompts));
   });
 
+  test('a paid call whose completion never reached Temporal is not paid again', async () => {
+    await worker.stop();
+    const link = await startTcpProxy(temporal.address);
+    worker = spawnWorkerProcess(ctx, { TEMPORAL_ADDRESS: link.address });
+    await worker.ready;
+    s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
+    const before = openai.requests.length;
+    const { ids } = await submitJobs('staged', { provider: 'openai', model: 'dall-e-2' });
+    // Every call has been answered (and paid); its output is on its way to staging.
+    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
+    link.freeze();
+    s3Proxy.release();
+    await waitUntil(async () => {
+      const keys = new Set(await listObjectKeys(ctx));
+      return ids.every((id) => keys.has(`staging/${id}`));
+    });
+    worker.child.kill('SIGKILL');
+    await link.close();
+    worker = spawnWorkerProcess(ctx);
+    await worker.ready;
+    await finish('completion lost after staging', ids, () =>
+      Math.max(0, openai.requests.length - before - JOBS),
+    );
+  });
+
   test('no worker at all when jobs are submitted', async () => {
     replicate.setDurationMs(500);
     await worker.stop();

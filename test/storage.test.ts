@@ -49,6 +49,14 @@ function itBehavesLikeAnObjectStore(store: () => ObjectStore): void {
     assert.deepEqual(await readAll(body.stream), bytes);
   });
 
+  it('stat says what put confirmed, and undefined where nothing is', async () => {
+    const key = uniqueKey();
+    const stored = await store().put(key, randomBytes(5_000), 'text/plain; charset=utf-8');
+    assert.deepEqual(await store().stat(key), stored);
+    await store().delete(key);
+    assert.equal(await store().stat(key), undefined);
+  });
+
   it('stores an empty object', async () => {
     const key = uniqueKey();
     const stored = await store().put(key, new Uint8Array(), 'application/octet-stream');

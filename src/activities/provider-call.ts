@@ -3,7 +3,7 @@ import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/
 import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
 import { pauseProvider } from '../db/provider-capacity-repository.js';
 import { FailureCode, type GenerationRequest, type ImageSize } from '../jobs/job.js';
-import { observeProviderCall } from '../observability/job-metrics.js';
+import { countStagedOutputReused, observeProviderCall } from '../observability/job-metrics.js';
 import { circuitOpenings, providerAuthFailures } from '../observability/metrics.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
@@ -120,6 +120,16 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const fromHeartbeat = (info.heartbeatDetails as CallHeartbeat | undefined)?.taskId;
     if (fromHeartbeat || info.attempt === 1) return fromHeartbeat;
     return (await findJob(db, jobId))?.provider_task_id ?? undefined;
+  }
+
+  /**
+   * An attempt whose completion was lost (its worker died after staging, or Temporal restarted) leaves
+   * the paid output in staging: the retried attempt takes it rather than pay for another. A first
+   * attempt has no earlier one, and is spared the lookup.
+   */
+  async function stagedByLostAttempt(jobId: string): Promise<StoredObject | undefined> {
+    if (Context.current().info.attempt === 1) return undefined;
+    return store.stat(stagingKeyFor(jobId));
   }
 
   /** One 429 (or an emptied quota) holds back every job of this provider, not just the one that met it. */
@@ -249,7 +259,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
     // `call` is the job's provider call number; `attempt` in every activity line is Temporal's.
     const log = { jobId, provider: provider.name, call: row.attempts, resumeTaskId, probe };
     logger.info(log, 'provider call started');
-    const callMetrics = observeProviderCall(row, resumeTaskId === undefined);
+    const callMetrics = observeProviderCall(row, {
+      isNew: resumeTaskId === undefined,
+      afterLostAttempt: Context.current().info.attempt > 1,
+    });
     const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
     try {
       const output = await generate(callable, input, heartbeat, row.attempts);
@@ -280,6 +293,12 @@ export function createProviderActivities(deps: ActivityDependencies) {
      */
     async callProvider(input: CallProviderInput): Promise<CallProviderOutcome> {
       const { jobId, request } = input;
+      const staged = await stagedByLostAttempt(jobId);
+      if (staged) {
+        countStagedOutputReused(request);
+        logger.info({ jobId, key: staged.key }, 'provider call answered by an earlier attempt');
+        return { kind: 'generated', staged };
+      }
       const callable = callableProvider(providers, request);
       const { provider } = callable;
       const resumeTaskId = await taskToResume(jobId);

@@ -72,7 +72,26 @@ const rateLimited = new Counter({
   registers,
 });
 
+const repeatedCalls = new Counter({
+  name: 'kiln_provider_calls_repeated_total',
+  help: 'Provider calls made again because the attempt before was lost mid-call (a dead worker): maybe paid twice',
+  labelNames: ['provider', 'model'] as const,
+  registers,
+});
+
+const stagedReused = new Counter({
+  name: 'kiln_staged_outputs_reused_total',
+  help: 'Retried provider calls answered by the output an earlier attempt staged: no second paid call',
+  labelNames: ['provider', 'model'] as const,
+  registers,
+});
+
 type JobLabels = Pick<JobRow, 'provider' | 'model'>;
+
+/** A retried attempt found an earlier attempt's output staged and used it instead of calling again. */
+export function countStagedOutputReused({ provider, model }: JobLabels): void {
+  stagedReused.inc({ provider, model });
+}
 
 export function countSubmitted({ provider, model }: JobLabels): void {
   submitted.inc({ provider, model });
@@ -82,10 +101,14 @@ export function countSubmitted({ provider, model }: JobLabels): void {
  * Times one provider call of `row` (the row `startProviderCall` returned). A resumed task is no new
  * call, so it counts neither as a start nor as a retry. `ended` records once, whichever path calls it.
  */
-export function observeProviderCall(row: JobLabels & Pick<JobRow, 'attempts'>, isNewCall: boolean) {
+export function observeProviderCall(
+  row: JobLabels & Pick<JobRow, 'attempts'>,
+  call: { isNew: boolean; afterLostAttempt: boolean },
+) {
   const labels = { provider: row.provider, model: row.model };
-  if (isNewCall && row.attempts === 1) started.inc(labels);
-  if (isNewCall && row.attempts > 1) retries.inc(labels);
+  if (call.isNew && row.attempts === 1) started.inc(labels);
+  if (call.isNew && row.attempts > 1) retries.inc(labels);
+  if (call.isNew && call.afterLostAttempt) repeatedCalls.inc(labels);
   const stopTimer = providerCallDuration.startTimer(labels);
   let ended = false;
   return {

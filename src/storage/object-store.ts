@@ -30,6 +30,8 @@ export interface ObjectStore {
    * with `ObjectNotFoundError` when there is nothing at `fromKey`.
    */
   copy(fromKey: string, toKey: string, sha256: string): Promise<StoredObject>;
+  /** What the store holds at `key` (its SHA-256 as the store confirms it), or undefined if nothing. */
+  stat(key: string): Promise<StoredObject | undefined>;
   /** Removes an object; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
 }

@@ -143,6 +143,23 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
       return { key: toKey, contentType, byteSize: head.ContentLength, sha256 };
     },
 
+    async stat(key): Promise<StoredObject | undefined> {
+      try {
+        const head = await client.send(new HeadObjectCommand({ Bucket, Key: key, ChecksumMode: 'ENABLED' }));
+        // Every put here carries a SHA-256; an object without one was not written by this store.
+        if (!head.ChecksumSHA256 || head.ContentLength === undefined) return undefined;
+        return {
+          key,
+          contentType: head.ContentType ?? 'application/octet-stream',
+          byteSize: head.ContentLength,
+          sha256: Buffer.from(head.ChecksumSHA256, 'base64').toString('hex'),
+        };
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    },
+
     async delete(key): Promise<void> {
       // S3 answers 204 for a missing key too, which is exactly the contract.
       await client.send(new DeleteObjectCommand({ Bucket, Key: key }));

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 /** An HTTP proxy that can hold chosen requests back, to stall one kind of call to a real server. */
 export interface HoldingProxy {
   url: string;
-  /** From now on, matching requests wait until `release()`. */
-  hold(): void;
+  /** From now on, matching requests (or those `which` picks instead) wait until `release()`. */
+  hold(which?: (req: IncomingMessage) => boolean): void;
   release(): void;
   /** Matching requests waiting right now. */
   held(): number;
@@ -18,6 +18,7 @@ export async function startHoldingProxy(
 ): Promise<HoldingProxy> {
   const upstream = new URL(target);
   let holding = false;
+  let holds = matches;
   let waiting = 0;
   let released: () => void = () => undefined;
   let gate = Promise.resolve();
@@ -40,7 +41,7 @@ export async function startHoldingProxy(
       res.on('close', () => outgoing.destroy());
       req.pipe(outgoing);
     };
-    if (!holding || !matches(req)) return forward();
+    if (!holding || !holds(req)) return forward();
     waiting += 1;
     void gate.then(() => {
       waiting -= 1;
@@ -51,8 +52,9 @@ export async function startHoldingProxy(
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    hold() {
+    hold(which = matches) {
       holding = true;
+      holds = which;
       gate = new Promise((resolve) => (released = resolve));
     },
     release() {
