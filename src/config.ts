@@ -143,6 +143,14 @@ const envSchema = z.object({
   RETENTION_UNSUCCESSFUL_DAYS: z.coerce.number().positive().default(30),
   /** How often the retention schedule runs. Default 1 h. */
   RETENTION_INTERVAL_MINUTES: z.coerce.number().positive().default(60),
+  /**
+   * A job row still `queued` this long after its submission with no workflow behind it (Temporal was
+   * away at submit, or the API died before the start) is ended `expired`, its credits refunded.
+   * Default 120 s.
+   */
+  ORPHAN_JOB_GRACE_SECONDS: z.coerce.number().positive().default(120),
+  /** How often the orphan sweep runs. Default 60 s. */
+  ORPHAN_SWEEP_INTERVAL_SECONDS: z.coerce.number().positive().default(60),
   /** Webhook deliveries are retried for at least this long. Default 86400 s (24 h). */
   WEBHOOK_RETRY_WINDOW_SECONDS: z.coerce.number().positive().default(86_400),
   /** First retry delay of a webhook delivery; doubles per attempt, with jitter. Default 5000 ms. */
@@ -189,6 +197,8 @@ export interface Config {
   retry: ProviderRetryPolicy;
   circuit: CircuitPolicy;
   retention: RetentionPolicy & { intervalMinutes: number };
+  /** Rows left without a workflow: how long before they are ended, and how often that is looked for. */
+  orphans: { graceSeconds: number; sweepIntervalSeconds: number };
   providerLimits: { byKey: Readonly<Record<string, ProviderLimit>>; fallback: ProviderLimit };
   plans: { byName: Readonly<Record<string, Plan>>; defaultPlan: string };
   costs: { byKey: Readonly<Record<string, number>>; fallback: number };
@@ -277,6 +287,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       succeededDays: e.RETENTION_SUCCEEDED_DAYS,
       unsuccessfulDays: e.RETENTION_UNSUCCESSFUL_DAYS,
       intervalMinutes: e.RETENTION_INTERVAL_MINUTES,
+    },
+    orphans: {
+      graceSeconds: e.ORPHAN_JOB_GRACE_SECONDS,
+      sweepIntervalSeconds: e.ORPHAN_SWEEP_INTERVAL_SECONDS,
     },
     providerLimits: {
       byKey: e.PROVIDER_LIMITS,

@@ -11,7 +11,7 @@ import { startObservability } from './observability/process-observability.js';
 import { installTemporalRuntime } from './observability/temporal-runtime.js';
 import { connectTemporalClient } from './temporal-client.js';
 import { createKilnWorker } from './worker/create-worker.js';
-import { ensureRetentionSchedule } from './worker/retention-schedule.js';
+import { ensureSchedules } from './worker/schedules.js';
 import { workerDependencies } from './worker/worker-dependencies.js';
 import { checkWorkerHealth } from './worker/worker-health.js';
 import { startWorkerHttpServer } from './worker/worker-http-server.js';
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     logger,
   );
   const temporal = await connectTemporalClient(config.temporal);
-  await ensureRetentionSchedule(temporal, config);
+  await ensureSchedules(temporal, config);
   const api = await startApiServer({ ...deps, config, database, temporal });
   console.log(
     `\nKiln is running.\n  App:         ${api.url}/#key=${apiKey}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n` +

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { resultKeyFor } from '../src/activities/result-storage.js';
 import { findJob } from '../src/db/job-repository.js';
 import { ObjectNotFoundError } from '../src/storage/object-store.js';
-import { ensureRetentionSchedule, retentionScheduleId } from '../src/worker/retention-schedule.js';
+import { ensureRetentionSchedule, retentionScheduleId } from '../src/worker/schedules.js';
 import { apiFetch, getJob, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';

@@ -114,6 +114,7 @@ function ctxDeps(ctx: TestContext) {
     logger: createLogger('silent', 'test'),
     circuit: ctx.config.circuit,
     retention: ctx.config.retention,
+    orphans: ctx.config.orphans,
     plans: ctx.config.plans,
     providerLimits: ctx.config.providerLimits,
     webhooks: ctx.config.webhooks,

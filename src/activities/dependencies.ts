@@ -16,6 +16,8 @@ export interface ActivityDependencies {
   /** How every provider's shared circuit breaker behaves. */
   circuit: CircuitPolicy;
   retention: RetentionPolicy;
+  /** When a row without a workflow is ended. */
+  orphans: Config['orphans'];
   /** Running slots per user (admission). */
   plans: Config['plans'];
   /** Fleet-wide rate and calls in flight per provider. */

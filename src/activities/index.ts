@@ -1,6 +1,7 @@
 import { createAdmissionActivities } from './admission.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { createJobTableActivities } from './job-table.js';
+import { createOrphanJobActivities } from './orphan-jobs.js';
 import { createProviderActivities } from './provider-call.js';
 import { createResultStorageActivities } from './result-storage.js';
 import { createRetentionActivities } from './retention.js';
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDependencies) {
   return {
     ...createAdmissionActivities(deps),
     ...createJobTableActivities(deps),
+    ...createOrphanJobActivities(deps),
     ...createProviderActivities(deps),
     ...createResultStorageActivities(deps),
     ...createRetentionActivities(deps),

@@ -150,6 +150,8 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
     failure_message: null,
     provider_task_id: null,
     admitted_at: null,
+    // The next run's workflow is not running yet either: if its start is lost, the orphan sweep ends it.
+    workflow_seen_at: null,
   };
   const updated = await updateAndPublish(db, id, ENTERED_FROM.queued, reset, (trx) =>
     reserveCreditsAgain(trx, id),

@@ -16,6 +16,7 @@ import * as createProviderPacing from './migrations/2026_11_23_0013_create_provi
 import * as createTakeProviderSlot from './migrations/2026_11_23_0014_create_take_provider_slot.js';
 import * as createAdmitWaitingJobs from './migrations/2026_11_23_0015_create_admit_waiting_jobs.js';
 import * as indexQueuedJobsByAge from './migrations/2026_11_23_0016_index_queued_jobs_by_age.js';
+import * as addWorkflowSeenAt from './migrations/2026_11_23_0017_add_workflow_seen_at.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -35,6 +36,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0014_create_take_provider_slot': createTakeProviderSlot,
   '2026_11_23_0015_create_admit_waiting_jobs': createAdmitWaitingJobs,
   '2026_11_23_0016_index_queued_jobs_by_age': indexQueuedJobsByAge,
+  '2026_11_23_0017_add_workflow_seen_at': addWorkflowSeenAt,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

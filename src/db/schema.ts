@@ -40,6 +40,8 @@ export interface JobsTable {
   purged_at: Timestamp | null;
   /** When the job got one of its user's running slots (the plan's `maxRunning`); null while it waits. */
   admitted_at: Timestamp | null;
+  /** When the job's workflow first asked for admission; null on a row no workflow has yet run for. */
+  workflow_seen_at: Timestamp | null;
   /** Where the job's events go, and which; null without a webhook. */
   webhook: ColumnType<JobWebhook | null, string | null | undefined, string | null>;
 }

@@ -6,7 +6,7 @@ import { startObservability } from '../observability/process-observability.js';
 import { installTemporalRuntime } from '../observability/temporal-runtime.js';
 import { connectTemporalClient } from '../temporal-client.js';
 import { createKilnWorker } from './create-worker.js';
-import { ensureRetentionSchedule } from './retention-schedule.js';
+import { ensureSchedules } from './schedules.js';
 import { workerDependencies } from './worker-dependencies.js';
 import { checkWorkerHealth } from './worker-health.js';
 import { startWorkerHttpServer } from './worker-http-server.js';
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     logger,
   );
   const client = await connectTemporalClient(config.temporal);
-  await ensureRetentionSchedule(client, config);
+  await ensureSchedules(client, config);
   await client.connection.close();
   logger.info({ taskQueue: config.temporal.taskQueue, httpUrl: http.url }, 'worker polling');
   // run() resolves after SIGINT/SIGTERM once in-flight activities are done or out of grace time;

@@ -17,6 +17,7 @@ export function workerDependencies(
     logger,
     circuit: config.circuit,
     retention: config.retention,
+    orphans: config.orphans,
     plans: config.plans,
     providerLimits: config.providerLimits,
     webhooks: config.webhooks,

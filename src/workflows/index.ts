@@ -2,3 +2,4 @@
 export { deliverWebhook } from './deliver-webhook.js';
 export { runGeneration } from './run-generation.js';
 export { purgeExpiredJobs } from './purge-expired-jobs.js';
+export { settleOrphanJobs } from './settle-orphan-jobs.js';

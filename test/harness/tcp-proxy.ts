@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 /**
  * A TCP proxy in front of one server, for faults of the network between a process and it: `freeze()`
  * stops forwarding in both directions (bytes wait, connections stay open, as on a stalled link) until
- * `thaw()`; `cut()` resets every connection.
+ * `thaw()`; `cut()` resets every connection; `refuse()` also resets every new one, as a server that is
+ * down does, until `accept()`.
  */
 export interface TcpProxy {
   /** `host:port` to connect to instead of the server. */
@@ -12,6 +13,8 @@ export interface TcpProxy {
   freeze(): void;
   thaw(): void;
   cut(): void;
+  refuse(): void;
+  accept(): void;
   close(): Promise<void>;
 }
 
@@ -19,6 +22,7 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const [host, port] = target.split(':') as [string, string];
   const pairs = new Set<[Socket, Socket]>();
   let frozen = false;
+  let refusing = false;
   const connectPair = ([client, upstream]: [Socket, Socket]) => {
     client.pipe(upstream);
     upstream.pipe(client);
@@ -30,6 +34,10 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   };
 
   const server = createServer((client) => {
+    if (refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = createConnection({ host, port: Number(port) });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -42,6 +50,9 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
   });
+  const cut = () => {
+    for (const pair of pairs) for (const socket of pair) socket.resetAndDestroy();
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port: listening } = server.address() as AddressInfo;
 
@@ -55,8 +66,13 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
       frozen = false;
       for (const pair of pairs) connectPair(pair);
     },
-    cut: () => {
-      for (const pair of pairs) for (const socket of pair) socket.resetAndDestroy();
+    cut,
+    refuse: () => {
+      refusing = true;
+      cut();
+    },
+    accept: () => {
+      refusing = false;
     },
     close: async () => {
       for (const pair of pairs) for (const socket of pair) socket.destroy();
