@@ -1,10 +1,12 @@
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
+import { isDatabaseUnavailable } from '../db/database-errors.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
 import { startObservability } from '../observability/process-observability.js';
 import { configuredProviders } from '../providers/configured-providers.js';
 import { createObjectStore } from '../storage/create-object-store.js';
+import { waitUntilReachable } from '../process/wait-until-reachable.js';
 import { connectTemporalClient } from '../temporal-client.js';
 import { startApiServer } from './api-server.js';
 
@@ -13,9 +15,16 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, 'api');
   const database = await openDatabase(config.database);
-  await migrateToLatest(database.db);
+  await waitUntilReachable('PostgreSQL', () => migrateToLatest(database.db), {
+    logger,
+    isUnreachable: isDatabaseUnavailable,
+  });
   const observability = startObservability(config, database.db, logger);
-  const temporal = await connectTemporalClient(config.temporal);
+  // At start, every failure to connect is the server being away (or not up yet): wait for it.
+  const temporal = await waitUntilReachable('Temporal', () => connectTemporalClient(config.temporal), {
+    logger,
+    isUnreachable: () => true,
+  });
   const server = await startApiServer({
     config,
     database,

@@ -10,10 +10,21 @@ const UNAVAILABLE_SQLSTATES: ReadonlySet<string> = new Set(['57P01', '57P02', '5
 const UNAVAILABLE_MESSAGE =
   /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed/i;
 
-/** Whether `error` means PostgreSQL cannot be reached right now: worth a wait and another try. */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
+function saysUnavailable(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) return true;
-  return hasNetworkErrorCode(error) || UNAVAILABLE_MESSAGE.test(error.message);
+  return UNAVAILABLE_MESSAGE.test(error.message);
+}
+
+/**
+ * Whether `error`, or one of its first few causes (a migration wraps the driver's error), means
+ * PostgreSQL cannot be reached right now: worth a wait and another try.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (hasNetworkErrorCode(error)) return true;
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 4; depth++) {
+    if (saysUnavailable(cause)) return true;
+    cause = cause.cause;
+  }
+  return false;
 }

@@ -1,9 +1,11 @@
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/database.js';
+import { isDatabaseUnavailable } from '../db/database-errors.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
 import { startObservability } from '../observability/process-observability.js';
 import { installTemporalRuntime } from '../observability/temporal-runtime.js';
+import { waitUntilReachable } from '../process/wait-until-reachable.js';
 import { connectTemporalClient } from '../temporal-client.js';
 import { createKilnWorker } from './create-worker.js';
 import { ensureSchedules } from './schedules.js';
@@ -17,15 +19,28 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, 'worker');
   await installTemporalRuntime(logger);
   const database = await openDatabase(config.database);
-  await migrateToLatest(database.db);
+  await waitUntilReachable('PostgreSQL', () => migrateToLatest(database.db), {
+    logger,
+    isUnreachable: isDatabaseUnavailable,
+  });
   const observability = startObservability(config, database.db, logger);
-  const worker = await createKilnWorker(config, workerDependencies(config, database, logger));
+  // At start, every failure to connect is the server being away (or not up yet): wait for it.
+  const temporalAway = { logger, isUnreachable: () => true };
+  const worker = await waitUntilReachable(
+    'Temporal',
+    () => createKilnWorker(config, workerDependencies(config, database, logger)),
+    temporalAway,
+  );
   const http = await startWorkerHttpServer(
     config.observability.workerHttp,
     () => checkWorkerHealth(worker, database.db),
     logger,
   );
-  const client = await connectTemporalClient(config.temporal);
+  const client = await waitUntilReachable(
+    'Temporal',
+    () => connectTemporalClient(config.temporal),
+    temporalAway,
+  );
   await ensureSchedules(client, config);
   await client.connection.close();
   logger.info({ taskQueue: config.temporal.taskQueue, httpUrl: http.url }, 'worker polling');

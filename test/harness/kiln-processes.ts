@@ -51,16 +51,30 @@ export async function startApi(ctx: TestContext, { port }: { port?: number } = {
   return { url: server.url, apiKey: ctx.apiKey, close };
 }
 
-export interface WorkerProcess {
+export interface KilnProcess {
   child: ChildProcess;
-  /** Resolves once the worker polls its task queue. */
+  /** Resolves once the process serves (the worker polls its task queue, the API listens). */
   ready: Promise<void>;
+  /** Everything it printed so far. */
+  output(): string;
   stop(): Promise<void>;
 }
 
-/** `npm run worker` as a real child process, for tests that kill workers. */
-export function spawnWorkerProcess(ctx: TestContext, extraEnv: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+export type WorkerProcess = KilnProcess;
+
+const PROCESSES = {
+  worker: { entry: 'src/worker/main.ts', readyLine: 'worker polling' },
+  api: { entry: 'src/api/main.ts', readyLine: 'api listening' },
+} as const;
+
+/** `npm run worker` or `npm run api` as a real child process, for tests that kill or starve it. */
+export function spawnKilnProcess(
+  ctx: TestContext,
+  kind: keyof typeof PROCESSES,
+  extraEnv: Record<string, string> = {},
+): KilnProcess {
+  const { entry, readyLine } = PROCESSES[kind];
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...ctx.env, LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,15 +83,19 @@ export function spawnWorkerProcess(ctx: TestContext, extraEnv: Record<string, st
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('worker polling')) resolve();
+      if (output.includes(readyLine)) resolve();
     });
     child.stderr?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${output.slice(-2000)}`)));
+    child.once('exit', (code) => reject(new Error(`${kind} exited with ${code}: ${output.slice(-2000)}`)));
   });
   ready.catch(() => undefined);
   const stop = () => stopChild(child);
   ctx.onCleanup(stop);
-  return { child, ready, stop };
+  return { child, ready, output: () => output, stop };
+}
+
+export function spawnWorkerProcess(ctx: TestContext, extraEnv: Record<string, string> = {}): WorkerProcess {
+  return spawnKilnProcess(ctx, 'worker', extraEnv);
 }
