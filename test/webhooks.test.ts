@@ -202,6 +202,17 @@ test('the webhook is part of the request: a changed one reuses the key, a bad on
   }
 });
 
+test('a webhook URL with a user name or password is refused, and the password is not echoed', async () => {
+  for (const url of ['http://user:s3cret@hooks.example/', 'https://s3cret@hooks.example/']) {
+    const refused = await submit(api, { kind: 'image', prompt: 'hook auth', webhook: { url } }, randomUUID());
+    assert.equal(refused.status, 400, url);
+    const { error } = refused.body as { error: { code: string; message: string } };
+    assert.equal(error.code, 'invalid_request');
+    assert.match(error.message, /^webhook\.url: .*user name or password/);
+    assert.ok(!JSON.stringify(refused.body).includes('s3cret'), JSON.stringify(refused.body));
+  }
+});
+
 describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
   test('signatures match the Standard Webhooks test vector and the receiver verifies them', () => {
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -228,6 +239,18 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
     ['[fe80::1]', 'link-local'],
     ['[::ffff:127.0.0.1]', 'loopback'],
     ['[::ffff:10.0.0.1]', 'private'],
+    ['[::ffff:169.254.169.254]', 'link-local'],
+    // IPv6 addresses that carry an IPv4 address are judged by it.
+    ['[64:ff9b::7f00:1]', 'loopback'],
+    ['[64:ff9b::10.0.0.1]', 'private'],
+    ['[::127.0.0.1]', 'loopback'],
+    ['[::a9fe:a9fe]', 'link-local'],
+    ['[::ffff:0:7f00:1]', 'loopback'],
+    ['[2002:7f00:1::1]', 'loopback'],
+    ['[2002:c0a8:101::]', 'private'],
+    // Refused whatever they carry.
+    ['[64:ff9b:1::808:808]', 'local-use NAT64'],
+    ['[2001:0:4136:e378:8000:63bf:3fff:fdd2]', 'Teredo'],
     ['localhost', 'loopback'],
   ] as const;
   for (const [host, range] of refused) {
@@ -240,7 +263,16 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
   }
 
   test('allows public addresses, refuses a name with any private address, and allows all when configured', async () => {
-    for (const host of ['93.184.216.34', '[2606:4700:4700::1111]']) {
+    const publicHosts = [
+      '93.184.216.34',
+      '[2606:4700:4700::1111]',
+      '[2606:4700::1111]',
+      // Public IPv4 addresses carried by IPv6 ones are allowed, as the IPv4 address itself would be.
+      '[64:ff9b::808:808]',
+      '[::ffff:8.8.8.8]',
+      '[2002:808:808::1]',
+    ];
+    for (const host of publicHosts) {
       assert.equal(
         (await resolveWebhookHost(new URL(`https://${host}/`), { allowPrivate: false })).length,
         1,
@@ -254,6 +286,11 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
     await assert.rejects(
       resolveWebhookHost(new URL('https://hooks.example/'), { allowPrivate: false, lookup: mixed }),
       /hooks\.example resolves to 10\.0\.0\.7, a private address/,
+    );
+    const nat64 = () => Promise.resolve([{ address: '64:ff9b::a9fe:a9fe', family: 6 }]);
+    await assert.rejects(
+      resolveWebhookHost(new URL('https://hooks.example/'), { allowPrivate: false, lookup: nat64 }),
+      /hooks\.example resolves to 64:ff9b::a9fe:a9fe, a link-local address \(it carries 169\.254\.169\.254\)/,
     );
     assert.ok(await resolveWebhookHost(new URL('http://127.0.0.1/'), { allowPrivate: true }));
   });

@@ -19,13 +19,21 @@ const MAX_MAX_TOKENS = 16_384;
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
 const MAX_WEBHOOK_URL_LENGTH = 2048;
 
+function hasNoUserinfo(url: string): boolean {
+  const { username, password } = new URL(url);
+  return username === '' && password === '';
+}
+
 /** Where the job's events go. Whether its host may be reached is checked when each attempt resolves it. */
 const webhookSchema = z
   .object({
     url: z
-      .url({ protocol: /^https?$/, normalize: true })
+      // `abort`: the refinement parses the URL again, which throws on one this check refused.
+      .url({ protocol: /^https?$/, normalize: true, abort: true })
       .max(MAX_WEBHOOK_URL_LENGTH)
-      .describe('http or https; redirects are not followed'),
+      // A password here would be stored with the job and sent on every attempt; deliveries are signed.
+      .refine(hasNoUserinfo, 'must not contain a user name or password; verify the signature instead')
+      .describe('http or https, without a user name or password; redirects are not followed'),
     events: z
       .array(z.enum(WEBHOOK_EVENTS))
       .min(1)

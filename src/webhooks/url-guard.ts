@@ -50,21 +50,83 @@ const REFUSED_RANGES: readonly [string, readonly [string, number, 'ipv4' | 'ipv6
       ['ff00::', 8, 'ipv6'],
     ],
   ],
+  // RFC 8215 lets each network choose where in a local-use NAT64 address the IPv4 address sits, so it
+  // cannot be read back; such a translator serves its own network, never a public receiver.
+  ['local-use NAT64', [['64:ff9b:1::', 48, 'ipv6']]],
+  // A Teredo address (RFC 4380) names a server and an obfuscated client IPv4 address, reached through a
+  // relay; public Teredo service is shut down, so no receiver needs one and neither address is judged.
+  ['Teredo', [['2001::', 32, 'ipv6']]],
 ];
 
-// BlockList matches IPv4-mapped IPv6 (::ffff:127.0.0.1) against the IPv4 rules too.
+/**
+ * IPv6 ranges whose addresses carry an IPv4 address, and the 16-bit group it starts at: IPv4-compatible
+ * (`::/96`, deprecated), IPv4-translated (RFC 2765), NAT64 well-known (RFC 6052), 6to4 (RFC 3056).
+ * Reaching one reaches, or is translated to, that IPv4 address, so it is judged by it. IPv4-mapped
+ * addresses are not here: BlockList already judges them by their IPv4 address.
+ */
+const IPV4_CARRIERS: readonly [network: string, prefix: number, firstGroup: number][] = [
+  ['::', 96, 6],
+  ['::ffff:0:0:0', 96, 6],
+  ['64:ff9b::', 96, 6],
+  ['2002::', 16, 1],
+];
+
 const blockLists = REFUSED_RANGES.map(([name, subnets]) => {
   const list = new BlockList();
   for (const [network, prefix, type] of subnets) list.addSubnet(network, prefix, type);
   return [name, list] as const;
 });
 
-/** What kind of refused range `address` (an IP literal) is in, or undefined if it may be reached. */
-export function refusedRange(address: string): string | undefined {
+const carriers = IPV4_CARRIERS.map(([network, prefix, firstGroup]) => {
+  const list = new BlockList();
+  list.addSubnet(network, prefix, 'ipv6');
+  return [list, firstGroup] as const;
+});
+
+/** Why an address may not be reached. */
+export interface AddressRefusal {
+  range: string;
+  /** The IPv4 address an IPv6 address carries, when it was refused for being in `range`. */
+  carried?: string;
+}
+
+/** Why `address` (an IP literal) may not be reached, or undefined if it may. */
+export function addressRefusal(address: string): AddressRefusal | undefined {
   const family = isIP(address);
-  if (family === 0) return 'not an IP address';
-  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (family === 0) return { range: 'not an IP address' };
+  const range = rangeOf(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (range) return { range };
+  const carried = family === 6 ? carriedIPv4(address) : undefined;
+  const carriedRange = carried === undefined ? undefined : rangeOf(carried, 'ipv4');
+  return carriedRange ? { range: carriedRange, carried } : undefined;
+}
+
+// BlockList matches IPv4-mapped IPv6 (::ffff:127.0.0.1) against the IPv4 rules too.
+function rangeOf(address: string, type: 'ipv4' | 'ipv6'): string | undefined {
   return blockLists.find(([, list]) => list.check(address, type))?.[0];
+}
+
+function carriedIPv4(address: string): string | undefined {
+  const firstGroup = carriers.find(([list]) => list.check(address, 'ipv6'))?.[1];
+  if (firstGroup === undefined) return undefined;
+  const [high = 0, low = 0] = ipv6Groups(address).slice(firstGroup, firstGroup + 2);
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+}
+
+/** The eight 16-bit groups of a valid IPv6 literal, `::` expanded and a trailing dotted quad split. */
+function ipv6Groups(address: string): number[] {
+  const parse = (part: string | undefined): number[] =>
+    part
+      ? part.split(':').flatMap((group) => {
+          if (!group.includes('.')) return [parseInt(group, 16)];
+          const [a = 0, b = 0, c = 0, d = 0] = group.split('.').map(Number);
+          return [(a << 8) | b, (c << 8) | d];
+        })
+      : [];
+  const [head, tail] = address.split('::');
+  const before = parse(head);
+  const after = parse(tail);
+  return [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
 }
 
 /** The webhook's host is, or resolves to, an address it may not reach: a permanent failure. */
@@ -75,11 +137,13 @@ export class WebhookAddressRefused extends Error {
     readonly host: string,
     readonly address: string,
     readonly range: string,
+    readonly carried?: string,
   ) {
+    const because = carried === undefined ? '' : ` (it carries ${carried})`;
     super(
       host === address
-        ? `${address} is a ${range} address`
-        : `${host} resolves to ${address}, a ${range} address`,
+        ? `${address} is a ${range} address${because}`
+        : `${host} resolves to ${address}, a ${range} address${because}`,
     );
   }
 }
@@ -97,8 +161,9 @@ export interface UrlGuardOptions {
 
 /**
  * Resolves the URL's host and refuses it if any of its addresses is private, loopback, link-local,
- * unique-local, carrier-grade NAT, unspecified, reserved or multicast. Returns the addresses, so that the
- * request connects to exactly the ones checked (a second lookup could answer otherwise: DNS rebinding).
+ * unique-local, carrier-grade NAT, unspecified, reserved or multicast, carries such an IPv4 address, or
+ * is local-use NAT64 or Teredo. Returns the addresses, so that the request connects to exactly the ones
+ * checked (a second lookup could answer otherwise: DNS rebinding).
  */
 export async function resolveWebhookHost(url: URL, options: UrlGuardOptions): Promise<LookupAddress[]> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -107,8 +172,8 @@ export async function resolveWebhookHost(url: URL, options: UrlGuardOptions): Pr
   if (addresses.length === 0) throw new Error(`${host} has no address`);
   if (options.allowPrivate) return addresses;
   for (const { address } of addresses) {
-    const range = refusedRange(address);
-    if (range) throw new WebhookAddressRefused(host, address, range);
+    const refusal = addressRefusal(address);
+    if (refusal) throw new WebhookAddressRefused(host, address, refusal.range, refusal.carried);
   }
   return addresses;
 }
