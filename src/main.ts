@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const apiKey = await ensureDemoApiKey(database.db, config);
   const observability = startObservability(config, database.db, logger);
   const deps = workerDependencies(config, database, logger);
-  const worker = await createKilnWorker(config, deps);
+  const worker = await createKilnWorker(config, deps, database);
   const workerHttp = await startWorkerHttpServer(
     config.observability.workerHttp,
     () => checkWorkerHealth(worker, database.db),

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createJobTableActivities } from '../src/activities/job-table.js';
+import { createProviderCallCancels } from '../src/activities/provider-call-cancels.js';
 import { submitGeneration } from '../src/api/submit-generation.js';
 import { findJob, IllegalTransitionError, transitionJob } from '../src/db/job-repository.js';
 import { JobStatus, TERMINAL_STATUSES } from '../src/jobs/job.js';
@@ -118,6 +119,7 @@ function ctxDeps(ctx: TestContext) {
     plans: ctx.config.plans,
     providerLimits: ctx.config.providerLimits,
     webhooks: ctx.config.webhooks,
+    callCancels: createProviderCallCancels(),
     taskQueue: ctx.config.temporal.taskQueue,
   };
 }

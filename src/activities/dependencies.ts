@@ -6,6 +6,7 @@ import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { ProviderCallCancels } from './provider-call-cancels.js';
 
 /** Everything activities touch, handed in once by the worker so tests can pass their own. */
 export interface ActivityDependencies {
@@ -24,6 +25,8 @@ export interface ActivityDependencies {
   providerLimits: Config['providerLimits'];
   /** Webhook retries and the address guard. */
   webhooks: Config['webhooks'];
+  /** Provider calls in flight in this process, for cancels announced by the API. */
+  callCancels: ProviderCallCancels;
   /** The main task queue, where webhook delivery workflows are started. */
   taskQueue: string;
 }

@@ -77,7 +77,7 @@ function imageSizeOf(request: GenerationRequest): ImageSize {
 }
 
 export function createProviderActivities(deps: ActivityDependencies) {
-  const { db, store, providers, logger, circuit, providerLimits } = deps;
+  const { db, store, providers, logger, circuit, providerLimits, callCancels } = deps;
 
   /**
    * Starts the job's webhook deliveries. A failure does not touch the paid call: what stays unstarted
@@ -172,13 +172,14 @@ export function createProviderActivities(deps: ActivityDependencies) {
     provider: ImageProvider,
     input: CallProviderInput,
     heartbeat: CallHeartbeat,
+    signal: AbortSignal,
   ): Promise<Output> {
     const context = Context.current();
     const { jobId, request, seed } = input;
     const image = await provider.generateImage(
       { prompt: request.prompt, model: request.model, size: imageSizeOf(request), seed },
       {
-        signal: context.cancellationSignal,
+        signal,
         onProgress: progressReporter(jobId, heartbeat, request.webhook?.events.includes('progress') ?? false),
         resumeTaskId: heartbeat.taskId,
         onTaskAccepted: async (taskId) => {
@@ -200,13 +201,14 @@ export function createProviderActivities(deps: ActivityDependencies) {
     provider: TextProvider,
     input: CallProviderInput,
     attempt: number,
+    signal: AbortSignal,
   ): Promise<Output> {
     const { jobId, request } = input;
     const stream = await openTextStream(db, jobId, attempt, logger);
     try {
       const { text, quota } = await provider.generateText(
         { prompt: request.prompt, model: request.model, maxTokens: request.maxTokens ?? undefined },
-        { signal: Context.current().cancellationSignal, onDelta: (delta) => stream.append(delta) },
+        { signal, onDelta: (delta) => stream.append(delta) },
       );
       return { bytes: new TextEncoder().encode(text), contentType: TEXT_CONTENT_TYPE, quota };
     } finally {
@@ -214,7 +216,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
     }
   }
 
-  /** The call for the job's kind, heartbeating while it lasts. */
+  /**
+   * The call for the job's kind, heartbeating while it lasts. Aborted by Temporal's cancellation or,
+   * sooner, by the cancel's announcement; either way the activity ends as Temporal's cancellation.
+   */
   async function generate(
     callable: CallableProvider,
     input: CallProviderInput,
@@ -222,14 +227,31 @@ export function createProviderActivities(deps: ActivityDependencies) {
     attempt: number,
   ): Promise<Output> {
     const context = Context.current();
+    const announced = callCancels.watch(input.jobId);
+    const signal = AbortSignal.any([context.cancellationSignal, announced.signal]);
     const beat = setInterval(() => context.heartbeat(heartbeat), HEARTBEAT_INTERVAL_MS);
     try {
       return callable.kind === 'text'
-        ? await generateText(callable.provider, input, attempt)
-        : await generateImage(callable.provider, input, heartbeat);
+        ? await generateText(callable.provider, input, attempt, signal)
+        : await generateImage(callable.provider, input, heartbeat, signal);
+    } catch (error) {
+      if (announced.signal.aborted) await temporalCancellation();
+      throw error;
     } finally {
       clearInterval(beat);
+      announced.release();
     }
+  }
+
+  /**
+   * Waits, heartbeating, for Temporal's cancellation of a call the announcement already aborted: it
+   * comes with the answer to a heartbeat. Bounded: if it never comes (the workflow ended first), the
+   * abort's own error stands.
+   */
+  async function temporalCancellation(): Promise<void> {
+    const { cancelled, info } = Context.current();
+    const bound = new Promise((resolve) => setTimeout(resolve, 2 * (info.heartbeatTimeoutMs ?? 10_000)));
+    await Promise.race([cancelled, bound]).catch(() => undefined);
   }
 
   async function afterSuccess(limitKey: string, output: Output) {

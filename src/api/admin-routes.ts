@@ -93,7 +93,7 @@ export function adminRoutes(deps: AdminRouteDependencies, adminKey: string): Rou
 
   router.post('/jobs/:id/cancel', async (req, res) => {
     const row = await anyJob(deps, req);
-    if ((await cancelJob(deps.temporal, row)) === 'finished') {
+    if ((await cancelJob(deps, row)) === 'finished') {
       throw new ApiError(409, 'job_finished', `job is already ${row.status}`);
     }
     res.status(202).json(toJob(row));

@@ -4,6 +4,8 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDependencies } from '../activities/index.js';
 import { createProviderActivities } from '../activities/provider-call.js';
 import type { Config } from '../config.js';
+import { CALL_CANCELS_CHANNEL } from '../db/call-cancel-notices.js';
+import type { DatabaseHandle } from '../db/database.js';
 import {
   dispatchesPerSecond,
   limitKeysToPoll,
@@ -69,7 +71,11 @@ async function createProviderWorkers(
  * workers. In-flight provider calls get `shutdownGraceTime` to finish on SIGTERM (the SDK default of 0
  * would cancel paid calls at once); past that they are retried elsewhere after their heartbeat timeout.
  */
-export async function createKilnWorker(config: Config, deps: ActivityDependencies): Promise<KilnWorker> {
+export async function createKilnWorker(
+  config: Config,
+  deps: ActivityDependencies,
+  database: Pick<DatabaseHandle, 'listen'>,
+): Promise<KilnWorker> {
   const connection = await NativeConnection.connect({
     address: config.temporal.address ?? DEFAULT_TEMPORAL_ADDRESS,
   });
@@ -83,6 +89,8 @@ export async function createKilnWorker(config: Config, deps: ActivityDependencie
     shutdownGraceTime: '10s',
   });
   const workers = [main, ...(await createProviderWorkers(config, deps, connection))];
+  // A lost notice costs only the early abort: Temporal's own cancellation still comes with a heartbeat.
+  const cancels = await database.listen(CALL_CANCELS_CHANNEL, (jobId) => deps.callCancels.cancel(jobId));
   const shutdown = () => {
     for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
   };
@@ -101,6 +109,7 @@ export async function createKilnWorker(config: Config, deps: ActivityDependencie
           }
         }),
       );
+      await cancels.close();
       const failed = outcomes.find((outcome) => outcome.status === 'rejected');
       if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     },

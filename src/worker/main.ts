@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const temporalAway = { logger, isUnreachable: () => true };
   const worker = await waitUntilReachable(
     'Temporal',
-    () => createKilnWorker(config, workerDependencies(config, database, logger)),
+    () => createKilnWorker(config, workerDependencies(config, database, logger), database),
     temporalAway,
   );
   const http = await startWorkerHttpServer(

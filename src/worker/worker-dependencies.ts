@@ -1,4 +1,5 @@
 import type { ActivityDependencies } from '../activities/index.js';
+import { createProviderCallCancels } from '../activities/provider-call-cancels.js';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { Logger } from '../logger.js';
@@ -21,6 +22,7 @@ export function workerDependencies(
     plans: config.plans,
     providerLimits: config.providerLimits,
     webhooks: config.webhooks,
+    callCancels: createProviderCallCancels(),
     taskQueue: config.temporal.taskQueue,
   };
 }

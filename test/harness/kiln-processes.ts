@@ -14,7 +14,11 @@ const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Runs a worker inside the test process; stopped at the context's cleanup. */
 export async function startWorker(ctx: TestContext): Promise<{ stop(): Promise<void> }> {
   const logger = createLogger(ctx.config.logLevel, 'test-worker');
-  const worker = await createKilnWorker(ctx.config, workerDependencies(ctx.config, ctx.database, logger));
+  const worker = await createKilnWorker(
+    ctx.config,
+    workerDependencies(ctx.config, ctx.database, logger),
+    ctx.database,
+  );
   const running = worker.run();
   let stopped: Promise<void> | undefined;
   const stop = () => {
