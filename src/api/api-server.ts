@@ -11,6 +11,7 @@ import { callerOfRequest } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
+import { KeySessions } from './key-sessions.js';
 import { findOwnedJob } from './owned-job.js';
 
 export interface ApiServerDependencies {
@@ -31,11 +32,19 @@ export interface RunningApiServer {
 export async function startApiServer(deps: ApiServerDependencies): Promise<RunningApiServer> {
   const { config, database, logger } = deps;
   const events = await JobEventHub.start(database, logger);
-  const app = createApp({ ...deps, db: database.db, costs: config.costs, hub: events.hub });
+  const keys = await KeySessions.start(database, logger);
+  const app = createApp({
+    ...deps,
+    db: database.db,
+    costs: config.costs,
+    hub: events.hub,
+    sessions: keys.sessions,
+  });
   const stream = createJobStream({
     hub: events.hub,
+    sessions: keys.sessions,
     logger,
-    userIdOf: async (req) => (await callerOfRequest(database.db, req))?.userId,
+    callerOf: (req) => callerOfRequest(database.db, req),
     cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
     canWatch: async (userId, jobId) => (await findOwnedJob(database.db, userId, jobId)) !== undefined,
   });
@@ -68,7 +77,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
       await stream.close();
       events.hub.endAll();
       await closed;
-      await events.stop();
+      await Promise.all([events.stop(), keys.stop()]);
     },
   };
 }

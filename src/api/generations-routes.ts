@@ -14,6 +14,7 @@ import { authenticate, authenticatedCaller, callerOf } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import type { JobEventHub } from './job-event-hub.js';
+import type { KeySessions } from './key-sessions.js';
 import { serveJobEvents } from './job-events-sse.js';
 import { listGenerations } from './list-generations.js';
 import { findOwnedJob } from './owned-job.js';
@@ -29,6 +30,8 @@ export interface GenerationsRouteDependencies extends SubmitDependencies {
   providers: ProviderRegistry;
   /** Live job events, for the Server-Sent Events route. */
   hub: JobEventHub;
+  /** Ends an event stream when the key it was opened with is revoked. */
+  sessions: KeySessions;
   logger: Logger;
   config: SubmitDependencies['config'] & Pick<Config, 'providers' | 'submitRateLimit'>;
 }
@@ -93,7 +96,7 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
     res.json(toJob(await ownedJob(req, res)));
   });
 
-  router.get('/:id/events', serveJobEvents(deps.db, deps.hub));
+  router.get('/:id/events', serveJobEvents(deps.db, deps.hub, deps.sessions));
 
   // The polling fallback for streamed text: what the current attempt has written so far.
   router.get('/:id/text', async (req, res) => {

@@ -7,8 +7,9 @@ import type { TextUpdate } from '../events/text-stream.js';
 import { isTerminal } from '../jobs/job.js';
 import { trackOpenSocket } from '../observability/socket-metrics.js';
 import { ApiError } from './api-error.js';
-import { callerOf } from './authenticate.js';
+import { authenticatedCaller } from './authenticate.js';
 import type { JobEventHub } from './job-event-hub.js';
+import type { KeySessions } from './key-sessions.js';
 import { findOwnedJob } from './owned-job.js';
 
 /** Comments this often keep proxies from closing an idle stream. */
@@ -39,12 +40,18 @@ function writeText(res: Response, { type, ...update }: TextUpdate): void {
 
 /**
  * `GET /v1/generations/:id/events`: the job's events as Server-Sent Events, the same numbered events the
- * socket sends. Ends after the terminal event; a finished job with nothing newer answers 204, which
- * tells EventSource to stop reconnecting.
+ * socket sends. Ends after the terminal event, or when the caller's key is revoked (EventSource's
+ * reconnect is then refused with 401); a finished job with nothing newer answers 204, which tells
+ * EventSource to stop reconnecting.
  */
-export function serveJobEvents(db: Kysely<Database>, hub: JobEventHub): RequestHandler {
+export function serveJobEvents(
+  db: Kysely<Database>,
+  hub: JobEventHub,
+  sessions: KeySessions,
+): RequestHandler {
   return async (req, res) => {
-    const row = await findOwnedJob(db, callerOf(res), String(req.params.id));
+    const { userId, keyId } = authenticatedCaller(res);
+    const row = await findOwnedJob(db, userId, String(req.params.id));
     if (!row) throw new ApiError(404, 'not_found', 'no such job');
     const since = sinceOf(req);
     if (isTerminal(toJob(row).status) && since >= row.version) {
@@ -70,6 +77,9 @@ export function serveJobEvents(db: Kysely<Database>, hub: JobEventHub): RequestH
       res.end();
     };
     req.on('close', end);
+    // Released once the response is over, however it ended: `end` may run inside `track` itself.
+    const session = sessions.track(keyId, end);
+    res.once('close', () => session.release());
     // A reader this far behind is dropped; EventSource resumes by Last-Event-ID.
     const writable = (): boolean => {
       if (ended) return false;

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
+import type { Caller } from '../db/user-repository.js';
 import type { JobEvent } from '../events/job-event.js';
 import type { TextUpdate } from '../events/text-stream.js';
 import { isTerminal } from '../jobs/job.js';
@@ -9,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { trackOpenSocket } from '../observability/socket-metrics.js';
 import type { CancelOutcome } from './cancel-generation.js';
 import type { JobEventHub } from './job-event-hub.js';
+import type { KeySession, KeySessions } from './key-sessions.js';
 
 export const STREAM_PATH = '/v1/stream';
 
@@ -24,6 +26,8 @@ const CANCEL_ERRORS = {
  */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 export const SLOW_CONSUMER_CLOSE_CODE = 4008;
+/** The API key the socket was opened with was revoked; reconnecting with it is refused (401). */
+export const API_KEY_REVOKED_CLOSE_CODE = 4001;
 
 /** Sockets that miss a ping for this long are dropped, so dead peers do not hold subscriptions. */
 const PING_INTERVAL_MS = 30_000;
@@ -58,13 +62,15 @@ export type ServerMessage =
 
 export interface JobStreamDependencies {
   hub: JobEventHub;
+  /** Closes a socket when the key it was opened with is revoked. */
+  sessions: KeySessions;
   logger: Logger;
   /** Whether `userId` may watch `jobId`; unknown and foreign jobs look the same. */
   canWatch(userId: string, jobId: string): Promise<boolean>;
   /** Cancels a job on behalf of `userId`, as `POST /v1/generations/:id/cancel` does. */
   cancel(userId: string, jobId: string): Promise<CancelOutcome>;
   /** Authenticates the upgrade request; undefined refuses it. */
-  userIdOf(req: IncomingMessage): Promise<string | undefined>;
+  callerOf(req: IncomingMessage): Promise<Pick<Caller, 'userId' | 'keyId'> | undefined>;
 }
 
 function send(socket: WebSocket, message: ServerMessage): void {
@@ -85,14 +91,22 @@ export function createJobStream(deps: JobStreamDependencies) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const alive = new WeakSet<WebSocket>();
 
-  function onConnection(socket: WebSocket, userId: string): void {
+  function onConnection(socket: WebSocket, { userId, keyId }: Pick<Caller, 'userId' | 'keyId'>): void {
     const subscriptions = new Map<string, () => void>();
+    const session = deps.sessions.track(keyId, () =>
+      socket.close(API_KEY_REVOKED_CLOSE_CODE, 'api key revoked'),
+    );
     alive.add(socket);
     socket.once('close', trackOpenSocket('websocket'));
     socket.on('pong', () => alive.add(socket));
-    socket.on('close', () => subscriptions.forEach((unsubscribe) => unsubscribe()));
+    socket.on('close', () => {
+      session.release();
+      subscriptions.forEach((unsubscribe) => unsubscribe());
+    });
     // The default binaryType is kept, so every message arrives as one Buffer.
     socket.on('message', (data: Buffer) => {
+      // Frames the client sent before it read the close frame still arrive: none is acted on.
+      if (session.revoked) return;
       if (data.length > MAX_MESSAGE_BYTES) {
         send(socket, { type: 'error', error: MESSAGE_ERRORS.tooLarge });
         return;
@@ -107,7 +121,7 @@ export function createJobStream(deps: JobStreamDependencies) {
         return;
       }
       if (message.type === 'cancel') {
-        void cancel(socket, userId, message.id);
+        void cancel(socket, session, userId, message.id);
         return;
       }
       void subscribe(socket, userId, message, subscriptions);
@@ -160,8 +174,10 @@ export function createJobStream(deps: JobStreamDependencies) {
     }
   }
 
-  async function cancel(socket: WebSocket, userId: string, id: string): Promise<void> {
+  async function cancel(socket: WebSocket, session: KeySession, userId: string, id: string): Promise<void> {
     try {
+      // A cancel acts on the key's authority, so the database is asked, not only what NOTIFY told so far.
+      if (!(await session.confirmLive())) return;
       const outcome = await deps.cancel(userId, id);
       if (outcome === 'canceling') send(socket, { type: 'canceling', id });
       else if (outcome === 'finished') send(socket, { type: 'error', id, error: CANCEL_ERRORS.finished });
@@ -186,15 +202,15 @@ export function createJobStream(deps: JobStreamDependencies) {
 
   return {
     async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-      const userId = await deps.userIdOf(req).catch((error: unknown) => {
+      const caller = await deps.callerOf(req).catch((error: unknown) => {
         deps.logger.error({ err: error }, 'socket authentication failed');
         return undefined;
       });
-      if (!userId) {
+      if (!caller) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, userId));
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, caller));
     },
     async close(): Promise<void> {
       clearInterval(pinger);

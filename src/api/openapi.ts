@@ -30,7 +30,8 @@ stream as Server-Sent Events from \`/v1/generations/{id}/events\`, and over a We
 which OpenAPI cannot describe: connect with the same \`Authorization\` header, send \
 \`{ "type": "subscribe", "id", "since"? }\` and receive \`{ "type": "job", "seq", "event", "job" }\` (\`event\` is \
 \`status\` or \`progress\`, \`job\` a \`Job\`) for every event after \`since\` until the job ends; a client too slow \
-to read is closed with code 4008 and resumes with \`since\`. A text job's tokens come between its events as \
+to read is closed with code 4008 and resumes with \`since\`, and a socket whose API key is revoked is closed \
+with code 4001. A text job's tokens come between its events as \
 \`{ "type": "text", "id", "attempt", "offset", "delta" }\` (\`delta\` goes at \`offset\`, in UTF-16 units, of \
 that attempt's text; the first one after subscribing is the text so far, at offset 0) and \
 \`{ "type": "reset", "id", "attempt" }\` when a retried attempt starts the text again. \`{ "type": "unsubscribe", "id" }\` stops that, \
@@ -172,7 +173,8 @@ function jobPaths() {
         summary: "The job's events as Server-Sent Events",
         description:
           'Each event: `id:` its seq, `event:` `status` or `progress`, `data:` the Job after the change. ' +
-          'Starts after `Last-Event-ID` (or `since`); ends after the terminal event. A text job also gets ' +
+          'Starts after `Last-Event-ID` (or `since`); ends after the terminal event, or when the API key ' +
+          'is revoked (a reconnect is then answered 401). A text job also gets ' +
           '`event: text` (`data: { attempt, offset, delta }`) and `event: reset` (`data: { attempt }`) ' +
           'without an id, the same messages the WebSocket sends.',
         parameters: [

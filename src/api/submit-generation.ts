@@ -123,7 +123,7 @@ async function insertPaidJob(
  */
 export async function submitGeneration(
   deps: SubmitDependencies,
-  { userId, plan }: Caller,
+  { userId, plan }: Pick<Caller, 'userId' | 'plan'>,
   idempotencyKey: string,
   request: GenerationRequest,
 ): Promise<Submission> {
