@@ -18,7 +18,14 @@ import {
 import { freePort } from './harness/free-port.js';
 import { startHoldingProxy, type HoldingProxy } from './harness/holding-proxy.js';
 import { startTcpProxy } from './harness/tcp-proxy.js';
-import { getJob, openStream, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
+import {
+  apiFetch,
+  getJob,
+  openStream,
+  pollUntilDone,
+  submit,
+  type ApiTarget,
+} from './harness/job-watcher.js';
 import { spawnWorkerProcess, startApi, type WorkerProcess } from './harness/kiln-processes.js';
 import { startMinio, type MinioServer } from './harness/minio.js';
 import { startPostgresCluster, type PostgresCluster } from './harness/postgres.js';
@@ -247,6 +254,25 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('completion lost after staging', ids, () =>
       Math.max(0, openai.requests.length - before - JOBS),
     );
+  });
+
+  test('a job canceled as its output is being staged leaves nothing in staging', async () => {
+    s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
+    const { ids } = await submitJobs('cancel staging', { provider: 'openai', model: 'dall-e-2' });
+    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
+    await Promise.all(ids.map((id) => apiFetch(api, `/v1/generations/${id}/cancel`, { method: 'POST' })));
+    s3Proxy.release();
+    const jobs = await Promise.all(ids.map((id) => pollUntilDone(api, id, 120_000)));
+    assert.deepEqual(new Set(jobs.map((job) => job.status)), new Set(['canceled']));
+    const keys = await listObjectKeys(ctx);
+    assert.deepEqual(
+      ids.filter((id) => keys.includes(`staging/${id}`)),
+      [],
+      'staged outputs of canceled jobs',
+    );
+    const { report } = await reportFor(ctx, 'canceled while staging', ids, 0);
+    reports.push(report);
+    assert.equal(report.lost, 0);
   });
 
   test('no worker at all when jobs are submitted', async () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
+import { stagingKeyFor } from './provider-call.js';
 
 export interface StoreResultInput {
   jobId: string;
@@ -49,6 +50,14 @@ export function createResultStorageActivities({ store }: ActivityDependencies) {
       }
       await store.delete(staged.key);
       return stored;
+    },
+
+    /**
+     * Removes what a job that did not succeed left in staging: an output that arrived as it was
+     * canceled, or that could not be stored. Removing nothing is fine, so it is safe to repeat.
+     */
+    async discardStagedOutput(jobId: string): Promise<void> {
+      await store.delete(stagingKeyFor(jobId));
     },
   };
 }

@@ -106,6 +106,9 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     );
   } catch (caught) {
     error = caught;
+    // An output that arrived as the job was canceled (or could not be stored) is nobody's now; gone
+    // before the row says the job ended, so no reader of the row finds it.
+    await CancellationScope.nonCancellable(() => storage.discardStagedOutput(jobId));
     ending = await recordEnd(jobId, caught);
   }
   enter(ending.status);
