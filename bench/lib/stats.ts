@@ -31,12 +31,14 @@ export function spreadOf(runs: readonly number[]): Spread {
   };
 }
 
-/** p50, p90, p99 and max of one run's samples, under `prefix`. */
-export function latencyFigures(prefix: string, samples: readonly number[]): Record<string, number> {
+/** The given percentiles (by default p50, p90, p99) and max of one run's samples, under `prefix`. */
+export function latencyFigures(
+  prefix: string,
+  samples: readonly number[],
+  percentiles: readonly number[] = [50, 90, 99],
+): Record<string, number> {
   return {
-    [`${prefix}_p50_ms`]: percentile(samples, 50),
-    [`${prefix}_p90_ms`]: percentile(samples, 90),
-    [`${prefix}_p99_ms`]: percentile(samples, 99),
+    ...Object.fromEntries(percentiles.map((p) => [`${prefix}_p${p}_ms`, percentile(samples, p)])),
     [`${prefix}_max_ms`]: samples.length > 0 ? Math.max(...samples) : Number.NaN,
   };
 }

@@ -1,4 +1,5 @@
 import type { Scenario } from '../lib/scenario.js';
+import { cancel } from './cancel.js';
 import { capacity } from './capacity.js';
 import { fairness } from './fairness.js';
 import { footprint } from './footprint.js';
@@ -8,7 +9,7 @@ import { quotaUse } from './quota-use.js';
 import { recovery } from './recovery.js';
 import { submitUnderLoad } from './submit-under-load.js';
 
-/** In the table order, which is also the report's. */
+/** In the table order, which is also the report's; scenarios added since follow it. */
 export const SCENARIOS: Scenario[] = [
   submitUnderLoad,
   orchestrationOverhead,
@@ -18,6 +19,7 @@ export const SCENARIOS: Scenario[] = [
   recovery,
   fairness,
   footprint,
+  cancel,
 ];
 
 /**
@@ -30,6 +32,7 @@ export const RUN_ORDER: string[] = [
   'push',
   'quota',
   'recovery',
+  'cancel',
   'footprint',
   'fairness',
   'submit',
