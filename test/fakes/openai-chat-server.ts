@@ -30,6 +30,8 @@ export interface FakeOpenAIChatServer {
   url: string;
   apiKey: string;
   requests: ChatBody[];
+  /** Whether each of `requests` was streamed to its end: a completion a real provider bills in full. */
+  paid: boolean[];
   /** Tokens sent so far over all requests. */
   tokensSent(): number;
   /** The reply the fake streams for a prompt: its tokens joined. */
@@ -85,6 +87,7 @@ export async function startFakeOpenAIChatServer(
   const apiKey = `sk-fake-${randomUUID()}`;
   const reply = options.reply ?? defaultReply;
   const requests: ChatBody[] = [];
+  const paid: boolean[] = [];
   const queue: FakeChatBehaviour[] = [];
   let persistent: FakeChatBehaviour = options.behaviour ?? { kind: 'ok' };
   let tokensSent = 0;
@@ -107,22 +110,20 @@ export async function startFakeOpenAIChatServer(
     return !res.destroyed;
   }
 
-  async function answer(res: ServerResponse, body: ChatBody, behaviour: FakeChatBehaviour) {
+  async function answer(res: ServerResponse, body: ChatBody, behaviour: FakeChatBehaviour): Promise<boolean> {
     if (behaviour.kind === 'rate_limited') {
       res.setHeader('retry-after', String(behaviour.retryAfterSeconds));
-      return sendError(res, 429, {
-        message: 'Rate limit reached.',
-        type: 'requests',
-        code: 'rate_limit_exceeded',
-      });
+      sendError(res, 429, { message: 'Rate limit reached.', type: 'requests', code: 'rate_limit_exceeded' });
+      return false;
     }
     const id = `chatcmpl-${randomUUID()}`;
     const tokens = reply(body.messages.at(-1)?.content ?? '');
     res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': `req_${randomUUID()}` });
     res.write(chunkLine(id, body.model, { role: 'assistant', content: '' }, null));
     if (behaviour.kind === 'ok') {
-      if (!(await streamTokens(res, id, body, tokens, behaviour.tokenDelayMs ?? 0))) return;
+      if (!(await streamTokens(res, id, body, tokens, behaviour.tokenDelayMs ?? 0))) return false;
       res.end(`${chunkLine(id, body.model, {}, 'stop')}data: [DONE]\n\n`);
+      return true;
     } else if (behaviour.kind === 'cut') {
       await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), behaviour.tokenDelayMs ?? 0);
       res.socket?.destroy();
@@ -135,6 +136,7 @@ export async function startFakeOpenAIChatServer(
       await streamTokens(res, id, body, tokens.slice(0, 2), 0);
       res.end(`${chunkLine(id, body.model, {}, 'content_filter')}data: [DONE]\n\n`);
     }
+    return false;
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -148,7 +150,7 @@ export async function startFakeOpenAIChatServer(
     if (!parsed.success || parsed.data.stream !== true) {
       return sendError(res, 400, { message: 'Invalid request body.', type: 'invalid_request_error' });
     }
-    requests.push(parsed.data);
+    const index = requests.push(parsed.data) - 1;
     if (req.headers.authorization !== `Bearer ${apiKey}`) {
       return sendError(res, 401, {
         message: 'Incorrect API key provided.',
@@ -156,7 +158,7 @@ export async function startFakeOpenAIChatServer(
         code: 'invalid_api_key',
       });
     }
-    await answer(res, parsed.data, queue.shift() ?? persistent);
+    paid[index] = await answer(res, parsed.data, queue.shift() ?? persistent);
   }
 
   const server = createServer((req, res) => {
@@ -171,6 +173,7 @@ export async function startFakeOpenAIChatServer(
     url: `http://127.0.0.1:${port}/v1`,
     apiKey,
     requests,
+    paid,
     tokensSent: () => tokensSent,
     replyFor: (prompt) => reply(prompt).join(''),
     setBehaviour(behaviour) {

@@ -46,6 +46,8 @@ export interface FakeOpenAIImagesServer {
   arrivals: number[];
   /** When the answer to each of `requests` ended or was abandoned (Date.now()); unset while open. */
   answeredAt: number[];
+  /** Whether each of `requests` was answered in full with images: a call a real provider bills. */
+  paid: boolean[];
   /** 429s sent, by the request limit or an exhausted quota. */
   rateLimitedResponses(): number;
   /** Answers every request 429 (with Retry-After) for the next `ms`, as a provider out of quota does. */
@@ -249,6 +251,7 @@ export async function startFakeOpenAIImagesServer(
   const requests: ImageGenerationBody[] = [];
   const arrivals: number[] = [];
   const answeredAt: number[] = [];
+  const paid: boolean[] = [];
   const bucket = options.requestLimit ? tokenBucket(options.requestLimit) : undefined;
   let exhaustedUntil = 0;
   let rateLimited = 0;
@@ -291,6 +294,7 @@ export async function startFakeOpenAIImagesServer(
     }
     for (const [name, value] of Object.entries(limit?.headers ?? {})) res.setHeader(name, value);
     await answer(res, body, queue.shift() ?? persistent, closing.signal);
+    paid[index] = res.statusCode === 200 && res.writableEnded;
   }
 
   let open = 0;
@@ -310,6 +314,7 @@ export async function startFakeOpenAIImagesServer(
     requests,
     arrivals,
     answeredAt,
+    paid,
     rateLimitedResponses: () => rateLimited,
     exhaustQuota(ms) {
       exhaustedUntil = Date.now() + ms;

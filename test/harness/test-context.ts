@@ -33,6 +33,16 @@ export interface TestContext {
 /** Credits of a test user unless a test asks for others: no test here runs out of them by accident. */
 export const TEST_USER_CREDITS = 1_000_000;
 
+/** Every server a context needs; typed against `SharedStackEnv`, so a new one cannot be left out. */
+const SHARED_STACK_KEYS = {
+  KILN_TEST_PG_BASE_URL: true,
+  KILN_TEST_TEMPORAL_ADDRESS: true,
+  KILN_TEST_S3_ENDPOINT: true,
+  KILN_TEST_S3_REGION: true,
+  KILN_TEST_S3_ACCESS_KEY_ID: true,
+  KILN_TEST_S3_SECRET_ACCESS_KEY: true,
+} satisfies Record<keyof SharedStackEnv, true>;
+
 let sharedStack: Promise<{ env: SharedStackEnv; stop(): Promise<void> }> | undefined;
 let contextsOpen = 0;
 
@@ -72,8 +82,10 @@ export async function createTestContext(
   overrides: Record<string, string> = {},
   servers: Partial<SharedStackEnv> = {},
 ): Promise<TestContext> {
-  const stack = { ...(await acquireStack()).env, ...servers };
-  const undos: (() => Promise<void> | void)[] = [releaseStack];
+  // A caller that brings every server of its own (the fault suite, the chaos campaign) needs no shared ones.
+  const ownServers = Object.keys(SHARED_STACK_KEYS).every((key) => key in servers);
+  const stack = { ...(ownServers ? {} : (await acquireStack()).env), ...servers } as SharedStackEnv;
+  const undos: (() => Promise<void> | void)[] = ownServers ? [] : [releaseStack];
   const suffix = randomBytes(4).toString('hex');
   const databaseName = `kiln_test_${suffix}`;
   await createDatabase(stack.KILN_TEST_PG_BASE_URL, databaseName);

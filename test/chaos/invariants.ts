@@ -1,0 +1,173 @@
+import { toJob } from '../../src/db/job-repository.js';
+import type { JobRow } from '../../src/db/schema.js';
+import { isTerminal } from '../../src/jobs/job.js';
+import { balanceProblems, isLost, jobLedgerProblems, listObjectKeys } from '../harness/fault-checks.js';
+import type { SubmittedJob } from './load.js';
+import type { ChaosStack } from './stack.js';
+
+/** A fault as the timeline recorded it, with when it ran. */
+export interface TimedFault {
+  name: string;
+  detail: string;
+  killedWorker: boolean;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** Everything the checks look at, read once after the load has drained. */
+export interface CampaignOutcome {
+  stack: ChaosStack;
+  submitted: SubmittedJob[];
+  /** Every row of the campaign's user: accepted jobs, and rows whose submission never got its 202. */
+  rows: JobRow[];
+  faults: TimedFault[];
+}
+
+/** One invariant: a name, and the jobs (or other things) that break it, each said in a line. */
+export interface Invariant {
+  name: string;
+  check(outcome: CampaignOutcome): Promise<string[]>;
+}
+
+/** Provider calls by prompt: how many reached the provider, and how many were answered in full (billed). */
+function callsByPrompt(stack: ChaosStack): Map<string, { made: number; paid: number }> {
+  const calls = new Map<string, { made: number; paid: number }>();
+  const count = (prompt: string | undefined, wasPaid: boolean | undefined) => {
+    if (prompt === undefined) return;
+    const seen = calls.get(prompt) ?? { made: 0, paid: 0 };
+    calls.set(prompt, { made: seen.made + 1, paid: seen.paid + (wasPaid ? 1 : 0) });
+  };
+  stack.images.requests.forEach((body, i) => count(body.prompt, stack.images.paid[i]));
+  stack.chat.requests.forEach((body, i) => count(body.messages.at(-1)?.content, stack.chat.paid[i]));
+  return calls;
+}
+
+/** Worker kills while the job was unfinished: each may lose a call that was answered but not yet kept. */
+function workerKillsDuring(row: JobRow, faults: TimedFault[]): number {
+  const endedAt = row.completed_at?.getTime() ?? Infinity;
+  return faults.filter(
+    (fault) => fault.killedWorker && fault.endedAt >= row.created_at.getTime() && fault.startedAt <= endedAt,
+  ).length;
+}
+
+const byId = (outcome: CampaignOutcome) => new Map(outcome.rows.map((row) => [row.id, row]));
+
+/**
+ * The promise, checked over every job, whatever the faults were. A new invariant is one entry here.
+ */
+export const INVARIANTS: readonly Invariant[] = [
+  {
+    name: 'every row ends terminal (202 or not)',
+    check: async ({ rows }) =>
+      Promise.resolve(
+        rows.filter((row) => !isTerminal(row.status)).map((row) => `${row.id} is ${row.status}`),
+      ),
+  },
+  {
+    name: 'every 202 has its row',
+    check: async (outcome) => {
+      const rows = byId(outcome);
+      return Promise.resolve(
+        outcome.submitted
+          .filter((job) => job.accepted && !rows.has(job.id))
+          .map((job) => `${job.id}: no row`),
+      );
+    },
+  },
+  {
+    name: 'table status = workflow status',
+    check: async ({ stack, rows }) => {
+      const lost = await Promise.all(
+        rows.map(async (row) => ((await isLost(stack.ctx, toJob(row))) ? [`${row.id} (${row.status})`] : [])),
+      );
+      return lost.flat();
+    },
+  },
+  {
+    name: 'paid once (more only for a worker killed mid-job)',
+    check: async (outcome) => {
+      const calls = callsByPrompt(outcome.stack);
+      const rows = byId(outcome);
+      return Promise.resolve(
+        outcome.submitted.flatMap((job) => {
+          const row = rows.get(job.id);
+          if (!row) return [];
+          const { made, paid } = calls.get(job.prompt) ?? { made: 0, paid: 0 };
+          const allowed = 1 + workerKillsDuring(row, outcome.faults);
+          const said = `${job.id} (${job.kind}, ${row.status}, ${row.attempts} attempts): ${made} calls, ${paid} paid`;
+          if (paid > allowed) return [`${said}, ${allowed} allowed`];
+          if (row.status === 'succeeded' && paid === 0) return [`${said}: succeeded unpaid`];
+          return [];
+        }),
+      );
+    },
+  },
+  {
+    name: 'ledger = balance, one settle-or-refund per job',
+    check: async ({ stack, rows }) => [
+      ...(await balanceProblems(stack.ctx.database.db)),
+      ...(await jobLedgerProblems(stack.ctx.database.db, rows.map(toJob))),
+    ],
+  },
+  {
+    name: 'event seqs gapless, last = row version',
+    check: async ({ stack, rows }) => {
+      const events = await stack.ctx.database.db.selectFrom('job_events').select(['job_id', 'seq']).execute();
+      return rows.flatMap((row) => {
+        const seqs = events
+          .filter((event) => event.job_id === row.id)
+          .map((event) => event.seq)
+          .sort((a, b) => a - b);
+        const gapless = seqs.every((seq, i) => seq === i + 1) && seqs.at(-1) === row.version;
+        return gapless ? [] : [`${row.id}: seqs ${seqs.join(',')}, version ${row.version}`];
+      });
+    },
+  },
+  {
+    name: 'storage: a result per succeeded job, nothing else',
+    check: async ({ stack, rows }) => {
+      const keys = new Set(await listObjectKeys(stack.ctx));
+      const expected = new Set(
+        rows.filter((row) => row.status === 'succeeded').map((row) => `results/${row.id}`),
+      );
+      return [
+        ...[...keys].filter((key) => !expected.has(key)).map((key) => `orphan object ${key}`),
+        ...[...expected].filter((key) => !keys.has(key)).map((key) => `missing ${key}`),
+      ];
+    },
+  },
+  {
+    name: 'webhooks: the end of each job delivered, signed',
+    check: async (outcome) => {
+      const delivered = outcome.stack.webhooks
+        .received('chaos')
+        .filter((hook) => hook.verified && hook.status < 300 && hook.payload);
+      const rows = byId(outcome);
+      return Promise.resolve(
+        outcome.submitted.flatMap((job) => {
+          const row = rows.get(job.id);
+          if (!job.webhook || !row) return [];
+          const ended = delivered.some(
+            (hook) => hook.payload?.data.id === job.id && hook.payload.data.status === row.status,
+          );
+          return ended ? [] : [`${job.id}: no signed ${row.status} delivery`];
+        }),
+      );
+    },
+  },
+];
+
+/** The rows of the campaign's user, once each is terminal or `timeoutMs` has passed. */
+export async function drainedRows(stack: ChaosStack, timeoutMs: number): Promise<JobRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await stack.ctx.database.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('user_id', '=', stack.ctx.userId)
+      .execute()
+      .catch(() => undefined);
+    if (rows && (rows.every((row) => isTerminal(row.status)) || Date.now() > deadline)) return rows;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}

@@ -1,0 +1,168 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ensureWebhookSecret } from '../../src/db/webhook-repository.js';
+import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
+import { startFakeOpenAIChatServer, type FakeOpenAIChatServer } from '../fakes/openai-chat-server.js';
+import { startFakeOpenAIImagesServer, type FakeOpenAIImagesServer } from '../fakes/openai-images-server.js';
+import { startWebhookReceiver, type FakeWebhookReceiver } from '../fakes/webhook-receiver.js';
+import { freePort } from '../harness/free-port.js';
+import { startHoldingProxy, type HoldingProxy } from '../harness/holding-proxy.js';
+import { spawnKilnProcess, type KilnProcess } from '../harness/kiln-processes.js';
+import { startMinio, type MinioServer } from '../harness/minio.js';
+import { startPostgresCluster, type PostgresCluster } from '../harness/postgres.js';
+import { createTestContext, type TestContext } from '../harness/test-context.js';
+
+/** Kiln's processes in the campaign: each slot holds one process at a time, replaced when killed. */
+export type ProcessKind = 'api' | 'worker';
+
+/** Everything the campaign runs and breaks: its own servers, so that any of them may be restarted. */
+export interface ChaosStack {
+  ctx: TestContext;
+  postgres: PostgresCluster;
+  /** Storage goes through this proxy, which can stall writes. */
+  storage: HoldingProxy;
+  images: FakeOpenAIImagesServer;
+  chat: FakeOpenAIChatServer;
+  webhooks: FakeWebhookReceiver;
+  processes: Record<ProcessKind, KilnProcess[]>;
+  /** Base URLs of the API processes serving now. */
+  apiUrls(): string[];
+  /** Kills (or stops) one process and, `downMs` after it exited, starts its replacement. */
+  replace(kind: ProcessKind, slot: number, signal: NodeJS.Signals, downMs: number): Promise<void>;
+  restartTemporal(downMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const PROCESSES_PER_KIND = 2;
+
+/** One base URL for both OpenAI endpoints Kiln calls: images to one fake, chat completions to the other. */
+async function startProviderRouter(
+  images: FakeOpenAIImagesServer,
+  chat: FakeOpenAIChatServer,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    const target = new URL(req.url?.startsWith('/v1/chat/') ? chat.url : images.url);
+    const key = req.url?.startsWith('/v1/chat/') ? chat.apiKey : images.apiKey;
+    const outgoing = request({
+      host: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, host: target.host, authorization: `Bearer ${key}` },
+    });
+    outgoing.on('response', (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+      answer.on('error', () => res.destroy());
+    });
+    // A reset upstream is a reset here, as the client would see it from the provider.
+    outgoing.on('error', () => res.socket?.destroy());
+    res.on('close', () => outgoing.destroy());
+    req.pipe(outgoing);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+function apiUrlOf(process: KilnProcess): string | undefined {
+  const line = process
+    .output()
+    .split('\n')
+    .find((entry) => entry.includes('api listening'));
+  return line ? (JSON.parse(line) as { url: string }).url : undefined;
+}
+
+export async function startChaosStack(): Promise<ChaosStack> {
+  const postgres = await startPostgresCluster();
+  const temporalDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-chaos-temporal-'));
+  const temporalOptions = {
+    port: await freePort(),
+    httpPort: await freePort(),
+    dbFile: path.join(temporalDir, 't.db'),
+  };
+  let temporal: TemporalDevServer = await startTemporalDevServer(temporalOptions);
+  const minio: MinioServer = await startMinio();
+  const storage = await startHoldingProxy(minio.endpoint, (req) => req.method === 'PUT');
+  const images = await startFakeOpenAIImagesServer();
+  const chat = await startFakeOpenAIChatServer();
+  const router = await startProviderRouter(images, chat);
+  const webhooks = await startWebhookReceiver();
+  const ctx = await createTestContext(
+    {
+      OPENAI_API_KEY: 'sk-chaos',
+      OPENAI_BASE_URL: `http://127.0.0.1:${(router.address() as AddressInfo).port}/v1`,
+      DEFAULT_PROVIDER: 'openai',
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      WEBHOOK_BACKOFF_INITIAL_MS: '500',
+      WEBHOOK_BACKOFF_MAX_MS: '2000',
+      PROVIDER_BACKOFF_INITIAL_MS: '200',
+      PROVIDER_BACKOFF_MAX_MS: '2000',
+      PROVIDER_MAX_CALLS: '20',
+      BREAKER_FAILURE_THRESHOLD: '5',
+      BREAKER_COOLDOWN_SECONDS: '2',
+      // A hung call is given up after this, not the default 180 s: the campaign must drain in minutes.
+      PROVIDER_ATTEMPT_TIMEOUT_SECONDS: '20',
+      ORPHAN_JOB_GRACE_SECONDS: '20',
+      ORPHAN_SWEEP_INTERVAL_SECONDS: '5',
+    },
+    {
+      KILN_TEST_PG_BASE_URL: postgres.urlFor(''),
+      KILN_TEST_TEMPORAL_ADDRESS: temporal.address,
+      KILN_TEST_S3_ENDPOINT: storage.url,
+      KILN_TEST_S3_REGION: minio.region,
+      KILN_TEST_S3_ACCESS_KEY_ID: minio.accessKeyId,
+      KILN_TEST_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    },
+  );
+  webhooks.setSecret(await ensureWebhookSecret(ctx.database.db, ctx.userId));
+  const spawn = (kind: ProcessKind) => spawnKilnProcess(ctx, kind);
+  const processes: Record<ProcessKind, KilnProcess[]> = {
+    api: Array.from({ length: PROCESSES_PER_KIND }, () => spawn('api')),
+    worker: Array.from({ length: PROCESSES_PER_KIND }, () => spawn('worker')),
+  };
+  await Promise.all([...processes.api, ...processes.worker].map((process) => process.ready));
+
+  return {
+    ctx,
+    postgres,
+    storage,
+    images,
+    chat,
+    webhooks,
+    processes,
+    apiUrls: () =>
+      processes.api
+        .filter((process) => process.child.exitCode === null && process.child.signalCode === null)
+        .flatMap((process) => apiUrlOf(process) ?? []),
+    async replace(kind, slot, signal, downMs) {
+      const old = processes[kind][slot]!;
+      const exited = new Promise((resolve) => old.child.once('exit', resolve));
+      old.child.kill(signal);
+      await exited;
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      // Not awaited: the schedule goes on while it boots, as an orchestrator's would.
+      processes[kind][slot] = spawn(kind);
+    },
+    async restartTemporal(downMs) {
+      await temporal.stop();
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      temporal = await startTemporalDevServer(temporalOptions);
+    },
+    async stop() {
+      await ctx.cleanup();
+      await Promise.allSettled([
+        images.close(),
+        chat.close(),
+        webhooks.close(),
+        temporal.stop(),
+        postgres.stop(),
+      ]);
+      await new Promise((resolve) => router.close(resolve));
+      await Promise.allSettled([storage.close(), minio.stop()]);
+      await rm(temporalDir, { recursive: true, force: true });
+    },
+  };
+}
