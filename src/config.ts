@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { CircuitPolicy } from './db/circuit-repository.js';
 import type { RetentionPolicy } from './db/retention-repository.js';
+import type { PayloadKey } from './encryption/payload-codec.js';
 import type { FailureRatePolicy } from './observability/failure-rate-monitor.js';
 import { DEFAULT_OPENAI_TEXT_MODELS } from './providers/openai-text-provider.js';
 import type { ObjectStoreConfig } from './storage/create-object-store.js';
@@ -46,6 +47,44 @@ const providerLimitSchema = z.object({
 });
 export type ProviderLimit = z.infer<typeof providerLimitSchema>;
 
+const PAYLOAD_KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** 32 bytes in standard base64, as `openssl rand -base64 32` prints them. */
+const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
+
+/** `id:base64key,…`; an issue names the entry by position, never its key. */
+const payloadKeys = z.string().transform((text, ctx): PayloadKey[] => {
+  const keys = text.split(',').map((entry, index) => {
+    const separator = entry.indexOf(':');
+    const id = entry.slice(0, separator).trim();
+    const key = entry.slice(separator + 1).trim();
+    if (separator < 0 || !PAYLOAD_KEY_ID.test(id)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `entry ${index + 1}: not id:key (id: 1-64 of A-Z a-z 0-9 . _ -)`,
+      });
+    } else if (!BASE64_KEY.test(key)) {
+      ctx.addIssue({ code: 'custom', message: `key ${id}: not 32 bytes of base64` });
+    }
+    return { id, key: Buffer.from(key, 'base64') };
+  });
+  const ids = keys.map(({ id }) => id);
+  const repeated = ids.find((id, index) => ids.indexOf(id) !== index);
+  if (repeated !== undefined) ctx.addIssue({ code: 'custom', message: `key id ${repeated} is repeated` });
+  return keys;
+});
+
+/** Comma-separated origins (`scheme://host[:port]`, nothing after). */
+const origins = z
+  .string()
+  .transform((value) => value.split(',').map((origin) => origin.trim()))
+  .pipe(
+    z.array(
+      z.string().refine((origin) => URL.canParse(origin) && new URL(origin).origin === origin, {
+        message: 'not an origin (scheme://host[:port])',
+      }),
+    ),
+  );
+
 const booleanFlag = z
   .enum(['true', 'false', '1', '0'])
   .transform((value) => value === 'true' || value === '1');
@@ -61,6 +100,14 @@ const envSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   /** Task queue of the generation workflows and activities. Default `kiln-generations`. */
   TEMPORAL_TASK_QUEUE: z.string().default('kiln-generations'),
+  /**
+   * Keys Temporal payloads (workflow and activity inputs and results) are encrypted with, as
+   * `id:base64key,…` (AES-256: 32 bytes each); the first encrypts, every one decrypts. Unset: payloads
+   * are stored in plaintext.
+   */
+  PAYLOAD_ENCRYPTION_KEYS: optionalString.pipe(payloadKeys.optional()),
+  /** Temporal Web UIs that may call `/codec`, comma-separated. Default: the dev server's and compose's UI. */
+  CODEC_ALLOWED_ORIGINS: origins.default(['http://localhost:8233', 'http://127.0.0.1:8233']),
   /** postgres:// URL. Unset: embedded PGlite in `.data/pglite`. */
   DATABASE_URL: optionalString,
   /** `filesystem` (default, under `.data/objects`) or `s3`. */
@@ -184,7 +231,15 @@ const envSchema = z.object({
 /** Kiln's configuration: read once at start, validated, frozen. */
 export interface Config {
   http: { port: number; host: string };
-  temporal: { address: string | undefined; namespace: string; taskQueue: string };
+  temporal: {
+    address: string | undefined;
+    namespace: string;
+    taskQueue: string;
+    /** Payloads are encrypted with the first and decrypted with any; empty: plaintext. */
+    payloadKeys: readonly PayloadKey[];
+  };
+  /** The codec endpoint (`/codec`, with the operator API): Web UI origins let through CORS. */
+  codecServer: { allowedOrigins: readonly string[] };
   database: { url: string } | { embeddedDir: string };
   storage: ObjectStoreConfig;
   providers: {
@@ -239,7 +294,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
+      payloadKeys: e.PAYLOAD_ENCRYPTION_KEYS ?? [],
     },
+    codecServer: { allowedOrigins: e.CODEC_ALLOWED_ORIGINS },
     database: e.DATABASE_URL ? { url: e.DATABASE_URL } : { embeddedDir: path.join(DATA_DIR, 'pglite') },
     storage:
       e.STORAGE_DRIVER === 's3'

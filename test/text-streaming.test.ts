@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { ServerMessage } from '../src/api/job-stream.js';
 import { SLOW_CONSUMER_CLOSE_CODE } from '../src/api/job-stream.js';
@@ -8,7 +8,9 @@ import { applyTextUpdate, NO_TEXT, type StreamedText, type TextUpdate } from '..
 import { FailureCode, isTerminal, type Job } from '../src/jobs/job.js';
 import { createOpenAITextProvider } from '../src/providers/openai-text-provider.js';
 import { ProviderError } from '../src/providers/provider-error.js';
+import { decodePayloads } from '../src/temporal-client.js';
 import { startFakeOpenAIChatServer, type FakeOpenAIChatServer } from './fakes/openai-chat-server.js';
+import { convertPayloadLists, storedText } from './harness/history-payloads.js';
 import { apiFetch, openStream, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { spawnWorkerProcess, startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
@@ -64,15 +66,12 @@ async function watchOverSocket(api: ApiTarget, jobId: string, since = 0) {
 
 const statusOf = (message: ServerMessage) => (message.type === 'job' ? message.job.status : undefined);
 
-/**
- * Every payload of a history, decoded: payload bytes are base64 in its JSON form, so a plain search of
- * that could never find the text.
- */
-function historyText(value: unknown): string {
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
-  if (Array.isArray(value)) return value.map(historyText).join('\n');
-  if (value && typeof value === 'object') return Object.values(value).map(historyText).join('\n');
-  return String(value);
+/** Every payload of a job's history as text, encrypted ones decoded through the client's codec. */
+async function historyText(ctx: TestContext, jobId: string): Promise<string> {
+  const history = await ctx.temporal.workflow.getHandle(jobId).fetchHistory();
+  const converter = ctx.temporal.options.loadedDataConverter;
+  await convertPayloadLists(history, (payloads) => decodePayloads(converter, payloads));
+  return storedText(history);
 }
 
 describe('text jobs', () => {
@@ -87,6 +86,8 @@ describe('text jobs', () => {
       OPENAI_BASE_URL: chat.url,
       DEFAULT_PROVIDER: 'openai',
       PROVIDER_BACKOFF_INITIAL_MS: '200',
+      // Encrypted, as in production: the history search below must decode through the codec.
+      PAYLOAD_ENCRYPTION_KEYS: `stream:${randomBytes(32).toString('base64')}`,
     });
     await startWorker(ctx);
     api = await startApi(ctx);
@@ -121,7 +122,7 @@ describe('text jobs', () => {
       text: expected,
     });
 
-    const history = historyText(await ctx.temporal.workflow.getHandle(id).fetchHistory());
+    const history = await historyText(ctx, id);
     assert.ok(
       history.includes(prompt),
       'the decoded history holds the request, so the search below can fail',
@@ -328,6 +329,8 @@ describe('the OpenAI text adapter', () => {
   test('classifies each failure once', async () => {
     const cases: [Parameters<FakeOpenAIChatServer['queueBehaviour']>[0], string, boolean][] = [
       [{ kind: 'cut', afterTokens: 2 }, FailureCode.providerUnavailable, true],
+      // A clean end of the body before any finish_reason: the reply is cut short, not complete.
+      [{ kind: 'ends_early', afterTokens: 2 }, FailureCode.providerUnavailable, true],
       [{ kind: 'stream_error', afterTokens: 2 }, FailureCode.providerUnavailable, true],
       [{ kind: 'content_filter' }, FailureCode.contentPolicy, false],
       [{ kind: 'rate_limited', retryAfterSeconds: 2 }, FailureCode.rateLimited, true],

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import { renderMetrics } from '../observability/metrics-text.js';
 import { ADMIN_PATH, adminRoutes, type AdminRouteDependencies } from './admin-routes.js';
 import { errorMiddleware, notFoundRoute } from './api-error.js';
+import { CODEC_PATH, codecRoutes } from './codec-routes.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
 import { webPageRoutes } from '../web/web-page.js';
@@ -13,7 +14,7 @@ export interface AppDependencies extends GenerationsRouteDependencies {
   logger: Logger;
   config: GenerationsRouteDependencies['config'] &
     AdminRouteDependencies['config'] &
-    Pick<Config, 'adminApiKey'>;
+    Pick<Config, 'adminApiKey' | 'codecServer'>;
 }
 
 export function createApp(deps: AppDependencies): Express {
@@ -31,6 +32,8 @@ export function createApp(deps: AppDependencies): Express {
   app.use('/v1/me', meRoute(deps.db));
   // Without an admin key there is no operator API at all: its paths answer 404 like any unknown one.
   if (deps.config.adminApiKey) app.use(ADMIN_PATH, adminRoutes(deps, deps.config.adminApiKey));
+  // The Temporal Web UI's codec server decrypts any job's prompt: behind the same key, or absent.
+  if (deps.config.adminApiKey) app.use(CODEC_PATH, codecRoutes(deps, deps.config.adminApiKey));
   app.use(webPageRoutes());
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));

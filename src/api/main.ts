@@ -7,13 +7,14 @@ import { startObservability } from '../observability/process-observability.js';
 import { configuredProviders } from '../providers/configured-providers.js';
 import { createObjectStore } from '../storage/create-object-store.js';
 import { waitUntilReachable } from '../process/wait-until-reachable.js';
-import { connectTemporalClient } from '../temporal-client.js';
+import { connectTemporalClient, warnIfPayloadsInPlaintext } from '../temporal-client.js';
 import { startApiServer } from './api-server.js';
 
 /** `npm run api`: the HTTP and WebSocket API against the Temporal, Postgres and storage in the environment. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, 'api');
+  warnIfPayloadsInPlaintext(config.temporal, logger);
   const database = await openDatabase(config.database);
   await waitUntilReachable('PostgreSQL', () => migrateToLatest(database.db), {
     logger,

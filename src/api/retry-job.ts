@@ -13,6 +13,7 @@ import { IllegalTransitionError, requeueFailedJob } from '../db/job-repository.j
 import type { Database, JobRow } from '../db/schema.js';
 import { findUser } from '../db/user-repository.js';
 import { JobStatus } from '../jobs/job.js';
+import { decodePayloads } from '../temporal-client.js';
 import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
@@ -38,8 +39,10 @@ async function describeLastRun(handle: WorkflowHandle): Promise<WorkflowExecutio
 /** The input the last run started with: only Temporal has it (the job table keeps the prompt's hash). */
 async function lastRunInput(temporal: Client, handle: WorkflowHandle): Promise<GenerationInput> {
   const history = await handle.fetchHistory();
-  const payloads = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
-  const [input] = arrayFromPayloads(temporal.options.loadedDataConverter.payloadConverter, payloads);
+  const encoded = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+  // A history holds payloads as stored: encrypted ones go through the codec before the converter.
+  const converter = temporal.options.loadedDataConverter;
+  const [input] = arrayFromPayloads(converter.payloadConverter, await decodePayloads(converter, encoded));
   if (input === undefined) throw new Error(`workflow ${handle.workflowId} has no start input`);
   return input as GenerationInput;
 }

@@ -14,7 +14,7 @@ import {
 } from '../providers/provider-limits.js';
 import { JOB_KINDS } from '../jobs/job.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
-import { DEFAULT_TEMPORAL_ADDRESS } from '../temporal-client.js';
+import { DEFAULT_TEMPORAL_ADDRESS, kilnDataConverter } from '../temporal-client.js';
 
 // Under tsx the sources are .ts, once built they are .js: bundle whichever this file is.
 const sourceExtension = path.extname(fileURLToPath(import.meta.url));
@@ -57,6 +57,7 @@ async function createProviderWorkers(
         connection,
         namespace: temporal.namespace,
         taskQueue: providerTaskQueue(temporal.taskQueue, key),
+        dataConverter: kilnDataConverter(temporal),
         activities,
         maxTaskQueueActivitiesPerSecond: dispatchesPerSecond(limit),
         maxConcurrentActivityTaskExecutions: limit.concurrency,
@@ -83,6 +84,7 @@ export async function createKilnWorker(
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
+    dataConverter: kilnDataConverter(config.temporal),
     workflowsPath,
     interceptors: { workflowModules: [logAttributesPath] },
     activities: createActivities(deps),

@@ -6,7 +6,7 @@ import { createLogger } from '../logger.js';
 import { startObservability } from '../observability/process-observability.js';
 import { installTemporalRuntime } from '../observability/temporal-runtime.js';
 import { waitUntilReachable } from '../process/wait-until-reachable.js';
-import { connectTemporalClient } from '../temporal-client.js';
+import { connectTemporalClient, warnIfPayloadsInPlaintext } from '../temporal-client.js';
 import { createKilnWorker } from './create-worker.js';
 import { ensureSchedules } from './schedules.js';
 import { workerDependencies } from './worker-dependencies.js';
@@ -17,6 +17,7 @@ import { startWorkerHttpServer } from './worker-http-server.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, 'worker');
+  warnIfPayloadsInPlaintext(config.temporal, logger);
   await installTemporalRuntime(logger);
   const database = await openDatabase(config.database);
   await waitUntilReachable('PostgreSQL', () => migrateToLatest(database.db), {

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporal-dev-server.js';
+import { freePort } from './harness/free-port.js';
+import { pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
+import { startApi, startWorker } from './harness/kiln-processes.js';
+import { createTestContext, type TestContext } from './harness/test-context.js';
+
+/** Debian's chromium, driven by playwright-core: no browser download. `.ci/run` installs it. */
+const CHROMIUM = process.env.KILN_TEST_CHROMIUM ?? '/usr/bin/chromium';
+const ADMIN_KEY = randomBytes(32).toString('base64url');
+
+let dev: TemporalDevServer;
+let ctx: TestContext;
+let api: ApiTarget;
+let browser: Browser;
+let codecUrl: string;
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `no chromium at ${CHROMIUM}: apt-get install chromium`);
+  const [port, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  codecUrl = `http://127.0.0.1:${apiPort}/codec`;
+  // A dev server of its own: the shared one runs headless. Its UI is the one the CLI embeds (2.42.1).
+  dev = await startTemporalDevServer({ port, uiPort, extraArgs: ['--ui-codec-endpoint', codecUrl] });
+  ctx = await createTestContext(
+    {
+      ADMIN_API_KEY: ADMIN_KEY,
+      PAYLOAD_ENCRYPTION_KEYS: `ui:${randomBytes(32).toString('base64')}`,
+      CODEC_ALLOWED_ORIGINS: dev.uiUrl ?? '',
+    },
+    { KILN_TEST_TEMPORAL_ADDRESS: dev.address },
+  );
+  await startWorker(ctx);
+  api = await startApi(ctx, { port: apiPort });
+  // --no-sandbox: CI runs as root, which chromium's sandbox refuses.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+after(async () => {
+  await browser?.close();
+  await ctx?.cleanup();
+  await dev?.stop();
+});
+
+test('the Temporal Web UI shows an encrypted prompt once the browser has signed in to /codec with the admin key', async () => {
+  const prompt = `ui secret ${randomUUID()}`;
+  const id = String((await submit(api, { kind: 'image', prompt }, randomUUID())).body.id);
+  assert.equal((await pollUntilDone(api, id)).status, 'succeeded');
+
+  const context = await browser.newContext();
+  // The UI's own codec settings (its local storage), as an operator sets them in its settings panel.
+  await context.addInitScript(`
+    localStorage.setItem('endpoint', ${JSON.stringify(JSON.stringify(codecUrl))});
+    localStorage.setItem('includeCredentials', 'true');
+    localStorage.setItem('overrideRemoteCodecConfiguration', 'true');
+  `);
+  const page = await context.newPage();
+  const workflowPage = `${dev.uiUrl}/namespaces/${ctx.config.temporal.namespace}/workflows/${id}`;
+  const input = page.getByText('"prompt"', { exact: false }).first();
+
+  await page.goto(workflowPage);
+  await page.getByText(id).first().waitFor();
+  const decodeRefused = page.waitForResponse((r) => r.url() === `${codecUrl}/decode` && r.status() === 401);
+  await page.reload();
+  await decodeRefused;
+  assert.ok(!(await page.content()).includes(prompt), 'the UI showed the prompt without the admin key');
+
+  // What a browser's Basic prompt does: it remembers the key for the codec's origin.
+  const signedIn = await page.goto(`http://operator:${ADMIN_KEY}@${new URL(codecUrl).host}/codec`);
+  assert.equal(signedIn?.status(), 200);
+  await page.goto(workflowPage);
+  await input.waitFor({ timeout: 20_000 });
+  await page.getByText(prompt).first().waitFor({ timeout: 20_000 });
+  await context.close();
+});
