@@ -70,6 +70,15 @@ export function createOpenAITextProvider(options: OpenAITextProviderOptions): Te
         if (error instanceof APIUserAbortError || context.signal.aborted) throw error;
         throw classifyStreamError(error);
       }
+      // A body that ends without a finish_reason was cut short (a proxy or the provider closed it
+      // cleanly mid-reply): the text is a fragment, never a result.
+      if (reply.finishReason === null) {
+        throw new ProviderError(
+          FailureCode.providerUnavailable,
+          'the stream ended before the completion finished',
+          true,
+        );
+      }
       if (reply.finishReason === 'content_filter') {
         throw new ProviderError(
           FailureCode.contentPolicy,

@@ -153,6 +153,15 @@ export const FAULTS: readonly Fault[] = [
     },
   },
   {
+    name: 'provider truncates',
+    weight: 1,
+    inject: (stack, random) => {
+      const count = random.int(1, 3);
+      stack.chat.queueBehaviour({ kind: 'ends_early', afterTokens: 3 }, count);
+      return Promise.resolve({ detail: `next ${count} text replies end cleanly, cut short` });
+    },
+  },
+  {
     name: 'provider hangs',
     weight: 1,
     inject: (stack, random) => {

@@ -10,6 +10,8 @@ export type FakeChatBehaviour =
   | { kind: 'ok'; tokenDelayMs?: number }
   /** Streams `afterTokens` tokens, `tokenDelayMs` apart, then drops the connection. */
   | { kind: 'cut'; afterTokens: number; tokenDelayMs?: number }
+  /** Streams `afterTokens` tokens, then ends the body cleanly with no finish_reason and no [DONE]. */
+  | { kind: 'ends_early'; afterTokens: number }
   /** Streams `afterTokens` tokens, then an error inside the stream, as OpenAI does on a server fault. */
   | { kind: 'stream_error'; afterTokens: number }
   /** Streams a few tokens, then stops with `finish_reason: content_filter`. */
@@ -127,6 +129,9 @@ export async function startFakeOpenAIChatServer(
     } else if (behaviour.kind === 'cut') {
       await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), behaviour.tokenDelayMs ?? 0);
       res.socket?.destroy();
+    } else if (behaviour.kind === 'ends_early') {
+      await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), 0);
+      res.end();
     } else if (behaviour.kind === 'stream_error') {
       await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), 0);
       res.end(
