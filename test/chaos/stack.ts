@@ -76,7 +76,7 @@ function apiUrlOf(process: KilnProcess): string | undefined {
 }
 
 export async function startChaosStack(): Promise<ChaosStack> {
-  const postgres = await startPostgresCluster();
+  const postgres = await startPostgresCluster({ crashSafe: true });
   const temporalDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-chaos-temporal-'));
   const temporalOptions = {
     port: await freePort(),

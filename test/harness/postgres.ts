@@ -90,8 +90,12 @@ async function signalServerProcesses(postmaster: ChildProcess, signal: NodeJS.Si
   for (const pid of pids) if (pid) process.kill(pid, signal);
 }
 
-/** A throwaway cluster on a free port, tuned for tests (no fsync), removed by `stop()`. */
-export async function startPostgresCluster(): Promise<PostgresCluster> {
+/**
+ * A throwaway cluster on a free port, tuned for tests (no fsync), removed by `stop()`. Commits are
+ * acknowledged before their WAL is written unless `crashSafe`: a server crash (`immediate`) then loses
+ * the last ones, which no real deployment allows, so a test that crashes the server asks for it.
+ */
+export async function startPostgresCluster({ crashSafe = false } = {}): Promise<PostgresCluster> {
   const binDir = await findBinDir();
   const ids = await runAsIds();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kiln-pg-'));
@@ -108,7 +112,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   const start = async () => {
     let stderr = '';
     const args = ['-D', dataDir, '-p', String(port), '-k', dataDir, '-c', 'listen_addresses=127.0.0.1'];
-    const tuning = ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'];
+    const tuning = ['-c', 'fsync=off', '-c', 'full_page_writes=off'];
+    if (!crashSafe) tuning.push('-c', 'synchronous_commit=off');
     child = spawn(path.join(binDir, 'postgres'), [...args, ...tuning, '-c', 'max_connections=300'], {
       ...ids,
       stdio: ['ignore', 'ignore', 'pipe'],
