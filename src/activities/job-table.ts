@@ -1,6 +1,6 @@
-import { isTerminal, JobStatus, type JobEnding } from '../jobs/job.js';
-import type { JobRow } from '../db/schema.js';
 import { transitionJob } from '../db/job-repository.js';
+import type { JobRow } from '../db/schema.js';
+import { isTerminal, JobStatus, type JobEnding } from '../jobs/job.js';
 import { observeJobEnded } from '../observability/job-metrics.js';
 import type { StoredObject } from '../storage/object-store.js';
 import { admitAndWake } from './admission.js';
@@ -30,10 +30,9 @@ function endingOf(row: JobRow): JobEnding {
 /**
  * One activity per job-table transition; each is safe to repeat at any later point of the job (a
  * write the job is already at or past changes nothing), and the terminal ones return how the row says
- * the job ended. The
- * write that ends a job then passes its running slot on to the user's oldest waiting job, whatever ended
- * it. A job with a webhook gets its deliveries started after the write, not awaited: a retry starts what
- * a crash left unstarted, and nothing twice.
+ * the job ended. The write that ends a job then passes its running slot on to the user's oldest waiting
+ * job, whatever ended it. A job with a webhook gets its deliveries started after the write, not awaited:
+ * a retry starts what a crash left unstarted, and nothing twice.
  */
 export function createJobTableActivities(deps: ActivityDependencies) {
   const { db, logger } = deps;
