@@ -7,9 +7,9 @@ import { up as createPreviousAdmission } from './2026_11_23_0015_create_admit_wa
  * killed before the start); the orphan sweep looks only at those, through a partial index, so a long
  * backlog of waiting jobs costs it nothing.
  *
- * `admit_waiting_jobs` now records that, in the statement it already is, and says a job that is no
- * longer queued (ended while its workflow was not yet running) needs no slot: its workflow goes on to
- * find it ended instead of waiting for a slot forever.
+ * `admit_waiting_jobs` now records that for a queued job, in the round trip it already is, and says a
+ * job that is no longer queued (ended while its workflow was not yet running) needs no slot: its
+ * workflow goes on to find it ended instead of waiting for a slot forever.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`alter table jobs add column workflow_seen_at timestamptz`.execute(db);
@@ -36,7 +36,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         where id = (select user_id from jobs where id = p_job_id)
         for no key update;
 
-      update jobs set workflow_seen_at = now() where id = p_job_id and workflow_seen_at is null;
+      -- Only a waiting job's own request counts: the write that ends a job also calls this, for its
+      -- user's next jobs.
+      update jobs set workflow_seen_at = now()
+        where id = p_job_id and status = 'queued' and workflow_seen_at is null;
 
       select coalesce((p_max_running ->> v_plan)::integer, p_default_max_running) - count(*)
         into v_free from jobs
