@@ -17,7 +17,7 @@ import {
 } from './harness/fault-checks.js';
 import { freePort } from './harness/free-port.js';
 import { startHoldingProxy, type HoldingProxy } from './harness/holding-proxy.js';
-import { startTcpProxy } from './harness/tcp-proxy.js';
+import { startTcpProxy, type TcpProxy } from './harness/tcp-proxy.js';
 import {
   apiFetch,
   getJob,
@@ -162,6 +162,15 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await worker.ready;
   }
 
+  /** Replaces the worker with one that reaches Temporal only through a link the test can stall. */
+  async function workerBehindLink(): Promise<TcpProxy> {
+    await worker.stop();
+    const link = await startTcpProxy(temporal.address);
+    worker = spawnWorkerProcess(ctx, { TEMPORAL_ADDRESS: link.address });
+    await worker.ready;
+    return link;
+  }
+
   test('SIGKILL of the worker while provider tasks run', async () => {
     replicate.setDurationMs(4000);
     const { ids, prompts } = await submitJobs('kill');
@@ -207,10 +216,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
 
   test('SIGKILL of the worker after markJobSucceeded committed, before its workflow task completed', async () => {
     replicate.setDurationMs(500);
-    await worker.stop();
-    const link = await startTcpProxy(temporal.address);
-    worker = spawnWorkerProcess(ctx, { TEMPORAL_ADDRESS: link.address });
-    await worker.ready;
+    const link = await workerBehindLink();
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('after succeeded');
     // Every job is inside storeResult, in the workflow task that also writes `succeeded`.
@@ -223,19 +229,14 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
         (row) => row?.status === 'succeeded',
       ),
     );
-    worker.child.kill('SIGKILL');
-    await link.close();
     // The next worker replays each task: every write before `succeeded` runs again on a succeeded row.
-    worker = spawnWorkerProcess(ctx);
-    await worker.ready;
+    await replaceWorker();
+    await link.close();
     await finish('worker SIGKILL after succeeded', ids, duplicateSubmits(prompts));
   });
 
   test('a paid call whose completion never reached Temporal is not paid again', async () => {
-    await worker.stop();
-    const link = await startTcpProxy(temporal.address);
-    worker = spawnWorkerProcess(ctx, { TEMPORAL_ADDRESS: link.address });
-    await worker.ready;
+    const link = await workerBehindLink();
     s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
     const before = openai.requests.length;
     const { ids } = await submitJobs('staged', { provider: 'openai', model: 'dall-e-2' });
@@ -247,10 +248,8 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
       const keys = new Set(await listObjectKeys(ctx));
       return ids.every((id) => keys.has(`staging/${id}`));
     });
-    worker.child.kill('SIGKILL');
+    await replaceWorker();
     await link.close();
-    worker = spawnWorkerProcess(ctx);
-    await worker.ready;
     await finish('completion lost after staging', ids, () =>
       Math.max(0, openai.requests.length - before - JOBS),
     );
