@@ -263,15 +263,46 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     s3Proxy.release();
     const jobs = await Promise.all(ids.map((id) => pollUntilDone(api, id, 120_000)));
     assert.deepEqual(new Set(jobs.map((job) => job.status)), new Set(['canceled']));
+    // Waits for every workflow to close: the staged outputs go after the row says canceled.
+    const { report } = await reportFor(ctx, 'canceled while staging', ids, 0);
+    reports.push(report);
+    assert.equal(report.lost, 0);
     const keys = await listObjectKeys(ctx);
     assert.deepEqual(
       ids.filter((id) => keys.includes(`staging/${id}`)),
       [],
       'staged outputs of canceled jobs',
     );
-    const { report } = await reportFor(ctx, 'canceled while staging', ids, 0);
+  });
+
+  test('a job whose deadline passed while its worker was lost after storing keeps no result', async () => {
+    replicate.setDurationMs(500);
+    s3Proxy.hold();
+    const submittedAt = Date.now();
+    const { ids } = await submitJobs('deadline storing', { deadline: { finishWithinSeconds: 4 } });
+    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
+    // The results are stored, but the database holds markJobSucceeded back: the worker dies in between.
+    await postgres.pause();
+    s3Proxy.release();
+    await allStored(ids);
+    worker.child.kill('SIGKILL');
+    await postgres.resume();
+    // The next worker replays each job with its deadline already passed: the job fails, after storing.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, submittedAt + 5000 - Date.now())));
+    worker = spawnWorkerProcess(ctx);
+    await worker.ready;
+    const jobs = await Promise.all(ids.map((id) => pollUntilDone(api, id, 120_000)));
+    assert.deepEqual(new Set(jobs.map((job) => job.failure?.code)), new Set(['deadline_exceeded']));
+    // Waits for every workflow to close: the results their lost workers stored must be gone by then.
+    const { report } = await reportFor(ctx, 'deadline after storing', ids, 0);
     reports.push(report);
     assert.equal(report.lost, 0);
+    const keys = await listObjectKeys(ctx);
+    assert.deepEqual(
+      ids.filter((id) => keys.includes(`results/${id}`) || keys.includes(`staging/${id}`)),
+      [],
+      'stored outputs of jobs that failed',
+    );
   });
 
   test('no worker at all when jobs are submitted', async () => {

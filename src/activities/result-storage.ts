@@ -53,11 +53,11 @@ export function createResultStorageActivities({ store }: ActivityDependencies) {
     },
 
     /**
-     * Removes what a job that did not succeed left in staging: an output that arrived as it was
-     * canceled, or that could not be stored. Removing nothing is fine, so it is safe to repeat.
+     * Removes what a job that did not succeed left behind: its staged output, and a result stored by a
+     * worker lost before it could write `succeeded`. Removing nothing is fine, so it is safe to repeat.
      */
-    async discardStagedOutput(jobId: string): Promise<void> {
-      await store.delete(stagingKeyFor(jobId));
+    async discardOutputs(jobId: string): Promise<void> {
+      await Promise.all([store.delete(stagingKeyFor(jobId)), store.delete(resultKeyFor(jobId))]);
     },
   };
 }

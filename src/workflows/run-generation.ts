@@ -106,10 +106,12 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     );
   } catch (caught) {
     error = caught;
-    // An output that arrived as the job was canceled (or could not be stored) is nobody's now; gone
-    // before the row says the job ended, so no reader of the row finds it.
-    await CancellationScope.nonCancellable(() => storage.discardStagedOutput(jobId));
     ending = await recordEnd(jobId, caught);
+  }
+  // A job that did not succeed keeps no output: one staged as it was canceled, or a result its lost
+  // worker stored before the replay found the deadline passed. The row says how the job ended.
+  if (ending.status !== JobStatus.succeeded) {
+    await CancellationScope.nonCancellable(() => storage.discardOutputs(jobId));
   }
   enter(ending.status);
   finishAs(ending, error);
