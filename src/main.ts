@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startApiServer } from './api/api-server.js';
 import { DEMO_USER_NAME, ensureDemoApiKey } from './auth/demo-user.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, type Config } from './config/index.js';
 import { openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { startTemporalDevServer, type TemporalDevServer } from './devstack/temporal-dev-server.js';

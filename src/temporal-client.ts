@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import type { DataConverter, LoadedDataConverter, Payload } from '@temporalio/common';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { PayloadEncryptionCodec } from './encryption/payload-codec.js';
 import type { Logger } from './logger.js';
 

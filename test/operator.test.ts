@@ -5,7 +5,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { StuckJobList } from '../src/api/admin-routes.js';
 import { startApiServer } from '../src/api/api-server.js';
 import type { ProviderState } from '../src/api/provider-states.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { jobEventsAfter } from '../src/db/job-event-repository.js';
 import type { Job } from '../src/jobs/job.js';
 import { createLogger } from '../src/logger.js';

@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Payload } from '@temporalio/common';
 import { startApiServer } from '../src/api/api-server.js';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/config/index.js';
 import {
   ENCRYPTED_ENCODING,
   KEY_ID_METADATA,

@@ -6,10 +6,11 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { createObjectStore, type ObjectStoreConfig } from '../src/storage/create-object-store.js';
+import type { ObjectStoreConfig, S3ObjectStoreOptions } from '../src/config/index.js';
+import { createObjectStore } from '../src/storage/create-object-store.js';
 import { InvalidObjectKeyError } from '../src/storage/filesystem-object-store.js';
 import { ObjectNotFoundError, type ObjectStore } from '../src/storage/object-store.js';
-import { createS3Client, ensureBucket, type S3ObjectStoreOptions } from '../src/storage/s3-object-store.js';
+import { createS3Client, ensureBucket } from '../src/storage/s3-object-store.js';
 import { startMinio, type MinioServer } from './harness/minio.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {

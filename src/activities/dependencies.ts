@@ -1,7 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
-import type { CircuitPolicy } from '../db/circuit-repository.js';
-import type { RetentionPolicy } from '../db/retention-repository.js';
+import type { CircuitPolicy, Config, RetentionPolicy } from '../config/index.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
-import type { ProviderLimit } from '../config.js';
+import type { ProviderLimit } from '../config/index.js';
 import {
   releaseProviderSlot,
   renewProviderSlot,

@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
-import { findPurgeCandidates, markPurged, type RetentionPolicy } from '../db/retention-repository.js';
+import type { RetentionPolicy } from '../config/index.js';
+import { findPurgeCandidates, markPurged } from '../db/retention-repository.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { stagingKeyFor } from './provider-call.js';
 

@@ -5,7 +5,7 @@ import type { JobRow } from '../db/schema.js';
 import { listStuckJobs } from '../db/stuck-job-repository.js';
 import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { requireAdminKey } from './admin-auth.js';
 import { ApiError } from './api-error.js';
 import { cancelJob } from './cancel-generation.js';

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';

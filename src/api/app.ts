@@ -1,5 +1,5 @@
 import express, { type Express } from 'express';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Logger } from '../logger.js';
 import { renderMetrics } from '../observability/metrics-text.js';
 import { ADMIN_PATH, adminRoutes, type AdminRouteDependencies } from './admin-routes.js';

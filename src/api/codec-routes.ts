@@ -3,7 +3,7 @@ import type { Payload } from '@temporalio/common';
 import express, { Router, type Request, type RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Database } from '../db/schema.js';
 import { PayloadDecryptionError } from '../encryption/payload-codec.js';
 import { decodePayloads, encodePayloads } from '../temporal-client.js';

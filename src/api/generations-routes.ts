@@ -1,6 +1,6 @@
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { toJob } from '../db/job-repository.js';
 import { readStreamedText } from '../db/text-stream-repository.js';
 import { NO_TEXT } from '../events/text-stream.js';

@@ -1,5 +1,5 @@
 import type { WorkflowStartOptions } from '@temporalio/client';
-import type { Plan } from '../config.js';
+import type { Plan } from '../config/index.js';
 import { JobStatus } from '../jobs/job.js';
 import type { JobRow } from '../db/schema.js';
 import { jobSearchAttributes } from '../workflows/search-attributes.js';

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { findCircuits, findLimitUsage, type CircuitState } from '../db/provider-state-repository.js';
 import type { Database } from '../db/schema.js';
 import { JOB_KINDS } from '../jobs/job.js';

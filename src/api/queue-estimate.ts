@@ -1,7 +1,8 @@
 import { sql, type Kysely } from 'kysely';
-import { planNamed, type Config, type Plan } from '../config.js';
+import type { Config, Plan } from '../config/index.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { JobStatus } from '../jobs/job.js';
+import { planNamed } from '../jobs/plans.js';
 import { dispatchesPerSecond, limitKeyFor, limitOf } from '../providers/provider-limits.js';
 
 type EstimateConfig = Pick<Config, 'providerLimits' | 'plans'>;

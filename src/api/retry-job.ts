@@ -7,12 +7,13 @@ import {
 } from '@temporalio/client';
 import { arrayFromPayloads } from '@temporalio/common';
 import type { Kysely } from 'kysely';
-import { planNamed, type Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { InsufficientCreditsError } from '../db/credit-repository.js';
 import { IllegalTransitionError, requeueFailedJob } from '../db/job-repository.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { findUser } from '../db/user-repository.js';
 import { JobStatus } from '../jobs/job.js';
+import { planNamed } from '../jobs/plans.js';
 import { decodePayloads } from '../temporal-client.js';
 import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerationInput } from '../workflows/definitions.js';

@@ -1,6 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
-import { planNamed, type Config, type Plan } from '../config.js';
+import type { Config, Plan } from '../config/index.js';
 import { costOf } from '../credits/job-cost.js';
 import { InsufficientCreditsError, reserveCredits } from '../db/credit-repository.js';
 import { insertJobOnce } from '../db/job-repository.js';
@@ -8,6 +8,7 @@ import type { Database, JobRow, NewJobRow } from '../db/schema.js';
 import type { Caller } from '../db/user-repository.js';
 import { ensureWebhookSecret } from '../db/webhook-repository.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
+import { planNamed } from '../jobs/plans.js';
 import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js';
 import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerationInput } from '../workflows/definitions.js';

@@ -1,6 +1,6 @@
 import type { Request, Response, Router } from 'express';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { findWebhookDelivery, listWebhookDeliveries, reopenDelivery } from '../db/webhook-repository.js';
 import { startDeliveryRun } from '../webhooks/dispatch-deliveries.js';

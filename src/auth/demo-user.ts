@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Database } from '../db/schema.js';
 import { createUser, findCallerByApiKey, findUserByName, issueApiKey } from '../db/user-repository.js';
 

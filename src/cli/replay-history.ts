@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { kilnDataConverter } from '../temporal-client.js';
 
 /**

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
-import { planNamed, type Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { UNFINISHED_STATUSES } from '../jobs/job.js';
+import { planNamed } from '../jobs/plans.js';
 import type { Database } from './schema.js';
 
 export interface Admission {

@@ -1,15 +1,6 @@
 import { sql, type Kysely } from 'kysely';
+import type { CircuitPolicy } from '../config/index.js';
 import type { Database } from './schema.js';
-
-/** How the shared breaker of each provider behaves. */
-export interface CircuitPolicy {
-  /** Consecutive retryable failures that open the circuit. */
-  failureThreshold: number;
-  /** How long an open circuit refuses calls before letting one probe through. */
-  cooldownMs: number;
-  /** A probe that has not reported back by then is presumed lost, and another may go. */
-  probeTimeoutMs: number;
-}
 
 /** Whether a call may go to the provider now, and if not, when to ask again. */
 export type CallPermit =

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { listenWithPg, type Listener } from './pg-listener.js';
 import type { Database } from './schema.js';
 

@@ -1,13 +1,7 @@
 import { sql, type Kysely } from 'kysely';
+import type { RetentionPolicy } from '../config/index.js';
 import { JobStatus } from '../jobs/job.js';
 import type { Database } from './schema.js';
-
-/** How long finished jobs keep their results and details. */
-export interface RetentionPolicy {
-  succeededDays: number;
-  /** Failed, canceled and expired jobs: kept longer, for whoever investigates them. */
-  unsuccessfulDays: number;
-}
 
 export interface PurgeCandidate {
   id: string;

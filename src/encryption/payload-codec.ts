@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import type { PayloadKey } from '../config/index.js';
 
 const ProtoPayload = proto.temporal.api.common.v1.Payload;
 
@@ -8,13 +9,6 @@ const ProtoPayload = proto.temporal.api.common.v1.Payload;
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 /** Metadata naming the key a payload was encrypted with, so that rotated-out keys still decrypt. */
 export const KEY_ID_METADATA = 'encryption-key-id';
-
-/** An AES-256-GCM key and the id payloads encrypted with it carry. */
-export interface PayloadKey {
-  id: string;
-  /** 32 bytes. */
-  key: Uint8Array;
-}
 
 const ALGORITHM = 'aes-256-gcm';
 const KEY_BYTES = 32;

@@ -1,21 +1,11 @@
 import { Gauge } from 'prom-client';
 import type { Kysely } from 'kysely';
+import type { FailureRatePolicy } from '../config/index.js';
 import { countFinishedJobs } from '../db/fleet-stats-repository.js';
 import type { Database } from '../db/schema.js';
 import { recordSignalState } from '../db/signal-state-repository.js';
 import type { Logger } from '../logger.js';
 import { metricsRegistry } from './metrics.js';
-
-/** When the job failure rate counts as too high. */
-export interface FailureRatePolicy {
-  /** The sliding window, counted back from now over the jobs' end times. */
-  windowSeconds: number;
-  /** Failed share of finished jobs above which the signal fires (0.05 = 5 %). */
-  threshold: number;
-  /** Below this many finished jobs in the window the rate is not judged: the signal stays off. */
-  minJobs: number;
-  checkEverySeconds: number;
-}
 
 const SIGNAL = 'job_failure_rate';
 

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics } from 'prom-client';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import { startFailureRateMonitor } from './failure-rate-monitor.js';

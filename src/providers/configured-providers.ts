@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { createLocalProvider } from './local-provider.js';
 import { createLocalTextProvider } from './local-text-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';

@@ -1,13 +1,11 @@
 import { APIError, APIUserAbortError } from 'openai';
+import { DEFAULT_OPENAI_TEXT_MODELS } from '../config/index.js';
 import { FailureCode } from '../jobs/job.js';
 import { classifyOpenAIError } from './classify-openai-error.js';
 import { createOpenAIClient, type OpenAIProviderOptions } from './openai-client.js';
 import { ProviderError } from './provider-error.js';
 import type { TextCallContext, TextGenerationInput, TextProvider } from './provider.js';
 import { quotaFrom } from './rate-limit-headers.js';
-
-/** Chat models offered when the deployment names none; an OpenAI-compatible server names its own. */
-export const DEFAULT_OPENAI_TEXT_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1'] as const;
 
 export interface OpenAITextProviderOptions extends OpenAIProviderOptions {
   /** The first is the default. */

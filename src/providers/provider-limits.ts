@@ -1,4 +1,4 @@
-import type { Config, ProviderLimit } from '../config.js';
+import type { Config, ProviderLimit } from '../config/index.js';
 
 type Limits = Config['providerLimits'];
 

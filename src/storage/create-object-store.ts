@@ -1,15 +1,7 @@
+import type { ObjectStoreConfig } from '../config/index.js';
 import { createFilesystemObjectStore } from './filesystem-object-store.js';
 import type { ObjectStore } from './object-store.js';
-import { createS3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.js';
-
-/** Which object store to use and how to reach it. */
-export type ObjectStoreConfig =
-  | {
-      driver: 'filesystem';
-      /** Root folder; objects, their metadata and temporary files live below it. */
-      dir: string;
-    }
-  | ({ driver: 's3' } & S3ObjectStoreOptions);
+import { createS3ObjectStore } from './s3-object-store.js';
 
 export function createObjectStore(config: ObjectStoreConfig): ObjectStore {
   switch (config.driver) {

@@ -11,20 +11,8 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import type { S3ObjectStoreOptions } from '../config/index.js';
 import { ObjectNotFoundError, type ObjectBody, type ObjectStore, type StoredObject } from './object-store.js';
-
-/** How to reach an S3-compatible bucket (AWS S3, MinIO, R2, …). */
-export interface S3ObjectStoreOptions {
-  bucket: string;
-  /** Base URL of a non-AWS server such as MinIO; omit for AWS S3. */
-  endpoint?: string;
-  region: string;
-  /** Static credentials; when either is missing the SDK's default credential chain is used. */
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  /** `true` for MinIO and most self-hosted servers, which do not serve bucket names as subdomains. */
-  forcePathStyle: boolean;
-}
 
 /** The server stored an object whose SHA-256 is not the one we sent, or would not say which it stored. */
 export class ChecksumMismatchError extends Error {

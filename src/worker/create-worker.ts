@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, type ActivityDependencies } from '../activities/index.js';
 import { createProviderActivities } from '../activities/provider-call.js';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { CALL_CANCELS_CHANNEL } from '../db/call-cancel-notices.js';
 import type { DatabaseHandle } from '../db/database.js';
 import {

@@ -1,4 +1,4 @@
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../config/index.js';
 import { openDatabase } from '../db/database.js';
 import { isDatabaseUnavailable } from '../db/database-errors.js';
 import { migrateToLatest } from '../db/migrate.js';

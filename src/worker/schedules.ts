@@ -1,5 +1,5 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 /** The housekeeping workflows Kiln runs on a timer; each takes no arguments. */
 type HousekeepingWorkflow = 'purgeExpiredJobs' | 'settleOrphanJobs';

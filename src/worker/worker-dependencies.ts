@@ -1,6 +1,6 @@
 import type { ActivityDependencies } from '../activities/index.js';
 import { createProviderCallCancels } from '../activities/provider-call-cancels.js';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import { configuredProviders } from '../providers/configured-providers.js';

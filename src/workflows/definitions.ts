@@ -1,17 +1,9 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { ProviderRetryPolicy, WebhookRetryPolicy } from '../config/policies.js';
 import type { GenerationRequest, JobStatus } from '../jobs/job.js';
 
-/** How the workflow retries provider calls that failed in a retryable way. */
-export interface ProviderRetryPolicy {
-  /** Provider calls one job may make, the first included. */
-  maxCalls: number;
-  /** Bad outputs regenerated before the job fails `invalid_output`. */
-  maxInvalidOutputs: number;
-  /** Counted from submission: no retry is scheduled past it. */
-  budgetSeconds: number;
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-}
+// Defined by the configuration, which produces them; re-exported because the workflow inputs carry them.
+export type { ProviderRetryPolicy, WebhookRetryPolicy };
 
 /** Input of the `runGeneration` workflow. Everything it needs is here: workflows read no environment. */
 export interface GenerationInput {
@@ -30,16 +22,6 @@ export const jobStatusQuery = defineQuery<JobStatus>('status');
 
 /** Sent to a waiting job when one of its user's running slots was given to it. */
 export const admittedSignal = defineSignal('admitted');
-
-/** How a webhook delivery is retried. */
-export interface WebhookRetryPolicy {
-  /** Attempts go on at least this long after a run's first one. */
-  retryWindowSeconds: number;
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-  /** One attempt, connection included. */
-  attemptTimeoutSeconds: number;
-}
 
 /** Input of the `deliverWebhook` workflow: one run of one delivery. */
 export interface DeliverWebhookInput {

@@ -1,0 +1,13 @@
+export { ConfigError, loadConfig, type Config } from './load-config.js';
+export type { Plan, ProviderLimit } from './schema.js';
+export {
+  DEFAULT_OPENAI_TEXT_MODELS,
+  type CircuitPolicy,
+  type FailureRatePolicy,
+  type ObjectStoreConfig,
+  type PayloadKey,
+  type ProviderRetryPolicy,
+  type RetentionPolicy,
+  type S3ObjectStoreOptions,
+  type WebhookRetryPolicy,
+} from './policies.js';

@@ -1,0 +1,170 @@
+import path from 'node:path';
+import type { z } from 'zod';
+import type {
+  CircuitPolicy,
+  FailureRatePolicy,
+  ObjectStoreConfig,
+  PayloadKey,
+  ProviderRetryPolicy,
+  RetentionPolicy,
+  WebhookRetryPolicy,
+} from './policies.js';
+import { DATA_DIR, envSchema, type Env, type Plan, type ProviderLimit } from './schema.js';
+
+/** Kiln's configuration: read once at start, validated, frozen. */
+export interface Config {
+  http: { port: number; host: string };
+  temporal: {
+    address: string | undefined;
+    namespace: string;
+    taskQueue: string;
+    /** Payloads are encrypted with the first and decrypted with any; empty: plaintext. */
+    payloadKeys: readonly PayloadKey[];
+  };
+  /** The codec endpoint (`/codec`, with the operator API): Web UI origins let through CORS. */
+  codecServer: { allowedOrigins: readonly string[] };
+  database: { url: string } | { embeddedDir: string };
+  storage: ObjectStoreConfig;
+  providers: {
+    defaultProvider: string;
+    openai: { apiKey: string; baseURL: string | undefined; textModels: readonly string[] } | undefined;
+    replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
+    local: { delayMs: number; steps: number };
+  };
+  timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
+  retry: ProviderRetryPolicy;
+  circuit: CircuitPolicy;
+  retention: RetentionPolicy & { intervalMinutes: number };
+  /** Rows left without a workflow: how long before they are ended, and how often that is looked for. */
+  orphans: { graceSeconds: number; sweepIntervalSeconds: number };
+  providerLimits: { byKey: Readonly<Record<string, ProviderLimit>>; fallback: ProviderLimit };
+  plans: { byName: Readonly<Record<string, Plan>>; defaultPlan: string };
+  costs: { byKey: Readonly<Record<string, number>>; fallback: number };
+  demoUserCredits: number;
+  submitRateLimit: { perMinute: number; burst: number };
+  webhooks: { retry: WebhookRetryPolicy; allowPrivate: boolean };
+  /** The operator API's key; the API has no admin routes without one. */
+  adminApiKey: string | undefined;
+  logLevel: Env['LOG_LEVEL'];
+  observability: { workerHttp: { port: number; host: string }; failureRate: FailureRatePolicy };
+  dataDir: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+}
+
+/**
+ * Freezes `value` and everything below it, so that no part of the configuration changes after start.
+ * Byte arrays (the payload keys) cannot be frozen and are left as they are.
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return value;
+  for (const child of Object.values(value)) deepFreeze(child);
+  return Object.freeze(value);
+}
+
+/** Parses `env`; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${describeIssues(parsed.error)}`);
+  const e = parsed.data;
+  if (!(e.DEFAULT_PLAN in e.PLANS)) {
+    throw new ConfigError(`invalid configuration: DEFAULT_PLAN: ${e.DEFAULT_PLAN} is not in PLANS`);
+  }
+  return deepFreeze({
+    http: { port: e.PORT, host: e.HOST },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      payloadKeys: e.PAYLOAD_ENCRYPTION_KEYS ?? [],
+    },
+    codecServer: { allowedOrigins: e.CODEC_ALLOWED_ORIGINS },
+    database: e.DATABASE_URL ? { url: e.DATABASE_URL } : { embeddedDir: path.join(DATA_DIR, 'pglite') },
+    storage:
+      e.STORAGE_DRIVER === 's3'
+        ? {
+            driver: 's3' as const,
+            bucket: e.S3_BUCKET,
+            endpoint: e.S3_ENDPOINT,
+            region: e.S3_REGION,
+            accessKeyId: e.S3_ACCESS_KEY_ID,
+            secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+            forcePathStyle: e.S3_FORCE_PATH_STYLE,
+          }
+        : { driver: 'filesystem' as const, dir: e.STORAGE_DIR },
+    providers: {
+      defaultProvider: e.DEFAULT_PROVIDER,
+      openai: e.OPENAI_API_KEY
+        ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, textModels: e.OPENAI_TEXT_MODELS }
+        : undefined,
+      replicate: e.REPLICATE_API_TOKEN
+        ? {
+            apiToken: e.REPLICATE_API_TOKEN,
+            baseURL: e.REPLICATE_BASE_URL,
+            pollIntervalMs: e.REPLICATE_POLL_INTERVAL_MS,
+          }
+        : undefined,
+      local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
+    },
+    timeouts: {
+      providerHeartbeatSeconds: e.PROVIDER_HEARTBEAT_TIMEOUT_SECONDS,
+      providerAttemptSeconds: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS,
+    },
+    retry: {
+      maxCalls: e.PROVIDER_MAX_CALLS,
+      maxInvalidOutputs: e.PROVIDER_MAX_INVALID_OUTPUTS,
+      budgetSeconds: e.PROVIDER_RETRY_BUDGET_SECONDS,
+      initialBackoffMs: e.PROVIDER_BACKOFF_INITIAL_MS,
+      maxBackoffMs: e.PROVIDER_BACKOFF_MAX_MS,
+    },
+    circuit: {
+      failureThreshold: e.BREAKER_FAILURE_THRESHOLD,
+      cooldownMs: e.BREAKER_COOLDOWN_SECONDS * 1000,
+      probeTimeoutMs: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS * 1000,
+    },
+    retention: {
+      succeededDays: e.RETENTION_SUCCEEDED_DAYS,
+      unsuccessfulDays: e.RETENTION_UNSUCCESSFUL_DAYS,
+      intervalMinutes: e.RETENTION_INTERVAL_MINUTES,
+    },
+    orphans: {
+      graceSeconds: e.ORPHAN_JOB_GRACE_SECONDS,
+      sweepIntervalSeconds: e.ORPHAN_SWEEP_INTERVAL_SECONDS,
+    },
+    providerLimits: {
+      byKey: e.PROVIDER_LIMITS,
+      fallback: { rpm: e.PROVIDER_DEFAULT_RPM, concurrency: e.PROVIDER_DEFAULT_CONCURRENCY },
+    },
+    plans: { byName: e.PLANS, defaultPlan: e.DEFAULT_PLAN },
+    costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
+    demoUserCredits: e.DEMO_USER_CREDITS,
+    submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },
+    webhooks: {
+      retry: {
+        retryWindowSeconds: e.WEBHOOK_RETRY_WINDOW_SECONDS,
+        initialBackoffMs: e.WEBHOOK_BACKOFF_INITIAL_MS,
+        maxBackoffMs: e.WEBHOOK_BACKOFF_MAX_MS,
+        attemptTimeoutSeconds: e.WEBHOOK_ATTEMPT_TIMEOUT_SECONDS,
+      },
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+    },
+    adminApiKey: e.ADMIN_API_KEY,
+    logLevel: e.LOG_LEVEL,
+    observability: {
+      workerHttp: { port: e.WORKER_HTTP_PORT, host: e.WORKER_HTTP_HOST ?? e.HOST },
+      failureRate: {
+        windowSeconds: e.FAILURE_RATE_WINDOW_SECONDS,
+        threshold: e.FAILURE_RATE_THRESHOLD,
+        minJobs: e.FAILURE_RATE_MIN_JOBS,
+        checkEverySeconds: e.FAILURE_RATE_CHECK_SECONDS,
+      },
+    },
+    dataDir: DATA_DIR,
+  });
+}

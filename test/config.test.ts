@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../src/config/index.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** Runs `change` and expects the config to refuse it (strict mode: assigning to a frozen value throws). */
+function assertRefused(change: () => void): void {
+  assert.throws(change, TypeError);
+}
+
+describe('loadConfig', () => {
+  test('the loaded configuration is frozen all the way down', () => {
+    const key = `a:${randomBytes(32).toString('base64')}`;
+    const config = loadConfig({ PAYLOAD_ENCRYPTION_KEYS: key });
+    assertRefused(() => {
+      config.http.port = 1;
+    });
+    assertRefused(() => {
+      config.plans.byName.free!.maxRunning = 100;
+    });
+    assertRefused(() => {
+      config.webhooks.retry.maxBackoffMs = 0;
+    });
+    assertRefused(() => {
+      (config.codecServer.allowedOrigins as string[]).push('http://evil.example');
+    });
+    assertRefused(() => {
+      (config.temporal.payloadKeys[0] as { id: string }).id = 'b';
+    });
+    assert.equal(config.http.port, 3000);
+    assert.equal(config.plans.byName.free?.maxRunning, 2);
+    // Byte arrays cannot be frozen: the key stays a usable 32-byte buffer.
+    assert.equal(config.temporal.payloadKeys[0]?.key.length, 32);
+  });
+
+  test('a second load is not affected by the first being frozen', () => {
+    loadConfig({});
+    const config = loadConfig({ PLANS: '{"team":{"maxRunning":4,"weight":2}}', DEFAULT_PLAN: 'team' });
+    assert.deepEqual(Object.keys(config.plans.byName), ['team']);
+    assert.deepEqual(loadConfig({}).plans.byName, {
+      free: { maxRunning: 2, weight: 1 },
+      pro: { maxRunning: 8, weight: 4 },
+    });
+  });
+
+  test('embedded state lives in .data at the repository root', () => {
+    const config = loadConfig({});
+    assert.equal(config.dataDir, `${ROOT}.data`);
+    assert.deepEqual(config.database, { embeddedDir: `${ROOT}.data/pglite` });
+    assert.deepEqual(config.storage, { driver: 'filesystem', dir: `${ROOT}.data/objects` });
+  });
+
+  test('a bad variable stops the start with a ConfigError naming it', () => {
+    for (const [name, value] of [
+      ['PORT', 'not-a-port'],
+      ['PORT', '70000'],
+      ['PLANS', '{"free":'],
+      ['PLANS', '{"free":{"maxRunning":0,"weight":1}}'],
+      ['S3_FORCE_PATH_STYLE', 'yes'],
+      ['LOG_LEVEL', 'loud'],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error) => error instanceof ConfigError && error.message.includes(name),
+        `${name}=${value}`,
+      );
+    }
+    assert.throws(
+      () => loadConfig({ DEFAULT_PLAN: 'gold' }),
+      (error) => error instanceof ConfigError && /DEFAULT_PLAN: gold is not in PLANS/.test(error.message),
+    );
+  });
+});
