@@ -23,3 +23,12 @@ export function createActivities(deps: ActivityDependencies) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/* Each workflow proxy is typed to its own group: `jobTable.callProvider(…)` must not compile. */
+export type AdmissionActivities = ReturnType<typeof createAdmissionActivities>;
+export type JobTableActivities = ReturnType<typeof createJobTableActivities>;
+export type OrphanJobActivities = ReturnType<typeof createOrphanJobActivities>;
+export type ProviderActivities = ReturnType<typeof createProviderActivities>;
+export type ResultStorageActivities = ReturnType<typeof createResultStorageActivities>;
+export type RetentionActivities = ReturnType<typeof createRetentionActivities>;
+export type WebhookDeliveryActivities = ReturnType<typeof createWebhookDeliveryActivities>;

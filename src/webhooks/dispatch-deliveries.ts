@@ -2,8 +2,11 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { markDispatched, undispatchedDeliveries } from '../db/webhook-repository.js';
-import { deliveryWorkflowId, type WebhookRetryPolicy } from '../workflows/definitions.js';
-import type { deliverWebhook } from '../workflows/index.js';
+import {
+  deliveryWorkflowId,
+  type DeliverWebhookWorkflow,
+  type WebhookRetryPolicy,
+} from '../workflows/definitions.js';
 
 /** What starting delivery workflows takes: the API and the activities each bring their own client. */
 export interface DeliveryDispatch {
@@ -20,7 +23,7 @@ export interface DeliveryDispatch {
  */
 export async function startDeliveryRun(dispatch: DeliveryDispatch, id: string, run: number): Promise<void> {
   try {
-    await dispatch.temporal.workflow.start<typeof deliverWebhook>('deliverWebhook', {
+    await dispatch.temporal.workflow.start<DeliverWebhookWorkflow>('deliverWebhook', {
       taskQueue: dispatch.taskQueue,
       workflowId: deliveryWorkflowId(id, run),
       args: [{ deliveryId: id, run, retry: dispatch.retry }],

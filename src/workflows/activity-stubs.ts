@@ -1,5 +1,9 @@
 import { proxyLocalActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type {
+  AdmissionActivities,
+  JobTableActivities,
+  ResultStorageActivities,
+} from '../activities/index.js';
 
 /*
  * Job-table writes (admission included) are small and idempotent: retried until Postgres is back rather
@@ -7,7 +11,7 @@ import type { Activities } from '../activities/index.js';
  * queue round trip and no workflow task of their own, which was most of a job's orchestration time. A
  * worker lost mid-write re-runs it on replay, which idempotence makes harmless.
  */
-export const jobTable = proxyLocalActivities<Activities>({
+export const jobTable = proxyLocalActivities<JobTableActivities & AdmissionActivities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
@@ -19,7 +23,7 @@ export const jobTable = proxyLocalActivities<Activities>({
  * by the workflow task's timeout (10 s) and the copy is re-run on replay; a fixed final key makes that
  * harmless.
  */
-export const storage = proxyLocalActivities<Activities>({
+export const storage = proxyLocalActivities<ResultStorageActivities>({
   startToCloseTimeout: '20s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 });

@@ -32,6 +32,15 @@ export interface DeliverWebhookInput {
   carried?: { giveUpAtMs: number; attempts: number };
 }
 
+/** How one run of a delivery ended: `settled` when a later run or a success elsewhere made it moot. */
+export type DeliveryRunOutcome = 'succeeded' | 'failed' | 'settled';
+
+/**
+ * The `deliverWebhook` workflow's signature, for those who start it: they cannot import the workflow
+ * itself, which would tie activities to workflow code.
+ */
+export type DeliverWebhookWorkflow = (input: DeliverWebhookInput) => Promise<DeliveryRunOutcome>;
+
 /** One workflow per run of a delivery: starting it twice is refused, so a retried dispatch sends once. */
 export function deliveryWorkflowId(deliveryId: string, run: number): string {
   return `webhook-${deliveryId}-${run}`;

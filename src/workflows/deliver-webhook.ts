@@ -1,10 +1,15 @@
 import { ActivityFailure, continueAsNew, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { WebhookDeliveryActivities } from '../activities/index.js';
 import type { AttemptWebhookOutcome } from '../activities/webhook-delivery.js';
-import type { DeliverWebhookInput, WebhookRetryPolicy } from './definitions.js';
+import type {
+  DeliverWebhookInput,
+  DeliverWebhookWorkflow,
+  DeliveryRunOutcome,
+  WebhookRetryPolicy,
+} from './definitions.js';
 
 function deliveryActivities({ attemptTimeoutSeconds }: WebhookRetryPolicy) {
-  return proxyActivities<Activities>({
+  return proxyActivities<WebhookDeliveryActivities>({
     // The attempt itself, plus as long again waiting for the job's earlier deliveries to go first.
     startToCloseTimeout: `${2 * attemptTimeoutSeconds + 15}s`,
     // Temporal retries only what is not the receiver's answer (a lost worker, Postgres away); the
@@ -14,7 +19,7 @@ function deliveryActivities({ attemptTimeoutSeconds }: WebhookRetryPolicy) {
 }
 
 // Recording that a run gave up must not be lost: retried until Postgres is back.
-const bookkeeping = proxyActivities<Activities>({
+const bookkeeping = proxyActivities<WebhookDeliveryActivities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s' },
 });
@@ -47,9 +52,7 @@ async function attemptOnce(
  * retry window has passed (the last attempt lands at its end), then the delivery is `failed`. Started by
  * whatever changed the job, never awaited by the job.
  */
-export async function deliverWebhook(
-  input: DeliverWebhookInput,
-): Promise<'succeeded' | 'failed' | 'settled'> {
+export async function deliverWebhook(input: DeliverWebhookInput): Promise<DeliveryRunOutcome> {
   const { deliveryId, run, retry } = input;
   const activities = deliveryActivities(retry);
   const giveUpAtMs = input.carried?.giveUpAtMs ?? Date.now() + retry.retryWindowSeconds * 1000;
@@ -66,7 +69,7 @@ export async function deliverWebhook(
     await sleep(Math.max(1, Math.min(backoffMs(attempts, retry), giveUpAtMs - Date.now())));
     // A short backoff cap over a long window makes a long history: carry on in a fresh one.
     if (workflowInfo().continueAsNewSuggested) {
-      await continueAsNew<typeof deliverWebhook>({ ...input, carried: { giveUpAtMs, attempts } });
+      await continueAsNew<DeliverWebhookWorkflow>({ ...input, carried: { giveUpAtMs, attempts } });
     }
   }
 }

@@ -6,7 +6,7 @@ import {
   sleep,
   TimeoutFailure,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { ProviderActivities } from '../activities/index.js';
 import { ILLEGAL_TRANSITION, type ProviderFailureDetails } from '../jobs/failures.js';
 import { FailureCode } from '../jobs/job.js';
 import type { GenerationInput } from './definitions.js';
@@ -67,7 +67,7 @@ export function startDeadline(input: GenerationInput, startedAtMs: number): numb
 
 function providerCallActivity({ providerTimeouts, providerTaskQueue }: GenerationInput) {
   const { heartbeatSeconds, attemptSeconds } = providerTimeouts;
-  return proxyActivities<Activities>({
+  return proxyActivities<ProviderActivities>({
     taskQueue: providerTaskQueue,
     startToCloseTimeout: `${attemptSeconds}s`,
     // Far below the attempt timeout: a worker that dies mid-call is noticed in seconds.

@@ -1,8 +1,8 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { RetentionActivities } from '../activities/index.js';
 
 // Deleting a large backlog can take a while; the heartbeat shows it is still moving.
-const retention = proxyActivities<Activities>({
+const retention = proxyActivities<RetentionActivities>({
   startToCloseTimeout: '30m',
   heartbeatTimeout: '2m',
   retry: { initialInterval: '10s', maximumInterval: '5m', maximumAttempts: 5 },

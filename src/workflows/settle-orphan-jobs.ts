@@ -1,8 +1,8 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { OrphanJobActivities } from '../activities/index.js';
 
 // A sweep is a few describes and writes; the next tick retries whatever this one could not finish.
-const sweep = proxyActivities<Activities>({
+const sweep = proxyActivities<OrphanJobActivities>({
   startToCloseTimeout: '10m',
   heartbeatTimeout: '1m',
   retry: { initialInterval: '5s', maximumInterval: '1m', maximumAttempts: 3 },
