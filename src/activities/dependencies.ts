@@ -1,6 +1,8 @@
+import { Context } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import type { CircuitPolicy, Config, RetentionPolicy } from '../config/index.js';
 import type { Database } from '../db/schema.js';
+import type { JobChangeContext } from '../job-changes/job-change-context.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -27,4 +29,11 @@ export interface ActivityDependencies {
   callCancels: ProviderCallCancels;
   /** The main task queue, where webhook delivery workflows are started. */
   taskQueue: string;
+}
+
+/** What the effects of a job's change take, inside a running activity: the activity's own client. */
+export function jobChangeContextOf(deps: ActivityDependencies): JobChangeContext {
+  const { db, logger, plans, taskQueue, webhooks } = deps;
+  const { client } = Context.current();
+  return { db, temporal: client, logger, plans, deliveries: { taskQueue, retry: webhooks.retry } };
 }

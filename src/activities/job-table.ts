@@ -1,12 +1,10 @@
 import { transitionJob } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { isTerminal, JobStatus, type JobEnding } from '../jobs/job.js';
-import { observeJobEnded } from '../observability/job-metrics.js';
+import { afterJobChange } from '../job-changes/after-job-change.js';
 import type { StoredObject } from '../storage/object-store.js';
-import { admitAndWake } from './admission.js';
-import type { ActivityDependencies } from './dependencies.js';
+import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
 import { jobTableFailure } from './temporal-failure.js';
-import { dispatchFromActivity } from './webhook-delivery.js';
 
 export interface MarkJobFailedInput {
   jobId: string;
@@ -30,9 +28,8 @@ function endingOf(row: JobRow): JobEnding {
 /**
  * One activity per job-table transition; each is safe to repeat at any later point of the job (a
  * write the job is already at or past changes nothing), and the terminal ones return how the row says
- * the job ended. The write that ends a job then passes its running slot on to the user's oldest waiting
- * job, whatever ended it. A job with a webhook gets its deliveries started after the write, not awaited:
- * a retry starts what a crash left unstarted, and nothing twice.
+ * the job ended. What follows a write (deliveries, the slot passed on) is the job change's, and is
+ * run again with the write when it repeats.
  */
 export function createJobTableActivities(deps: ActivityDependencies) {
   const { db, logger } = deps;
@@ -43,11 +40,8 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     } catch (error) {
       throw jobTableFailure(error, logger, jobId);
     }
-    if (patch.completed_at instanceof Date && observeJobEnded(row, patch.completed_at)) {
-      logger.info({ jobId, status: row.status, failureCode: row.failure_code ?? undefined }, 'job ended');
-    }
-    if (isTerminal(to)) await admitAndWake(deps, jobId);
-    if (row.webhook) await dispatchFromActivity(deps, jobId);
+    const endedAt = patch.completed_at instanceof Date ? patch.completed_at : undefined;
+    await afterJobChange(jobChangeContextOf(deps), { row, endedAt });
     return row;
   }
 

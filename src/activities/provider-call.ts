@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/circuit-repository.js';
 import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
 import { pauseProvider } from '../db/provider-capacity-repository.js';
+import { afterJobChange } from '../job-changes/after-job-change.js';
 import { FailureCode, type GenerationRequest, type ImageSize } from '../jobs/job.js';
 import { countStagedOutputReused, observeProviderCall } from '../observability/job-metrics.js';
 import { circuitOpenings, providerAuthFailures } from '../observability/metrics.js';
@@ -13,11 +14,11 @@ import type { ProviderQuota } from '../providers/rate-limit-headers.js';
 import { limitKeyFor, limitOf } from '../providers/provider-limits.js';
 import { nextRequestInMs } from '../providers/rate-limit-headers.js';
 import type { StoredObject } from '../storage/object-store.js';
-import type { ActivityDependencies } from './dependencies.js';
+import type { JobRow } from '../db/schema.js';
+import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
 import { acquireProviderSlot } from './provider-slot.js';
 import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
 import { openTextStream } from './text-stream-writer.js';
-import { dispatchFromActivity } from './webhook-delivery.js';
 
 export interface CallProviderInput {
   jobId: string;
@@ -80,12 +81,12 @@ export function createProviderActivities(deps: ActivityDependencies) {
   const { db, store, providers, logger, circuit, providerLimits, callCancels } = deps;
 
   /**
-   * Starts the job's webhook deliveries. A failure does not touch the paid call: what stays unstarted
+   * What follows a change the call made. A failure does not touch the paid call: what stays unstarted
    * goes with the job's next change.
    */
-  async function dispatchWebhooks(jobId: string): Promise<void> {
-    await dispatchFromActivity(deps, jobId).catch((error: unknown) =>
-      logger.warn({ jobId, err: error }, 'webhook dispatch failed'),
+  async function afterCallChange(row: JobRow): Promise<void> {
+    await afterJobChange(jobChangeContextOf(deps), { row }).catch((error: unknown) =>
+      logger.warn({ jobId: row.id, err: error }, 'job change effects failed'),
     );
   }
 
@@ -105,7 +106,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
       pending = pending
         .then(() => updateProgress(db, jobId, progress))
         .then(async (updated) => {
-          if (updated && webhookWantsProgress) await dispatchWebhooks(jobId);
+          if (updated && webhookWantsProgress) await afterCallChange(updated);
         })
         .then(
           () => undefined,
@@ -277,7 +278,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
       throw jobTableFailure(error, logger, jobId);
     });
-    if (row.webhook) await dispatchWebhooks(jobId);
+    await afterCallChange(row);
     // `call` is the job's provider call number; `attempt` in every activity line is Temporal's.
     const log = { jobId, provider: provider.name, call: row.attempts, resumeTaskId, probe };
     logger.info(log, 'provider call started');

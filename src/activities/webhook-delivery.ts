@@ -1,12 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
 import {
   earlierFirstAttemptPending,
   findDeliveryToSend,
   markDeliveryFailed,
   recordWebhookAttempt,
 } from '../db/webhook-repository.js';
-import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import { sendWebhook } from '../webhooks/send-webhook.js';
 import type { ActivityDependencies } from './dependencies.js';
 
@@ -28,13 +26,6 @@ export interface MarkWebhookFailedInput extends AttemptWebhookInput {
 }
 
 const ORDER_POLL_MS = 100;
-
-/** Starts the job's undispatched deliveries with the client of the activity that changed the job. */
-export async function dispatchFromActivity(deps: ActivityDependencies, jobId: string): Promise<void> {
-  const { client } = Context.current();
-  const { db, taskQueue, webhooks } = deps;
-  await dispatchWebhookDeliveries({ db, temporal: client, taskQueue, retry: webhooks.retry }, jobId);
-}
 
 export function createWebhookDeliveryActivities({ db, logger, webhooks }: ActivityDependencies) {
   const timeoutMs = webhooks.retry.attemptTimeoutSeconds * 1000;

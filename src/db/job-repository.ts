@@ -188,9 +188,13 @@ export async function recordProviderTask(
   await db.updateTable('jobs').set({ provider_task_id: taskId }).where('id', '=', id).execute();
 }
 
-/** Records progress on a job that is still running; false once it is not. */
-export async function updateProgress(db: Kysely<Database>, id: string, progress: number): Promise<boolean> {
-  return (await updateAndPublish(db, id, [JobStatus.running], { progress })) !== undefined;
+/** Records progress on a job that is still running; its row, or nothing once it is not. */
+export async function updateProgress(
+  db: Kysely<Database>,
+  id: string,
+  progress: number,
+): Promise<JobRow | undefined> {
+  return updateAndPublish(db, id, [JobStatus.running], { progress });
 }
 
 /**
