@@ -15,7 +15,7 @@ const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export function createOpenAIClient(options: OpenAIProviderOptions): OpenAI {
   return new OpenAI({
     apiKey: options.apiKey,
-    // Explicit values so the client does not fall back to OPENAI_* variables: config.ts owns the environment.
+    // Explicit values so the client does not fall back to OPENAI_* variables: src/config owns the environment.
     baseURL: options.baseURL ?? DEFAULT_BASE_URL,
     organization: null,
     project: null,
