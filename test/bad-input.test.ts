@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import type { FieldError } from '../src/api/invalid-request.js';
 import type { ServerMessage } from '../src/api/job-stream.js';
 import { jobIdFor } from '../src/api/submit-generation.js';
 import { apiFetch, openStream, submit, type ApiTarget } from './harness/job-watcher.js';
@@ -226,6 +227,29 @@ describe('bad input gets one error shape everywhere', () => {
       await expectError(await apiFetch(api, path, { method }), 404, 'not_found');
     });
   }
+
+  test('a bad query, event cursor or job parameter names its field in details as a bad body does', async () => {
+    const imageWithMaxTokens = { ...VALID, params: { maxTokens: 5 } };
+    const answers: [response: Response, field: string][] = [
+      [await apiFetch(api, '/v1/generations?limit=0'), 'limit'],
+      [await apiFetch(api, '/v1/generations?colour=red'), '(query)'],
+      [await apiFetch(api, `/v1/generations/${ownJobId}/events?since=soon`), 'since'],
+      [
+        await post(
+          { name: '', status: 400, code: 'invalid_request', body: imageWithMaxTokens },
+          randomUUID(),
+        ),
+        'params.maxTokens',
+      ],
+    ];
+    for (const [response, field] of answers) {
+      const { body } = await expectError(response, 400, 'invalid_request');
+      const error = assertErrorShape(body) as { message: string; details: { fields: FieldError[] } };
+      const [first] = error.details.fields;
+      assert.equal(first?.field, field, JSON.stringify(body));
+      assert.equal(error.message, `${field}: ${first?.message}`);
+    }
+  });
 
   test('bad socket messages are answered with an error and the socket stays open', async () => {
     const { socket, messages } = await openStream(api);

@@ -233,7 +233,9 @@ describe('text jobs', () => {
   test('a text job refuses image parameters, and an image job refuses text ones', async () => {
     const text = await submit(api, { kind: 'text', prompt: 'p', params: { size: '256x256' } }, randomUUID());
     assert.equal(text.status, 400);
-    assert.deepEqual((text.body.error as { details: unknown }).details, { field: 'params.size' });
+    assert.deepEqual((text.body.error as { details: unknown }).details, {
+      fields: [{ field: 'params.size', message: 'not a parameter of text jobs' }],
+    });
     const image = await submit(
       api,
       { kind: 'image', prompt: 'p', provider: 'local', params: { maxTokens: 5 } },

@@ -48,9 +48,9 @@ export function requireAdminKey(
     const presented = bearerToken(header) ?? (basic ? basicPassword(header) : undefined);
     if (presented !== undefined && timingSafeEqual(digest(presented), expected)) return next();
     if (presented !== undefined && (await findCallerByApiKey(db, presented))) {
-      throw new ApiError(403, 'forbidden', 'the operator API needs the admin key, not a user API key');
+      throw new ApiError('forbidden', 'the operator API needs the admin key, not a user API key');
     }
     res.set('WWW-Authenticate', challenge);
-    throw new ApiError(401, 'unauthorized', 'the admin key is required (Authorization: Bearer …)');
+    throw new ApiError('unauthorized', 'the admin key is required (Authorization: Bearer …)');
   };
 }

@@ -8,7 +8,8 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { Config } from '../config/index.js';
 import { requireAdminKey } from './admin-auth.js';
 import { ApiError } from './api-error.js';
-import { cancelJob } from './cancel-generation.js';
+import { cancelJob, cancelRefusal } from './cancel-generation.js';
+import { validationError } from './invalid-request.js';
 import { providerStates } from './provider-states.js';
 import { retryFailedJob, type RetryDependencies } from './retry-job.js';
 import { isJobId } from './submit-generation.js';
@@ -56,14 +57,13 @@ export interface StuckJobList {
 function parseStuckQuery(query: unknown): z.infer<typeof stuckQuerySchema> {
   const parsed = stuckQuerySchema.safeParse(query);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw new ApiError(400, 'invalid_request', `${issue?.path.join('.') || 'query'}: ${issue?.message}`);
+  throw validationError(parsed.error, '(query)');
 }
 
 async function anyJob(deps: AdminRouteDependencies, req: Request): Promise<JobRow> {
   const id = String(req.params.id);
   const row = isJobId(id) ? await findJob(deps.db, id) : undefined;
-  if (!row) throw new ApiError(404, 'not_found', 'no such job');
+  if (!row) throw new ApiError('not_found', 'no such job');
   return row;
 }
 
@@ -93,9 +93,8 @@ export function adminRoutes(deps: AdminRouteDependencies, adminKey: string): Rou
 
   router.post('/jobs/:id/cancel', async (req, res) => {
     const row = await anyJob(deps, req);
-    if ((await cancelJob(deps, row)) === 'finished') {
-      throw new ApiError(409, 'job_finished', `job is already ${row.status}`);
-    }
+    const outcome = await cancelJob(deps, row);
+    if (outcome !== 'canceling') throw cancelRefusal(outcome, row);
     res.status(202).json(toJob(row));
   });
 

@@ -1,28 +1,43 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { InsufficientCreditsError } from '../db/credit-repository.js';
 import type { Logger } from '../logger.js';
+import {
+  ApiErrorStatus,
+  type ApiErrorCode,
+  type FixedStatusCode,
+  type VariableStatusCode,
+} from './api-error-codes.js';
 import { DEPENDENCY_RETRY_AFTER_SECONDS, unavailableDependency } from './dependency-unavailable.js';
 
-/** Every error a client sees, as a value: `{ error: { code, message, details? } }` on the wire. */
+/**
+ * Every error a client sees, as a value: `{ error: { code, message, details? } }` on the wire. The
+ * status comes from `ApiErrorStatus`, so a code cannot be sent with another; only a code listed in
+ * `VARIABLE_STATUS_CODES` is given its status, explicitly.
+ */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
+  readonly status: number;
 
+  constructor(code: FixedStatusCode, message: string, details?: unknown);
+  constructor(code: VariableStatusCode, message: string, details: unknown, status: number);
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: ApiErrorCode,
     message: string,
     readonly details?: unknown,
+    status?: number,
   ) {
     super(message);
+    this.status = status ?? ApiErrorStatus[code];
   }
 
-  toJSON(): { error: { code: string; message: string; details?: unknown } } {
+  toJSON(): { error: { code: ApiErrorCode; message: string; details?: unknown } } {
     const body = { code: this.code, message: this.message };
     return { error: this.details === undefined ? body : { ...body, details: this.details } };
   }
 }
 
 export const notFoundRoute: RequestHandler = (req, _res, next) => {
-  next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`));
+  next(new ApiError('not_found', `no route for ${req.method} ${req.path}`));
 };
 
 /**
@@ -32,15 +47,15 @@ export const notFoundRoute: RequestHandler = (req, _res, next) => {
 function fromHttpError(error: { type?: unknown; status?: unknown }): ApiError | undefined {
   switch (error.type) {
     case 'entity.parse.failed':
-      return new ApiError(400, 'malformed_json', 'request body is not valid JSON');
+      return new ApiError('malformed_json', 'request body is not valid JSON');
     case 'entity.too.large':
-      return new ApiError(413, 'body_too_large', 'request body is too large');
+      return new ApiError('body_too_large', 'request body is too large');
     case 'encoding.unsupported':
     case 'charset.unsupported':
-      return new ApiError(415, 'unsupported_media_type', 'request body encoding is not supported');
+      return new ApiError('unsupported_media_type', 'request body encoding is not supported');
   }
   if (typeof error.status === 'number' && error.status >= 400 && error.status < 500)
-    return new ApiError(error.status, 'bad_request', 'the request could not be read');
+    return new ApiError('bad_request', 'the request could not be read', undefined, error.status);
   return undefined;
 }
 
@@ -59,10 +74,17 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
     if (away) {
       logger.warn({ err: error, method: req.method, path: req.path }, away.message);
       res.set('Retry-After', String(DEPENDENCY_RETRY_AFTER_SECONDS));
-      res.status(503).json(new ApiError(503, away.code, away.message));
+      const refusal = new ApiError(away.code, away.message);
+      res.status(refusal.status).json(refusal);
       return;
     }
     logger.error({ err: error, method: req.method, path: req.path }, 'unhandled error');
-    res.status(500).json(new ApiError(500, 'internal', 'internal error'));
+    const internal = new ApiError('internal', 'internal error');
+    res.status(internal.status).json(internal);
   };
+}
+
+/** A job its user cannot pay for, on submission or retry: `402` with its cost and the balance. */
+export function insufficientCredits(error: InsufficientCreditsError): ApiError {
+  return new ApiError('insufficient_credits', error.message, { cost: error.cost, balance: error.balance });
 }

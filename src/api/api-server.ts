@@ -6,6 +6,7 @@ import type { DatabaseHandle } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { ApiError } from './api-error.js';
 import { createApp } from './app.js';
 import { callerOfRequest } from './authenticate.js';
 import { cancelGeneration } from './cancel-generation.js';
@@ -53,10 +54,13 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
   // its event stream right here would hold the closing process open.
   const server = createServer((req, res) => {
     if (!closing) return void app(req, res);
-    res.writeHead(503, { 'Content-Type': 'application/json', Connection: 'close', 'Retry-After': '1' });
-    res.end(
-      JSON.stringify({ error: { code: 'shutting_down', message: 'this API process is shutting down' } }),
-    );
+    const refusal = new ApiError('shutting_down', 'this API process is shutting down');
+    res.writeHead(refusal.status, {
+      'Content-Type': 'application/json',
+      Connection: 'close',
+      'Retry-After': '1',
+    });
+    res.end(JSON.stringify(refusal));
   });
   server.on('upgrade', (req, socket, head) => {
     if (new URL(req.url ?? '/', 'http://localhost').pathname === STREAM_PATH)

@@ -21,7 +21,7 @@ export function authenticate(db: Kysely<Database>): RequestHandler {
     const caller = await callerOfRequest(db, req);
     if (!caller) {
       res.set('WWW-Authenticate', 'Bearer');
-      throw new ApiError(401, 'unauthorized', 'a valid API key is required (Authorization: Bearer …)');
+      throw new ApiError('unauthorized', 'a valid API key is required (Authorization: Bearer …)');
     }
     res.locals.caller = caller;
     next();

@@ -9,6 +9,7 @@ import { PayloadDecryptionError } from '../encryption/payload-codec.js';
 import { decodePayloads, encodePayloads } from '../temporal-client.js';
 import { requireAdminKey } from './admin-auth.js';
 import { ApiError } from './api-error.js';
+import { validationError } from './invalid-request.js';
 
 /**
  * Temporal's codec server protocol, for the Web UI and the CLI (`--codec-endpoint`): `POST
@@ -56,8 +57,7 @@ function toJson({ metadata, data }: Payload): JsonPayload {
 function parsePayloads(body: unknown): Payload[] {
   const parsed = codecRequestSchema.safeParse(body);
   if (parsed.success) return parsed.data.payloads.map(fromJson);
-  const issue = parsed.error.issues[0];
-  throw new ApiError(400, 'invalid_request', `${issue?.path.join('.') || 'body'}: ${issue?.message}`);
+  throw validationError(parsed.error, '(body)');
 }
 
 /**
@@ -72,7 +72,7 @@ function codecCors(allowedOrigins: readonly string[]): RequestHandler {
     if (origin === undefined) return next();
     res.vary('Origin');
     if (!allowed.has(origin)) {
-      throw new ApiError(403, 'origin_not_allowed', `origin ${origin} is not in CODEC_ALLOWED_ORIGINS`);
+      throw new ApiError('origin_not_allowed', `origin ${origin} is not in CODEC_ALLOWED_ORIGINS`);
     }
     res.set({ 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' });
     if (req.method !== 'OPTIONS') return next();
@@ -110,7 +110,7 @@ export function codecRoutes(deps: CodecRouteDependencies, adminKey: string): Rou
       res.json({ payloads: decoded.map(toJson) });
     } catch (error) {
       if (!(error instanceof PayloadDecryptionError)) throw error;
-      throw new ApiError(422, 'undecryptable_payload', error.message);
+      throw new ApiError('undecryptable_payload', error.message);
     }
   });
   router.post('/encode', async (req, res) => {

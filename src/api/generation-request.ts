@@ -11,6 +11,7 @@ import {
 import { DEFAULT_WEBHOOK_EVENTS } from '../webhooks/webhook-event.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { ApiError } from './api-error.js';
+import { invalidRequest, validationError } from './invalid-request.js';
 
 export const MAX_PROMPT_LENGTH = 4000;
 const DEFAULT_SIZE = '1024x1024';
@@ -77,24 +78,11 @@ export const generationBodySchema = z
 /** Printable ASCII, as payment APIs accept; long enough for a UUID or a hash. */
 export const idempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,255}$/);
 
-function validationError(error: z.ZodError): ApiError {
-  const fields = error.issues.map((issue) => ({
-    field: issue.path.join('.') || '(body)',
-    message: issue.message,
-  }));
-  const first = fields[0];
-  return new ApiError(400, 'invalid_request', `${first?.field}: ${first?.message}`, { fields });
-}
-
 export function parseIdempotencyKey(header: string | undefined): string {
   if (header === undefined)
-    throw new ApiError(400, 'missing_idempotency_key', 'Idempotency-Key header is required');
+    throw new ApiError('missing_idempotency_key', 'Idempotency-Key header is required');
   if (!idempotencyKeySchema.safeParse(header).success) {
-    throw new ApiError(
-      400,
-      'invalid_idempotency_key',
-      'Idempotency-Key must be 1–255 printable ASCII characters',
-    );
+    throw new ApiError('invalid_idempotency_key', 'Idempotency-Key must be 1–255 printable ASCII characters');
   }
   return header;
 }
@@ -102,14 +90,14 @@ export function parseIdempotencyKey(header: string | undefined): string {
 /** The model asked for (or the provider's default), if the provider makes that kind with it. */
 function modelFor(providers: ProviderRegistry, kind: JobKind, provider: string, model?: string): string {
   if (!providers.names(kind).includes(provider)) {
-    throw new ApiError(400, 'unknown_provider', `provider ${provider} makes no ${kind} jobs here`, {
+    throw new ApiError('unknown_provider', `provider ${provider} makes no ${kind} jobs here`, {
       field: 'provider',
       available: providers.names(kind),
     });
   }
   const resolved = providers.resolveModel(kind, provider, model);
   if (!resolved) {
-    throw new ApiError(400, 'unknown_model', `provider ${provider} has no ${kind} model ${model}`, {
+    throw new ApiError('unknown_model', `provider ${provider} has no ${kind} model ${model}`, {
       field: 'model',
       available: providers.models(kind, provider),
     });
@@ -127,15 +115,13 @@ function kindParams(
 ): Pick<GenerationRequest, 'size' | 'maxTokens'> {
   const foreign = kind === 'text' ? 'size' : 'maxTokens';
   if (params[foreign] !== undefined) {
-    throw new ApiError(400, 'invalid_request', `params.${foreign}: not a parameter of ${kind} jobs`, {
-      field: `params.${foreign}`,
-    });
+    throw invalidRequest({ field: `params.${foreign}`, message: `not a parameter of ${kind} jobs` });
   }
   if (kind === 'text') return { size: null, maxTokens: params.maxTokens ?? DEFAULT_MAX_TOKENS };
   const size = params.size ?? DEFAULT_SIZE;
   const sizes = providers.image(provider)?.models[model] ?? [];
   if (!sizes.includes(size)) {
-    throw new ApiError(400, 'unsupported_size', `model ${model} cannot make ${size} images`, {
+    throw new ApiError('unsupported_size', `model ${model} cannot make ${size} images`, {
       field: 'params.size',
       available: sizes,
     });
@@ -150,7 +136,7 @@ export function parseGenerationRequest(
   defaultProvider: string,
 ): GenerationRequest {
   const parsed = generationBodySchema.safeParse(body);
-  if (!parsed.success) throw validationError(parsed.error);
+  if (!parsed.success) throw validationError(parsed.error, '(body)');
   const { kind, prompt, params, deadline, webhook } = parsed.data;
   const provider = parsed.data.provider ?? defaultProvider;
   const model = modelFor(providers, kind, provider, parsed.data.model);

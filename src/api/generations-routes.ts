@@ -11,7 +11,7 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
 import { authenticate, authenticatedCaller, callerOf } from './authenticate.js';
-import { cancelGeneration } from './cancel-generation.js';
+import { cancelGeneration, cancelRefusal } from './cancel-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
@@ -51,7 +51,7 @@ const requireJson: RequestHandler = (req, _res, next) => {
   next(
     req.is('application/json')
       ? undefined
-      : new ApiError(415, 'unsupported_media_type', 'Content-Type must be application/json'),
+      : new ApiError('unsupported_media_type', 'Content-Type must be application/json'),
   );
 };
 
@@ -61,7 +61,7 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
 
   async function ownedJob(req: Request, res: Response): Promise<JobRow> {
     const row = await findOwnedJob(deps.db, callerOf(res), String(req.params.id));
-    if (!row) throw new ApiError(404, 'not_found', 'no such job');
+    if (!row) throw new ApiError('not_found', 'no such job');
     return row;
   }
 
@@ -82,9 +82,9 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
 
   router.post('/:id/cancel', async (req, res) => {
     const outcome = await cancelGeneration(deps, callerOf(res), String(req.params.id));
-    if (outcome === 'not_found') throw new ApiError(404, 'not_found', 'no such job');
+    if (outcome === 'not_found') throw cancelRefusal(outcome);
     const row = await ownedJob(req, res);
-    if (outcome === 'finished') throw new ApiError(409, 'job_finished', `job is already ${row.status}`);
+    if (outcome !== 'canceling') throw cancelRefusal(outcome, row);
     res.status(202).json({ id: row.id, status: row.status, links: links(row.id) });
   });
 
@@ -101,9 +101,9 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   // The polling fallback for streamed text: what the current attempt has written so far.
   router.get('/:id/text', async (req, res) => {
     const row = await ownedJob(req, res);
-    if (row.kind !== 'text') throw new ApiError(409, 'not_a_text_job', `job ${row.id} is an ${row.kind} job`);
+    if (row.kind !== 'text') throw new ApiError('not_a_text_job', `job ${row.id} is an ${row.kind} job`);
     if (row.purged_at)
-      throw new ApiError(410, 'result_expired', 'the text was removed after its retention period');
+      throw new ApiError('result_expired', 'the text was removed after its retention period');
     res.json((await readStreamedText(deps.db, row.id)) ?? NO_TEXT);
   });
 
@@ -112,13 +112,9 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   router.get('/:id/content', async (req, res) => {
     const row = await ownedJob(req, res);
     if (row.purged_at)
-      throw new ApiError(410, 'result_expired', 'the result was removed after its retention period');
+      throw new ApiError('result_expired', 'the result was removed after its retention period');
     if (row.status !== JobStatus.succeeded || !row.storage_key) {
-      throw new ApiError(
-        409,
-        'result_not_ready',
-        `job is ${row.status}; content exists once it has succeeded`,
-      );
+      throw new ApiError('result_not_ready', `job is ${row.status}; content exists once it has succeeded`);
     }
     const object = await deps.store.get(row.storage_key);
     res.set({

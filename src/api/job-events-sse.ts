@@ -8,6 +8,7 @@ import { isTerminal } from '../jobs/job.js';
 import { trackOpenSocket } from '../observability/socket-metrics.js';
 import { ApiError } from './api-error.js';
 import { authenticatedCaller } from './authenticate.js';
+import { invalidRequest } from './invalid-request.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
 import { findOwnedJob } from './owned-job.js';
@@ -21,10 +22,12 @@ const RECONNECT_MS = 1000;
 
 /** `Last-Event-ID` (what EventSource sends on reconnect), else `?since=`, else from the start. */
 function sinceOf(req: Request): number {
-  const value = req.get('Last-Event-ID') ?? req.query.since ?? '0';
+  const header = req.get('Last-Event-ID');
+  const value = header ?? req.query.since ?? '0';
   const since = typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
   if (Number.isNaN(since)) {
-    throw new ApiError(400, 'invalid_request', 'Last-Event-ID and since must be a non-negative integer');
+    const field = header === undefined ? 'since' : 'Last-Event-ID';
+    throw invalidRequest({ field, message: 'must be a non-negative integer' });
   }
   return since;
 }
@@ -52,7 +55,7 @@ export function serveJobEvents(
   return async (req, res) => {
     const { userId, keyId } = authenticatedCaller(res);
     const row = await findOwnedJob(db, userId, String(req.params.id));
-    if (!row) throw new ApiError(404, 'not_found', 'no such job');
+    if (!row) throw new ApiError('not_found', 'no such job');
     const since = sinceOf(req);
     if (isTerminal(toJob(row).status) && since >= row.version) {
       res.status(204).end();

@@ -5,9 +5,11 @@ import { z } from 'zod';
 import type { Caller } from '../db/user-repository.js';
 import type { JobEvent } from '../events/job-event.js';
 import type { TextUpdate } from '../events/text-stream.js';
+import { assertExhaustive } from '../assert-exhaustive.js';
 import { isTerminal } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { trackOpenSocket } from '../observability/socket-metrics.js';
+import type { ApiErrorCode } from './api-error-codes.js';
 import type { CancelOutcome } from './cancel-generation.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySession, KeySessions } from './key-sessions.js';
@@ -18,7 +20,7 @@ export const STREAM_PATH = '/v1/stream';
 const CANCEL_ERRORS = {
   finished: { code: 'job_finished', message: 'job has already finished' },
   notFound: { code: 'not_found', message: 'no such job' },
-} as const;
+} as const satisfies Record<string, { code: ApiErrorCode; message: string }>;
 
 /**
  * A client that lets this much pile up unread is closed with SLOW_CONSUMER_CLOSE_CODE rather than
@@ -179,9 +181,16 @@ export function createJobStream(deps: JobStreamDependencies) {
       // A cancel acts on the key's authority, so the database is asked, not only what NOTIFY told so far.
       if (!(await session.confirmLive())) return;
       const outcome = await deps.cancel(userId, id);
-      if (outcome === 'canceling') send(socket, { type: 'canceling', id });
-      else if (outcome === 'finished') send(socket, { type: 'error', id, error: CANCEL_ERRORS.finished });
-      else send(socket, { type: 'error', id, error: CANCEL_ERRORS.notFound });
+      switch (outcome) {
+        case 'canceling':
+          return send(socket, { type: 'canceling', id });
+        case 'finished':
+          return send(socket, { type: 'error', id, error: CANCEL_ERRORS.finished });
+        case 'not_found':
+          return send(socket, { type: 'error', id, error: CANCEL_ERRORS.notFound });
+        default:
+          assertExhaustive(outcome, 'cancel outcome');
+      }
     } catch (error) {
       deps.logger.error({ jobId: id, err: error }, 'cancel failed');
       send(socket, { type: 'error', id, error: { code: 'internal', message: 'internal error' } });

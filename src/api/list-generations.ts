@@ -4,6 +4,7 @@ import { listJobs, toJob } from '../db/job-repository.js';
 import type { Database } from '../db/schema.js';
 import { JobStatus, type Job } from '../jobs/job.js';
 import { ApiError } from './api-error.js';
+import { validationError } from './invalid-request.js';
 import { findOwnedJob } from './owned-job.js';
 
 export const listQuerySchema = z
@@ -27,8 +28,7 @@ function encodeCursor(jobId: string): string {
 
 async function decodeCursor(db: Kysely<Database>, userId: string, cursor: string): Promise<string> {
   const jobId = Buffer.from(cursor, 'base64url').toString();
-  if (!(await findOwnedJob(db, userId, jobId)))
-    throw new ApiError(400, 'invalid_cursor', 'cursor is not valid');
+  if (!(await findOwnedJob(db, userId, jobId))) throw new ApiError('invalid_cursor', 'cursor is not valid');
   return jobId;
 }
 
@@ -39,10 +39,7 @@ export async function listGenerations(
   query: unknown,
 ): Promise<JobPage> {
   const parsed = listQuerySchema.safeParse(query);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ApiError(400, 'invalid_request', `${issue?.path.join('.') || 'query'}: ${issue?.message}`);
-  }
+  if (!parsed.success) throw validationError(parsed.error, '(query)');
   const { status, limit, cursor } = parsed.data;
   const afterId = cursor === undefined ? undefined : await decodeCursor(db, userId, cursor);
   // One row more than asked tells whether another page exists without a count query.

@@ -18,7 +18,7 @@ export function meRoute(db: Kysely<Database>): Router {
       reservedCredits(db, userId),
       countUnfinishedJobs(db, userId),
     ]);
-    if (!user) throw new ApiError(404, 'not_found', 'no such user');
+    if (!user) throw new ApiError('not_found', 'no such user');
     res.json({
       id: user.id,
       name: user.name,

@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
+import { ApiErrorStatus, type ApiErrorCode } from './api-error-codes.js';
 import { generationBodySchema, idempotencyKeySchema } from './generation-request.js';
 import { STREAM_PATH } from './job-stream.js';
 import { listQuerySchema } from './list-generations.js';
@@ -95,19 +96,33 @@ function json(description: string, schemaId: string, headers?: Record<string, un
   return headers ? { description, content, headers } : { description, content };
 }
 
-/** Error answers by status, each described by the codes it carries. */
-function errors(byStatus: Record<number, string>) {
+/** The headers an error answer of this status comes with. */
+function errorHeaders(status: number): Record<string, unknown> | undefined {
+  if (status === 401) return { 'WWW-Authenticate': header('`Bearer`') };
+  if (status === 429) return { 'Retry-After': header('Seconds to wait') };
+  return undefined;
+}
+
+/**
+ * An operation's error answers, from the codes it may send (each with what its description adds after
+ * it): grouped under the status `ApiErrorStatus` gives each code, so the document cannot list a code
+ * the API does not have, or under another status.
+ */
+function errors(codes: Partial<Record<ApiErrorCode, string>>) {
+  const byStatus = new Map<number, string[]>();
+  for (const [code, note] of Object.entries(codes)) {
+    const status = ApiErrorStatus[code as ApiErrorCode];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), `\`${code}\`${note}`]);
+  }
   return Object.fromEntries(
-    Object.entries(byStatus).map(([status, codes]) => [
+    [...byStatus].map(([status, described]) => [
       status,
-      json(codes, 'Error', status === '429' ? { 'Retry-After': header('Seconds to wait') } : undefined),
+      json(described.join(', '), 'Error', errorHeaders(status)),
     ]),
   );
 }
 
-const unauthorized = {
-  401: json('`unauthorized`: no valid API key', 'Error', { 'WWW-Authenticate': header('`Bearer`') }),
-};
+const unauthorized = errors({ unauthorized: ': no valid API key' });
 
 const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
@@ -134,12 +149,19 @@ function submitOperation() {
       }),
       ...unauthorized,
       ...errors({
-        400: '`invalid_request`, `malformed_json`, `missing_idempotency_key`, `invalid_idempotency_key`, `unknown_provider`, `unknown_model`, `unsupported_size`, `bad_request`',
-        402: '`insufficient_credits` (details `{ cost, balance }`); no job is created',
-        413: '`body_too_large`',
-        415: '`unsupported_media_type`',
-        422: '`idempotency_key_reused` with a different body',
-        429: '`rate_limited`: too many submissions for this API key',
+        invalid_request: '',
+        malformed_json: '',
+        missing_idempotency_key: '',
+        invalid_idempotency_key: '',
+        unknown_provider: '',
+        unknown_model: '',
+        unsupported_size: '',
+        bad_request: '',
+        insufficient_credits: ' (details `{ cost, balance }`); no job is created',
+        body_too_large: '',
+        unsupported_media_type: '',
+        idempotency_key_reused: ' with a different body',
+        rate_limited: ': too many submissions for this API key',
       }),
     },
   };
@@ -153,7 +175,7 @@ function listOperation() {
     responses: {
       200: json('One page', 'JobPage'),
       ...unauthorized,
-      ...errors({ 400: '`invalid_request`, `invalid_cursor`' }),
+      ...errors({ invalid_request: '', invalid_cursor: '' }),
     },
   };
 }
@@ -164,7 +186,7 @@ function jobPaths() {
       get: {
         operationId: 'getGeneration',
         parameters: [jobId],
-        responses: { 200: json('The job', 'Job'), ...unauthorized, ...errors({ 404: '`not_found`' }) },
+        responses: { 200: json('The job', 'Job'), ...unauthorized, ...errors({ not_found: '' }) },
       },
     },
     '/v1/generations/{id}/events': {
@@ -189,7 +211,7 @@ function jobPaths() {
           },
           204: { description: 'The job has ended and has no event after Last-Event-ID: stop reconnecting' },
           ...unauthorized,
-          ...errors({ 400: '`invalid_request`: a bad Last-Event-ID or since', 404: '`not_found`' }),
+          ...errors({ invalid_request: ': a bad Last-Event-ID or since', not_found: '' }),
         },
       },
     },
@@ -205,9 +227,9 @@ function jobPaths() {
           },
           ...unauthorized,
           ...errors({
-            404: '`not_found`',
-            409: '`result_not_ready`: the job has not succeeded',
-            410: '`result_expired`: removed after its retention period',
+            not_found: '',
+            result_not_ready: ': the job has not succeeded',
+            result_expired: ': removed after its retention period',
           }),
         },
       },
@@ -221,9 +243,9 @@ function jobPaths() {
           200: json('The text so far', 'StreamedText'),
           ...unauthorized,
           ...errors({
-            404: '`not_found`',
-            409: '`not_a_text_job`',
-            410: '`result_expired`: removed after its retention period',
+            not_found: '',
+            not_a_text_job: '',
+            result_expired: ': removed after its retention period',
           }),
         },
       },
@@ -236,7 +258,7 @@ function jobPaths() {
         responses: {
           202: json('Canceling', 'Canceling'),
           ...unauthorized,
-          ...errors({ 404: '`not_found`', 409: '`job_finished`: the job has already ended' }),
+          ...errors({ not_found: '', job_finished: ': the job has already ended' }),
         },
       },
     },
@@ -254,7 +276,7 @@ function webhookPaths() {
         responses: {
           200: json('The deliveries', 'WebhookDeliveryList'),
           ...unauthorized,
-          ...errors({ 404: '`not_found`' }),
+          ...errors({ not_found: '' }),
         },
       },
     },
@@ -267,8 +289,8 @@ function webhookPaths() {
           202: json('The delivery, pending again', 'WebhookDelivery'),
           ...unauthorized,
           ...errors({
-            404: '`not_found`: no such job or delivery',
-            409: '`delivery_pending`: it is still being attempted',
+            not_found: ': no such job or delivery',
+            delivery_pending: ': it is still being attempted',
           }),
         },
       },
@@ -282,12 +304,10 @@ function adminPaths() {
     tags: ['admin'],
     security: [{ adminKey: [] }],
   };
-  const refused = {
-    401: json('`unauthorized`: no admin key, or a wrong one', 'Error', {
-      'WWW-Authenticate': header('`Bearer`'),
-    }),
-    403: json('`forbidden`: a user API key, not the admin key', 'Error'),
-  };
+  const refused = errors({
+    unauthorized: ': no admin key, or a wrong one',
+    forbidden: ': a user API key, not the admin key',
+  });
   return {
     [`${ADMIN_PATH}/jobs/stuck`]: {
       get: {
@@ -298,7 +318,7 @@ function adminPaths() {
         responses: {
           200: json('The jobs, at most `limit`', 'StuckJobList'),
           ...refused,
-          ...errors({ 400: '`invalid_request`' }),
+          ...errors({ invalid_request: '' }),
         },
       },
     },
@@ -315,9 +335,11 @@ function adminPaths() {
           202: json('The job, queued again', 'Job'),
           ...refused,
           ...errors({
-            402: '`insufficient_credits` (details `{ cost, balance }`): the user cannot pay for another run',
-            404: '`not_found`',
-            409: '`job_not_failed` (details `{ status }`), `run_closing`: the failed run has not closed yet, `history_unavailable`: Temporal no longer keeps the run',
+            insufficient_credits: ' (details `{ cost, balance }`): the user cannot pay for another run',
+            not_found: '',
+            job_not_failed: ' (details `{ status }`)',
+            run_closing: ': the failed run has not closed yet',
+            history_unavailable: ': Temporal no longer keeps the run',
           }),
         },
       },
@@ -331,7 +353,7 @@ function adminPaths() {
         responses: {
           202: json('The job, canceling', 'Job'),
           ...refused,
-          ...errors({ 404: '`not_found`', 409: '`job_finished`: the job has already ended' }),
+          ...errors({ not_found: '', job_finished: ': the job has already ended' }),
         },
       },
     },

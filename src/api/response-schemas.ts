@@ -3,6 +3,7 @@ import type { countUnfinishedJobs } from '../db/job-repository.js';
 import type { WebhookDelivery } from '../db/webhook-repository.js';
 import type { StreamedText } from '../events/text-stream.js';
 import { IMAGE_SIZES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
+import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
 import type { JobPage } from './list-generations.js';
 import type { QueueEstimate } from './queue-estimate.js';
@@ -86,7 +87,7 @@ export const streamedTextSchema = z
   .describe("A text job's output as streamed so far by its latest attempt") satisfies z.ZodType<StreamedText>;
 
 export const errorSchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+  error: z.object({ code: z.enum(API_ERROR_CODES), message: z.string(), details: z.unknown().optional() }),
 }) satisfies z.ZodType<ReturnType<ApiError['toJSON']>>;
 
 export const healthSchema = z.object({ ok: z.literal(true) });

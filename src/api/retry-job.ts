@@ -18,7 +18,7 @@ import { decodePayloads } from '../temporal-client.js';
 import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
-import { ApiError } from './api-error.js';
+import { ApiError, insufficientCredits } from './api-error.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
 
 export interface RetryDependencies {
@@ -49,7 +49,7 @@ async function lastRunInput(temporal: Client, handle: WorkflowHandle): Promise<G
 }
 
 function notFailed(status: JobStatus | undefined): ApiError {
-  return new ApiError(409, 'job_not_failed', `only a failed job can be retried; this one is ${status}`, {
+  return new ApiError('job_not_failed', `only a failed job can be retried; this one is ${status}`, {
     status,
   });
 }
@@ -61,10 +61,7 @@ async function requeue(db: Kysely<Database>, row: JobRow): Promise<JobRow> {
     // Another retry re-queued it first.
     if (error instanceof IllegalTransitionError) throw notFailed(error.from);
     if (!(error instanceof InsufficientCreditsError)) throw error;
-    throw new ApiError(402, 'insufficient_credits', error.message, {
-      cost: error.cost,
-      balance: error.balance,
-    });
+    throw insufficientCredits(error);
   }
 }
 
@@ -97,11 +94,11 @@ export async function retryFailedJob(deps: RetryDependencies, found: JobRow): Pr
   if (found.status !== JobStatus.failed && !resumable) throw notFailed(found.status);
   // Checked first, so that a job whose run Temporal has forgotten is refused before anything changes.
   if (!lastRun) {
-    throw new ApiError(409, 'history_unavailable', 'Temporal no longer keeps the run this job would retry');
+    throw new ApiError('history_unavailable', 'Temporal no longer keeps the run this job would retry');
   }
   // The row says failed a moment before its run closes (it still hands its user's slot on).
   if (lastRun.status.name === 'RUNNING') {
-    throw new ApiError(409, 'run_closing', 'the failed run is still closing; retry in a moment');
+    throw new ApiError('run_closing', 'the failed run is still closing; retry in a moment');
   }
   const input = await lastRunInput(
     deps.temporal,

@@ -13,7 +13,7 @@ import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js'
 import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
-import { ApiError } from './api-error.js';
+import { ApiError, insufficientCredits } from './api-error.js';
 import { requestFingerprint, sha256Hex } from './generation-request.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
 import { estimateQueue, type QueueEstimate } from './queue-estimate.js';
@@ -109,10 +109,7 @@ async function insertPaidJob(
     });
   } catch (error) {
     if (!(error instanceof InsufficientCreditsError)) throw error;
-    throw new ApiError(402, 'insufficient_credits', error.message, {
-      cost: error.cost,
-      balance: error.balance,
-    });
+    throw insufficientCredits(error);
   }
 }
 
@@ -146,11 +143,7 @@ export async function submitGeneration(
   };
   const { row, created } = await insertPaidJob(deps, job, request);
   if (!created && row.request_sha256 !== fingerprint) {
-    throw new ApiError(
-      422,
-      'idempotency_key_reused',
-      'this Idempotency-Key was used with a different request',
-    );
+    throw new ApiError('idempotency_key_reused', 'this Idempotency-Key was used with a different request');
   }
   const callerPlan = planNamed(deps.config.plans, plan);
   // The estimate reads only the job table: it runs while the workflow starts, not after it.

@@ -12,7 +12,7 @@ export function submitRateLimit(db: Kysely<Database>, rate: SubmitRate): Request
     const verdict = await takeSubmitToken(db, hashApiKey(key), rate);
     if (verdict.allowed) return next();
     res.set('Retry-After', String(Math.ceil(verdict.retryAfterMs / 1000)));
-    throw new ApiError(429, 'rate_limited', `at most ${rate.perMinute} submissions per minute per API key`, {
+    throw new ApiError('rate_limited', `at most ${rate.perMinute} submissions per minute per API key`, {
       retryAfterMs: verdict.retryAfterMs,
     });
   };

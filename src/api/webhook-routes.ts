@@ -29,9 +29,9 @@ export function addWebhookRoutes(router: Router, deps: WebhookRouteDependencies,
     const job = await ownedJob(req, res);
     const deliveryId = String(req.params.deliveryId);
     const reopened = await reopenDelivery(deps.db, job.id, deliveryId);
-    if (reopened === 'not_found') throw new ApiError(404, 'not_found', 'no such delivery');
+    if (reopened === 'not_found') throw new ApiError('not_found', 'no such delivery');
     if (reopened === 'pending') {
-      throw new ApiError(409, 'delivery_pending', 'the delivery is still being attempted');
+      throw new ApiError('delivery_pending', 'the delivery is still being attempted');
     }
     const { temporal, webhooks } = deps.config;
     await startDeliveryRun(
