@@ -46,7 +46,13 @@ describe('the job state machine', () => {
       } as const;
       // No worker polls this context's queue: the job stays as the API left it.
       const { row } = await submitGeneration(
-        { db: ctx.database.db, temporal: ctx.temporal, config: ctx.config, costs: ctx.config.costs },
+        {
+          db: ctx.database.db,
+          temporal: ctx.temporal,
+          logger: createLogger(ctx.config.logLevel, 'test-api'),
+          config: ctx.config,
+          costs: ctx.config.costs,
+        },
         { userId: ctx.userId, plan: ctx.config.plans.defaultPlan },
         randomUUID(),
         request,

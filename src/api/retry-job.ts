@@ -12,10 +12,12 @@ import { InsufficientCreditsError } from '../db/credit-repository.js';
 import { IllegalTransitionError, requeueFailedJob } from '../db/job-repository.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { findUser } from '../db/user-repository.js';
+import { afterJobChange } from '../job-changes/after-job-change.js';
+import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { JobStatus } from '../jobs/job.js';
+import type { Logger } from '../logger.js';
 import { planNamed } from '../jobs/plans.js';
 import { decodePayloads } from '../temporal-client.js';
-import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { ApiError, insufficientCredits } from './api-error.js';
@@ -24,6 +26,7 @@ import { jobWorkflowOptions } from './job-workflow-options.js';
 export interface RetryDependencies {
   db: Kysely<Database>;
   temporal: Client;
+  logger: Logger;
   config: Pick<Config, 'temporal' | 'plans' | 'webhooks'>;
 }
 
@@ -106,12 +109,6 @@ export async function retryFailedJob(deps: RetryDependencies, found: JobRow): Pr
   );
   const row = found.status === JobStatus.failed ? await requeue(deps.db, found) : found;
   await startNextRun(deps, row, input);
-  if (row.webhook) {
-    const { temporal, webhooks } = deps.config;
-    await dispatchWebhookDeliveries(
-      { db: deps.db, temporal: deps.temporal, taskQueue: temporal.taskQueue, retry: webhooks.retry },
-      row.id,
-    );
-  }
+  await afterJobChange(jobChangeContextFrom(deps), { row });
   return row;
 }

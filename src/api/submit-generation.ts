@@ -7,10 +7,12 @@ import { insertJobOnce } from '../db/job-repository.js';
 import type { Database, JobRow, NewJobRow } from '../db/schema.js';
 import type { Caller } from '../db/user-repository.js';
 import { ensureWebhookSecret } from '../db/webhook-repository.js';
+import { afterJobChange } from '../job-changes/after-job-change.js';
+import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
+import type { Logger } from '../logger.js';
 import { planNamed } from '../jobs/plans.js';
 import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js';
-import { dispatchWebhookDeliveries } from '../webhooks/dispatch-deliveries.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { ApiError, insufficientCredits } from './api-error.js';
@@ -21,6 +23,7 @@ import { estimateQueue, type QueueEstimate } from './queue-estimate.js';
 export interface SubmitDependencies {
   db: Kysely<Database>;
   temporal: Client;
+  logger: Logger;
   /** What a job costs, from `config.costs`. */
   costs: Config['costs'];
   config: Pick<Config, 'temporal' | 'timeouts' | 'retry' | 'providerLimits' | 'plans' | 'webhooks'>;
@@ -152,12 +155,6 @@ export async function submitGeneration(
     estimateQueue(deps.db, deps.config, row, callerPlan),
   ]);
   // The `queued` event's delivery, if the webhook asked for it; a crash here leaves it to the next change.
-  if (request.webhook) {
-    const { temporal, webhooks } = deps.config;
-    await dispatchWebhookDeliveries(
-      { db: deps.db, temporal: deps.temporal, taskQueue: temporal.taskQueue, retry: webhooks.retry },
-      row.id,
-    );
-  }
+  await afterJobChange(jobChangeContextFrom(deps), { row });
   return { row, replayed: !created, runId, estimate };
 }
