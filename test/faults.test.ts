@@ -326,6 +326,18 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('Temporal restart', ids, duplicateSubmits(prompts));
   });
 
+  test('Temporal server down past the heartbeat timeout while provider tasks run', async () => {
+    // Longer than the outage: the predictions still run when the server, back, gives up on their attempts.
+    replicate.setDurationMs(10_000);
+    const { ids, prompts } = await submitJobs('temporal outage');
+    await waitUntil(allRunning(ids));
+    await temporal.stop();
+    // Past the 3 s heartbeat timeout: the next attempts start while the first ones still run, and resume.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    temporal = await startTemporalDevServer(temporalOptions);
+    await finish('Temporal down past heartbeat timeout', ids, duplicateSubmits(prompts));
+  });
+
   /**
    * Ten clients submitting back to back until stopped; the ids of what was accepted. Refusals while a
    * dependency is down are expected, and must be 503s.

@@ -181,6 +181,22 @@ describe('replicate provider against the fake predictions API', () => {
     assert.equal(prediction?.status, 'canceled');
   });
 
+  test('an abort that leaves the task to a later attempt does not cancel the prediction', async () => {
+    server.setDurationMs(10_000);
+    const controller = new AbortController();
+    const reason = new Error('attempt timed out');
+    const { context, accepted } = recordingContext({
+      signal: controller.signal,
+      taskOutlivesAbort: () => true,
+    });
+    const cancels = server.cancels();
+    setTimeout(() => controller.abort(reason), 150);
+    await assert.rejects(provider.generateImage(input, context), (error) => error === reason);
+    assert.equal(server.cancels(), cancels);
+    const prediction = server.predictions().find(({ id }) => id === accepted[0]);
+    assert.ok(prediction && prediction.status !== 'canceled', 'the prediction still runs');
+  });
+
   test('if onTaskAccepted fails, the prediction is canceled and the hook’s error propagates', async () => {
     server.setDurationMs(10_000);
     const hookError = new Error('could not record the task');

@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import type { ActivityCancellationDetails } from '@temporalio/common';
 import { recordCallFailed, recordCallSucceeded, requestCallPermit } from '../db/circuit-repository.js';
 import { findJob, recordProviderTask, startProviderCall, updateProgress } from '../db/job-repository.js';
 import { pauseProvider } from '../db/provider-capacity-repository.js';
@@ -8,7 +9,7 @@ import { countStagedOutputReused, observeProviderCall } from '../observability/j
 import { circuitOpenings, providerAuthFailures } from '../observability/metrics.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
-import type { ImageProvider, TextProvider } from '../providers/provider.js';
+import type { ImageProvider, ProviderCallContext, TextProvider } from '../providers/provider.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ProviderQuota } from '../providers/rate-limit-headers.js';
 import { limitKeyFor, limitOf } from '../providers/provider-limits.js';
@@ -48,6 +49,19 @@ const DEFAULT_RATE_LIMIT_PAUSE_MS = 1000;
 export function stagingKeyFor(jobId: string): string {
   return `staging/${jobId}`;
 }
+
+/**
+ * Cancellations that end this attempt only: Temporal gave up on it (a heartbeat timeout, or a restarted
+ * server that no longer knows it), the worker is shutting down, or the activity is paused. The job still
+ * wants the output, and the next attempt resumes the provider's task from the job row.
+ */
+function attemptLost(details: ActivityCancellationDetails | undefined): boolean {
+  if (!details) return false;
+  return details.notFound || details.timedOut || details.workerShutdown || details.paused;
+}
+
+/** How a call is aborted: the signal, and whether the provider's task outlives the abort. */
+type CallAbort = Pick<ProviderCallContext, 'signal' | 'taskOutlivesAbort'>;
 
 /** The provider that makes the job's kind. */
 type CallableProvider = { kind: 'image'; provider: ImageProvider } | { kind: 'text'; provider: TextProvider };
@@ -173,14 +187,14 @@ export function createProviderActivities(deps: ActivityDependencies) {
     provider: ImageProvider,
     input: CallProviderInput,
     heartbeat: CallHeartbeat,
-    signal: AbortSignal,
+    abort: CallAbort,
   ): Promise<Output> {
     const context = Context.current();
     const { jobId, request, seed } = input;
     const image = await provider.generateImage(
       { prompt: request.prompt, model: request.model, size: imageSizeOf(request), seed },
       {
-        signal,
+        ...abort,
         onProgress: progressReporter(jobId, heartbeat, request.webhook?.events.includes('progress') ?? false),
         resumeTaskId: heartbeat.taskId,
         onTaskAccepted: async (taskId) => {
@@ -219,7 +233,8 @@ export function createProviderActivities(deps: ActivityDependencies) {
 
   /**
    * The call for the job's kind, heartbeating while it lasts. Aborted by Temporal's cancellation or,
-   * sooner, by the cancel's announcement; either way the activity ends as Temporal's cancellation.
+   * sooner, by the cancel's announcement; either way the activity ends as Temporal's cancellation. Only
+   * the job's cancel stops the provider's task: an attempt Temporal gave up on leaves it to the next.
    */
   async function generate(
     callable: CallableProvider,
@@ -230,11 +245,13 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const context = Context.current();
     const announced = callCancels.watch(input.jobId);
     const signal = AbortSignal.any([context.cancellationSignal, announced.signal]);
+    // A lost attempt leaves the task running: stopping it would make the next attempt pay for another.
+    const taskOutlivesAbort = () => !announced.signal.aborted && attemptLost(context.cancellationDetails);
     const beat = setInterval(() => context.heartbeat(heartbeat), HEARTBEAT_INTERVAL_MS);
     try {
       return callable.kind === 'text'
         ? await generateText(callable.provider, input, attempt, signal)
-        : await generateImage(callable.provider, input, heartbeat, signal);
+        : await generateImage(callable.provider, input, heartbeat, { signal, taskOutlivesAbort });
     } catch (error) {
       if (announced.signal.aborted) await temporalCancellation();
       throw error;

@@ -21,6 +21,13 @@ export interface GeneratedImage {
 export interface ProviderCallContext {
   /** Aborts the in-flight request: Temporal cancellation or a heartbeat timeout lands here. */
   signal: AbortSignal;
+  /**
+   * Asked once `signal` has aborted: true when only this attempt was lost (Temporal timed it out, or a
+   * restarted Temporal forgot it) and a later attempt resumes the task, which must live on for it.
+   * Otherwise the job no longer wants the output and a submit-then-poll provider stops the task.
+   * Unset: every abort stops it.
+   */
+  taskOutlivesAbort?(): boolean;
   /** Progress 0–100, reported as the provider learns it. */
   onProgress(percent: number): void;
   /**

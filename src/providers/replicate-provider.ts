@@ -180,17 +180,20 @@ function createReplicateApi(options: ReplicateProviderOptions) {
 }
 type ReplicateApi = ReturnType<typeof createReplicateApi>;
 
-/** Runs `work` on a prediction we know; if the caller aborts meanwhile, Replicate is asked to stop it. */
+/**
+ * Runs `work` on a prediction we know; if the caller aborts meanwhile, Replicate is asked to stop it, unless
+ * a later attempt is to resume it: that one would find it canceled and pay for a fresh one.
+ */
 async function cancelingOnAbort<T>(
   api: ReplicateApi,
   id: string,
-  signal: AbortSignal,
+  context: ProviderCallContext,
   work: () => Promise<T>,
 ): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (signal.aborted) await api.cancelQuietly(id);
+    if (context.signal.aborted && !context.taskOutlivesAbort?.()) await api.cancelQuietly(id);
     throw error;
   }
 }
@@ -202,7 +205,7 @@ async function cancelingOnAbort<T>(
 async function resumed(api: ReplicateApi, context: ProviderCallContext): Promise<Prediction | undefined> {
   const id = context.resumeTaskId;
   if (id === undefined) return undefined;
-  const reply = await cancelingOnAbort(api, id, context.signal, () => api.get(id, context.signal));
+  const reply = await cancelingOnAbort(api, id, context, () => api.get(id, context.signal));
   if (reply.status === 404) return undefined;
   const prediction = predictionFrom(reply, 'poll');
   if (prediction.status !== 'failed' && prediction.status !== 'canceled') return prediction;
@@ -261,7 +264,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
     async generateImage(input, context) {
       const progress = progressReporter(context);
       const accepted = (await resumed(api, context)) ?? (await submitted(api, input, context));
-      const finished = await cancelingOnAbort(api, accepted.id, context.signal, () =>
+      const finished = await cancelingOnAbort(api, accepted.id, context, () =>
         settled(api, accepted, context, progress, options.pollIntervalMs),
       );
       const bytes = pngFrom(await api.download(outputUrlOf(finished), context.signal));
