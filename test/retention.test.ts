@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
-import { resultKeyFor } from '../src/activities/result-storage.js';
+import { resultKeyFor } from '../src/storage/job-object-keys.js';
 import { findJob } from '../src/db/job-repository.js';
 import { ObjectNotFoundError } from '../src/storage/object-store.js';
 import { ensureRetentionSchedule, retentionScheduleId } from '../src/worker/schedules.js';

@@ -2,16 +2,12 @@ import { createHash } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { stagingKeyFor } from './provider-call.js';
+import { resultKeyFor, stagingKeyFor } from '../storage/job-object-keys.js';
 
 export interface StoreResultInput {
   jobId: string;
   /** The provider's output as its staging put confirmed it. */
   staged: StoredObject;
-}
-
-export function resultKeyFor(jobId: string): string {
-  return `results/${jobId}`;
 }
 
 /**

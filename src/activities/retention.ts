@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { RetentionPolicy } from '../config/index.js';
 import { findPurgeCandidates, markPurged } from '../db/retention-repository.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { stagingKeyFor } from './provider-call.js';
+import { stagingKeyFor } from '../storage/job-object-keys.js';
 
 /** Jobs handled per batch: small enough that one batch's deletes finish well inside a heartbeat. */
 const BATCH_SIZE = 100;

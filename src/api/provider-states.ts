@@ -3,7 +3,7 @@ import type { Config } from '../config/index.js';
 import { findCircuits, findLimitUsage, type CircuitState } from '../db/provider-state-repository.js';
 import type { Database } from '../db/schema.js';
 import { JOB_KINDS } from '../jobs/job.js';
-import { dispatchesPerSecond, limitKeysToPoll, limitOf } from '../providers/provider-limits.js';
+import { dispatchesPerSecond, limitKeysToPoll, limitOf } from '../capacity/provider-limits.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 
 /** One limit key of a provider: its configured rate and concurrency against what is in use now. */

@@ -3,7 +3,7 @@ import type { Config, Plan } from '../config/index.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { JobStatus } from '../jobs/job.js';
 import { planNamed } from '../jobs/plans.js';
-import { dispatchesPerSecond, limitKeyFor, limitOf } from '../providers/provider-limits.js';
+import { dispatchesPerSecond, limitKeyFor, limitOf } from '../capacity/provider-limits.js';
 
 type EstimateConfig = Pick<Config, 'providerLimits' | 'plans'>;
 

@@ -12,7 +12,7 @@ import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { planNamed } from '../jobs/plans.js';
-import { limitKeyFor, providerTaskQueue } from '../providers/provider-limits.js';
+import { limitKeyFor, providerTaskQueue } from '../capacity/provider-limits.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { ApiError, insufficientCredits } from './api-error.js';

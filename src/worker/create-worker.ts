@@ -11,7 +11,7 @@ import {
   limitKeysToPoll,
   limitOf,
   providerTaskQueue,
-} from '../providers/provider-limits.js';
+} from '../capacity/provider-limits.js';
 import { JOB_KINDS } from '../jobs/job.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { DEFAULT_TEMPORAL_ADDRESS, kilnDataConverter } from '../temporal-client.js';

@@ -8,7 +8,7 @@ import {
   type SlotAsk,
 } from '../db/provider-capacity-repository.js';
 import type { Database } from '../db/schema.js';
-import { callIntervalMs } from '../providers/provider-limits.js';
+import { callIntervalMs } from './provider-limits.js';
 
 /** Waits shorter than this are spent in the activity, keeping the job's place; longer ones go back to the workflow. */
 const WAIT_IN_PLACE_MS = 30_000;

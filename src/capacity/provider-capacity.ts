@@ -1,0 +1,87 @@
+import type { Kysely } from 'kysely';
+import type { CircuitPolicy, Config } from '../config/index.js';
+import {
+  recordCallFailed,
+  recordCallSucceeded,
+  requestCallPermit,
+  type CallPermit,
+} from '../db/circuit-repository.js';
+import { pauseProvider } from '../db/provider-capacity-repository.js';
+import type { Database } from '../db/schema.js';
+import { FailureCode } from '../jobs/job.js';
+import type { Logger } from '../logger.js';
+import { circuitOpenings } from '../observability/metrics.js';
+import type { ProviderError } from '../providers/provider-error.js';
+import { nextRequestInMs, type ProviderQuota } from '../providers/rate-limit-headers.js';
+import { limitKeyFor, limitOf } from './provider-limits.js';
+import { acquireProviderSlot, type HeldSlot } from './provider-slot.js';
+
+/** Failures that say the provider itself is unwell, as opposed to this one request being bad. */
+const BREAKER_FAILURES: ReadonlySet<string> = new Set([FailureCode.providerUnavailable, FailureCode.timeout]);
+
+/** How long a 429 without a Retry-After holds the provider back for everyone. */
+const DEFAULT_RATE_LIMIT_PAUSE_MS = 1000;
+
+/** The breaker let the call through; none is asked for when resuming a task the provider accepted. */
+type GrantedPermit = Extract<CallPermit, { granted: true }>;
+
+export interface CapacityDependencies {
+  db: Kysely<Database>;
+  logger: Logger;
+  /** How every provider's shared circuit breaker behaves. */
+  circuit: CircuitPolicy;
+  /** Fleet-wide rate and calls in flight per provider (or model). */
+  providerLimits: Config['providerLimits'];
+}
+
+/**
+ * What the fleet shares for one provider and model, as one call sees it: the call slots and their pacing
+ * (its limit key's), pauses after a 429 or a used-up quota, and the provider's circuit breaker. Every
+ * verdict lives in Postgres, so every worker abides by it.
+ */
+export function providerCapacity(deps: CapacityDependencies, provider: string, model: string) {
+  const { db, logger, circuit, providerLimits } = deps;
+  const limitKey = limitKeyFor(providerLimits, provider, model);
+
+  /** One 429 (or an emptied quota) holds back every job of this limit key, not just the one that met it. */
+  async function pause(ms: number, why: string): Promise<void> {
+    await pauseProvider(db, limitKey, ms);
+    logger.warn({ limitKey, pauseMs: ms }, `provider paused: ${why}`);
+  }
+
+  return {
+    limitKey,
+
+    /** A call slot at its turn, waited for in place while short; else how long the workflow should sleep. */
+    acquireSlot(jobId: string, heartbeat: () => void): Promise<HeldSlot | { retryInMs: number }> {
+      const limit = limitOf(providerLimits, limitKey);
+      return acquireProviderSlot({ db, limitKey, jobId, limit, heartbeat });
+    },
+
+    /** Whether the breaker lets a new call through now, and whether it is the probe. */
+    permit(): Promise<CallPermit> {
+      return requestCallPermit(db, provider, circuit);
+    },
+
+    /** After an answer: closes a circuit that was not healthy, and pauses when the quota is used up. */
+    async answered(permit: GrantedPermit | undefined, quota: ProviderQuota | undefined): Promise<void> {
+      // A healthy circuit has nothing to reset: no write on the common path.
+      if (!permit?.healthy) await recordCallSucceeded(db, provider);
+      const waitMs = quota ? nextRequestInMs(quota) : 0;
+      if (waitMs > 0) await pause(waitMs, 'request quota used up');
+    },
+
+    /** After a provider's failure: a 429 pauses everyone; the provider being unwell counts to the breaker. */
+    async failed(error: ProviderError): Promise<void> {
+      if (error.code === FailureCode.rateLimited) {
+        await pause(error.retryAfterMs ?? DEFAULT_RATE_LIMIT_PAUSE_MS, 'rate limited');
+      }
+      if (BREAKER_FAILURES.has(error.code) && (await recordCallFailed(db, provider, circuit)) === 'opened') {
+        circuitOpenings.inc({ provider });
+        logger.warn({ provider, cooldownMs: circuit.cooldownMs }, 'circuit opened');
+      }
+    },
+  };
+}
+
+export type ProviderCapacity = ReturnType<typeof providerCapacity>;
