@@ -255,6 +255,24 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     );
   });
 
+  test('a staging store slower than the heartbeat timeout: one paid call per job, nothing left over', async () => {
+    s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
+    const before = openai.requests.length;
+    const { ids } = await submitJobs('slow staging', { provider: 'openai', model: 'dall-e-2' });
+    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
+    // Held past the 3 s heartbeat timeout: an attempt that stopped heartbeating would be given up on.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    s3Proxy.release();
+    await finish('slow staging', ids, () => Math.max(0, openai.requests.length - before - JOBS));
+    const { jobs } = await reportFor(ctx, 'slow staging', ids, 0);
+    const keys = await listObjectKeys(ctx);
+    assert.deepEqual(
+      keys.filter((key) => ids.some((id) => key.endsWith(id))).sort(),
+      jobs.map((job) => `results/${job.id}`).sort(),
+      'one result per job, nothing in staging',
+    );
+  });
+
   test('a job canceled as its output is being staged leaves nothing in staging', async () => {
     s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
     const { ids } = await submitJobs('cancel staging', { provider: 'openai', model: 'dall-e-2' });

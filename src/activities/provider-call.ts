@@ -1,9 +1,9 @@
 import { Context } from '@temporalio/activity';
 import { providerCapacity, type ProviderCapacity } from '../capacity/provider-capacity.js';
-import { findJob, recordProviderTask, startProviderCall } from '../db/job-repository.js';
+import { finishProviderCall, findJob, recordProviderTask, startProviderCall } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
-import { FailureCode } from '../jobs/job.js';
+import { FailureCode, JobStatus } from '../jobs/job.js';
 import { countStagedOutputReused, observeProviderCall } from '../observability/job-metrics.js';
 import { providerAuthFailures } from '../observability/metrics.js';
 import { ProviderError } from '../providers/provider-error.js';
@@ -13,6 +13,7 @@ import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js
 import {
   callableProvider,
   createProviderGeneration,
+  heartbeatingWhile,
   type CallableProvider,
   type CallHeartbeat,
   type GenerationAsk,
@@ -80,11 +81,18 @@ export function createProviderActivities(deps: ActivityDependencies) {
     return { row, log };
   }
 
-  /** The answer is kept in staging, and the task it came from is done with. */
-  async function stage(jobId: string, output: Output, heartbeat: CallHeartbeat): Promise<StoredObject> {
-    const staged = await store.put(stagingKeyFor(jobId), output.bytes, output.contentType);
-    if (heartbeat.taskId) await recordProviderTask(db, jobId, null);
-    return staged;
+  /**
+   * The answer is kept in staging, and the task it came from is done with. An attempt Temporal gave up
+   * on may get here after the job went on without it: once the job has ended, what it staged is
+   * nobody's, and it removes it rather than leave it for good.
+   */
+  async function stage(jobId: string, output: Output): Promise<StoredObject> {
+    const key = stagingKeyFor(jobId);
+    const staged = await store.put(key, output.bytes, output.contentType);
+    const status = await finishProviderCall(db, jobId);
+    if (status === JobStatus.running || status === JobStatus.storing) return staged;
+    await store.delete(key);
+    throw new Error(`job ${jobId} is ${status ?? 'gone'}: this call's output was discarded`);
   }
 
   /** What a failed call tells the fleet (pauses, the breaker) and the job (its task is gone). */
@@ -117,12 +125,15 @@ export function createProviderActivities(deps: ActivityDependencies) {
     });
     const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
     try {
-      const output = await generate(call.callable, input, heartbeat, row.attempts);
-      callMetrics.ended();
-      await capacity.answered(permit, output.quota);
-      const staged = await stage(input.jobId, output, heartbeat);
-      logger.info({ ...log, bytes: output.bytes.byteLength }, 'provider call finished');
-      return { kind: 'generated', staged };
+      // Staging too: a store slower than the heartbeat timeout must not have the attempt given up on.
+      return await heartbeatingWhile(heartbeat, async (): Promise<CallProviderOutcome> => {
+        const output = await generate(call.callable, input, heartbeat, row.attempts);
+        callMetrics.ended();
+        await capacity.answered(permit, output.quota);
+        const staged = await stage(input.jobId, output);
+        logger.info({ ...log, bytes: output.bytes.byteLength }, 'provider call finished');
+        return { kind: 'generated', staged };
+      });
     } catch (error) {
       // Whatever the client library threw on abort, Temporal must see the cancellation itself.
       const { cancellationSignal } = Context.current();

@@ -81,6 +81,17 @@ async function temporalCancellation(): Promise<void> {
   await Promise.race([cancelled, bound]).catch(() => undefined);
 }
 
+/** Heartbeats with `heartbeat`'s details while `work` runs, however silent it is. */
+export async function heartbeatingWhile<T>(heartbeat: CallHeartbeat, work: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const beat = setInterval(() => context.heartbeat(heartbeat), HEARTBEAT_INTERVAL_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 /**
  * The generation itself, for the provider-call activity: the call for the job's kind, with its
  * heartbeats, progress, streamed text and aborts. `afterChange` is what follows a progress write.
@@ -162,7 +173,7 @@ export function createProviderGeneration(
   }
 
   /**
-   * The call for the job's kind, heartbeating while it lasts. Aborted by Temporal's cancellation or,
+   * The call for the job's kind (the caller heartbeats while it lasts). Aborted by Temporal's cancellation or,
    * sooner, by the cancel's announcement; either way the activity ends as Temporal's cancellation. Only
    * the job's cancel stops the provider's task: an attempt Temporal gave up on leaves it to the next.
    */
@@ -177,7 +188,6 @@ export function createProviderGeneration(
     const signal = AbortSignal.any([context.cancellationSignal, announced.signal]);
     // A lost attempt leaves the task running: stopping it would make the next attempt pay for another.
     const taskOutlivesAbort = () => !announced.signal.aborted && attemptLost(context.cancellationDetails);
-    const beat = setInterval(() => context.heartbeat(heartbeat), HEARTBEAT_INTERVAL_MS);
     try {
       return callable.kind === 'text'
         ? await generateText(callable.provider, ask, attempt, signal)
@@ -186,7 +196,6 @@ export function createProviderGeneration(
       if (announced.signal.aborted) await temporalCancellation();
       throw error;
     } finally {
-      clearInterval(beat);
       announced.release();
     }
   }
