@@ -195,9 +195,7 @@ export async function recordProviderTask(
 export async function finishProviderCall(db: Kysely<Database>, id: string): Promise<JobStatus | undefined> {
   const row = await db
     .updateTable('jobs')
-    .set({
-      provider_task_id: sql<null>`case when status = ${JobStatus.running} then null else provider_task_id end`,
-    })
+    .set({ provider_task_id: null })
     .where('id', '=', id)
     .returning('status')
     .executeTakeFirst();
