@@ -334,26 +334,25 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('workers down at submit', ids, duplicateSubmits(prompts));
   });
 
-  test('Temporal server restart mid-run (persistent SQLite)', async () => {
-    replicate.setDurationMs(4000);
-    const { ids, prompts } = await submitJobs('temporal');
+  /** Stops Temporal once every job's prediction runs, and starts it again on its SQLite file. */
+  async function temporalOutage(scenario: string, predictionMs: number, downMs: number): Promise<void> {
+    replicate.setDurationMs(predictionMs);
+    const { ids, prompts } = await submitJobs(scenario);
     await waitUntil(allRunning(ids));
     await temporal.stop();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, downMs));
     temporal = await startTemporalDevServer(temporalOptions);
-    await finish('Temporal restart', ids, duplicateSubmits(prompts));
+    await finish(scenario, ids, duplicateSubmits(prompts));
+  }
+
+  test('Temporal server restart mid-run (persistent SQLite)', async () => {
+    await temporalOutage('Temporal restart', 4000, 1000);
   });
 
   test('Temporal server down past the heartbeat timeout while provider tasks run', async () => {
-    // Longer than the outage: the predictions still run when the server, back, gives up on their attempts.
-    replicate.setDurationMs(10_000);
-    const { ids, prompts } = await submitJobs('temporal outage');
-    await waitUntil(allRunning(ids));
-    await temporal.stop();
-    // Past the 3 s heartbeat timeout: the next attempts start while the first ones still run, and resume.
-    await new Promise((resolve) => setTimeout(resolve, 5000));
-    temporal = await startTemporalDevServer(temporalOptions);
-    await finish('Temporal down past heartbeat timeout', ids, duplicateSubmits(prompts));
+    // Down past the 3 s heartbeat timeout, and the predictions outlast it: the server, back, gives up on
+    // their attempts, and the next ones resume the predictions the first still poll.
+    await temporalOutage('Temporal down past heartbeat timeout', 10_000, 5000);
   });
 
   /**
