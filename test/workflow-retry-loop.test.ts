@@ -305,7 +305,7 @@ describe('runGeneration: the provider retry loop, against fake activities', { ti
     });
 
     test("a failure whose write finds another failure fails the workflow with the row's code", async () => {
-      const earlier = { code: 'timeout', message: 'ended earlier' };
+      const earlier = { code: FailureCode.timeout, message: 'ended earlier' };
       const run = await runJob({
         answers: [unclassified('TypeError')],
         endings: { markJobFailed: { status: 'failed', failure: earlier } },

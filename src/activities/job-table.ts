@@ -1,6 +1,6 @@
 import { transitionJob } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
-import { isTerminal, JobStatus, type JobEnding } from '../jobs/job.js';
+import { isTerminal, JobStatus, type JobEnding, type JobFailureCode } from '../jobs/job.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import type { StoredObject } from '../storage/object-store.js';
 import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
@@ -8,8 +8,7 @@ import { jobTableFailure } from './temporal-failure.js';
 
 export interface MarkJobFailedInput {
   jobId: string;
-  /** A FailureCode, or a Temporal failure type the workflow passes through. */
-  code: string;
+  code: JobFailureCode;
   message: string;
 }
 

@@ -2,7 +2,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { IllegalTransitionError } from '../db/job-repository.js';
 import type { Logger } from '../logger.js';
 import { illegalTransitions } from '../observability/metrics.js';
-import { ILLEGAL_TRANSITION, type ProviderFailureDetails } from '../jobs/failures.js';
+import type { ProviderFailureDetails } from '../jobs/failures.js';
+import { ILLEGAL_TRANSITION } from '../jobs/job.js';
 import { ProviderError } from '../providers/provider-error.js';
 
 /**

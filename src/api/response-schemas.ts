@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { countUnfinishedJobs } from '../db/job-repository.js';
 import type { WebhookDelivery } from '../db/webhook-repository.js';
 import type { StreamedText } from '../events/text-stream.js';
-import { IMAGE_SIZES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
+import { IMAGE_SIZES, JOB_FAILURE_CODES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
 import type { JobPage } from './list-generations.js';
@@ -32,7 +32,7 @@ export const jobSchema = z
     createdAt: timestamp,
     startedAt: timestamp.nullable(),
     completedAt: timestamp.nullable(),
-    failure: z.object({ code: z.string(), message: z.string() }).nullable(),
+    failure: z.object({ code: z.enum(JOB_FAILURE_CODES), message: z.string() }).nullable(),
     result: z
       .object({ contentType: z.string(), byteSize: count, sha256: z.string().regex(/^[0-9a-f]{64}$/) })
       .nullable(),

@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { JobEventType } from '../events/job-event.js';
-import type { ImageSize, JobKind, JobStatus, JobWebhook } from '../jobs/job.js';
+import type { ImageSize, JobFailureCode, JobKind, JobStatus, JobWebhook } from '../jobs/job.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** Filled by a column default on insert. */
@@ -28,7 +28,7 @@ export interface JobsTable {
   updated_at: DefaultedTimestamp;
   started_at: Timestamp | null;
   completed_at: Timestamp | null;
-  failure_code: string | null;
+  failure_code: JobFailureCode | null;
   failure_message: string | null;
   storage_key: string | null;
   content_type: string | null;

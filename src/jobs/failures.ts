@@ -10,6 +10,3 @@ export interface ProviderFailureDetails {
   /** The call was the breaker's probe: its failure belongs to the outage, not to this job's call count. */
   probe: boolean;
 }
-
-/** The failure type of a refused job-table transition; never retried. */
-export const ILLEGAL_TRANSITION = 'illegal_transition';

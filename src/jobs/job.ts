@@ -44,7 +44,7 @@ export function isTerminal(status: JobStatus): status is TerminalStatus {
  */
 export interface JobEnding {
   status: TerminalStatus;
-  failure: { code: string; message: string } | null;
+  failure: { code: JobFailureCode; message: string } | null;
 }
 
 /** `image`: a PNG; `text`: a chat completion, streamed to subscribers token by token. */
@@ -75,6 +75,21 @@ export const FailureCode = {
   internal: 'internal',
 } as const;
 export type FailureCode = (typeof FailureCode)[keyof typeof FailureCode];
+
+/** The failure type of a refused job-table transition; never retried. */
+export const ILLEGAL_TRANSITION = 'illegal_transition';
+
+/** What a failed job's row can say it failed of: a classified failure, or a refused transition. */
+export type JobFailureCode = FailureCode | typeof ILLEGAL_TRANSITION;
+
+export const JOB_FAILURE_CODES: readonly JobFailureCode[] = [
+  ...Object.values(FailureCode),
+  ILLEGAL_TRANSITION,
+];
+
+export function isJobFailureCode(code: string): code is JobFailureCode {
+  return (JOB_FAILURE_CODES as readonly string[]).includes(code);
+}
 
 /** Time limits a client may put on a job, counted from submission. */
 export interface JobDeadline {
@@ -126,7 +141,7 @@ export interface Job {
   createdAt: string;
   startedAt: string | null;
   completedAt: string | null;
-  failure: { code: string; message: string } | null;
+  failure: { code: JobFailureCode; message: string } | null;
   result: { contentType: string; byteSize: number; sha256: string } | null;
   /** When retention removed the result (and the job's details) after its retention period. */
   purgedAt: string | null;

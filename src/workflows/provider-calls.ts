@@ -7,13 +7,13 @@ import {
   TimeoutFailure,
 } from '@temporalio/workflow';
 import type { ProviderActivities } from '../activities/index.js';
-import { ILLEGAL_TRANSITION, type ProviderFailureDetails } from '../jobs/failures.js';
-import { FailureCode } from '../jobs/job.js';
+import type { ProviderFailureDetails } from '../jobs/failures.js';
+import { FailureCode, isJobFailureCode, type JobFailureCode } from '../jobs/job.js';
 import type { GenerationInput } from './definitions.js';
 
 /** A provider failure as the retry loop sees it. */
 export interface ProviderFailure extends ProviderFailureDetails {
-  code: string;
+  code: JobFailureCode;
   message: string;
   retryable: boolean;
 }
@@ -21,7 +21,7 @@ export interface ProviderFailure extends ProviderFailureDetails {
 /** Ends the job: its code and message go to the job table. */
 export class JobFailure extends Error {
   constructor(
-    readonly code: string,
+    readonly code: JobFailureCode,
     message: string,
   ) {
     super(message);
@@ -31,12 +31,10 @@ export class JobFailure extends Error {
 /** The job's start deadline passed before any provider call. */
 export class JobExpired extends Error {}
 
-const KNOWN_CODES: ReadonlySet<string> = new Set([...Object.values(FailureCode), ILLEGAL_TRANSITION]);
-
 /** Reads the code and retry verdict off a failed activity; anything unclassified is `internal`. */
 export function failureOf(error: unknown): ProviderFailure {
   const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (cause instanceof ApplicationFailure && cause.type && KNOWN_CODES.has(cause.type)) {
+  if (cause instanceof ApplicationFailure && cause.type && isJobFailureCode(cause.type)) {
     const details = cause.details?.[0] as ProviderFailureDetails | undefined;
     return {
       code: cause.type,
