@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { jobIdFor } from '../src/api/submit-generation.js';
+import { jobIdFor } from '../src/jobs/job-identity.js';
 import { findJob } from '../src/db/job-repository.js';
 import { IMAGE_SIZES } from '../src/jobs/job.js';
 import { apiFetch, type ApiTarget } from './harness/job-watcher.js';

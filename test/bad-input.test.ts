@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FieldError } from '../src/api/invalid-request.js';
 import type { ServerMessage } from '../src/api/job-stream.js';
-import { jobIdFor } from '../src/api/submit-generation.js';
+import { jobIdFor } from '../src/jobs/job-identity.js';
 import { apiFetch, openStream, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startApi } from './harness/kiln-processes.js';
 import { assertErrorShape } from './harness/error-shape.js';

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { jobIdFor } from '../src/api/submit-generation.js';
+import { jobIdFor } from '../src/jobs/job-identity.js';
 import { costOf } from '../src/credits/job-cost.js';
 import { findJob } from '../src/db/job-repository.js';
 import type { FakeOpenAIImagesServer } from './fakes/openai-images-server.js';

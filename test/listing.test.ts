@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
-import type { JobPage } from '../src/api/list-generations.js';
+import type { JobPage } from '../src/use-cases/list-generations.js';
 import { transitionJob } from '../src/db/job-repository.js';
 import { createUser, issueApiKey } from '../src/db/user-repository.js';
 import { apiFetch, submit, type ApiTarget } from './harness/job-watcher.js';

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { StuckJobList } from '../src/api/admin-routes.js';
 import { startApiServer } from '../src/api/api-server.js';
-import type { ProviderState } from '../src/api/provider-states.js';
+import type { ProviderState } from '../src/use-cases/provider-states.js';
 import { loadConfig } from '../src/config/index.js';
 import { jobEventsAfter } from '../src/db/job-event-repository.js';
 import type { Job } from '../src/jobs/job.js';

@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createJobTableActivities } from '../src/activities/job-table.js';
 import { createProviderCallCancels } from '../src/activities/provider-call-cancels.js';
-import { submitGeneration } from '../src/api/submit-generation.js';
+import { submitGeneration } from '../src/use-cases/submit-generation.js';
 import { findJob, IllegalTransitionError, transitionJob } from '../src/db/job-repository.js';
 import { JobStatus, TERMINAL_STATUSES } from '../src/jobs/job.js';
 import { canTransition, ENTERED_FROM } from '../src/jobs/transitions.js';
@@ -45,7 +45,7 @@ describe('the job state machine', () => {
         maxTokens: null,
       } as const;
       // No worker polls this context's queue: the job stays as the API left it.
-      const { row } = await submitGeneration(
+      const outcome = await submitGeneration(
         {
           db: ctx.database.db,
           temporal: ctx.temporal,
@@ -57,7 +57,8 @@ describe('the job state machine', () => {
         randomUUID(),
         request,
       );
-      return row.id;
+      assert.ok(outcome.kind === 'submitted');
+      return outcome.submission.row.id;
     }
 
     test('an illegal transition is refused in the UPDATE and overwrites nothing', async () => {

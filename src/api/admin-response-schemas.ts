@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { StuckJobList } from './admin-routes.js';
-import type { ProviderState } from './provider-states.js';
+import type { ProviderState } from '../use-cases/provider-states.js';
 import { jobSchema } from './response-schemas.js';
 
 /*

@@ -8,11 +8,12 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { Config } from '../config/index.js';
 import { requireAdminKey } from './admin-auth.js';
 import { ApiError } from './api-error.js';
-import { cancelJob, cancelRefusal } from './cancel-generation.js';
+import { isJobId } from '../jobs/job-identity.js';
+import { cancelJob } from '../use-cases/cancel-generation.js';
+import { providerStates } from '../use-cases/provider-states.js';
+import { retryFailedJob, type RetryDependencies } from '../use-cases/retry-job.js';
 import { validationError } from './invalid-request.js';
-import { providerStates } from './provider-states.js';
-import { retryFailedJob, type RetryDependencies } from './retry-job.js';
-import { isJobId } from './submit-generation.js';
+import { cancelRefusal, retryRefusal } from './refusals.js';
 
 export const ADMIN_PATH = '/v1/admin';
 
@@ -87,8 +88,9 @@ export function adminRoutes(deps: AdminRouteDependencies, adminKey: string): Rou
   });
 
   router.post('/jobs/:id/retry', async (req, res) => {
-    const row = await retryFailedJob(deps, await anyJob(deps, req));
-    res.status(202).json(toJob(row));
+    const outcome = await retryFailedJob(deps, await anyJob(deps, req));
+    if (outcome.kind === 'refused') throw retryRefusal(outcome);
+    res.status(202).json(toJob(outcome.row));
   });
 
   router.post('/jobs/:id/cancel', async (req, res) => {

@@ -1,5 +1,4 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import type { InsufficientCreditsError } from '../db/credit-repository.js';
 import type { Logger } from '../logger.js';
 import {
   ApiErrorStatus,
@@ -82,9 +81,4 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
     const internal = new ApiError('internal', 'internal error');
     res.status(internal.status).json(internal);
   };
-}
-
-/** A job its user cannot pay for, on submission or retry: `402` with its cost and the balance. */
-export function insufficientCredits(error: InsufficientCreditsError): ApiError {
-  return new ApiError('insufficient_credits', error.message, { cost: error.cost, balance: error.balance });
 }

@@ -6,14 +6,14 @@ import type { DatabaseHandle } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { cancelGeneration } from '../use-cases/cancel-generation.js';
+import { findOwnedJob } from '../use-cases/owned-job.js';
 import { ApiError } from './api-error.js';
 import { createApp } from './app.js';
 import { callerOfRequest } from './authenticate.js';
-import { cancelGeneration } from './cancel-generation.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
 import { KeySessions } from './key-sessions.js';
-import { findOwnedJob } from './owned-job.js';
 
 export interface ApiServerDependencies {
   config: Config;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   IMAGE_SIZES,
@@ -154,18 +153,4 @@ export function parseGenerationRequest(
 /** Sorted and without repeats, so that the same filter always fingerprints the same. */
 function webhookEvents(events: readonly WebhookEvent[] = DEFAULT_WEBHOOK_EVENTS): WebhookEvent[] {
   return WEBHOOK_EVENTS.filter((event) => events.includes(event));
-}
-
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-/** Stable across key order, so the same request always hashes the same. */
-export function requestFingerprint(request: GenerationRequest): string {
-  const { kind, prompt, provider, model, size, maxTokens, deadline, webhook } = request;
-  const limits = [deadline?.startWithinSeconds ?? null, deadline?.finishWithinSeconds ?? null];
-  // Appended only when present, so that image requests without a webhook keep the fingerprints they had.
-  const hook = webhook ? [[webhook.url, webhook.events]] : [];
-  const tokens = maxTokens === null ? [] : [['maxTokens', maxTokens]];
-  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size, limits, ...hook, ...tokens]));
 }

@@ -11,16 +11,18 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
 import { authenticate, authenticatedCaller, callerOf } from './authenticate.js';
-import { cancelGeneration, cancelRefusal } from './cancel-generation.js';
+import { cancelGeneration } from '../use-cases/cancel-generation.js';
+import { listGenerations } from '../use-cases/list-generations.js';
+import { findOwnedJob } from '../use-cases/owned-job.js';
+import { recordSubmission } from '../use-cases/record-submission.js';
+import { submitGeneration, type SubmitDependencies } from '../use-cases/submit-generation.js';
 import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
 import { serveJobEvents } from './job-events-sse.js';
-import { listGenerations } from './list-generations.js';
-import { findOwnedJob } from './owned-job.js';
-import { submitGeneration, type SubmitDependencies } from './submit-generation.js';
+import { parseListQuery } from './list-query.js';
+import { cancelRefusal, listRefusal, submitRefusal } from './refusals.js';
 import { submitRateLimit } from './submit-rate-limit.js';
-import { recordSubmission } from './record-submission.js';
 import { STREAM_PATH } from './job-stream.js';
 import { addWebhookRoutes } from './webhook-routes.js';
 
@@ -55,30 +57,60 @@ const requireJson: RequestHandler = (req, _res, next) => {
   );
 };
 
-export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
-  const router = Router();
-  router.use(authenticate(deps.db));
-
-  async function ownedJob(req: Request, res: Response): Promise<JobRow> {
-    const row = await findOwnedJob(deps.db, callerOf(res), String(req.params.id));
+/** The caller's job named by `:id`; another user's job is answered as a missing one. */
+function ownedJobOf(db: Kysely<Database>) {
+  return async (req: Request, res: Response): Promise<JobRow> => {
+    const row = await findOwnedJob(db, callerOf(res), String(req.params.id));
     if (!row) throw new ApiError('not_found', 'no such job');
     return row;
-  }
+  };
+}
 
-  const rateLimited = submitRateLimit(deps.db, deps.config.submitRateLimit);
-  router.post('/', rateLimited, requireJson, express.json({ limit: BODY_LIMIT }), async (req, res) => {
+/** `POST /`: the 202 of an accepted submission (a replay is marked), or its refusal's answer. */
+function postGeneration(deps: GenerationsRouteDependencies): RequestHandler {
+  return async (req, res) => {
     const key = parseIdempotencyKey(req.get('Idempotency-Key'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
-    const caller = authenticatedCaller(res);
-    const submission = await submitGeneration(deps, caller, key, request);
-    recordSubmission(deps.logger, submission);
-    const { row, replayed, estimate } = submission;
+    const outcome = await submitGeneration(deps, authenticatedCaller(res), key, request);
+    if (outcome.kind === 'refused') throw submitRefusal(outcome);
+    recordSubmission(deps.logger, outcome.submission);
+    const { row, replayed, estimate } = outcome.submission;
     if (replayed) res.set('Idempotent-Replayed', 'true');
     res
       .status(202)
       .location(links(row.id).self)
       .json({ id: row.id, status: row.status, ...estimate, links: links(row.id) });
-  });
+  };
+}
+
+/** `GET /:id/content`: a succeeded job's result, until its retention period removes it. */
+function serveContent(store: ObjectStore, ownedJob: ReturnType<typeof ownedJobOf>): RequestHandler {
+  return async (req, res) => {
+    const row = await ownedJob(req, res);
+    if (row.purged_at)
+      throw new ApiError('result_expired', 'the result was removed after its retention period');
+    if (row.status !== JobStatus.succeeded || !row.storage_key) {
+      throw new ApiError('result_not_ready', `job is ${row.status}; content exists once it has succeeded`);
+    }
+    const object = await store.get(row.storage_key);
+    res.set({
+      'Content-Type': object.contentType,
+      'Content-Length': String(object.byteSize),
+      ETag: `"${row.result_sha256}"`,
+      'Cache-Control': 'private, max-age=31536000, immutable',
+    });
+    object.stream.pipe(res);
+  };
+}
+
+export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
+  const router = Router();
+  router.use(authenticate(deps.db));
+  const ownedJob = ownedJobOf(deps.db);
+
+  const rateLimited = submitRateLimit(deps.db, deps.config.submitRateLimit);
+  const json = express.json({ limit: BODY_LIMIT });
+  router.post('/', rateLimited, requireJson, json, postGeneration(deps));
 
   router.post('/:id/cancel', async (req, res) => {
     const outcome = await cancelGeneration(deps, callerOf(res), String(req.params.id));
@@ -89,7 +121,9 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   router.get('/', async (req, res) => {
-    res.json(await listGenerations(deps.db, callerOf(res), req.query));
+    const outcome = await listGenerations(deps.db, callerOf(res), parseListQuery(req.query));
+    if (outcome.kind === 'refused') throw listRefusal(outcome);
+    res.json(outcome.page);
   });
 
   router.get('/:id', async (req, res) => {
@@ -108,23 +142,6 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   addWebhookRoutes(router, deps, ownedJob);
-
-  router.get('/:id/content', async (req, res) => {
-    const row = await ownedJob(req, res);
-    if (row.purged_at)
-      throw new ApiError('result_expired', 'the result was removed after its retention period');
-    if (row.status !== JobStatus.succeeded || !row.storage_key) {
-      throw new ApiError('result_not_ready', `job is ${row.status}; content exists once it has succeeded`);
-    }
-    const object = await deps.store.get(row.storage_key);
-    res.set({
-      'Content-Type': object.contentType,
-      'Content-Length': String(object.byteSize),
-      ETag: `"${row.result_sha256}"`,
-      'Cache-Control': 'private, max-age=31536000, immutable',
-    });
-    object.stream.pipe(res);
-  });
-
+  router.get('/:id/content', serveContent(deps.store, ownedJob));
   return router;
 }

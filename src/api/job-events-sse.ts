@@ -11,7 +11,7 @@ import { authenticatedCaller } from './authenticate.js';
 import { invalidRequest } from './invalid-request.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
-import { findOwnedJob } from './owned-job.js';
+import { findOwnedJob } from '../use-cases/owned-job.js';
 
 /** Comments this often keep proxies from closing an idle stream. */
 const KEEP_ALIVE_MS = 15_000;

@@ -9,8 +9,8 @@ import { assertExhaustive } from '../assert-exhaustive.js';
 import { isTerminal } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { trackOpenSocket } from '../observability/socket-metrics.js';
+import type { CancelOutcome } from '../use-cases/cancel-generation.js';
 import type { ApiErrorCode } from './api-error-codes.js';
-import type { CancelOutcome } from './cancel-generation.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySession, KeySessions } from './key-sessions.js';
 

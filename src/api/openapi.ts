@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ApiErrorStatus, type ApiErrorCode } from './api-error-codes.js';
 import { generationBodySchema, idempotencyKeySchema } from './generation-request.js';
 import { STREAM_PATH } from './job-stream.js';
-import { listQuerySchema } from './list-generations.js';
+import { listQuerySchema } from './list-query.js';
 import { providerStateListSchema, stuckJobListSchema } from './admin-response-schemas.js';
 import { ADMIN_PATH, stuckQuerySchema } from './admin-routes.js';
 import {

@@ -5,8 +5,8 @@ import type { StreamedText } from '../events/text-stream.js';
 import { IMAGE_SIZES, JOB_FAILURE_CODES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
-import type { JobPage } from './list-generations.js';
-import type { QueueEstimate } from './queue-estimate.js';
+import type { JobPage } from '../use-cases/list-generations.js';
+import type { QueueEstimate } from '../use-cases/queue-estimate.js';
 
 /*
  * What the API answers, as zod schemas for the OpenAPI document. Each is checked against the type the

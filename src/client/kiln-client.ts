@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { generationBodySchema } from '../api/generation-request.js';
-import type { listQuerySchema } from '../api/list-generations.js';
+import type { listQuerySchema } from '../api/list-query.js';
 import type {
   cancelingSchema,
   errorSchema,

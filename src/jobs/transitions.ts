@@ -5,7 +5,7 @@ import { JobStatus } from './job.js';
  * the job-table update checks this in the same SQL statement as the write.
  */
 export const ENTERED_FROM: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
-  // Only an operator's retry, which re-runs the job under its own id (src/api/retry-job.ts).
+  // Only an operator's retry, which re-runs the job under its own id (src/use-cases/retry-job.ts).
   queued: [JobStatus.failed],
   running: [JobStatus.queued],
   storing: [JobStatus.running],

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { jobIdFor } from '../../src/api/submit-generation.js';
+import { jobIdFor } from '../../src/jobs/job-identity.js';
 import type { Random } from './random.js';
 import type { ChaosStack } from './stack.js';
 

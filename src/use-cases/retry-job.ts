@@ -20,7 +20,7 @@ import { planNamed } from '../jobs/plans.js';
 import { decodePayloads } from '../temporal-client.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
-import { ApiError, insufficientCredits } from './api-error.js';
+import { insufficientCredits, type InsufficientCredits } from './insufficient-credits.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
 
 export interface RetryDependencies {
@@ -29,6 +29,19 @@ export interface RetryDependencies {
   logger: Logger;
   config: Pick<Config, 'temporal' | 'plans' | 'webhooks'>;
 }
+
+/** Why a retry was refused; nothing changed. */
+export type RetryRefusal =
+  /** Only a failed job can be retried; `status` is what it is (none: its row is gone). */
+  | { kind: 'refused'; reason: 'job_not_failed'; status: JobStatus | undefined }
+  /** Temporal no longer keeps the run the retry would start again from. */
+  | { kind: 'refused'; reason: 'history_unavailable' }
+  /** The row says failed, but its run has not closed yet. */
+  | { kind: 'refused'; reason: 'run_closing' }
+  | InsufficientCredits;
+
+/** A retry that went ahead returns the re-queued row. */
+export type RetryOutcome = { kind: 'retried'; row: JobRow } | RetryRefusal;
 
 /** The job's last run, if Temporal still keeps it (closed runs: for the namespace's retention period). */
 async function describeLastRun(handle: WorkflowHandle): Promise<WorkflowExecutionDescription | undefined> {
@@ -51,20 +64,18 @@ async function lastRunInput(temporal: Client, handle: WorkflowHandle): Promise<G
   return input as GenerationInput;
 }
 
-function notFailed(status: JobStatus | undefined): ApiError {
-  return new ApiError('job_not_failed', `only a failed job can be retried; this one is ${status}`, {
-    status,
-  });
+function notFailed(status: JobStatus | undefined): RetryRefusal {
+  return { kind: 'refused', reason: 'job_not_failed', status };
 }
 
-async function requeue(db: Kysely<Database>, row: JobRow): Promise<JobRow> {
+async function requeue(db: Kysely<Database>, row: JobRow): Promise<RetryOutcome> {
   try {
-    return await requeueFailedJob(db, row.id);
+    return { kind: 'retried', row: await requeueFailedJob(db, row.id) };
   } catch (error) {
     // Another retry re-queued it first.
-    if (error instanceof IllegalTransitionError) throw notFailed(error.from);
+    if (error instanceof IllegalTransitionError) return notFailed(error.from);
     if (!(error instanceof InsufficientCreditsError)) throw error;
-    throw insufficientCredits(error);
+    return insufficientCredits(error);
   }
 }
 
@@ -89,26 +100,24 @@ async function startNextRun(deps: RetryDependencies, row: JobRow, input: Generat
  * with its cost reserved again, then a new run of its workflow starts with the input the job was
  * submitted with. Its deadlines count from the retry.
  */
-export async function retryFailedJob(deps: RetryDependencies, found: JobRow): Promise<JobRow> {
+export async function retryFailedJob(deps: RetryDependencies, found: JobRow): Promise<RetryOutcome> {
   const handle = deps.temporal.workflow.getHandle(found.workflow_id);
   const lastRun = await describeLastRun(handle);
   // A row left `queued` by a retry that crashed before its start: the last run is still the failed one.
   const resumable = found.status === JobStatus.queued && lastRun?.status.name === 'FAILED';
-  if (found.status !== JobStatus.failed && !resumable) throw notFailed(found.status);
+  if (found.status !== JobStatus.failed && !resumable) return notFailed(found.status);
   // Checked first, so that a job whose run Temporal has forgotten is refused before anything changes.
-  if (!lastRun) {
-    throw new ApiError('history_unavailable', 'Temporal no longer keeps the run this job would retry');
-  }
+  if (!lastRun) return { kind: 'refused', reason: 'history_unavailable' };
   // The row says failed a moment before its run closes (it still hands its user's slot on).
-  if (lastRun.status.name === 'RUNNING') {
-    throw new ApiError('run_closing', 'the failed run is still closing; retry in a moment');
-  }
+  if (lastRun.status.name === 'RUNNING') return { kind: 'refused', reason: 'run_closing' };
   const input = await lastRunInput(
     deps.temporal,
     deps.temporal.workflow.getHandle(lastRun.workflowId, lastRun.runId),
   );
-  const row = found.status === JobStatus.failed ? await requeue(deps.db, found) : found;
-  await startNextRun(deps, row, input);
-  await afterJobChange(jobChangeContextFrom(deps), { row });
-  return row;
+  const requeued: RetryOutcome =
+    found.status === JobStatus.failed ? await requeue(deps.db, found) : { kind: 'retried', row: found };
+  if (requeued.kind === 'refused') return requeued;
+  await startNextRun(deps, requeued.row, input);
+  await afterJobChange(jobChangeContextFrom(deps), { row: requeued.row });
+  return requeued;
 }

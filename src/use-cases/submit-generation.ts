@@ -9,14 +9,14 @@ import type { Caller } from '../db/user-repository.js';
 import { ensureWebhookSecret } from '../db/webhook-repository.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
+import { jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { planNamed } from '../jobs/plans.js';
 import { limitKeyFor, providerTaskQueue } from '../capacity/provider-limits.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
-import { ApiError, insufficientCredits } from './api-error.js';
-import { requestFingerprint, sha256Hex } from './generation-request.js';
+import { insufficientCredits, type InsufficientCredits } from './insufficient-credits.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
 import { estimateQueue, type QueueEstimate } from './queue-estimate.js';
 
@@ -38,22 +38,16 @@ export interface Submission {
   estimate: QueueEstimate;
 }
 
-/** Derived from the key, so every retry of a submission lands on the same job and workflow id. */
-export function jobIdFor(userId: string, idempotencyKey: string): string {
-  return `job_${sha256Hex(`${userId}\u0000${idempotencyKey}`).slice(0, 32)}`;
-}
+/** Why a submission was refused: nothing was created, and nothing started. */
+export type SubmitRefusal =
+  | InsufficientCredits
+  /** The key's job was submitted with a different request. */
+  | { kind: 'refused'; reason: 'idempotency_key_reused' };
 
-/** Whether `id` has the shape `jobIdFor` gives every job id. */
-export function isJobId(id: string): boolean {
-  return /^job_[0-9a-f]{32}$/.test(id);
-}
+export type SubmitOutcome = { kind: 'submitted'; submission: Submission } | SubmitRefusal;
 
 /** How long a submission waits for Temporal to take the workflow's start. */
 const START_DEADLINE_MS = 5000;
-
-function seedFor(jobId: string): number {
-  return Number.parseInt(jobId.slice(4, 12), 16);
-}
 
 async function startWorkflow(
   deps: SubmitDependencies,
@@ -100,7 +94,7 @@ async function insertPaidJob(
   deps: SubmitDependencies,
   job: NewJobRow,
   request: GenerationRequest,
-): Promise<{ row: JobRow; created: boolean }> {
+): Promise<{ kind: 'inserted'; row: JobRow; created: boolean } | InsufficientCredits> {
   const cost = costOf(deps.costs, request);
   try {
     return await deps.db.transaction().execute(async (trx) => {
@@ -108,12 +102,30 @@ async function insertPaidJob(
       if (inserted.created) await reserveCredits(trx, job.user_id, job.id, cost);
       // Created on first use, so that every delivery of the job can be signed.
       if (inserted.created && request.webhook) await ensureWebhookSecret(trx, job.user_id);
-      return inserted;
+      return { kind: 'inserted' as const, ...inserted };
     });
   } catch (error) {
     if (!(error instanceof InsufficientCreditsError)) throw error;
-    throw insufficientCredits(error);
+    return insufficientCredits(error);
   }
+}
+
+function newJobRow(userId: string, idempotencyKey: string, request: GenerationRequest): NewJobRow {
+  const id = jobIdFor(userId, idempotencyKey);
+  return {
+    id,
+    user_id: userId,
+    idempotency_key: idempotencyKey,
+    request_sha256: requestFingerprint(request),
+    prompt_sha256: sha256Hex(request.prompt),
+    kind: request.kind,
+    provider: request.provider,
+    model: request.model,
+    size: request.size,
+    status: JobStatus.queued,
+    workflow_id: id,
+    webhook: request.webhook ? JSON.stringify(request.webhook) : null,
+  };
 }
 
 /**
@@ -127,26 +139,13 @@ export async function submitGeneration(
   { userId, plan }: Pick<Caller, 'userId' | 'plan'>,
   idempotencyKey: string,
   request: GenerationRequest,
-): Promise<Submission> {
-  const id = jobIdFor(userId, idempotencyKey);
-  const fingerprint = requestFingerprint(request);
-  const job: NewJobRow = {
-    id,
-    user_id: userId,
-    idempotency_key: idempotencyKey,
-    request_sha256: fingerprint,
-    prompt_sha256: sha256Hex(request.prompt),
-    kind: request.kind,
-    provider: request.provider,
-    model: request.model,
-    size: request.size,
-    status: JobStatus.queued,
-    workflow_id: id,
-    webhook: request.webhook ? JSON.stringify(request.webhook) : null,
-  };
-  const { row, created } = await insertPaidJob(deps, job, request);
-  if (!created && row.request_sha256 !== fingerprint) {
-    throw new ApiError('idempotency_key_reused', 'this Idempotency-Key was used with a different request');
+): Promise<SubmitOutcome> {
+  const job = newJobRow(userId, idempotencyKey, request);
+  const inserted = await insertPaidJob(deps, job, request);
+  if (inserted.kind === 'refused') return inserted;
+  const { row, created } = inserted;
+  if (!created && row.request_sha256 !== job.request_sha256) {
+    return { kind: 'refused', reason: 'idempotency_key_reused' };
   }
   const callerPlan = planNamed(deps.config.plans, plan);
   // The estimate reads only the job table: it runs while the workflow starts, not after it.
@@ -156,5 +155,5 @@ export async function submitGeneration(
   ]);
   // The `queued` event's delivery, if the webhook asked for it; a crash here leaves it to the next change.
   await afterJobChange(jobChangeContextFrom(deps), { row });
-  return { row, replayed: !created, runId, estimate };
+  return { kind: 'submitted', submission: { row, replayed: !created, runId, estimate } };
 }

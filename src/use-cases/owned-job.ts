@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { findJob } from '../db/job-repository.js';
 import type { Database, JobRow } from '../db/schema.js';
-import { isJobId } from './submit-generation.js';
+import { isJobId } from '../jobs/job-identity.js';
 
 /**
  * The caller's job with this id, if any. Another user's job is answered exactly as a missing one, so

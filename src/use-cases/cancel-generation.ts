@@ -2,11 +2,10 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import { announceCallCancel } from '../db/call-cancel-notices.js';
 import type { Database, JobRow } from '../db/schema.js';
-import { assertExhaustive } from '../assert-exhaustive.js';
 import { isTerminal } from '../jobs/job.js';
-import { ApiError } from './api-error.js';
 import { findOwnedJob } from './owned-job.js';
 
+/** What a cancel request came to: asked of the workflow, no such job (for this caller), or already ended. */
 export type CancelOutcome = 'canceling' | 'not_found' | 'finished';
 
 /**
@@ -41,19 +40,4 @@ export async function cancelJob(
   }
   await announceCallCancel(deps.db, row.id);
   return 'canceling';
-}
-
-/** HTTP's answer to a cancel that was not made; `row` says what a finished job ended as. */
-export function cancelRefusal(
-  outcome: Exclude<CancelOutcome, 'canceling'>,
-  row?: Pick<JobRow, 'status'>,
-): ApiError {
-  switch (outcome) {
-    case 'not_found':
-      return new ApiError('not_found', 'no such job');
-    case 'finished':
-      return new ApiError('job_finished', `job is already ${row?.status ?? 'finished'}`);
-    default:
-      return assertExhaustive(outcome, 'cancel outcome');
-  }
 }

@@ -1,19 +1,16 @@
 import type { Kysely } from 'kysely';
-import { z } from 'zod';
 import { listJobs, toJob } from '../db/job-repository.js';
 import type { Database } from '../db/schema.js';
-import { JobStatus, type Job } from '../jobs/job.js';
-import { ApiError } from './api-error.js';
-import { validationError } from './invalid-request.js';
+import type { Job, JobStatus } from '../jobs/job.js';
 import { findOwnedJob } from './owned-job.js';
 
-export const listQuerySchema = z
-  .object({
-    status: z.enum(Object.values(JobStatus) as [JobStatus, ...JobStatus[]]).optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().max(200).optional(),
-  })
-  .strict();
+/** Which of the caller's jobs to list, and from where. */
+export interface ListQuery {
+  status?: JobStatus;
+  limit: number;
+  /** A page's `nextCursor`, for the page after it. */
+  cursor?: string;
+}
 
 export interface JobPage {
   data: Job[];
@@ -21,30 +18,38 @@ export interface JobPage {
   nextCursor: string | null;
 }
 
+/** A cursor this caller was never given. */
+export type ListRefusal = { kind: 'refused'; reason: 'invalid_cursor' };
+
+export type ListOutcome = { kind: 'page'; page: JobPage } | ListRefusal;
+
 /** Cursors are opaque to clients: the id of the last job of the page, encoded. */
 function encodeCursor(jobId: string): string {
   return Buffer.from(jobId).toString('base64url');
 }
 
-async function decodeCursor(db: Kysely<Database>, userId: string, cursor: string): Promise<string> {
+/** The job id a cursor stands for, if it names one of the caller's jobs. */
+async function decodeCursor(
+  db: Kysely<Database>,
+  userId: string,
+  cursor: string,
+): Promise<string | undefined> {
   const jobId = Buffer.from(cursor, 'base64url').toString();
-  if (!(await findOwnedJob(db, userId, jobId))) throw new ApiError('invalid_cursor', 'cursor is not valid');
-  return jobId;
+  return (await findOwnedJob(db, userId, jobId)) ? jobId : undefined;
 }
 
 /** One page of the caller's jobs, newest first. */
 export async function listGenerations(
   db: Kysely<Database>,
   userId: string,
-  query: unknown,
-): Promise<JobPage> {
-  const parsed = listQuerySchema.safeParse(query);
-  if (!parsed.success) throw validationError(parsed.error, '(query)');
-  const { status, limit, cursor } = parsed.data;
+  { status, limit, cursor }: ListQuery,
+): Promise<ListOutcome> {
   const afterId = cursor === undefined ? undefined : await decodeCursor(db, userId, cursor);
+  if (cursor !== undefined && afterId === undefined) return { kind: 'refused', reason: 'invalid_cursor' };
   // One row more than asked tells whether another page exists without a count query.
   const rows = await listJobs(db, userId, { status, limit: limit + 1, afterId });
   const page = rows.slice(0, limit);
   const last = page.at(-1);
-  return { data: page.map(toJob), nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+  const nextCursor = rows.length > limit && last ? encodeCursor(last.id) : null;
+  return { kind: 'page', page: { data: page.map(toJob), nextCursor } };
 }

@@ -1,0 +1,19 @@
+import { z } from 'zod';
+import { JobStatus } from '../jobs/job.js';
+import type { ListQuery } from '../use-cases/list-generations.js';
+import { validationError } from './invalid-request.js';
+
+/** The query of `GET /v1/generations`. */
+export const listQuerySchema = z
+  .object({
+    status: z.enum(Object.values(JobStatus) as [JobStatus, ...JobStatus[]]).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().max(200).optional(),
+  })
+  .strict();
+
+export function parseListQuery(query: unknown): ListQuery {
+  const parsed = listQuerySchema.safeParse(query);
+  if (!parsed.success) throw validationError(parsed.error, '(query)');
+  return parsed.data;
+}

@@ -1,0 +1,72 @@
+import { assertExhaustive } from '../assert-exhaustive.js';
+import type { JobRow } from '../db/schema.js';
+import type { CancelOutcome } from '../use-cases/cancel-generation.js';
+import type { InsufficientCredits } from '../use-cases/insufficient-credits.js';
+import type { ListRefusal } from '../use-cases/list-generations.js';
+import type { RetryRefusal } from '../use-cases/retry-job.js';
+import type { SubmitRefusal } from '../use-cases/submit-generation.js';
+import { ApiError } from './api-error.js';
+
+// HTTP's answer to each use-case's refusal: one code, status, message and details per reason.
+
+/** A job its user cannot pay for, on submission or retry: `402` with its cost and the balance. */
+function insufficientCredits({ cost, balance }: InsufficientCredits): ApiError {
+  return new ApiError('insufficient_credits', `the job costs ${cost} credits; the balance is ${balance}`, {
+    cost,
+    balance,
+  });
+}
+
+export function submitRefusal(refusal: SubmitRefusal): ApiError {
+  switch (refusal.reason) {
+    case 'insufficient_credits':
+      return insufficientCredits(refusal);
+    case 'idempotency_key_reused':
+      return new ApiError('idempotency_key_reused', 'this Idempotency-Key was used with a different request');
+    default:
+      return assertExhaustive(refusal, 'submit refusal');
+  }
+}
+
+export function retryRefusal(refusal: RetryRefusal): ApiError {
+  switch (refusal.reason) {
+    case 'job_not_failed': {
+      const { status } = refusal;
+      return new ApiError('job_not_failed', `only a failed job can be retried; this one is ${status}`, {
+        status,
+      });
+    }
+    case 'history_unavailable':
+      return new ApiError('history_unavailable', 'Temporal no longer keeps the run this job would retry');
+    case 'run_closing':
+      return new ApiError('run_closing', 'the failed run is still closing; retry in a moment');
+    case 'insufficient_credits':
+      return insufficientCredits(refusal);
+    default:
+      return assertExhaustive(refusal, 'retry refusal');
+  }
+}
+
+export function listRefusal(refusal: ListRefusal): ApiError {
+  switch (refusal.reason) {
+    case 'invalid_cursor':
+      return new ApiError('invalid_cursor', 'cursor is not valid');
+    default:
+      return assertExhaustive(refusal.reason, 'list refusal');
+  }
+}
+
+/** HTTP's answer to a cancel that was not made; `row` says what a finished job ended as. */
+export function cancelRefusal(
+  outcome: Exclude<CancelOutcome, 'canceling'>,
+  row?: Pick<JobRow, 'status'>,
+): ApiError {
+  switch (outcome) {
+    case 'not_found':
+      return new ApiError('not_found', 'no such job');
+    case 'finished':
+      return new ApiError('job_finished', `job is already ${row?.status ?? 'finished'}`);
+    default:
+      return assertExhaustive(outcome, 'cancel outcome');
+  }
+}
