@@ -198,17 +198,24 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     });
   }
 
-  test('SIGKILL of the worker inside a job-table write', async () => {
-    replicate.setDurationMs(500);
-    s3Proxy.hold();
-    const { ids, prompts } = await submitJobs('job table');
+  /**
+   * With every job's copy to results/ held, kills the worker once the results are stored but before
+   * markJobSucceeded commits: the database is frozen in between.
+   */
+  async function killWorkerBeforeSucceeded(ids: string[]): Promise<void> {
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
-    // With the database frozen, the stored results reach markJobSucceeded and stop there.
     await postgres.pause();
     s3Proxy.release();
     await allStored(ids);
     worker.child.kill('SIGKILL');
     await postgres.resume();
+  }
+
+  test('SIGKILL of the worker inside a job-table write', async () => {
+    replicate.setDurationMs(500);
+    s3Proxy.hold();
+    const { ids, prompts } = await submitJobs('job table');
+    await killWorkerBeforeSucceeded(ids);
     worker = spawnWorkerProcess(ctx);
     await worker.ready;
     await finish('worker SIGKILL in markJobSucceeded', ids, duplicateSubmits(prompts));
@@ -298,13 +305,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     s3Proxy.hold();
     const submittedAt = Date.now();
     const { ids } = await submitJobs('deadline storing', { deadline: { finishWithinSeconds: 4 } });
-    await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
-    // The results are stored, but the database holds markJobSucceeded back: the worker dies in between.
-    await postgres.pause();
-    s3Proxy.release();
-    await allStored(ids);
-    worker.child.kill('SIGKILL');
-    await postgres.resume();
+    await killWorkerBeforeSucceeded(ids);
     // The next worker replays each job with its deadline already passed: the job fails, after storing.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, submittedAt + 5000 - Date.now())));
     worker = spawnWorkerProcess(ctx);
