@@ -215,16 +215,22 @@ describe('bad input gets one error shape everywhere', () => {
     });
   }
 
-  for (const [method, path] of [
-    ['GET', '/v1/nothing'],
-    ['PUT', '/v1/generations'],
-    ['DELETE', `/v1/generations/${UNKNOWN_ID}`],
-    ['GET', `/v1/generations/${UNKNOWN_ID}/cancel`],
-    ['POST', `/v1/generations/${UNKNOWN_ID}/content`],
-    ['GET', `/v1/generations/${UNKNOWN_ID}/a/b`],
+  // No such path is 404; a path that takes other methods is 405, and `Allow` lists them.
+  for (const [method, path, allow] of [
+    ['GET', '/v1/nothing', null],
+    ['GET', `/v1/generations/${UNKNOWN_ID}/a/b`, null],
+    ['PUT', '/v1/generations', 'GET, HEAD, POST'],
+    ['DELETE', `/v1/generations/${UNKNOWN_ID}`, 'GET, HEAD'],
+    ['GET', `/v1/generations/${UNKNOWN_ID}/cancel/`, 'POST'],
+    ['POST', `/v1/generations/${UNKNOWN_ID}/content`, 'GET, HEAD'],
+    ['PATCH', '/healthz', 'GET, HEAD'],
   ] as const) {
-    test(`${method} ${path.replace(UNKNOWN_ID, ':id')} (no such route) is 404 not_found`, async () => {
-      await expectError(await apiFetch(api, path, { method }), 404, 'not_found');
+    const [status, code] = allow ? [405, 'method_not_allowed'] : [404, 'not_found'];
+    const name = `${method} ${path.replace(UNKNOWN_ID, ':id')} is ${status} ${code}`;
+    test(allow ? `${name}, Allow: ${allow}` : name, async () => {
+      const response = await apiFetch(api, path, { method });
+      assert.equal(response.headers.get('allow'), allow);
+      await expectError(response, status, code);
     });
   }
 

@@ -31,6 +31,8 @@ export const ApiErrorStatus = {
   origin_not_allowed: 403,
   /** No such route, job, delivery or user, or one the caller does not own: the same answer. */
   not_found: 404,
+  /** The path exists but does not take this method; the `Allow` header lists those it takes. */
+  method_not_allowed: 405,
   /** A cancel of a job that has already ended. */
   job_finished: 409,
   /** The text routes are for text jobs only. */

@@ -7,6 +7,7 @@ import { errorMiddleware, notFoundRoute } from './api-error.js';
 import { CODEC_PATH, codecRoutes } from './codec-routes.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
+import { methodNotAllowed } from './method-not-allowed.js';
 import { webPageRoutes } from '../web/web-page.js';
 import { OPENAPI_PATH, openApiRoute } from './openapi.js';
 
@@ -35,6 +36,7 @@ export function createApp(deps: AppDependencies): Express {
   // The Temporal Web UI's codec server decrypts any job's prompt: behind the same key, or absent.
   if (deps.config.adminApiKey) app.use(CODEC_PATH, codecRoutes(deps, deps.config.adminApiKey));
   app.use(webPageRoutes());
+  app.use(methodNotAllowed(app));
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));
   return app;

@@ -24,7 +24,9 @@ export const OPENAPI_PATH = '/openapi.json';
 type JsonSchema = z.core.JSONSchema.BaseSchema;
 
 const DESCRIPTION = `Kiln runs AI image and text generations as durable jobs: submit one, get \`202\` and a job id at \
-once, then read the job, or its content once it has succeeded.
+once, then read the job, or its content once it has succeeded. Errors come as \
+\`{ "error": { "code", "message", "details"? } }\`; a method a path does not take is answered \`405\` \
+\`method_not_allowed\` with an \`Allow\` header listing those it does.
 
 Each change of a job is an event numbered \`seq\` 1, 2, 3… per job (the job's \`version\` after it). Events \
 stream as Server-Sent Events from \`/v1/generations/{id}/events\`, and over a WebSocket at \`${STREAM_PATH}\`, \
