@@ -1,11 +1,10 @@
 import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { startApiServer } from './api/api-server.js';
 import { DEMO_USER_NAME, ensureDemoApiKey } from './auth/demo-user.js';
 import { loadConfig, type Config } from './config/index.js';
 import { openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
-import { startTemporalDevServer, type TemporalDevServer } from './devstack/temporal-dev-server.js';
+import { startDevServices } from './devstack/dev-services.js';
 import { createLogger, type Logger } from './logger.js';
 import { startObservability } from './observability/process-observability.js';
 import { installTemporalRuntime } from './observability/temporal-runtime.js';
@@ -16,32 +15,9 @@ import { workerDependencies } from './worker/worker-dependencies.js';
 import { checkWorkerHealth } from './worker/worker-health.js';
 import { startWorkerHttpServer } from './worker/worker-http-server.js';
 
-const DEV_SERVER_PORT = 7233;
-const DEV_SERVER_UI_PORT = 8233;
-
-/** Without TEMPORAL_ADDRESS, a dev server whose SQLite file keeps jobs across restarts. */
-async function temporalFor(config: Config, logger: Logger): Promise<TemporalDevServer | undefined> {
-  if (config.temporal.address) return undefined;
-  logger.info('starting the Temporal dev server');
-  return startTemporalDevServer({
-    port: DEV_SERVER_PORT,
-    uiPort: DEV_SERVER_UI_PORT,
-    dbFile: path.join(config.dataDir, 'temporal.sqlite'),
-  });
-}
-
-/** `npm start`: Temporal, worker and API in one command, on embedded defaults. */
-async function main(): Promise<void> {
-  const baseConfig = loadConfig();
-  const logger = createLogger(baseConfig.logLevel, 'kiln');
-  // API and worker share one process: one Temporal runtime, one registry, one set of fleet gauges.
-  await installTemporalRuntime(logger);
-  await mkdir(baseConfig.dataDir, { recursive: true });
-  const devServer = await temporalFor(baseConfig, logger);
-  const config: Config = devServer
-    ? { ...baseConfig, temporal: { ...baseConfig.temporal, address: devServer.address } }
-    : baseConfig;
-  const database = await openDatabase(config.database);
+/** Worker and API in this process until Ctrl-C / SIGTERM. */
+async function runKiln(config: Config, logger: Logger, temporalUiUrl: string | undefined): Promise<void> {
+  const database = openDatabase(config.database);
   await migrateToLatest(database.db);
   const apiKey = await ensureDemoApiKey(database.db, config);
   const observability = startObservability(config, database.db, logger);
@@ -56,7 +32,7 @@ async function main(): Promise<void> {
   await ensureSchedules(temporal, config);
   const api = await startApiServer({ ...deps, config, database, temporal });
   console.log(
-    `\nKiln is running.\n  App:         ${api.url}/#key=${apiKey}\n  Temporal UI: ${devServer?.uiUrl ?? '(external cluster)'}\n` +
+    `\nKiln is running.\n  App:         ${api.url}/#key=${apiKey}\n  Temporal UI: ${temporalUiUrl ?? '(external cluster)'}\n` +
       `  API key:     ${apiKey} (user ${DEMO_USER_NAME})\n` +
       `  Metrics:     ${api.url}/metrics (worker health: ${workerHttp.url}/healthz)\n`,
   );
@@ -73,7 +49,21 @@ async function main(): Promise<void> {
   await temporal.connection.close();
   await worker.connection.close();
   await database.close();
-  await devServer?.stop();
+}
+
+/** `npm start`: PostgreSQL, Temporal, worker and API in one command, on embedded defaults. */
+async function main(): Promise<void> {
+  const baseConfig = loadConfig();
+  const logger = createLogger(baseConfig.logLevel, 'kiln');
+  // API and worker share one process: one Temporal runtime, one registry, one set of fleet gauges.
+  await installTemporalRuntime(logger);
+  await mkdir(baseConfig.dataDir, { recursive: true });
+  const services = await startDevServices(baseConfig, logger);
+  try {
+    await runKiln(services.config, logger, services.temporalUiUrl);
+  } finally {
+    await services.stop();
+  }
 }
 
 main().catch((error: unknown) => {

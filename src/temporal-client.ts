@@ -4,7 +4,8 @@ import type { Config } from './config/index.js';
 import { PayloadEncryptionCodec } from './encryption/payload-codec.js';
 import type { Logger } from './logger.js';
 
-export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
+/** Where `npm run services` runs the dev server: 127.0.0.1, which `localhost` may not resolve to first. */
+export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 
 /**
  * The one data converter of every Temporal client, worker and replay: payloads encrypted with the

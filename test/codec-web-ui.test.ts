@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporal-dev-server.js';
 import { freePort } from './harness/free-port.js';
 import { pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
+import { launchChromium } from './harness/chromium.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
-/** Debian's chromium, driven by playwright-core: no browser download. `.ci/run` installs it. */
-const CHROMIUM = process.env.KILN_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const ADMIN_KEY = randomBytes(32).toString('base64url');
 
 let dev: TemporalDevServer;
@@ -20,10 +18,9 @@ let browser: Browser;
 let codecUrl: string;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `no chromium at ${CHROMIUM}: apt-get install chromium`);
   const [port, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   codecUrl = `http://127.0.0.1:${apiPort}/codec`;
-  // A dev server of its own: the shared one runs headless. Its UI is the one the CLI embeds (2.42.1).
+  // A dev server of its own: the shared one runs headless. Its UI is the one the CLI embeds (2.54.1).
   dev = await startTemporalDevServer({ port, uiPort, extraArgs: ['--ui-codec-endpoint', codecUrl] });
   ctx = await createTestContext(
     {
@@ -35,8 +32,7 @@ before(async () => {
   );
   await startWorker(ctx);
   api = await startApi(ctx, { port: apiPort });
-  // --no-sandbox: CI runs as root, which chromium's sandbox refuses.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -49,8 +49,16 @@ describe('loadConfig', () => {
   test('embedded state lives in .data at the repository root', () => {
     const config = loadConfig({});
     assert.equal(config.dataDir, `${ROOT}.data`);
-    assert.deepEqual(config.database, { embeddedDir: `${ROOT}.data/pglite` });
+    assert.deepEqual(config.database, {
+      url: 'postgres://kiln@127.0.0.1:54329/kiln',
+      embedded: { dataDir: `${ROOT}.data/postgres`, port: 54329 },
+    });
     assert.deepEqual(config.storage, { driver: 'filesystem', dir: `${ROOT}.data/objects` });
+  });
+
+  test('DATABASE_URL replaces the embedded server', () => {
+    const url = 'postgres://app@db.internal:5432/kiln';
+    assert.deepEqual(loadConfig({ DATABASE_URL: url }).database, { url, embedded: undefined });
   });
 
   test('a bad variable stops the start with a ConfigError naming it', () => {

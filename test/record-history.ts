@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ensureGoTool, TEMPORAL_CLI } from '../src/devstack/go-tools.js';
+import { ensureTemporalCli } from '../src/devstack/temporal-cli.js';
 import { pollUntilDone, submit } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext } from './harness/test-context.js';
@@ -23,7 +23,7 @@ test('record a runGeneration history', async () => {
     const body = { kind: 'image', prompt: 'a recorded kiln', params: { size: '256x256' } };
     const job = await pollUntilDone(api, String((await submit(api, body, randomUUID())).body.id));
     // The CLI writes the same JSON the Web UI downloads, so operators' exports replay the same way.
-    const temporal = await ensureGoTool(TEMPORAL_CLI);
+    const temporal = await ensureTemporalCli();
     const { stdout } = await promisify(execFile)(temporal, [
       'workflow',
       'show',

@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { findJob } from '../src/db/job-repository.js';
 import type { ApiTarget } from './harness/job-watcher.js';
+import { launchChromium } from './harness/chromium.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
-/** Debian's chromium, driven by playwright-core: no browser download. `.ci/run` installs it. */
-const CHROMIUM = process.env.KILN_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 
 let ctx: TestContext;
@@ -18,13 +16,11 @@ let api: ApiTarget;
 let browser: Browser;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `no chromium at ${CHROMIUM}: apt-get install chromium`);
   // Long enough to reload and to go offline while the job runs.
   ctx = await createTestContext({ LOCAL_PROVIDER_DELAY_MS: '5000', LOCAL_PROVIDER_STEPS: '10' });
   await startWorker(ctx);
   api = await startApi(ctx);
-  // --no-sandbox: CI runs as root, which chromium's sandbox refuses.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -6,6 +6,7 @@ import { createLogger } from '../logger.js';
 import { startObservability } from '../observability/process-observability.js';
 import { configuredProviders } from '../providers/configured-providers.js';
 import { createObjectStore } from '../storage/create-object-store.js';
+import { postgresHint, temporalHint } from '../process/dependency-names.js';
 import { waitUntilReachable } from '../process/wait-until-reachable.js';
 import { connectTemporalClient, warnIfPayloadsInPlaintext } from '../temporal-client.js';
 import { startApiServer } from './api-server.js';
@@ -15,16 +16,18 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, 'api');
   warnIfPayloadsInPlaintext(config.temporal, logger);
-  const database = await openDatabase(config.database);
+  const database = openDatabase(config.database);
   await waitUntilReachable('PostgreSQL', () => migrateToLatest(database.db), {
     logger,
     isUnreachable: isDatabaseUnavailable,
+    hint: postgresHint(config.database),
   });
   const observability = startObservability(config, database.db, logger);
   // At start, every failure to connect is the server being away (or not up yet): wait for it.
   const temporal = await waitUntilReachable('Temporal', () => connectTemporalClient(config.temporal), {
     logger,
     isUnreachable: () => true,
+    hint: temporalHint(config.temporal),
   });
   const server = await startApiServer({
     config,

@@ -90,7 +90,7 @@ async function run(database: DatabaseHandle, config: Config, args: (string | und
 /** `npm run users -- …`: user and API-key administration against the configured database. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const database = await openDatabase(config.database);
+  const database = openDatabase(config.database);
   try {
     await migrateToLatest(database.db);
     await run(database, config, process.argv.slice(2));

@@ -9,7 +9,14 @@ import type {
   RetentionPolicy,
   WebhookRetryPolicy,
 } from './policies.js';
-import { DATA_DIR, envSchema, type Env, type Plan, type ProviderLimit } from './schema.js';
+import {
+  DATA_DIR,
+  EMBEDDED_POSTGRES_PORT,
+  envSchema,
+  type Env,
+  type Plan,
+  type ProviderLimit,
+} from './schema.js';
 
 /** Kiln's configuration: read once at start, validated, frozen. */
 export interface Config {
@@ -23,7 +30,11 @@ export interface Config {
   };
   /** The codec endpoint (`/codec`, with the operator API): Web UI origins let through CORS. */
   codecServer: { allowedOrigins: readonly string[] };
-  database: { url: string } | { embeddedDir: string };
+  /**
+   * `embedded`: no DATABASE_URL was given, so `url` is the embedded PostgreSQL that `npm start` (or
+   * `npm run services`) runs on `port` with its cluster in `dataDir`.
+   */
+  database: { url: string; embedded: { dataDir: string; port: number } | undefined };
   storage: ObjectStoreConfig;
   providers: {
     defaultProvider: string;
@@ -68,6 +79,14 @@ function deepFreeze<T>(value: T): T {
   return Object.freeze(value);
 }
 
+function databaseConfig(url: string | undefined): Config['database'] {
+  if (url) return { url, embedded: undefined };
+  return {
+    url: `postgres://kiln@127.0.0.1:${EMBEDDED_POSTGRES_PORT}/kiln`,
+    embedded: { dataDir: path.join(DATA_DIR, 'postgres'), port: EMBEDDED_POSTGRES_PORT },
+  };
+}
+
 /** Parses `env`; throws a ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
@@ -85,7 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       payloadKeys: e.PAYLOAD_ENCRYPTION_KEYS ?? [],
     },
     codecServer: { allowedOrigins: e.CODEC_ALLOWED_ORIGINS },
-    database: e.DATABASE_URL ? { url: e.DATABASE_URL } : { embeddedDir: path.join(DATA_DIR, 'pglite') },
+    database: databaseConfig(e.DATABASE_URL),
     storage:
       e.STORAGE_DRIVER === 's3'
         ? {

@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { DEFAULT_OPENAI_TEXT_MODELS, type PayloadKey } from './policies.js';
 
 /** Embedded defaults for `npm start` keep their state here (git-ignored). */
+/** The embedded PostgreSQL's port: off the usual 5432, so a system server there is left alone. */
+export const EMBEDDED_POSTGRES_PORT = 54329;
+
 export const DATA_DIR = path.resolve(fileURLToPath(new URL('../../.data', import.meta.url)));
 
 const optionalString = z
@@ -103,7 +106,7 @@ export const envSchema = z.object({
   PAYLOAD_ENCRYPTION_KEYS: optionalString.pipe(payloadKeys.optional()),
   /** Temporal Web UIs that may call `/codec`, comma-separated. Default: the dev server's and compose's UI. */
   CODEC_ALLOWED_ORIGINS: origins.default(['http://localhost:8233', 'http://127.0.0.1:8233']),
-  /** postgres:// URL. Unset: embedded PGlite in `.data/pglite`. */
+  /** postgres:// URL. Unset: the embedded PostgreSQL (`.data/postgres`, port 54329) that `npm start` runs. */
   DATABASE_URL: optionalString,
   /** `filesystem` (default, under `.data/objects`) or `s3`. */
   STORAGE_DRIVER: z.enum(['filesystem', 's3']).default('filesystem'),

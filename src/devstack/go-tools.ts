@@ -15,19 +15,13 @@ export interface GoTool {
   module: string;
 }
 
-/** v1.5.1 is the last tag `go install` accepts: later go.mod files carry a `replace` directive. */
-export const TEMPORAL_CLI: GoTool = {
-  binary: 'temporal',
-  module: 'github.com/temporalio/cli/cmd/temporal@v1.5.1',
-};
-
 /** MinIO publishes no semver tags; this pseudo-version is a 2026-02 commit whose go.mod has no `replace`. */
 export const MINIO: GoTool = {
   binary: 'minio',
   module: 'github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c',
 };
 
-async function isExecutable(file: string): Promise<boolean> {
+export async function isExecutable(file: string): Promise<boolean> {
   try {
     await access(file, constants.X_OK);
     return true;
@@ -35,6 +29,8 @@ async function isExecutable(file: string): Promise<boolean> {
     return false;
   }
 }
+
+const PROGRESS_INTERVAL_MS = 15_000;
 
 async function findOnPath(binary: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
@@ -56,10 +52,20 @@ export async function ensureGoTool(
   if (await isExecutable(cached)) return cached;
   const onPath = await findOnPath(tool.binary);
   if (onPath) return onPath;
-  log(`building ${tool.module} into ${TOOLS_BIN} (first run only; takes a few minutes)`);
-  await execFileAsync('go', ['install', tool.module], {
-    env: { ...process.env, GOBIN: TOOLS_BIN },
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  log(`building ${tool.module} into ${TOOLS_BIN} with Go (first run only)`);
+  const startedAt = Date.now();
+  const progress = setInterval(
+    () => log(`  still building ${tool.binary}: ${Math.round((Date.now() - startedAt) / 1000)} s`),
+    PROGRESS_INTERVAL_MS,
+  );
+  try {
+    await execFileAsync('go', ['install', tool.module], {
+      env: { ...process.env, GOBIN: TOOLS_BIN },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  } finally {
+    clearInterval(progress);
+  }
+  log(`built ${tool.binary} in ${Math.round((Date.now() - startedAt) / 1000)} s`);
   return cached;
 }

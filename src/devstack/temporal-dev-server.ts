@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { KILN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
-import { ensureGoTool, TEMPORAL_CLI } from './go-tools.js';
+import { ensureTemporalCli } from './temporal-cli.js';
 
 export interface TemporalDevServerOptions {
   port: number;
@@ -12,6 +12,8 @@ export interface TemporalDevServerOptions {
   extraArgs?: string[];
   /** Receives the server's log lines (stderr); dropped when unset. */
   onLog?: (line: string) => void;
+  /** Receives progress while the CLI is fetched on first use; stderr when unset. */
+  installLog?: (line: string) => void;
 }
 
 export interface TemporalDevServer {
@@ -80,9 +82,9 @@ async function waitUntilServing(address: string, child: ChildProcess): Promise<v
   }
 }
 
-/** Starts `temporal server start-dev` (built on first use) and resolves once it serves the frontend API. */
+/** Starts `temporal server start-dev` (fetched on first use) and resolves once it serves the frontend API. */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
-  const executable = await ensureGoTool(TEMPORAL_CLI);
+  const executable = await ensureTemporalCli(options.installLog);
   const child = spawn(executable, buildArgs(options), { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     for (const line of chunk.split('\n')) if (line) options.onLog?.(line);

@@ -12,14 +12,18 @@ const MAX_DELAY_MS = 10_000;
 export async function waitUntilReachable<T>(
   what: string,
   step: () => Promise<T>,
-  { logger, isUnreachable }: { logger: Logger; isUnreachable: (error: unknown) => boolean },
+  {
+    logger,
+    isUnreachable,
+    hint,
+  }: { logger: Logger; isUnreachable: (error: unknown) => boolean; hint: string },
 ): Promise<T> {
   for (let delayMs = FIRST_DELAY_MS; ; delayMs = Math.min(MAX_DELAY_MS, delayMs * 2)) {
     try {
       return await step();
     } catch (error) {
       if (!isUnreachable(error)) throw error;
-      logger.warn({ err: error, retryInMs: delayMs }, `${what} unreachable; waiting for it`);
+      logger.warn({ err: error, retryInMs: delayMs }, `${what} unreachable; waiting for it (${hint})`);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }

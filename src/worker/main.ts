@@ -5,6 +5,7 @@ import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
 import { startObservability } from '../observability/process-observability.js';
 import { installTemporalRuntime } from '../observability/temporal-runtime.js';
+import { postgresHint, temporalHint } from '../process/dependency-names.js';
 import { waitUntilReachable } from '../process/wait-until-reachable.js';
 import { connectTemporalClient, warnIfPayloadsInPlaintext } from '../temporal-client.js';
 import { createKilnWorker } from './create-worker.js';
@@ -19,14 +20,15 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, 'worker');
   warnIfPayloadsInPlaintext(config.temporal, logger);
   await installTemporalRuntime(logger);
-  const database = await openDatabase(config.database);
+  const database = openDatabase(config.database);
   await waitUntilReachable('PostgreSQL', () => migrateToLatest(database.db), {
     logger,
     isUnreachable: isDatabaseUnavailable,
+    hint: postgresHint(config.database),
   });
   const observability = startObservability(config, database.db, logger);
   // At start, every failure to connect is the server being away (or not up yet): wait for it.
-  const temporalAway = { logger, isUnreachable: () => true };
+  const temporalAway = { logger, isUnreachable: () => true, hint: temporalHint(config.temporal) };
   const worker = await waitUntilReachable(
     'Temporal',
     () => createKilnWorker(config, workerDependencies(config, database, logger), database),

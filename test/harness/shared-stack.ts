@@ -1,4 +1,5 @@
-import { ensureGoTool, MINIO, TEMPORAL_CLI } from '../../src/devstack/go-tools.js';
+import { ensureGoTool, MINIO } from '../../src/devstack/go-tools.js';
+import { ensureTemporalCli } from '../../src/devstack/temporal-cli.js';
 import { startTemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
 import { freePort } from './free-port.js';
 import { startMinio } from './minio.js';
@@ -21,6 +22,18 @@ export interface SharedStack {
   stop(): Promise<void>;
 }
 
+/** The servers if all started; otherwise stops those that did, and throws the first failure. */
+async function allOrStopStarted<T extends readonly { stop(): Promise<void> }[]>(results: {
+  [K in keyof T]: PromiseSettledResult<T[K]>;
+}): Promise<T> {
+  const failure = results.find((result) => result.status === 'rejected');
+  if (!failure)
+    return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T;
+  const started = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  await Promise.allSettled(started.map((server) => server.stop()));
+  throw failure.reason;
+}
+
 /**
  * Real PostgreSQL, Temporal dev server and MinIO on free loopback ports. The dev server keeps its state
  * in memory unless given `temporalDbFile` (a SQLite file, which the bench can ask for).
@@ -29,10 +42,9 @@ export async function startSharedStack(
   log: (line: string) => void = console.error,
   options: { temporalDbFile?: string } = {},
 ): Promise<SharedStack> {
-  // Built one at a time: two Go builds at once on two cores only thrash.
-  await ensureGoTool(TEMPORAL_CLI, log);
+  await ensureTemporalCli(log);
   await ensureGoTool(MINIO, log);
-  const [postgres, temporal, minio] = await Promise.all([
+  const started = await Promise.allSettled([
     startPostgresCluster(),
     startTemporalDevServer({
       port: await freePort(),
@@ -41,6 +53,7 @@ export async function startSharedStack(
     }),
     startMinio(),
   ]);
+  const [postgres, temporal, minio] = await allOrStopStarted(started);
   return {
     env: {
       KILN_TEST_PG_BASE_URL: postgres.urlFor(''),

@@ -113,7 +113,7 @@ export async function createTestContext(
     ...overrides,
   };
   const config = loadConfig(env);
-  const database = await openDatabase(config.database);
+  const database = openDatabase(config.database);
   await migrateToLatest(database.db);
   if (config.storage.driver === 's3') await ensureBucket(config.storage);
   const temporal = await connectTemporalClient(config.temporal);

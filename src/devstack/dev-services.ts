@@ -1,0 +1,52 @@
+import path from 'node:path';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logger.js';
+import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { startTemporalDevServer } from './temporal-dev-server.js';
+
+const DEV_SERVER_PORT = 7233;
+const DEV_SERVER_UI_PORT = 8233;
+
+/** The servers `npm start` runs itself when the environment names none. */
+export interface DevServices {
+  /** `config` with the dev server's address filled in. */
+  config: Config;
+  temporalUiUrl: string | undefined;
+  /** Stops every server started, the dev server first (it holds no job state of ours). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Without DATABASE_URL, the embedded PostgreSQL; without TEMPORAL_ADDRESS, a Temporal dev server
+ * whose SQLite file keeps workflows across restarts. A failed start stops what had started.
+ */
+export async function startDevServices(config: Config, logger: Logger): Promise<DevServices> {
+  const log = (line: string) => logger.info(line);
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const stopOne of stops.reverse()) await stopOne();
+  };
+  try {
+    if (config.database.embedded) {
+      const postgres = await startEmbeddedPostgres(
+        { ...config.database, embedded: config.database.embedded },
+        log,
+      );
+      stops.push(() => postgres.stop());
+    }
+    if (config.temporal.address) return { config, temporalUiUrl: undefined, stop };
+    log(`starting the Temporal dev server on 127.0.0.1:${DEV_SERVER_PORT}`);
+    const temporal = await startTemporalDevServer({
+      port: DEV_SERVER_PORT,
+      uiPort: DEV_SERVER_UI_PORT,
+      dbFile: path.join(config.dataDir, 'temporal.sqlite'),
+      installLog: log,
+    });
+    stops.push(() => temporal.stop());
+    const withTemporal = { ...config, temporal: { ...config.temporal, address: temporal.address } };
+    return { config: withTemporal, temporalUiUrl: temporal.uiUrl, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
