@@ -1,6 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
-import { importX } from 'eslint-plugin-import-x';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import { builtinModules } from 'node:module';
 
 /** Every Node built-in, bare (`fs`, `fs/promises`) and prefixed (`node:fs`). */
@@ -14,6 +14,38 @@ const WORKFLOW_RELATIVE_IMPORT_OUTSIDE = `^\\.\\./(?!(${WORKFLOW_VALUE_IMPORTS.m
   file.replace(/^src\//, '').replace(/\.ts$/, ''),
 ).join('|')})\\.js$)`;
 
+/**
+ * Who may not import whom, type imports included: the folder tree is the architecture, and these are the
+ * edges it must not grow. Lower layers importing upward would let HTTP or Temporal concerns leak into
+ * code that is meant to stand without them.
+ */
+const LAYERS = [
+  {
+    target: './src/use-cases',
+    from: './src/api',
+    message: 'Use-cases return domain outcomes that src/api maps; they know nothing of HTTP.',
+  },
+  {
+    target: './src/config',
+    from: './src',
+    except: ['./config'],
+    message: 'Config is the bottom layer: everything reads it, it reads nothing else of Kiln.',
+  },
+  {
+    target: './src/jobs',
+    from: './src',
+    except: ['./jobs', './config'],
+    message: 'The job vocabulary depends only on config; everything else is built on it.',
+  },
+  {
+    target: './src/db',
+    from: ['api', 'use-cases', 'workflows', 'activities', 'job-changes', 'worker'].map(
+      (folder) => `./src/${folder}`,
+    ),
+    message: 'The data layer serves the layers above it and imports none of them.',
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules', 'dist', '.tools', '.data', 'test/fixtures'] },
   js.configs.recommended,
@@ -23,6 +55,16 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     plugins: { 'import-x': importX },
+    // Without these the import-x rules below pass whatever the imports are: sources import each other as
+    // `./x.js` (ESM output names), which resolve only with the alias to `.ts`, and a `.ts` file they
+    // resolve to is followed (for no-cycle) only when import-x knows to parse it.
+    settings: {
+      'import-x/resolver-next': [
+        createNodeResolver({ extensions: ['.ts', '.js'], extensionAlias: { '.js': ['.ts', '.js'] } }),
+      ],
+      'import-x/extensions': ['.ts', '.js', '.mjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
@@ -36,6 +78,7 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: LAYERS }],
       eqeqeq: ['error', 'always'],
     },
   },
