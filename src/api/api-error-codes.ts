@@ -19,7 +19,10 @@ export const ApiErrorStatus = {
   unsupported_size: 400,
   /** A cursor this caller was never given. */
   invalid_cursor: 400,
-  /** What body-parser or the router refused without a code of its own; sent with their 4xx status. */
+  /**
+   * What Node's HTTP parser, body-parser or the router refused without a code of its own (a control
+   * character in a header, a corrupt gzip body, an undecodable path); sent with their 4xx status.
+   */
   bad_request: 400,
   /** No valid key: the caller is not known. */
   unauthorized: 401,
@@ -75,8 +78,9 @@ export type ApiErrorCode = keyof typeof ApiErrorStatus;
 export const API_ERROR_CODES = Object.keys(ApiErrorStatus) as [ApiErrorCode, ...ApiErrorCode[]];
 
 /**
- * Codes whose status is not always the table's: `bad_request` passes on the 4xx body-parser or the
- * router chose (the table's 400 is the one the document lists). Every other code has exactly one status.
+ * Codes whose status is not always the table's: `bad_request` passes on the 4xx the HTTP parser,
+ * body-parser or the router chose (the table's 400 is the one the document lists). Every other code has
+ * exactly one status.
  */
 export const VARIABLE_STATUS_CODES = ['bad_request'] as const satisfies readonly ApiErrorCode[];
 

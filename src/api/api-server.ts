@@ -10,6 +10,7 @@ import { cancelGeneration } from '../use-cases/cancel-generation.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
 import { ApiError } from './api-error.js';
 import { createApp } from './app.js';
+import { answerClientError } from './client-error.js';
 import { callerOfRequest } from './authenticate.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
@@ -62,6 +63,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
     });
     res.end(JSON.stringify(refusal));
   });
+  server.on('clientError', answerClientError);
   server.on('upgrade', (req, socket, head) => {
     if (new URL(req.url ?? '/', 'http://localhost').pathname === STREAM_PATH)
       void stream.handleUpgrade(req, socket, head);
