@@ -87,50 +87,59 @@ function databaseConfig(url: string | undefined): Config['database'] {
   };
 }
 
-/** Parses `env`; throws a ConfigError naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/** `env` checked against the schema, then the variables that must agree with each other. */
+function parseEnv(env: NodeJS.ProcessEnv): Env {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`invalid configuration: ${describeIssues(parsed.error)}`);
   const e = parsed.data;
   if (!(e.DEFAULT_PLAN in e.PLANS)) {
     throw new ConfigError(`invalid configuration: DEFAULT_PLAN: ${e.DEFAULT_PLAN} is not in PLANS`);
   }
-  return deepFreeze({
-    http: { port: e.PORT, host: e.HOST },
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
-      taskQueue: e.TEMPORAL_TASK_QUEUE,
-      payloadKeys: e.PAYLOAD_ENCRYPTION_KEYS ?? [],
-    },
-    codecServer: { allowedOrigins: e.CODEC_ALLOWED_ORIGINS },
-    database: databaseConfig(e.DATABASE_URL),
-    storage:
-      e.STORAGE_DRIVER === 's3'
-        ? {
-            driver: 's3' as const,
-            bucket: e.S3_BUCKET,
-            endpoint: e.S3_ENDPOINT,
-            region: e.S3_REGION,
-            accessKeyId: e.S3_ACCESS_KEY_ID,
-            secretAccessKey: e.S3_SECRET_ACCESS_KEY,
-            forcePathStyle: e.S3_FORCE_PATH_STYLE,
-          }
-        : { driver: 'filesystem' as const, dir: e.STORAGE_DIR },
-    providers: {
-      defaultProvider: e.DEFAULT_PROVIDER,
-      openai: e.OPENAI_API_KEY
-        ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, textModels: e.OPENAI_TEXT_MODELS }
-        : undefined,
-      replicate: e.REPLICATE_API_TOKEN
-        ? {
-            apiToken: e.REPLICATE_API_TOKEN,
-            baseURL: e.REPLICATE_BASE_URL,
-            pollIntervalMs: e.REPLICATE_POLL_INTERVAL_MS,
-          }
-        : undefined,
-      local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
-    },
+  return e;
+}
+
+function temporalConfig(e: Env): Config['temporal'] {
+  return {
+    address: e.TEMPORAL_ADDRESS,
+    namespace: e.TEMPORAL_NAMESPACE,
+    taskQueue: e.TEMPORAL_TASK_QUEUE,
+    payloadKeys: e.PAYLOAD_ENCRYPTION_KEYS ?? [],
+  };
+}
+
+function storageConfig(e: Env): Config['storage'] {
+  if (e.STORAGE_DRIVER !== 's3') return { driver: 'filesystem', dir: e.STORAGE_DIR };
+  return {
+    driver: 's3',
+    bucket: e.S3_BUCKET,
+    endpoint: e.S3_ENDPOINT,
+    region: e.S3_REGION,
+    accessKeyId: e.S3_ACCESS_KEY_ID,
+    secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+    forcePathStyle: e.S3_FORCE_PATH_STYLE,
+  };
+}
+
+function providersConfig(e: Env): Config['providers'] {
+  return {
+    defaultProvider: e.DEFAULT_PROVIDER,
+    openai: e.OPENAI_API_KEY
+      ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, textModels: e.OPENAI_TEXT_MODELS }
+      : undefined,
+    replicate: e.REPLICATE_API_TOKEN
+      ? {
+          apiToken: e.REPLICATE_API_TOKEN,
+          baseURL: e.REPLICATE_BASE_URL,
+          pollIntervalMs: e.REPLICATE_POLL_INTERVAL_MS,
+        }
+      : undefined,
+    local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
+  };
+}
+
+/** How one job's provider calls are timed, retried and cut off. */
+function providerCallPolicies(e: Env): Pick<Config, 'timeouts' | 'retry' | 'circuit'> {
+  return {
     timeouts: {
       providerHeartbeatSeconds: e.PROVIDER_HEARTBEAT_TIMEOUT_SECONDS,
       providerAttemptSeconds: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS,
@@ -147,6 +156,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cooldownMs: e.BREAKER_COOLDOWN_SECONDS * 1000,
       probeTimeoutMs: e.PROVIDER_ATTEMPT_TIMEOUT_SECONDS * 1000,
     },
+  };
+}
+
+/** The schedules that clean up after jobs: finished ones past retention, rows left without a workflow. */
+function cleanupPolicies(e: Env): Pick<Config, 'retention' | 'orphans'> {
+  return {
     retention: {
       succeededDays: e.RETENTION_SUCCEEDED_DAYS,
       unsuccessfulDays: e.RETENTION_UNSUCCESSFUL_DAYS,
@@ -156,6 +171,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       graceSeconds: e.ORPHAN_JOB_GRACE_SECONDS,
       sweepIntervalSeconds: e.ORPHAN_SWEEP_INTERVAL_SECONDS,
     },
+  };
+}
+
+/** What a user may run and spend: the fleet's provider limits, plans, prices and submission rate. */
+function usagePolicies(
+  e: Env,
+): Pick<Config, 'providerLimits' | 'plans' | 'costs' | 'demoUserCredits' | 'submitRateLimit'> {
+  return {
     providerLimits: {
       byKey: e.PROVIDER_LIMITS,
       fallback: { rpm: e.PROVIDER_DEFAULT_RPM, concurrency: e.PROVIDER_DEFAULT_CONCURRENCY },
@@ -164,26 +187,50 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
     demoUserCredits: e.DEMO_USER_CREDITS,
     submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },
-    webhooks: {
-      retry: {
-        retryWindowSeconds: e.WEBHOOK_RETRY_WINDOW_SECONDS,
-        initialBackoffMs: e.WEBHOOK_BACKOFF_INITIAL_MS,
-        maxBackoffMs: e.WEBHOOK_BACKOFF_MAX_MS,
-        attemptTimeoutSeconds: e.WEBHOOK_ATTEMPT_TIMEOUT_SECONDS,
-      },
-      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+  };
+}
+
+function webhooksConfig(e: Env): Config['webhooks'] {
+  return {
+    retry: {
+      retryWindowSeconds: e.WEBHOOK_RETRY_WINDOW_SECONDS,
+      initialBackoffMs: e.WEBHOOK_BACKOFF_INITIAL_MS,
+      maxBackoffMs: e.WEBHOOK_BACKOFF_MAX_MS,
+      attemptTimeoutSeconds: e.WEBHOOK_ATTEMPT_TIMEOUT_SECONDS,
     },
+    allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+  };
+}
+
+function observabilityConfig(e: Env): Config['observability'] {
+  return {
+    workerHttp: { port: e.WORKER_HTTP_PORT, host: e.WORKER_HTTP_HOST ?? e.HOST },
+    failureRate: {
+      windowSeconds: e.FAILURE_RATE_WINDOW_SECONDS,
+      threshold: e.FAILURE_RATE_THRESHOLD,
+      minJobs: e.FAILURE_RATE_MIN_JOBS,
+      checkEverySeconds: e.FAILURE_RATE_CHECK_SECONDS,
+    },
+  };
+}
+
+/** Parses `env`; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = parseEnv(env);
+  return deepFreeze({
+    http: { port: e.PORT, host: e.HOST },
+    temporal: temporalConfig(e),
+    codecServer: { allowedOrigins: e.CODEC_ALLOWED_ORIGINS },
+    database: databaseConfig(e.DATABASE_URL),
+    storage: storageConfig(e),
+    providers: providersConfig(e),
+    ...providerCallPolicies(e),
+    ...cleanupPolicies(e),
+    ...usagePolicies(e),
+    webhooks: webhooksConfig(e),
     adminApiKey: e.ADMIN_API_KEY,
     logLevel: e.LOG_LEVEL,
-    observability: {
-      workerHttp: { port: e.WORKER_HTTP_PORT, host: e.WORKER_HTTP_HOST ?? e.HOST },
-      failureRate: {
-        windowSeconds: e.FAILURE_RATE_WINDOW_SECONDS,
-        threshold: e.FAILURE_RATE_THRESHOLD,
-        minJobs: e.FAILURE_RATE_MIN_JOBS,
-        checkEverySeconds: e.FAILURE_RATE_CHECK_SECONDS,
-      },
-    },
+    observability: observabilityConfig(e),
     dataDir: DATA_DIR,
   });
 }
