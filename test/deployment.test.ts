@@ -113,7 +113,10 @@ describe('docker-compose.yml', () => {
       const env = services[name]?.environment ?? {};
       const config = loadConfig(env);
       assert.equal(config.storage.driver, 's3');
-      assert.deepEqual(config.database, { url: 'postgres://kiln:kiln@postgresql:5432/kiln' });
+      assert.deepEqual(config.database, {
+        url: 'postgres://kiln:kiln@postgresql:5432/kiln',
+        embedded: undefined,
+      });
       const entry = services[name]?.command?.[1] ?? '';
       assert.ok(existsSync(`${ROOT}${entry.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')}`), entry);
     }

