@@ -81,4 +81,32 @@ describe('loadConfig', () => {
       (error) => error instanceof ConfigError && /DEFAULT_PLAN: gold is not in PLANS/.test(error.message),
     );
   });
+
+  test('DEFAULT_PROVIDER must be a provider this deployment offers', () => {
+    for (const [env, message] of [
+      [{ DEFAULT_PROVIDER: 'midjourney' }, /DEFAULT_PROVIDER: Invalid option/],
+      [{ DEFAULT_PROVIDER: '' }, /DEFAULT_PROVIDER: Invalid option/],
+      [{ DEFAULT_PROVIDER: 'openai' }, /DEFAULT_PROVIDER: openai needs OPENAI_API_KEY/],
+      [{ DEFAULT_PROVIDER: 'openai', OPENAI_API_KEY: '' }, /DEFAULT_PROVIDER: openai needs OPENAI_API_KEY/],
+      [
+        { DEFAULT_PROVIDER: 'replicate', OPENAI_API_KEY: 'sk-test' },
+        /DEFAULT_PROVIDER: replicate needs REPLICATE_API_TOKEN/,
+      ],
+    ] as const) {
+      assert.throws(
+        () => loadConfig(env),
+        (error) => error instanceof ConfigError && message.test(error.message),
+        JSON.stringify(env),
+      );
+    }
+    assert.equal(loadConfig({}).providers.defaultProvider, 'local');
+    assert.equal(
+      loadConfig({ DEFAULT_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-test' }).providers.defaultProvider,
+      'openai',
+    );
+    assert.equal(
+      loadConfig({ DEFAULT_PROVIDER: 'replicate', REPLICATE_API_TOKEN: 'r8_test' }).providers.defaultProvider,
+      'replicate',
+    );
+  });
 });

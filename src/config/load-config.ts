@@ -87,6 +87,12 @@ function databaseConfig(url: string | undefined): Config['database'] {
   };
 }
 
+/** The variable that enables each provider but `local`, which configuredProviders always offers. */
+const PROVIDER_CREDENTIALS = {
+  openai: 'OPENAI_API_KEY',
+  replicate: 'REPLICATE_API_TOKEN',
+} as const satisfies Record<Exclude<Env['DEFAULT_PROVIDER'], 'local'>, keyof Env>;
+
 /** `env` checked against the schema, then the variables that must agree with each other. */
 function parseEnv(env: NodeJS.ProcessEnv): Env {
   const parsed = envSchema.safeParse(env);
@@ -94,6 +100,13 @@ function parseEnv(env: NodeJS.ProcessEnv): Env {
   const e = parsed.data;
   if (!(e.DEFAULT_PLAN in e.PLANS)) {
     throw new ConfigError(`invalid configuration: DEFAULT_PLAN: ${e.DEFAULT_PLAN} is not in PLANS`);
+  }
+  // A default provider without its key would be offered to no request, so every default job would fail.
+  const provider = e.DEFAULT_PROVIDER;
+  if (provider !== 'local' && e[PROVIDER_CREDENTIALS[provider]] === undefined) {
+    throw new ConfigError(
+      `invalid configuration: DEFAULT_PROVIDER: ${provider} needs ${PROVIDER_CREDENTIALS[provider]}`,
+    );
   }
   return e;
 }

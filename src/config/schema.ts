@@ -86,6 +86,9 @@ const booleanFlag = z
   .enum(['true', 'false', '1', '0'])
   .transform((value) => value === 'true' || value === '1');
 
+/** Every provider Kiln has an adapter for; src/providers/configured-providers.ts offers them. */
+const PROVIDER_NAMES = ['local', 'openai', 'replicate'] as const;
+
 /** Every variable Kiln reads, with its default. */
 export const envSchema = z.object({
   /** HTTP port of the API. Default 3000. */
@@ -119,8 +122,8 @@ export const envSchema = z.object({
   S3_SECRET_ACCESS_KEY: optionalString,
   /** Path-style URLs, which MinIO needs. Default true. */
   S3_FORCE_PATH_STYLE: booleanFlag.default(true),
-  /** Provider used when a request names none. Default `local`. */
-  DEFAULT_PROVIDER: z.string().default('local'),
+  /** Provider used when a request names none; `openai` and `replicate` need their key. Default `local`. */
+  DEFAULT_PROVIDER: z.enum(PROVIDER_NAMES).default('local'),
   /** Enables the `openai` provider. */
   OPENAI_API_KEY: optionalString,
   /** Any OpenAI-compatible server. Default: OpenAI's own. */
