@@ -4,7 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { jobEventsAfter } from '../src/db/job-event-repository.js';
 import { isTerminal, type Job } from '../src/jobs/job.js';
-import { apiFetch, submit, type ApiTarget } from './harness/job-watcher.js';
+import type { ServerMessage } from '../src/api/job-stream.js';
+import { apiFetch, openStream, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -122,6 +123,13 @@ async function sseSession(jobId: string, lastEventId: number | undefined, dropAf
   return { status: response.status, received };
 }
 
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (const deadline = Date.now() + 30_000; !condition();) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 function assertGapless(received: Received[]) {
   assert.deepEqual(
     received.map((event) => event.seq),
@@ -157,6 +165,33 @@ describe('job events', () => {
     assert.deepEqual(summary(received), await recorded(id));
     const fromStart = await sseSession(id, undefined, Infinity);
     assert.deepEqual(summary(fromStart.received), summary(received), 'a late reader gets the whole story');
+  });
+
+  test('a socket subscription ends with subscription_ended, at once for a job that has ended', async () => {
+    const id = await submitJob();
+    const { socket, messages } = await openStream(api);
+    const ended = (from: number) => messages.slice(from).some((m) => m.type === 'subscription_ended');
+    const subscribe = async (since: number): Promise<ServerMessage[]> => {
+      const from = messages.length;
+      socket.send(JSON.stringify({ type: 'subscribe', id, since }));
+      await until(() => ended(from), `the end of a subscription since ${since}`);
+      return messages.slice(from);
+    };
+    try {
+      const live = await subscribe(0);
+      const last = live.at(-2);
+      assert.ok(last?.type === 'job' && last.job.status === 'succeeded', JSON.stringify(live.slice(-2)));
+      assert.deepEqual(live.at(-1), { type: 'subscription_ended', id, status: 'succeeded' });
+      assert.deepEqual(summary(live.flatMap((m) => (m.type === 'job' ? [m] : []))), await recorded(id));
+      assert.deepEqual(await subscribe(last.seq), [live.at(-1)], 'nothing after since: the end alone');
+      assert.deepEqual(await subscribe(0), live, 'from the start: the whole story, then the end');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(messages.length, 2 * live.length + 1, 'nothing after the end');
+      const sse = await apiFetch(api, `/v1/generations/${id}/events?since=${last.seq}`);
+      assert.equal(sse.status, 204, 'SSE has nothing to send either');
+    } finally {
+      socket.close();
+    }
   });
 
   test('any API process serves any subscriber: events fan out through Postgres', async () => {

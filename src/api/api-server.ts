@@ -48,7 +48,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
     logger,
     callerOf: (req) => callerOfRequest(database.db, req),
     cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
-    canWatch: async (userId, jobId) => (await findOwnedJob(database.db, userId, jobId)) !== undefined,
+    watchableJob: (userId, jobId) => findOwnedJob(database.db, userId, jobId),
   });
   let closing = false;
   // Once closing, a request arriving on a kept-alive connection is turned away, or a client resuming

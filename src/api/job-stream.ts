@@ -6,12 +6,12 @@ import type { Caller } from '../db/user-repository.js';
 import type { JobEvent } from '../events/job-event.js';
 import type { TextUpdate } from '../events/text-stream.js';
 import { assertExhaustive } from '../assert-exhaustive.js';
-import { isTerminal } from '../jobs/job.js';
+import { isTerminal, type Job, type TerminalStatus } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { trackOpenSocket } from '../observability/socket-metrics.js';
 import type { CancelOutcome } from '../use-cases/cancel-generation.js';
 import type { ApiErrorCode } from './api-error-codes.js';
-import type { JobEventHub } from './job-event-hub.js';
+import type { JobEventHub, JobWatcher } from './job-event-hub.js';
 import type { KeySession, KeySessions } from './key-sessions.js';
 
 export const STREAM_PATH = '/v1/stream';
@@ -55,10 +55,15 @@ const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cancel'), id: z.string().min(1).max(128) }),
 ]);
 
-/** Messages the server sends; `text` and `reset` carry a text job's streamed text (see TextUpdate). */
+/**
+ * Messages the server sends; `text` and `reset` carry a text job's streamed text (see TextUpdate).
+ * `subscription_ended` follows a job's terminal event, or answers a subscription to a job that had ended
+ * with nothing after `since`: nothing more comes for that id.
+ */
 export type ServerMessage =
   | ({ type: 'job' } & Pick<JobEvent, 'seq' | 'job'> & { event: JobEvent['type'] })
   | (TextUpdate & { id: string })
+  | { type: 'subscription_ended'; id: string; status: TerminalStatus }
   | { type: 'canceling'; id: string }
   | { type: 'error'; error: { code: string; message: string }; id?: string };
 
@@ -67,8 +72,8 @@ export interface JobStreamDependencies {
   /** Closes a socket when the key it was opened with is revoked. */
   sessions: KeySessions;
   logger: Logger;
-  /** Whether `userId` may watch `jobId`; unknown and foreign jobs look the same. */
-  canWatch(userId: string, jobId: string): Promise<boolean>;
+  /** The job `userId` may watch, as it is now; unknown and foreign jobs are alike undefined. */
+  watchableJob(userId: string, jobId: string): Promise<Pick<Job, 'status' | 'version'> | undefined>;
   /** Cancels a job on behalf of `userId`, as `POST /v1/generations/:id/cancel` does. */
   cancel(userId: string, jobId: string): Promise<CancelOutcome>;
   /** Authenticates the upgrade request; undefined refuses it. */
@@ -139,6 +144,17 @@ export function createJobStream(deps: JobStreamDependencies) {
     send(socket, message);
   }
 
+  /** Sends each event and piece of text; the terminal event ends the subscription. */
+  function watcherOf(socket: WebSocket, id: string, end: (status: TerminalStatus) => void): JobWatcher {
+    return {
+      onEvent: (event) => {
+        sendBounded(socket, { type: 'job', seq: event.seq, event: event.type, job: event.job });
+        if (isTerminal(event.job.status)) end(event.job.status);
+      },
+      onText: (update) => sendBounded(socket, { ...update, id }),
+    };
+  }
+
   async function subscribe(
     socket: WebSocket,
     userId: string,
@@ -153,20 +169,23 @@ export function createJobStream(deps: JobStreamDependencies) {
       unsubscribe?.();
       subs.delete(id);
     };
+    // Not after an unsubscribe: the client asked for nothing more.
+    const end = (status: TerminalStatus) => {
+      if (ended) return;
+      stop();
+      sendBounded(socket, { type: 'subscription_ended', id, status });
+    };
     subs.set(id, stop);
     try {
-      if (!(await deps.canWatch(userId, id))) {
+      const job = await deps.watchableJob(userId, id);
+      if (!job) {
         stop();
         send(socket, { type: 'error', id, error: { code: 'not_found', message: 'no such job' } });
         return;
       }
-      unsubscribe = await deps.hub.subscribe(id, since, {
-        onEvent: (event) => {
-          sendBounded(socket, { type: 'job', seq: event.seq, event: event.type, job: event.job });
-          if (isTerminal(event.job.status)) stop();
-        },
-        onText: (update) => sendBounded(socket, { ...update, id }),
-      });
+      // As SSE answers 204: an ended job with nothing after `since` has nothing to send, ever.
+      if (isTerminal(job.status) && since >= job.version) return end(job.status);
+      unsubscribe = await deps.hub.subscribe(id, since, watcherOf(socket, id, end));
       // The job may have ended, or the socket closed, while the current state was being read.
       if (ended || socket.readyState !== socket.OPEN) stop();
     } catch (error) {

@@ -32,9 +32,10 @@ Each change of a job is an event numbered \`seq\` 1, 2, 3… per job (the job's 
 stream as Server-Sent Events from \`/v1/generations/{id}/events\`, and over a WebSocket at \`${STREAM_PATH}\`, \
 which OpenAPI cannot describe: connect with the same \`Authorization\` header, send \
 \`{ "type": "subscribe", "id", "since"? }\` and receive \`{ "type": "job", "seq", "event", "job" }\` (\`event\` is \
-\`status\` or \`progress\`, \`job\` a \`Job\`) for every event after \`since\` until the job ends; a client too slow \
-to read is closed with code 4008 and resumes with \`since\`, and a socket whose API key is revoked is closed \
-with code 4001. A text job's tokens come between its events as \
+\`status\` or \`progress\`, \`job\` a \`Job\`) for every event after \`since\` until the job ends, then \
+\`{ "type": "subscription_ended", "id", "status" }\` (at once for a job that has ended with nothing after \
+\`since\`), after which nothing more comes for that id; a client too slow to read is closed with code 4008 and \
+resumes with \`since\`, and a socket whose API key is revoked is closed with code 4001. A text job's tokens come between its events as \
 \`{ "type": "text", "id", "attempt", "offset", "delta" }\` (\`delta\` goes at \`offset\`, in UTF-16 units, of \
 that attempt's text; the first one after subscribing is the text so far, at offset 0) and \
 \`{ "type": "reset", "id", "attempt" }\` when a retried attempt starts the text again. \`{ "type": "unsubscribe", "id" }\` stops that, \
