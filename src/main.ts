@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   // API and worker share one process: one Temporal runtime, one registry, one set of fleet gauges.
   await installTemporalRuntime(logger);
   await mkdir(baseConfig.dataDir, { recursive: true });
-  const services = await startDevServices(baseConfig, logger);
+  const services = await startDevServices(baseConfig);
   try {
     await runKiln(services.config, logger, services.temporalUiUrl);
   } finally {

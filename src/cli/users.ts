@@ -2,6 +2,7 @@ import { loadConfig, type Config } from '../config/index.js';
 import { grantCredits } from '../db/credit-repository.js';
 import { openDatabase } from '../db/database.js';
 import { migrateToLatest } from '../db/migrate.js';
+import { embeddedPostgresForCommand } from '../devstack/embedded-postgres.js';
 import {
   createUser,
   findUserByName,
@@ -79,23 +80,31 @@ async function run(database: DatabaseHandle, config: Config, args: (string | und
     case 'key':
       console.log(`API key: ${await issueApiKey(database.db, (await userNamed(database, name)).id)}`);
       return;
-    case 'revoke':
-      console.log(`revoked ${await revokeApiKeys(database.db, (await userNamed(database, name)).id)} key(s)`);
+    case 'revoke': {
+      const revoked = await revokeApiKeys(database.db, (await userNamed(database, name)).id);
+      if (revoked === 0) console.log(`${name} had no active API key`);
+      else console.log(`revoked ${revoked} API ${revoked === 1 ? 'key' : 'keys'} of ${name}`);
       return;
+    }
     default:
       throw new Error(USAGE);
   }
 }
 
-/** `npm run users -- …`: user and API-key administration against the configured database. */
+/**
+ * `npm run users -- …`: user and API-key administration against the configured database, or the
+ * embedded one (the running `npm start`'s, else started for the command).
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
+  const stopEmbedded = await embeddedPostgresForCommand(config.database, (line) => console.error(line));
   const database = openDatabase(config.database);
   try {
     await migrateToLatest(database.db);
     await run(database, config, process.argv.slice(2));
   } finally {
     await database.close();
+    await stopEmbedded();
   }
 }
 

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { Config } from '../config/index.js';
-import type { Logger } from '../logger.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { checkPrerequisites } from './prerequisites.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
@@ -21,8 +20,9 @@ export interface DevServices {
  * Without DATABASE_URL, the embedded PostgreSQL; without TEMPORAL_ADDRESS, a Temporal dev server
  * whose SQLite file keeps workflows across restarts. A failed start stops what had started.
  */
-export async function startDevServices(config: Config, logger: Logger): Promise<DevServices> {
-  const log = (line: string) => logger.info(line);
+export async function startDevServices(config: Config): Promise<DevServices> {
+  // Plain lines on stderr: a person starting Kiln reads these, before any server log.
+  const log = (line: string) => console.error(line);
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const stopOne of stops.reverse()) await stopOne();

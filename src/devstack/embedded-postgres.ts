@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { Config } from '../config/index.js';
 import { ensureDatabase, initCluster, spawnPostgres, waitForPostgres } from './postgres-server.js';
 import { stopChild } from './temporal-dev-server.js';
@@ -26,4 +27,30 @@ export async function startEmbeddedPostgres(
     throw error;
   }
   return { stop: () => stopChild(child) };
+}
+
+async function answers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * For a one-off command (`npm run users`) on the embedded default: the server `npm start` runs if it
+ * is up, otherwise one started on the same cluster for the command's length. Returns its stop.
+ */
+export async function embeddedPostgresForCommand(
+  database: Config['database'],
+  log: (line: string) => void,
+): Promise<() => Promise<void>> {
+  const { embedded } = database;
+  if (!embedded || (await answers(database.url))) return () => Promise.resolve();
+  const server = await startEmbeddedPostgres({ ...database, embedded }, log);
+  return () => server.stop();
 }

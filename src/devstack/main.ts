@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { loadConfig } from '../config/index.js';
-import { createLogger } from '../logger.js';
 import { startDevServices } from './dev-services.js';
 
 /**
@@ -10,9 +9,8 @@ import { startDevServices } from './dev-services.js';
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger(config.logLevel, 'services');
   await mkdir(config.dataDir, { recursive: true });
-  const services = await startDevServices(config, logger);
+  const services = await startDevServices(config);
   console.log(
     `\nServices are running.\n  PostgreSQL:  ${config.database.url}\n` +
       `  Temporal:    ${services.config.temporal.address ?? ''} (UI ${services.temporalUiUrl ?? 'none'})\n` +
