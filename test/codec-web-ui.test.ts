@@ -58,7 +58,9 @@ test('the Temporal Web UI shows an encrypted prompt once the browser has signed 
 
   await page.goto(workflowPage);
   await page.getByText(id).first().waitFor();
-  const decodeRefused = page.waitForResponse((r) => r.url() === `${codecUrl}/decode` && r.status() === 401);
+  // UI 2.54 asks `/decode?preserveStorageRefs=true`: the path is what names the codec call.
+  const isDecode = (url: string) => new URL(url).pathname === new URL(`${codecUrl}/decode`).pathname;
+  const decodeRefused = page.waitForResponse((r) => isDecode(r.url()) && r.status() === 401);
   await page.reload();
   await decodeRefused;
   assert.ok(!(await page.content()).includes(prompt), 'the UI showed the prompt without the admin key');
