@@ -8,6 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { jobIdFor } from '../src/jobs/job-identity.js';
 import { costOf } from '../src/credits/job-cost.js';
 import { findJob } from '../src/db/job-repository.js';
+import { createUser, issueApiKey } from '../src/db/user-repository.js';
 import type { FakeOpenAIImagesServer } from './fakes/openai-images-server.js';
 import { balanceProblems, jobLedgerProblems } from './harness/fault-checks.js';
 import { apiFetch, getJob, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
@@ -227,6 +228,25 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     assert.deepEqual(
       grants.map((grant) => grant.amount),
       [25],
+    );
+  });
+
+  test('the users CLI revokes every live key of a user and says how many', async () => {
+    /** What /v1/me answers each key. */
+    const statuses = (keys: string[]) =>
+      Promise.all(keys.map(async (apiKey) => (await apiFetch({ url, apiKey }, '/v1/me')).status));
+    // Each command is a process start: the two users' commands run side by side.
+    await Promise.all(
+      [1, 2].map(async (count) => {
+        const name = `cli-${randomUUID().slice(0, 8)}`;
+        const { id } = await createUser(ctx.database.db, name);
+        const keys = await Promise.all(Array.from({ length: count }, () => issueApiKey(ctx.database.db, id)));
+        assert.deepEqual(await statuses(keys), new Array<number>(count).fill(200));
+        const revoked = `revoked ${count} API ${count === 1 ? 'key' : 'keys'} of ${name}`;
+        assert.equal((await users('revoke', name)).trim(), revoked);
+        assert.deepEqual(await statuses(keys), new Array<number>(count).fill(401));
+        assert.equal((await users('revoke', name)).trim(), `${name} had no active API key`);
+      }),
     );
   });
 
