@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   IMAGE_SIZES,
@@ -8,6 +9,7 @@ import {
   type WebhookEvent,
 } from '../jobs/job.js';
 import { DEFAULT_WEBHOOK_EVENTS } from '../webhooks/webhook-event.js';
+import { resolveWebhookHost, WebhookAddressRefused, type UrlGuardOptions } from '../webhooks/url-guard.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { ApiError } from './api-error.js';
 import { invalidRequest, validationError } from './invalid-request.js';
@@ -18,13 +20,18 @@ const DEFAULT_MAX_TOKENS = 1024;
 const MAX_MAX_TOKENS = 16_384;
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
 const MAX_WEBHOOK_URL_LENGTH = 2048;
+/** How long a submission waits for the webhook host's addresses; past it, each delivery's check decides. */
+const WEBHOOK_LOOKUP_MS = 2000;
 
 function hasNoUserinfo(url: string): boolean {
   const { username, password } = new URL(url);
   return username === '' && password === '';
 }
 
-/** Where the job's events go. Whether its host may be reached is checked when each attempt resolves it. */
+/**
+ * Where the job's events go. Whether its host may be reached is checked at submission
+ * (`checkWebhookAddress`) and again by each attempt, which connects to exactly the addresses it checked.
+ */
 const webhookSchema = z
   .object({
     url: z
@@ -33,7 +40,10 @@ const webhookSchema = z
       .max(MAX_WEBHOOK_URL_LENGTH)
       // A password here would be stored with the job and sent on every attempt; deliveries are signed.
       .refine(hasNoUserinfo, 'must not contain a user name or password; verify the signature instead')
-      .describe('http or https, without a user name or password; redirects are not followed'),
+      .describe(
+        'http or https, without a user name or password, and not a private or loopback address unless ' +
+          'the deployment allows them; redirects are not followed',
+      ),
     events: z
       .array(z.enum(WEBHOOK_EVENTS))
       .min(1)
@@ -153,4 +163,33 @@ export function parseGenerationRequest(
 /** Sorted and without repeats, so that the same filter always fingerprints the same. */
 function webhookEvents(events: readonly WebhookEvent[] = DEFAULT_WEBHOOK_EVENTS): WebhookEvent[] {
   return WEBHOOK_EVENTS.filter((event) => events.includes(event));
+}
+
+async function refusalOf(url: URL, guard: UrlGuardOptions): Promise<WebhookAddressRefused | undefined> {
+  try {
+    await resolveWebhookHost(url, guard);
+    return undefined;
+  } catch (error) {
+    return error instanceof WebhookAddressRefused ? error : undefined;
+  }
+}
+
+/**
+ * Refuses a webhook whose host is, or resolves to, an address deliveries may not reach, so that the
+ * client hears it now rather than from deliveries that can never succeed. A name that does not resolve
+ * (yet), or not in time, is let through: each delivery checks again, and that check is the one that
+ * counts, since what a name resolves to can change.
+ */
+export async function checkWebhookAddress(request: GenerationRequest, guard: UrlGuardOptions): Promise<void> {
+  if (!request.webhook || guard.allowPrivate) return;
+  const refusal = await Promise.race([
+    refusalOf(new URL(request.webhook.url), guard),
+    sleep(WEBHOOK_LOOKUP_MS, undefined, { ref: false }),
+  ]);
+  if (refusal) {
+    throw invalidRequest({
+      field: 'webhook.url',
+      message: `${refusal.message}, which webhooks may not reach`,
+    });
+  }
 }

@@ -16,7 +16,7 @@ import { listGenerations } from '../use-cases/list-generations.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
 import { recordSubmission } from '../use-cases/record-submission.js';
 import { submitGeneration, type SubmitDependencies } from '../use-cases/submit-generation.js';
-import { parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
+import { checkWebhookAddress, parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
 import { serveJobEvents } from './job-events-sse.js';
@@ -71,6 +71,7 @@ function postGeneration(deps: GenerationsRouteDependencies): RequestHandler {
   return async (req, res) => {
     const key = parseIdempotencyKey(req.get('Idempotency-Key'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
+    await checkWebhookAddress(request, deps.config.webhooks);
     const outcome = await submitGeneration(deps, authenticatedCaller(res), key, request);
     if (outcome.kind === 'refused') throw submitRefusal(outcome);
     recordSubmission(deps.logger, outcome.submission);
