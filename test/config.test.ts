@@ -12,23 +12,29 @@ function assertRefused(change: () => void): void {
 }
 
 describe('loadConfig', () => {
+  // Each assignment is refused twice: by the compiler, since the type is readonly all the way down (the
+  // expected errors below check it), and by the frozen value at run time.
   test('the loaded configuration is frozen all the way down', () => {
     const key = `a:${randomBytes(32).toString('base64')}`;
     const config = loadConfig({ PAYLOAD_ENCRYPTION_KEYS: key });
     assertRefused(() => {
+      // @ts-expect-error read-only
       config.http.port = 1;
     });
     assertRefused(() => {
+      // @ts-expect-error read-only
       config.plans.byName.free!.maxRunning = 100;
     });
     assertRefused(() => {
+      // @ts-expect-error read-only
       config.webhooks.retry.maxBackoffMs = 0;
     });
     assertRefused(() => {
       (config.codecServer.allowedOrigins as string[]).push('http://evil.example');
     });
     assertRefused(() => {
-      (config.temporal.payloadKeys[0] as { id: string }).id = 'b';
+      // @ts-expect-error read-only
+      config.temporal.payloadKeys[0]!.id = 'b';
     });
     assert.equal(config.http.port, 3000);
     assert.equal(config.plans.byName.free?.maxRunning, 2);

@@ -18,8 +18,22 @@ import {
   type ProviderLimit,
 } from './schema.js';
 
+/**
+ * `T` with every property readonly, all the way down, as deepFreeze leaves it at run time; byte arrays
+ * cannot be frozen and keep their type.
+ */
+type DeepReadonly<T> = T extends ArrayBufferView
+  ? T
+  : T extends readonly (infer Item)[]
+    ? readonly DeepReadonly<Item>[]
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
 /** Kiln's configuration: read once at start, validated, frozen. */
-export interface Config {
+export type Config = DeepReadonly<ConfigFields>;
+
+interface ConfigFields {
   http: { port: number; host: string };
   temporal: {
     address: string | undefined;
