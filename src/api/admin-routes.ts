@@ -4,7 +4,6 @@ import { findJob, toJob } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { listStuckJobs } from '../db/stuck-job-repository.js';
 import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
-import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { Config } from '../config/index.js';
 import { requireAdminKey } from './admin-auth.js';
 import { ApiError } from './api-error.js';
@@ -18,7 +17,6 @@ import { cancelRefusal, retryRefusal } from './refusals.js';
 export const ADMIN_PATH = '/v1/admin';
 
 export interface AdminRouteDependencies extends RetryDependencies {
-  providers: ProviderRegistry;
   config: RetryDependencies['config'] & Pick<Config, 'providerLimits'>;
 }
 

@@ -48,6 +48,8 @@ export const ApiErrorStatus = {
   history_unavailable: 409,
   /** The job is failed but its run has not closed yet; a moment later the retry can go ahead. */
   run_closing: 409,
+  /** A retry of a job whose provider or model this deployment no longer offers; details name both. */
+  provider_not_configured: 409,
   /** A redelivery of a delivery that is still being attempted would send it twice. */
   delivery_pending: 409,
   /** The result was removed after its retention period; the job itself stays. */

@@ -342,6 +342,7 @@ function adminPaths() {
             not_found: '',
             job_not_failed: ' (details `{ status }`)',
             run_closing: ': the failed run has not closed yet',
+            provider_not_configured: ' (details `{ provider, model }`): not offered here any more',
             history_unavailable: ': Temporal no longer keeps the run',
           }),
         },

@@ -40,6 +40,11 @@ export function retryRefusal(refusal: RetryRefusal): ApiError {
       return new ApiError('history_unavailable', 'Temporal no longer keeps the run this job would retry');
     case 'run_closing':
       return new ApiError('run_closing', 'the failed run is still closing; retry in a moment');
+    case 'provider_not_configured': {
+      const { provider, model } = refusal;
+      const message = `provider ${provider} (model ${model}) is not configured here: no run could call it`;
+      return new ApiError('provider_not_configured', message, { provider, model });
+    }
     case 'insufficient_credits':
       return insufficientCredits(refusal);
     default:

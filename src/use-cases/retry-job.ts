@@ -17,6 +17,7 @@ import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { JobStatus } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { planNamed } from '../jobs/plans.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { decodePayloads } from '../temporal-client.js';
 import type { GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
@@ -26,6 +27,8 @@ import { jobWorkflowOptions } from './job-workflow-options.js';
 export interface RetryDependencies {
   db: Kysely<Database>;
   temporal: Client;
+  /** What this deployment can call: a retry's run would use the job's provider and model again. */
+  providers: ProviderRegistry;
   logger: Logger;
   config: Pick<Config, 'temporal' | 'plans' | 'webhooks'>;
 }
@@ -38,6 +41,8 @@ export type RetryRefusal =
   | { kind: 'refused'; reason: 'history_unavailable' }
   /** The row says failed, but its run has not closed yet. */
   | { kind: 'refused'; reason: 'run_closing' }
+  /** The job's provider, or its model, is not configured here (any more): the run could never call it. */
+  | { kind: 'refused'; reason: 'provider_not_configured'; provider: string; model: string }
   | InsufficientCredits;
 
 /** A retry that went ahead returns the re-queued row. */
@@ -66,6 +71,13 @@ async function lastRunInput(temporal: Client, handle: WorkflowHandle): Promise<G
 
 function notFailed(status: JobStatus | undefined): RetryRefusal {
   return { kind: 'refused', reason: 'job_not_failed', status };
+}
+
+/** Refuses a job whose provider or model this deployment does not offer: its run could never call it. */
+function unconfiguredProvider(providers: ProviderRegistry, row: JobRow): RetryRefusal | undefined {
+  const { kind, provider, model } = row;
+  if (providers.resolveModel(kind, provider, model) === model) return undefined;
+  return { kind: 'refused', reason: 'provider_not_configured', provider, model };
 }
 
 async function requeue(db: Kysely<Database>, row: JobRow): Promise<RetryOutcome> {
@@ -106,6 +118,8 @@ export async function retryFailedJob(deps: RetryDependencies, found: JobRow): Pr
   // A row left `queued` by a retry that crashed before its start: the last run is still the failed one.
   const resumable = found.status === JobStatus.queued && lastRun?.status.name === 'FAILED';
   if (found.status !== JobStatus.failed && !resumable) return notFailed(found.status);
+  const unconfigured = unconfiguredProvider(deps.providers, found);
+  if (unconfigured) return unconfigured;
   // Checked first, so that a job whose run Temporal has forgotten is refused before anything changes.
   if (!lastRun) return { kind: 'refused', reason: 'history_unavailable' };
   // The row says failed a moment before its run closes (it still hands its user's slot on).
