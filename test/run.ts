@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { readdir, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { TEST_LOG_DIR } from './harness/quiet-reporter.js';
 import { startSharedStack } from './harness/shared-stack.js';
 
-const QUIET_REPORTER = fileURLToPath(new URL('./harness/quiet-reporter.ts', import.meta.url));
+const QUIET_REPORTER = fileURLToPath(new URL('./harness/quiet-reporter.mjs', import.meta.url));
+/** Where each test file's own output (server and process logs) is kept, one file each. */
+const TEST_LOG_DIR = fileURLToPath(new URL('./artifacts/logs/', import.meta.url));
 
 /**
  * `npm test`: starts the real servers once, then runs the test files against them with node's test
@@ -30,7 +31,12 @@ async function main(): Promise<number> {
       {
         stdio: 'inherit',
         // The AWS SDK warns every process that its releases after January 2027 need Node 22.
-        env: { ...process.env, ...stack.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+        env: {
+          ...process.env,
+          ...stack.env,
+          KILN_TEST_LOG_DIR: TEST_LOG_DIR,
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        },
       },
     );
     return await new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));

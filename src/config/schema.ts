@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_OPENAI_TEXT_MODELS, type PayloadKey } from './policies.js';
 
-/** Embedded defaults for `npm start` keep their state here (git-ignored). */
 /** The embedded PostgreSQL's port: off the usual 5432, so a system server there is left alone. */
 export const EMBEDDED_POSTGRES_PORT = 54329;
 
+/** Embedded defaults for `npm start` keep their state here (git-ignored). */
 export const DATA_DIR = path.resolve(fileURLToPath(new URL('../../.data', import.meta.url)));
 
 const optionalString = z
