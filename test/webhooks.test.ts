@@ -6,7 +6,7 @@ import type { WebhookDelivery } from '../src/db/webhook-repository.js';
 import { ensureWebhookSecret } from '../src/db/webhook-repository.js';
 import { sendWebhook } from '../src/webhooks/send-webhook.js';
 import { signWebhook, webhookHeaders } from '../src/webhooks/signing.js';
-import { resolveWebhookHost, WebhookAddressRefused } from '../src/webhooks/url-guard.js';
+import { AddressRefused, resolveAllowedHost } from '../src/egress/address-guard.js';
 import {
   startWebhookReceiver,
   verifyStandardWebhook,
@@ -256,8 +256,8 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
   for (const [host, range] of refused) {
     test(`refuses ${host} (${range})`, async () => {
       await assert.rejects(
-        resolveWebhookHost(new URL(`https://${host}/hook`), { allowPrivate: false }),
-        (error: unknown) => error instanceof WebhookAddressRefused && error.range === range,
+        resolveAllowedHost(new URL(`https://${host}/hook`), { allowPrivate: false }),
+        (error: unknown) => error instanceof AddressRefused && error.range === range,
       );
     });
   }
@@ -274,7 +274,7 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
     ];
     for (const host of publicHosts) {
       assert.equal(
-        (await resolveWebhookHost(new URL(`https://${host}/`), { allowPrivate: false })).length,
+        (await resolveAllowedHost(new URL(`https://${host}/`), { allowPrivate: false })).length,
         1,
       );
     }
@@ -284,15 +284,15 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
         { address: '10.0.0.7', family: 4 },
       ]);
     await assert.rejects(
-      resolveWebhookHost(new URL('https://hooks.example/'), { allowPrivate: false, lookup: mixed }),
+      resolveAllowedHost(new URL('https://hooks.example/'), { allowPrivate: false, lookup: mixed }),
       /hooks\.example resolves to 10\.0\.0\.7, a private address/,
     );
     const nat64 = () => Promise.resolve([{ address: '64:ff9b::a9fe:a9fe', family: 6 }]);
     await assert.rejects(
-      resolveWebhookHost(new URL('https://hooks.example/'), { allowPrivate: false, lookup: nat64 }),
+      resolveAllowedHost(new URL('https://hooks.example/'), { allowPrivate: false, lookup: nat64 }),
       /hooks\.example resolves to 64:ff9b::a9fe:a9fe, a link-local address \(it carries 169\.254\.169\.254\)/,
     );
-    assert.ok(await resolveWebhookHost(new URL('http://127.0.0.1/'), { allowPrivate: true }));
+    assert.ok(await resolveAllowedHost(new URL('http://127.0.0.1/'), { allowPrivate: true }));
   });
 
   test('a refused address is a permanent failure and no request is made', async () => {

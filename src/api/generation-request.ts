@@ -9,7 +9,7 @@ import {
   type WebhookEvent,
 } from '../jobs/job.js';
 import { DEFAULT_WEBHOOK_EVENTS } from '../webhooks/webhook-event.js';
-import { resolveWebhookHost, WebhookAddressRefused, type UrlGuardOptions } from '../webhooks/url-guard.js';
+import { AddressRefused, resolveAllowedHost, type AddressGuardOptions } from '../egress/address-guard.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { ApiError } from './api-error.js';
 import { invalidRequest, validationError } from './invalid-request.js';
@@ -165,12 +165,12 @@ function webhookEvents(events: readonly WebhookEvent[] = DEFAULT_WEBHOOK_EVENTS)
   return WEBHOOK_EVENTS.filter((event) => events.includes(event));
 }
 
-async function refusalOf(url: URL, guard: UrlGuardOptions): Promise<WebhookAddressRefused | undefined> {
+async function refusalOf(url: URL, guard: AddressGuardOptions): Promise<AddressRefused | undefined> {
   try {
-    await resolveWebhookHost(url, guard);
+    await resolveAllowedHost(url, guard);
     return undefined;
   } catch (error) {
-    return error instanceof WebhookAddressRefused ? error : undefined;
+    return error instanceof AddressRefused ? error : undefined;
   }
 }
 
@@ -180,7 +180,10 @@ async function refusalOf(url: URL, guard: UrlGuardOptions): Promise<WebhookAddre
  * (yet), or not in time, is let through: each delivery checks again, and that check is the one that
  * counts, since what a name resolves to can change.
  */
-export async function checkWebhookAddress(request: GenerationRequest, guard: UrlGuardOptions): Promise<void> {
+export async function checkWebhookAddress(
+  request: GenerationRequest,
+  guard: AddressGuardOptions,
+): Promise<void> {
   if (!request.webhook || guard.allowPrivate) return;
   const refusal = await Promise.race([
     refusalOf(new URL(request.webhook.url), guard),

@@ -24,7 +24,7 @@ interface PngHeader {
  */
 export function verifyImage(bytes: Uint8Array, size: ImageSize): void {
   const expected = imageDimensions(size);
-  const limit = maxPngBytes(expected.width, expected.height);
+  const limit = maxImageBytes(size);
   if (bytes.byteLength > limit) {
     refuse(`output is ${bytes.byteLength} bytes, more than ${limit} for any PNG of ${size}`);
   }
@@ -42,9 +42,11 @@ export function verifyImage(bytes: Uint8Array, size: ImageSize): void {
 /**
  * The most bytes an honest PNG of this size needs: every pixel stored uncompressed at the widest
  * format (16-bit RGBA, 8 bytes), a filter byte per row, and metadata headroom. Deflate's stored blocks
- * add 5 bytes per 64 KiB, which the headroom covers.
+ * add 5 bytes per 64 KiB, which the headroom covers. Past it an output is refused, so a download of
+ * one stops there.
  */
-function maxPngBytes(width: number, height: number): number {
+export function maxImageBytes(size: ImageSize): number {
+  const { width, height } = imageDimensions(size);
   return width * height * 8 + height + METADATA_HEADROOM_BYTES;
 }
 

@@ -1,8 +1,11 @@
 import { APIUserAbortError, type OpenAI } from 'openai';
+import type { AddressGuardOptions } from '../egress/address-guard.js';
 import type { ProviderCallContext } from './provider.js';
 import { FailureCode, type ImageSize } from '../jobs/job.js';
+import { maxImageBytes } from '../outputs/verify-image.js';
 import { classifyOpenAIError } from './classify-openai-error.js';
 import { createOpenAIClient, type OpenAIProviderOptions } from './openai-client.js';
+import { fetchImageUrl, type ImageUrlDownload } from './openai-image-url.js';
 import { ProviderError } from './provider-error.js';
 import type { ImageGenerationInput, ImageProvider } from './provider.js';
 import { quotaFrom } from './rate-limit-headers.js';
@@ -30,19 +33,32 @@ function requestBody(input: ImageGenerationInput) {
   };
 }
 
-/** An image as PNG bytes; a reply without one is a bad output that another attempt may fix. */
-function pngFrom(encoded: string | undefined): Uint8Array {
-  if (!encoded) throw new ProviderError(FailureCode.invalidOutput, 'OpenAI returned no image data', true);
-  const bytes = Buffer.from(encoded, 'base64');
+export interface OpenAIImageProviderOptions extends OpenAIProviderOptions {
+  /**
+   * Where an image answered as a URL (`data[].url`, as LiteLLM and other OpenAI-compatible servers may
+   * send) may be fetched from; default: no private or loopback address, as for webhooks.
+   */
+  imageUrlGuard?: AddressGuardOptions;
+}
+
+/** The image in a reply: base64 bytes, or a URL to fetch them from. */
+interface Reply {
+  image: { b64_json?: string; url?: string } | undefined;
+  headers: Headers;
+}
+
+async function imageBytes({ image }: Reply, download: ImageUrlDownload): Promise<Buffer | undefined> {
+  if (image?.b64_json) return Buffer.from(image.b64_json, 'base64');
+  return image?.url ? fetchImageUrl(image.url, download) : undefined;
+}
+
+/** The image as PNG bytes; a reply without one is a bad output that another attempt may fix. */
+function pngFrom(bytes: Buffer | undefined): Uint8Array {
+  if (!bytes) throw new ProviderError(FailureCode.invalidOutput, 'OpenAI returned no image data', true);
   if (!bytes.subarray(0, PNG_SIGNATURE.length).equals(PNG_SIGNATURE)) {
     throw new ProviderError(FailureCode.invalidOutput, 'OpenAI returned image data that is not a PNG', true);
   }
   return new Uint8Array(bytes);
-}
-
-interface Reply {
-  encoded: string | undefined;
-  headers: Headers;
 }
 
 /** DALL·E answers in one piece: nothing to report until it is done. */
@@ -52,7 +68,7 @@ async function generateAtOnce(
   signal: AbortSignal,
 ): Promise<Reply> {
   const { data, response } = await client.images.generate(requestBody(input), { signal }).withResponse();
-  return { encoded: data.data?.[0]?.b64_json, headers: response.headers };
+  return { image: data.data?.[0], headers: response.headers };
 }
 
 /** GPT image models stream partial images: each is a step of progress, the last event the image. */
@@ -67,15 +83,15 @@ async function generateStreaming(
     .withResponse();
   for await (const event of stream) {
     if (event.type === 'image_generation.completed') {
-      return { encoded: event.b64_json, headers: response.headers };
+      return { image: { b64_json: event.b64_json }, headers: response.headers };
     }
     context.onProgress(((event.partial_image_index + 1) / (PARTIAL_IMAGES + 1)) * 100);
   }
-  return { encoded: undefined, headers: response.headers };
+  return { image: undefined, headers: response.headers };
 }
 
 /** An ImageProvider over OpenAI's images API. Throws ProviderError, or the abort error on cancellation. */
-export function createOpenAIProvider(options: OpenAIProviderOptions): ImageProvider {
+export function createOpenAIProvider(options: OpenAIImageProviderOptions): ImageProvider {
   const client = createOpenAIClient(options);
   return {
     name: 'openai',
@@ -83,16 +99,24 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): ImageProvi
     defaultModel: 'gpt-image-1',
     async generateImage(input, context) {
       let reply: Reply;
+      let bytes: Uint8Array;
       try {
         reply = input.model.startsWith('dall-e')
           ? await generateAtOnce(client, input, context.signal)
           : await generateStreaming(client, input, context);
+        bytes = pngFrom(
+          await imageBytes(reply, {
+            guard: options.imageUrlGuard ?? { allowPrivate: false },
+            maxBytes: maxImageBytes(input.size),
+            timeoutMs: options.timeoutMs,
+            signal: context.signal,
+          }),
+        );
       } catch (error) {
         // Our own abort is cancellation, not a provider failure; it also covers an abort mid-body.
         if (error instanceof APIUserAbortError || context.signal.aborted) throw error;
         throw classifyOpenAIError(error);
       }
-      const bytes = pngFrom(reply.encoded);
       context.onProgress(100);
       return { bytes, contentType: 'image/png', quota: quotaFrom(reply.headers) };
     },

@@ -1,12 +1,16 @@
 import type { LookupAddress } from 'node:dns';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
 import { webhookHeaders } from './signing.js';
-import { resolveWebhookHost, WebhookAddressRefused, type UrlGuardOptions } from './url-guard.js';
+import {
+  AddressRefused,
+  pinnedLookup,
+  resolveAllowedHost,
+  type AddressGuardOptions,
+} from '../egress/address-guard.js';
 
 /** One attempt to POST a delivery. */
-export interface WebhookSend extends UrlGuardOptions {
+export interface WebhookSend extends AddressGuardOptions {
   url: string;
   /** The delivery id: the `webhook-id` of every attempt. */
   id: string;
@@ -30,15 +34,6 @@ export interface WebhookAttemptResult {
 
 /** Receivers answer with a status; their body is read no further than this, then dropped. */
 const MAX_BODY_READ = 4096;
-
-/** Hands the connection the addresses already checked, so it cannot resolve to others. */
-function pinnedLookup(addresses: LookupAddress[]): LookupFunction {
-  return (_hostname, options, callback) => {
-    const first = addresses.find((a) => !options.family || a.family === options.family) ?? addresses[0]!;
-    if (options.all) callback(null, addresses);
-    else callback(null, first.address, first.family);
-  };
-}
 
 /**
  * POSTs the body once, signed. Redirects are not followed: a 3xx is a failed attempt, like any other
@@ -91,13 +86,13 @@ export async function sendWebhook(send: WebhookSend): Promise<WebhookAttemptResu
   });
   try {
     const target = new URL(send.url);
-    const addresses = await resolveWebhookHost(target, send);
+    const addresses = await resolveAllowedHost(target, send);
     const status = await post(target, addresses, send);
     if (status >= 200 && status < 300) return done(status, null);
     if (status >= 300 && status < 400) return done(status, `redirect (${status}) not followed`);
     return done(status, `receiver answered ${status}`);
   } catch (error) {
-    if (error instanceof WebhookAddressRefused) return done(null, `refused: ${error.message}`, true);
+    if (error instanceof AddressRefused) return done(null, `refused: ${error.message}`, true);
     return done(null, describe(error));
   }
 }

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { renderPromptPng } from '../../src/providers/png-renderer.js';
+import { imageFiles, type ImageFile } from './image-files.js';
 
 /** How the fake answers a request that is authorised and well formed. */
 export type FakeImagesBehaviour =
@@ -18,7 +19,19 @@ export type FakeImagesBehaviour =
   /** 200 with a real PNG of another size than asked for. */
   | { kind: 'wrong_size' }
   /** Drops the connection without answering. */
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /**
+   * 200 with `data[].url` instead of `b64_json`, as LiteLLM and older OpenAI models answer (DALL·E's
+   * one-piece answer only): a link to a file this server serves as `file` says (default `png`), or
+   * `unreachable`, to a port nothing listens on.
+   */
+  | { kind: 'url'; file?: LinkedFile };
+
+type LinkedFile = ImageFile | 'unreachable';
+/** Port 1 (tcpmux) is not served on a test machine: connecting is refused. */
+const UNREACHABLE_URL = 'http://127.0.0.1:1/files/gone.png';
+/** Where a `url` answer links to: the file's URL on this server, or one nothing answers at. */
+type LinkTo = (file: LinkedFile, png: Buffer) => string;
 
 const imageGenerationBody = z.object({
   model: z.string().default('dall-e-2'),
@@ -56,6 +69,8 @@ export interface FakeOpenAIImagesServer {
   countRequests(prompt?: string): number;
   /** Requests still open: not answered, and not abandoned by the client. */
   openRequests(): number;
+  /** GETs of the image files `url` answers link to. */
+  fileFetches(): number;
   /** The answer for every request once the queue is empty. */
   setBehaviour(behaviour: FakeImagesBehaviour): void;
   /** The answer for the next `times` requests, ahead of the persistent behaviour. */
@@ -135,18 +150,24 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
-function sendImages(res: ServerResponse, body: ImageGenerationBody): void {
+function sendImages(res: ServerResponse, body: ImageGenerationBody, linkTo: LinkTo, file?: LinkedFile): void {
   const [width, height] = body.size.split('x').map(Number) as [number, number];
-  sendPng(res, body, width, height);
+  sendPng(res, body, width, height, linkTo, file);
 }
 
-function sendPng(res: ServerResponse, body: ImageGenerationBody, width: number, height: number): void {
+/** The image as base64, or as a link to `file`; DALL·E links to its image unless asked for base64. */
+function sendPng(
+  res: ServerResponse,
+  body: ImageGenerationBody,
+  width: number,
+  height: number,
+  linkTo: LinkTo,
+  file?: LinkedFile,
+): void {
   const png = Buffer.from(renderPromptPng({ prompt: body.prompt, seed: 0, width, height }));
-  // DALL·E answers with URLs unless asked for base64; this fake serves no files, so such a URL is dead.
-  const asUrl = body.model.startsWith('dall-e') && body.response_format !== 'b64_json';
-  const image = asUrl
-    ? { url: `https://files.invalid/${randomUUID()}.png` }
-    : { b64_json: png.toString('base64') };
+  const linksByDefault = body.model.startsWith('dall-e') && body.response_format !== 'b64_json';
+  const linked = file ?? (linksByDefault ? 'png' : undefined);
+  const image = linked ? { url: linkTo(linked, png) } : { b64_json: png.toString('base64') };
   sendJson(res, 200, {
     created: Math.floor(Date.now() / 1000),
     data: Array.from({ length: body.n }, () => image),
@@ -213,11 +234,12 @@ async function answer(
   body: ImageGenerationBody,
   behaviour: FakeImagesBehaviour,
   closing: AbortSignal,
+  linkTo: LinkTo,
 ) {
   switch (behaviour.kind) {
     case 'ok':
       if (body.stream) return streamImages(res, body, behaviour.delayMs ?? 0, closing);
-      if (await stillWanted(behaviour.delayMs ?? 0, res, closing)) sendImages(res, body);
+      if (await stillWanted(behaviour.delayMs ?? 0, res, closing)) sendImages(res, body, linkTo);
       return;
     case 'rate_limited':
       return sendRateLimited(res, { 'retry-after': String(behaviour.retryAfterSeconds) });
@@ -237,10 +259,12 @@ async function answer(
       return sendJson(res, 200, { created: Math.floor(Date.now() / 1000), data: [] });
     case 'wrong_size':
       if (body.stream) return streamImages(res, body, 0, closing, [64, 64]);
-      return sendPng(res, body, 64, 64);
+      return sendPng(res, body, 64, 64, linkTo);
     case 'reset':
       res.socket?.destroy();
       return;
+    case 'url':
+      return sendImages(res, body, linkTo, behaviour.file ?? 'png');
   }
 }
 
@@ -258,8 +282,12 @@ export async function startFakeOpenAIImagesServer(
   const queue: FakeImagesBehaviour[] = [];
   let persistent: FakeImagesBehaviour = options.behaviour ?? { kind: 'ok' };
   const closing = new AbortController();
+  const files = imageFiles();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (files.handle(req, res)) return;
+    const linkTo: LinkTo = (file, png) =>
+      file === 'unreachable' ? UNREACHABLE_URL : `http://${req.headers.host}${files.add(file, png)}`;
     if (req.method !== 'POST' || req.url !== '/v1/images/generations') {
       return sendError(res, 404, {
         message: `Invalid URL (${req.method} ${req.url})`,
@@ -293,7 +321,7 @@ export async function startFakeOpenAIImagesServer(
       return sendRateLimited(res, limit.headers);
     }
     for (const [name, value] of Object.entries(limit?.headers ?? {})) res.setHeader(name, value);
-    await answer(res, body, queue.shift() ?? persistent, closing.signal);
+    await answer(res, body, queue.shift() ?? persistent, closing.signal, linkTo);
     paid[index] = res.statusCode === 200 && res.writableEnded;
   }
 
@@ -322,6 +350,7 @@ export async function startFakeOpenAIImagesServer(
     countRequests: (prompt) =>
       requests.filter((body) => prompt === undefined || body.prompt === prompt).length,
     openRequests: () => open,
+    fileFetches: files.fetched,
     setBehaviour(behaviour) {
       persistent = behaviour;
     },

@@ -1,8 +1,11 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { promisify } from 'node:util';
 
-/** Address ranges a webhook may not reach unless private targets are allowed, by what they are. */
+/**
+ * Address ranges Kiln does not reach on someone else's say-so (a user's webhook URL, an image URL in a
+ * provider's answer) unless private targets are allowed, by what they are.
+ */
 const REFUSED_RANGES: readonly [string, readonly [string, number, 'ipv4' | 'ipv6'][]][] = [
   [
     'unspecified',
@@ -129,9 +132,9 @@ function ipv6Groups(address: string): number[] {
   return [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
 }
 
-/** The webhook's host is, or resolves to, an address it may not reach: a permanent failure. */
-export class WebhookAddressRefused extends Error {
-  override readonly name = 'WebhookAddressRefused';
+/** The URL's host is, or resolves to, an address that may not be reached: a permanent failure. */
+export class AddressRefused extends Error {
+  override readonly name = 'AddressRefused';
 
   constructor(
     readonly host: string,
@@ -153,8 +156,11 @@ export type HostLookup = (hostname: string) => Promise<LookupAddress[]>;
 const lookupAll = promisify(dnsLookup);
 const systemLookup: HostLookup = (hostname) => lookupAll(hostname, { all: true });
 
-export interface UrlGuardOptions {
-  /** `WEBHOOK_ALLOW_PRIVATE`: let webhooks reach private and loopback addresses (tests, internal receivers). */
+export interface AddressGuardOptions {
+  /**
+   * Let requests reach private and loopback addresses: internal webhook receivers
+   * (`WEBHOOK_ALLOW_PRIVATE`), tests.
+   */
   allowPrivate: boolean;
   lookup?: HostLookup;
 }
@@ -165,7 +171,7 @@ export interface UrlGuardOptions {
  * is local-use NAT64 or Teredo. Returns the addresses, so that the request connects to exactly the ones
  * checked (a second lookup could answer otherwise: DNS rebinding).
  */
-export async function resolveWebhookHost(url: URL, options: UrlGuardOptions): Promise<LookupAddress[]> {
+export async function resolveAllowedHost(url: URL, options: AddressGuardOptions): Promise<LookupAddress[]> {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const family = isIP(host);
   const addresses = family !== 0 ? [{ address: host, family }] : await (options.lookup ?? systemLookup)(host);
@@ -173,7 +179,16 @@ export async function resolveWebhookHost(url: URL, options: UrlGuardOptions): Pr
   if (options.allowPrivate) return addresses;
   for (const { address } of addresses) {
     const refusal = addressRefusal(address);
-    if (refusal) throw new WebhookAddressRefused(host, address, refusal.range, refusal.carried);
+    if (refusal) throw new AddressRefused(host, address, refusal.range, refusal.carried);
   }
   return addresses;
+}
+
+/** Hands a connection the addresses already checked, so that it cannot resolve to others. */
+export function pinnedLookup(addresses: LookupAddress[]): LookupFunction {
+  return (_hostname, options, callback) => {
+    const first = addresses.find((a) => !options.family || a.family === options.family) ?? addresses[0]!;
+    if (options.all) callback(null, addresses);
+    else callback(null, first.address, first.family);
+  };
 }
