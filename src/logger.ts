@@ -20,6 +20,8 @@ const REDACTED_PATHS = [
   '*.secret',
   'webhook_secret',
   '*.webhook_secret',
+  'previous_webhook_secret',
+  '*.previous_webhook_secret',
   'taskToken',
   '*.taskToken',
 ];

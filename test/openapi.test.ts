@@ -5,7 +5,8 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { markPurged } from '../src/db/retention-repository.js';
-import { ensureWebhookSecret, type WebhookDelivery } from '../src/db/webhook-repository.js';
+import type { WebhookDelivery } from '../src/db/webhook-repository.js';
+import { ensureWebhookSecret } from '../src/db/webhook-secret-repository.js';
 import { startWebhookReceiver, type FakeWebhookReceiver } from './fakes/webhook-receiver.js';
 import { apiFetch, pollUntilDone, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
@@ -35,6 +36,8 @@ const ME = 'GET /v1/me';
 const EVENTS = 'GET /v1/generations/{id}/events';
 const WEBHOOKS = 'GET /v1/generations/{id}/webhooks';
 const REDELIVER = 'POST /v1/generations/{id}/webhooks/{deliveryId}/redeliver';
+const WEBHOOK_SECRET = 'GET /v1/webhook-secret';
+const ROTATE_SECRET = 'POST /v1/webhook-secret/rotate';
 const STUCK = 'GET /v1/admin/jobs/stuck';
 const RETRY = 'POST /v1/admin/jobs/{id}/retry';
 const ADMIN_CANCEL = 'POST /v1/admin/jobs/{id}/cancel';
@@ -65,7 +68,7 @@ before(async () => {
     SUBMIT_BURST: '10',
     ADMIN_API_KEY: ADMIN_KEY,
   });
-  receiver.setSecret(await ensureWebhookSecret(ctx.database.db, ctx.userId));
+  receiver.setSecret((await ensureWebhookSecret(ctx.database.db, ctx.userId)).secret);
   await startWorker(ctx);
   api = await startApi(ctx);
   document = (await (await fetch(`${api.url}/openapi.json`)).json()) as OpenApiDocument;
@@ -187,7 +190,10 @@ test('public operations answer without a key; every other one answers 401 withou
   await check(await call('GET /healthz', { apiKey: null }), 200);
   await check(await call('GET /metrics', { apiKey: null }), 200);
   await check(await call('GET /openapi.json', { apiKey: null }), 200);
-  const operations = [SUBMIT, LIST, GET, CONTENT, TEXT, EVENTS, CANCEL, ME, WEBHOOKS, REDELIVER, ...ADMIN];
+  const operations = [
+    ...[SUBMIT, LIST, GET, CONTENT, TEXT, EVENTS, CANCEL, ME, WEBHOOKS, REDELIVER],
+    ...[WEBHOOK_SECRET, ROTATE_SECRET, ...ADMIN],
+  ];
   for (const operation of operations) {
     assert.notDeepEqual(operationOf(operation).security, [], `${operation} is documented as public`);
     await check(await call(operation, { apiKey: null }), 401);
@@ -279,6 +285,19 @@ test("a job's webhook deliveries are listed, redelivered, and a pending one is n
   await check(await call(REDELIVER, { id: accepted.id, deliveryId: delivery.id }), 202);
   await check(await call(REDELIVER, { id: accepted.id, deliveryId: delivery.id }), 409);
   await check(await call(REDELIVER, { id: accepted.id, deliveryId: 'whd_unknown' }), 404);
+});
+
+test('the webhook secret is read and rotated, and a bad rotation is refused in its documented shape', async () => {
+  // A user of its own: this file's main user's secret signs the deliveries the receiver checks.
+  const { apiKey } = await ctx.createUser();
+  const rotation = (body: string, contentType = 'application/json') =>
+    call(ROTATE_SECRET, { apiKey, init: { body, headers: { 'Content-Type': contentType } } });
+  await check(await call(WEBHOOK_SECRET, { apiKey }), 200);
+  await check(await call(ROTATE_SECRET, { apiKey }), 200);
+  await check(await rotation('{"overlapSeconds":60}'), 200);
+  await check(await rotation('{"overlapSeconds":-1}'), 400);
+  await check(await rotation(JSON.stringify({ overlapSeconds: 60, pad: 'x'.repeat(2048) })), 413);
+  await check(await rotation('overlapSeconds=60', 'text/plain'), 415);
 });
 
 test('past its burst, an API key is told to wait', async () => {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { jobEventsAfter } from '../src/db/job-event-repository.js';
 import type { WebhookDelivery } from '../src/db/webhook-repository.js';
-import { ensureWebhookSecret } from '../src/db/webhook-repository.js';
+import { ensureWebhookSecret } from '../src/db/webhook-secret-repository.js';
 import { sendWebhook } from '../src/webhooks/send-webhook.js';
 import { signWebhook, webhookHeaders } from '../src/webhooks/signing.js';
 import { AddressRefused, resolveAllowedHost } from '../src/egress/address-guard.js';
@@ -35,7 +35,7 @@ before(async () => {
     LOCAL_PROVIDER_DELAY_MS: '600',
     LOCAL_PROVIDER_STEPS: '3',
   });
-  receiver.setSecret(await ensureWebhookSecret(ctx.database.db, ctx.userId));
+  receiver.setSecret((await ensureWebhookSecret(ctx.database.db, ctx.userId)).secret);
   await startWorker(ctx);
   api = await startApi(ctx);
 });
@@ -218,7 +218,7 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
     const signature = signWebhook(secret, 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}');
     assert.equal(signature, 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
-    const headers = webhookHeaders(secret, 'whd_1', '{"a":1}');
+    const headers = webhookHeaders([secret], 'whd_1', '{"a":1}');
     assert.ok(verifyStandardWebhook(secret, headers, '{"a":1}'));
     assert.ok(!verifyStandardWebhook(secret, headers, '{"a":2}'));
     assert.ok(!verifyStandardWebhook('whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', headers, '{"a":1}'));
@@ -301,7 +301,7 @@ describe('signing and the address guard, without WEBHOOK_ALLOW_PRIVATE', () => {
       url: receiver.endpoint('guarded'),
       id: 'whd_guard',
       body: '{}',
-      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
       timeoutMs: 2000,
       allowPrivate: false,
     });

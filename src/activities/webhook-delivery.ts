@@ -48,13 +48,13 @@ export function createWebhookDeliveryActivities({ db, logger, webhooks }: Activi
       if (delivery?.status === 'succeeded' && delivery.run === run) return { kind: 'delivered' };
       if (!delivery || delivery.run !== run || delivery.status !== 'pending') return { kind: 'settled' };
       if (delivery.attempts === 0) await awaitEarlierFirstAttempts(delivery);
-      if (!delivery.webhook_secret)
-        return { kind: 'failed', error: 'user has no webhook secret', permanent: true };
+      const { webhook_secret: current, previous_webhook_secret: previous } = delivery;
+      if (!current) return { kind: 'failed', error: 'user has no webhook secret', permanent: true };
       const result = await sendWebhook({
         url: delivery.url,
         id: delivery.id,
         body: delivery.payload,
-        secret: delivery.webhook_secret,
+        secrets: previous ? [current, previous] : [current],
         timeoutMs,
         allowPrivate: webhooks.allowPrivate,
       });

@@ -6,6 +6,7 @@ import { STREAM_PATH } from './job-stream.js';
 import { listQuerySchema } from './list-query.js';
 import { providerStateListSchema, stuckJobListSchema } from './admin-response-schemas.js';
 import { ADMIN_PATH, stuckQuerySchema } from './admin-routes.js';
+import { rotateBodySchema, WEBHOOK_SECRET_PATH } from './webhook-secret-routes.js';
 import {
   cancelingSchema,
   errorSchema,
@@ -17,6 +18,7 @@ import {
   submittedSchema,
   webhookDeliveryListSchema,
   webhookDeliverySchema,
+  webhookSecretSchema,
 } from './response-schemas.js';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -46,8 +48,10 @@ A job submitted with \`webhook: { url, events? }\` has each event it asks for (d
 POSTed to \`url\` as \`{ type, timestamp, seq, data }\` (\`data\` a \`Job\`), signed the Standard Webhooks way: \
 \`webhook-id\` (the delivery id, the same on every attempt), \`webhook-timestamp\` (unix seconds) and \
 \`webhook-signature\` (\`v1,\` and the base64 HMAC-SHA256 of \`{id}.{timestamp}.{body}\` under the user's \
-\`whsec_…\` secret). Any 2xx is success; anything else, a redirect included, is retried with backoff for at least \
-24 h, after which the delivery is \`failed\`: \`/v1/generations/{id}/webhooks\` lists deliveries and attempts.`;
+\`whsec_…\` secret, \`${WEBHOOK_SECRET_PATH}\`; while a rotation overlaps, a second \`v1,\` entry under the \
+replaced one: accept when any entry matches). Any 2xx is success; anything else, a redirect included, is \
+retried with backoff for at least 24 h, after which the delivery is \`failed\`: \
+\`/v1/generations/{id}/webhooks\` lists deliveries and attempts.`;
 
 const ref = (id: string) => `#/components/schemas/${id}`;
 
@@ -73,6 +77,7 @@ function componentSchemas(): Record<string, JsonSchema> {
     Health: healthSchema,
     WebhookDelivery: webhookDeliverySchema,
     WebhookDeliveryList: webhookDeliveryListSchema,
+    WebhookSecret: webhookSecretSchema,
     StuckJobList: stuckJobListSchema,
     ProviderStateList: providerStateListSchema,
   };
@@ -301,6 +306,39 @@ function webhookPaths() {
   };
 }
 
+function webhookSecretPaths() {
+  const rotateBody = bare(z.toJSONSchema(rotateBodySchema, { io: 'input' }));
+  return {
+    [WEBHOOK_SECRET_PATH]: {
+      get: {
+        operationId: 'getWebhookSecret',
+        summary: "The caller's webhook signing secret, made on the first read",
+        responses: { 200: json('The secret', 'WebhookSecret'), ...unauthorized },
+      },
+    },
+    [`${WEBHOOK_SECRET_PATH}/rotate`]: {
+      post: {
+        operationId: 'rotateWebhookSecret',
+        summary: 'Replace the secret; the replaced one signs beside the new one for `overlapSeconds`',
+        description:
+          "Meanwhile each delivery carries two `v1,` signatures, the new secret's first. Rotating again " +
+          'during an overlap replaces the previous secret with the then-current one: only one is kept.',
+        requestBody: { required: false, content: { 'application/json': { schema: rotateBody } } },
+        responses: {
+          200: json('The new secret, and when the replaced one stops signing', 'WebhookSecret'),
+          ...unauthorized,
+          ...errors({
+            invalid_request: '',
+            malformed_json: '',
+            body_too_large: '',
+            unsupported_media_type: ': a body that is not JSON',
+          }),
+        },
+      },
+    },
+  };
+}
+
 /** The operator API: served only when ADMIN_API_KEY is set (otherwise these paths answer 404). */
 function adminPaths() {
   const admin = {
@@ -414,6 +452,7 @@ export const openApiDocument = {
     '/v1/generations': { post: submitOperation(), get: listOperation() },
     ...jobPaths(),
     ...webhookPaths(),
+    ...webhookSecretPaths(),
     ...adminPaths(),
     ...otherPaths(),
   },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { countUnfinishedJobs } from '../db/job-repository.js';
 import type { WebhookDelivery } from '../db/webhook-repository.js';
+import type { WebhookSecret } from '../db/webhook-secret-repository.js';
 import type { StreamedText } from '../events/text-stream.js';
 import { IMAGE_SIZES, JOB_FAILURE_CODES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
@@ -117,3 +118,17 @@ export const webhookDeliverySchema = z
   .describe("One of a job's events sent to its webhook") satisfies z.ZodType<WebhookDelivery>;
 
 export const webhookDeliveryListSchema = z.object({ data: z.array(webhookDeliverySchema) });
+
+export const webhookSecretSchema = z
+  .object({
+    secret: z
+      .string()
+      .regex(/^whsec_/)
+      .describe('Verify deliveries with it'),
+    createdAt: timestamp,
+    previous: z
+      .object({ expiresAt: timestamp.describe('When the replaced secret stops signing') })
+      .optional()
+      .describe('While a rotation overlaps: the replaced secret still signs too; absent otherwise'),
+  })
+  .describe("The caller's webhook signing secret") satisfies z.ZodType<WebhookSecret>;

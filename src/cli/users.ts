@@ -11,7 +11,7 @@ import {
   revokeApiKeys,
   setPlan,
 } from '../db/user-repository.js';
-import { ensureWebhookSecret } from '../db/webhook-repository.js';
+import { ensureWebhookSecret } from '../db/webhook-secret-repository.js';
 import type { DatabaseHandle } from '../db/database.js';
 
 const USAGE = `usage: npm run users -- <command>
@@ -75,7 +75,7 @@ async function run(database: DatabaseHandle, config: Config, args: (string | und
       return;
     }
     case 'webhook-secret':
-      console.log(await ensureWebhookSecret(database.db, (await userNamed(database, name)).id));
+      console.log((await ensureWebhookSecret(database.db, (await userNamed(database, name)).id)).secret);
       return;
     case 'key':
       console.log(`API key: ${await issueApiKey(database.db, (await userNamed(database, name)).id)}`);

@@ -60,6 +60,16 @@ export interface UsersTable {
   credits: ColumnType<number, number | undefined, number>;
   /** `whsec_<base64>`: signs the user's webhook deliveries; created on first use. */
   webhook_secret: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When `webhook_secret` was made; set with it. */
+  webhook_secret_created_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** The secret a rotation replaced: it signs beside the current one until its expiry, then never. */
+  previous_webhook_secret: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When `previous_webhook_secret` stops signing; set with it. */
+  previous_webhook_secret_expires_at: ColumnType<
+    Date | null,
+    Date | string | null | undefined,
+    Date | string | null
+  >;
   created_at: DefaultedTimestamp;
 }
 

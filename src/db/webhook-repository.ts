@@ -1,9 +1,9 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { randomId } from '../auth/api-key.js';
 import type { JobEvent } from '../events/job-event.js';
-import { generateWebhookSecret } from '../webhooks/signing.js';
 import type { WebhookAttemptResult } from '../webhooks/send-webhook.js';
 import { webhookPayload, webhookWants } from '../webhooks/webhook-event.js';
+import { signingPreviousSecret } from './webhook-secret-repository.js';
 import type {
   Database,
   JobRow,
@@ -84,17 +84,6 @@ export async function queueWebhookDelivery(
     .execute();
 }
 
-/** The user's signing secret, created now if they have none. */
-export async function ensureWebhookSecret(db: Db, userId: string): Promise<string> {
-  const row = await db
-    .updateTable('users')
-    .set({ webhook_secret: sql<string>`coalesce(webhook_secret, ${generateWebhookSecret()})` })
-    .where('id', '=', userId)
-    .returning('webhook_secret')
-    .executeTakeFirstOrThrow();
-  return row.webhook_secret!;
-}
-
 /** A job's deliveries whose current run has no workflow yet, in event order. */
 export async function undispatchedDeliveries(db: Db, jobId: string): Promise<{ id: string; run: number }[]> {
   return db
@@ -115,14 +104,14 @@ export async function markDispatched(db: Db, id: string, run: number): Promise<v
     .execute();
 }
 
-/** A delivery with the secret of the job's user, as an attempt needs it. */
+/** A delivery with the secrets of the job's user, as an attempt needs them: one query per attempt. */
 export async function findDeliveryToSend(db: Db, id: string) {
   return db
     .selectFrom('webhook_deliveries as d')
     .innerJoin('jobs', 'jobs.id', 'd.job_id')
     .innerJoin('users', 'users.id', 'jobs.user_id')
     .selectAll('d')
-    .select('users.webhook_secret')
+    .select(['users.webhook_secret', signingPreviousSecret])
     .where('d.id', '=', id)
     .executeTakeFirst();
 }

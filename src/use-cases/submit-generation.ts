@@ -6,7 +6,7 @@ import { InsufficientCreditsError, reserveCredits } from '../db/credit-repositor
 import { insertJobOnce } from '../db/job-repository.js';
 import type { Database, JobRow, NewJobRow } from '../db/schema.js';
 import type { Caller } from '../db/user-repository.js';
-import { ensureWebhookSecret } from '../db/webhook-repository.js';
+import { ensureWebhookSecret } from '../db/webhook-secret-repository.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';

@@ -1,7 +1,7 @@
 import type { LookupAddress } from 'node:dns';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { webhookHeaders } from './signing.js';
+import { webhookHeaders, type SigningSecrets } from './signing.js';
 import {
   AddressRefused,
   pinnedLookup,
@@ -15,7 +15,7 @@ export interface WebhookSend extends AddressGuardOptions {
   /** The delivery id: the `webhook-id` of every attempt. */
   id: string;
   body: string;
-  secret: string;
+  secrets: SigningSecrets;
   /** The whole attempt, connection included. */
   timeoutMs: number;
 }
@@ -49,7 +49,7 @@ function post(target: URL, addresses: LookupAddress[], send: WebhookSend): Promi
       headers: {
         'content-type': 'application/json',
         'user-agent': 'Kiln-Webhooks/1',
-        ...webhookHeaders(send.secret, send.id, send.body),
+        ...webhookHeaders(send.secrets, send.id, send.body),
       },
     });
     outgoing.on('response', (response: IncomingMessage) => {

@@ -18,9 +18,18 @@ export function signWebhook(secret: string, id: string, timestampSeconds: number
   return `v1,${mac}`;
 }
 
-/** The three Standard Webhooks headers of one attempt: the id is the delivery's, the time the attempt's. */
+/**
+ * The secrets one attempt is signed with: the current one first, then a previous one while a rotation's
+ * overlap lasts. A receiver accepts when any signature matches, so it may hold either secret meanwhile.
+ */
+export type SigningSecrets = readonly [current: string, ...previous: string[]];
+
+/**
+ * The three Standard Webhooks headers of one attempt: the id is the delivery's, the time the attempt's,
+ * and one space-separated `v1,` signature per secret.
+ */
 export function webhookHeaders(
-  secret: string,
+  secrets: SigningSecrets,
   id: string,
   body: string,
   now = Date.now(),
@@ -29,6 +38,6 @@ export function webhookHeaders(
   return {
     'webhook-id': id,
     'webhook-timestamp': String(timestamp),
-    'webhook-signature': signWebhook(secret, id, timestamp, body),
+    'webhook-signature': secrets.map((secret) => signWebhook(secret, id, timestamp, body)).join(' '),
   };
 }

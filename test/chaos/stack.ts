@@ -3,7 +3,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureWebhookSecret } from '../../src/db/webhook-repository.js';
+import { ensureWebhookSecret } from '../../src/db/webhook-secret-repository.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
 import { startFakeOpenAIChatServer, type FakeOpenAIChatServer } from '../fakes/openai-chat-server.js';
 import { startFakeOpenAIImagesServer, type FakeOpenAIImagesServer } from '../fakes/openai-images-server.js';
@@ -117,7 +117,7 @@ export async function startChaosStack(): Promise<ChaosStack> {
       KILN_TEST_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
     },
   );
-  webhooks.setSecret(await ensureWebhookSecret(ctx.database.db, ctx.userId));
+  webhooks.setSecret((await ensureWebhookSecret(ctx.database.db, ctx.userId)).secret);
   const spawn = (kind: ProcessKind) => spawnKilnProcess(ctx, kind);
   const processes: Record<ProcessKind, KilnProcess[]> = {
     api: Array.from({ length: PROCESSES_PER_KIND }, () => spawn('api')),

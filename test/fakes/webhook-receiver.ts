@@ -8,6 +8,8 @@ export interface ReceivedWebhook {
   path: string;
   id: string;
   timestamp: number;
+  /** The `webhook-signature` header as sent: one or more space-separated `v1,<base64>` entries. */
+  signature: string;
   body: string;
   /** The parsed body, when it was JSON. */
   payload: { type: string; timestamp: string; seq: number; data: Job } | undefined;
@@ -121,6 +123,7 @@ export async function startWebhookReceiver(): Promise<FakeWebhookReceiver> {
         path,
         id: headers['webhook-id'] ?? '',
         timestamp: Number(headers['webhook-timestamp']),
+        signature: headers['webhook-signature'] ?? '',
         body,
         payload: parse(body),
         verified,
