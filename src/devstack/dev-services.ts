@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../config/index.js';
+import { exitOnSecondSignal } from './child-lifetime.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { checkPrerequisites } from './prerequisites.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
@@ -27,6 +28,7 @@ export async function startDevServices(config: Config): Promise<DevServices> {
   const stop = async () => {
     for (const stopOne of stops.reverse()) await stopOne();
   };
+  exitOnSecondSignal();
   await checkPrerequisites(
     { postgres: config.database.embedded !== undefined, temporal: !config.temporal.address, minio: false },
     log,

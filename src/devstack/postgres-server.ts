@@ -3,6 +3,7 @@ import { access, chown, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { endsWithThisProcess } from './child-lifetime.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -86,6 +87,8 @@ export async function spawnPostgres(
   const args = ['-D', options.dataDir, '-p', String(options.port), '-k', options.dataDir];
   for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
   const child = spawn(postgres, args, { ...(await serverProcessIds()), stdio: ['ignore', 'ignore', 'pipe'] });
+  // Fast shutdown: busy sessions end, and the cluster is left consistent.
+  endsWithThisProcess(child, 'SIGINT');
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { KILN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
+import { endsWithThisProcess } from './child-lifetime.js';
 import { ensureTemporalCli } from './temporal-cli.js';
 
 export interface TemporalDevServerOptions {
@@ -86,6 +87,7 @@ async function waitUntilServing(address: string, child: ChildProcess): Promise<v
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const executable = await ensureTemporalCli(options.installLog);
   const child = spawn(executable, buildArgs(options), { stdio: ['ignore', 'ignore', 'pipe'] });
+  endsWithThisProcess(child, 'SIGTERM');
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     for (const line of chunk.split('\n')) if (line) options.onLog?.(line);
   });

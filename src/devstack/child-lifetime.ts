@@ -1,0 +1,26 @@
+import type { ChildProcess } from 'node:child_process';
+
+/**
+ * Sends `signal` to `child` when this process exits, however it exits through JavaScript
+ * (`process.exit`, an uncaught error, the end of the event loop): a server this process started must
+ * not outlive it and hold its port and data. The child then stops on its own.
+ */
+export function endsWithThisProcess(child: ChildProcess, signal: NodeJS.Signals): void {
+  const stop = () => child.kill(signal);
+  process.once('exit', stop);
+  child.once('exit', () => process.removeListener('exit', stop));
+}
+
+/**
+ * A first Ctrl-C or SIGTERM asks for a clean stop (the worker drains, then the servers stop); a
+ * second one exits at once, and `endsWithThisProcess` still stops the servers.
+ */
+export function exitOnSecondSignal(): void {
+  let received = 0;
+  const onSignal = () => {
+    received += 1;
+    if (received >= 2) process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
