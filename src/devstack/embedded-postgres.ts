@@ -7,6 +7,18 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
 }
 
+async function answers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /**
  * Starts the PostgreSQL server that holds the job table when no DATABASE_URL is given: a real server
  * (the same as production's, so LISTEN/NOTIFY and every other process — `npm run users`, a separate
@@ -16,6 +28,12 @@ export async function startEmbeddedPostgres(
   { url, embedded: { dataDir, port } }: Config['database'] & { embedded: object },
   log: (line: string) => void,
 ): Promise<EmbeddedPostgres> {
+  if (await answers(url)) {
+    // Otherwise the new server fails on the port while the wait for it connects to the old one.
+    throw new Error(
+      `a PostgreSQL already answers at ${url} (another Kiln, or one left by a killed run: stop it, or set DATABASE_URL)`,
+    );
+  }
   log(`starting PostgreSQL on 127.0.0.1:${port} (data in ${dataDir})`);
   await initCluster(dataDir);
   const { child, stderr } = await spawnPostgres({ dataDir, port });
@@ -27,18 +45,6 @@ export async function startEmbeddedPostgres(
     throw error;
   }
   return { stop: () => stopChild(child) };
-}
-
-async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url });
-  try {
-    await client.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 /**
