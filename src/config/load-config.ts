@@ -52,7 +52,15 @@ interface ConfigFields {
   storage: ObjectStoreConfig;
   providers: {
     defaultProvider: string;
-    openai: { apiKey: string; baseURL: string | undefined; textModels: readonly string[] } | undefined;
+    openai:
+      | {
+          apiKey: string;
+          baseURL: string | undefined;
+          textModels: readonly string[];
+          /** Image URLs the server answers with may be on private addresses (a self-hosted server). */
+          imageUrlsAllowPrivate: boolean;
+        }
+      | undefined;
     replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
     local: { delayMs: number; steps: number };
   };
@@ -151,7 +159,12 @@ function providersConfig(e: Env): Config['providers'] {
   return {
     defaultProvider: e.DEFAULT_PROVIDER,
     openai: e.OPENAI_API_KEY
-      ? { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL, textModels: e.OPENAI_TEXT_MODELS }
+      ? {
+          apiKey: e.OPENAI_API_KEY,
+          baseURL: e.OPENAI_BASE_URL,
+          textModels: e.OPENAI_TEXT_MODELS,
+          imageUrlsAllowPrivate: e.OPENAI_IMAGE_URLS_ALLOW_PRIVATE,
+        }
       : undefined,
     replicate: e.REPLICATE_API_TOKEN
       ? {

@@ -128,6 +128,11 @@ export const envSchema = z.object({
   OPENAI_API_KEY: optionalString,
   /** Any OpenAI-compatible server. Default: OpenAI's own. */
   OPENAI_BASE_URL: optionalString,
+  /**
+   * Let the image URLs an OpenAI-compatible server answers with (instead of `b64_json`) be on private,
+   * loopback or link-local addresses: a self-hosted server that serves its own images. Default false.
+   */
+  OPENAI_IMAGE_URLS_ALLOW_PRIVATE: booleanFlag.default(false),
   /** Chat models offered for text jobs, comma-separated; the first is the default. */
   OPENAI_TEXT_MODELS: z
     .string()

@@ -18,7 +18,9 @@ export function configuredProviders(config: Config): ProviderRegistry {
   const { openai, replicate } = config.providers;
   if (openai) {
     const options = { apiKey: openai.apiKey, baseURL: openai.baseURL, timeoutMs: attemptMs };
-    providers.push(createOpenAIProvider(options));
+    providers.push(
+      createOpenAIProvider({ ...options, imageUrlGuard: { allowPrivate: openai.imageUrlsAllowPrivate } }),
+    );
     textProviders.push(createOpenAITextProvider({ ...options, models: openai.textModels }));
   }
   if (replicate) {
