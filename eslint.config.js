@@ -47,7 +47,7 @@ const LAYERS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', '.tools', '.data', 'test/fixtures'] },
+  { ignores: ['node_modules', 'dist', 'src/client/dist', '.tools', '.data', 'test/fixtures'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
-import { randomInt, randomUUID } from 'node:crypto';
+import { createHash, randomInt, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { createKilnClient, KilnApiError, type KilnClient } from '../src/client/kiln-client.js';
+import {
+  createKilnClient,
+  KilnApiError,
+  KilnJobError,
+  type KilnClient,
+  type QueueUpdate,
+  type TextToken,
+} from '../src/client/index.js';
 import { jobEventsAfter } from '../src/db/job-event-repository.js';
 import type { JobEvent } from '../src/events/job-event.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
@@ -13,7 +20,12 @@ let api: ApiTarget;
 let client: KilnClient;
 
 before(async () => {
-  ctx = await createTestContext({ LOCAL_PROVIDER_DELAY_MS: '1200', LOCAL_PROVIDER_STEPS: '10' });
+  ctx = await createTestContext({
+    LOCAL_PROVIDER_DELAY_MS: '1200',
+    LOCAL_PROVIDER_STEPS: '10',
+    // `single`: one running job at a time, so that a second one can be made to miss its start deadline.
+    PLANS: JSON.stringify({ free: { maxRunning: 50, weight: 1 }, single: { maxRunning: 1, weight: 1 } }),
+  });
   await startWorker(ctx);
   api = await startApi(ctx);
   client = createKilnClient({ baseUrl: api.url, apiKey: api.apiKey, pollIntervalMs: 200 });
@@ -67,7 +79,7 @@ describe('the typed client', () => {
     assert.match(first.idempotencyKey, /^[0-9a-f-]{36}$/);
     assert.equal(first.replayed, false);
     assert.equal(first.queuePosition >= 0, true);
-    const again = await client.submit(body, first.idempotencyKey);
+    const again = await client.submit(body, { idempotencyKey: first.idempotencyKey });
     assert.equal(again.id, first.id);
     assert.equal(again.replayed, true);
     const events = await collect(client.watch(first.id));
@@ -143,12 +155,130 @@ describe('the typed client', () => {
   });
 
   test('watch of a finished job from its last seq ends at once; since 0 tells the whole story', async () => {
-    const { id } = await client.submit(body, randomUUID());
+    const { id } = await client.submit(body, { idempotencyKey: randomUUID() });
     const story = await collect(client.watch(id));
     assert.deepEqual(await collect(client.watch(id, { since: story.at(-1)!.seq })), []);
     assert.deepEqual(
       (await collect(client.watch(id))).map((event) => event.seq),
       story.map((event) => event.seq),
     );
+  });
+});
+
+describe('run', () => {
+  test('resolves to the image and its job, telling the queue position first, then progress', async () => {
+    const updates: QueueUpdate[] = [];
+    const result = await client.run(body, { onQueueUpdate: (update) => updates.push(update) });
+    assert.equal(result.job.status, 'succeeded');
+    assert.equal(result.image.type, 'image/png');
+    const bytes = Buffer.from(await result.image.arrayBuffer());
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), result.job.result?.sha256);
+    const [queued, ...running] = updates;
+    assert.equal(queued?.status, 'queued');
+    assert.ok(queued.queuePosition >= 0 && queued.estimatedWaitSeconds >= 0);
+    assert.ok(running.length >= 2, `${running.length} running updates`);
+    const progress = running.map((update) => (update.status === 'queued' ? -1 : update.progress));
+    assert.deepEqual(
+      progress,
+      [...progress].sort((a, b) => a - b),
+    );
+    assert.equal(progress.at(-1), 100);
+  });
+
+  test("streams a text job's tokens, which add up to its text", async () => {
+    const tokens: TextToken[] = [];
+    const result = await client.run(
+      { kind: 'text', prompt: 'a client kiln, in words' },
+      { onToken: (token) => tokens.push(token) },
+    );
+    assert.equal(result.job.kind, 'text');
+    assert.ok(tokens.length > 1, `${tokens.length} tokens`);
+    assert.ok(tokens.every((token) => !token.restarted));
+    assert.equal(tokens.map((token) => token.delta).join(''), result.text);
+    assert.equal(tokens.at(-1)?.text, result.text);
+    assert.equal(result.text, await (await client.content(result.job.id)).text());
+  });
+
+  test('throws KilnJobError with the failure code for a failed job', async () => {
+    const late = { ...body, deadline: { finishWithinSeconds: 1 } };
+    const error = await client.run(late).catch((caught: unknown) => caught);
+    assert.ok(error instanceof KilnJobError, String(error));
+    assert.deepEqual([error.code, error.job.status], ['deadline_exceeded', 'failed']);
+    assert.equal(error.message, error.job.failure?.message);
+  });
+
+  test('throws KilnJobError canceled for a job canceled while it runs', async () => {
+    let canceling: Promise<unknown> | undefined;
+    const error = await client
+      .run(body, {
+        onQueueUpdate: (update) => {
+          if (update.status === 'running') canceling ??= client.cancel(update.id);
+        },
+      })
+      .catch((caught: unknown) => caught);
+    assert.ok(canceling, 'the job was seen running');
+    await canceling;
+    assert.ok(error instanceof KilnJobError, String(error));
+    assert.deepEqual([error.code, error.job.status], ['canceled', 'canceled']);
+  });
+
+  test('throws KilnJobError expired for a job that could not start by its start deadline', async () => {
+    // A user with one running slot, taken by two jobs of 1.2 s each: the third cannot start within 1 s.
+    const { apiKey } = await ctx.createUser({ plan: 'single' });
+    const single = createKilnClient({ baseUrl: api.url, apiKey });
+    const blockers = [await single.submit(body), await single.submit(body)];
+    const error = await single
+      .run({ ...body, deadline: { startWithinSeconds: 1 } })
+      .catch((caught: unknown) => caught);
+    assert.ok(error instanceof KilnJobError, String(error));
+    assert.deepEqual([error.code, error.job.status, error.job.attempts], ['expired', 'expired', 0]);
+    for (const { id } of blockers)
+      assert.equal((await collect(single.watch(id))).at(-1)?.job.status, 'succeeded');
+  });
+});
+
+describe('Prefer: wait', () => {
+  const post = (prefer: string, idempotencyKey = randomUUID()) =>
+    fetch(`${api.url}/v1/generations`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${api.apiKey}`,
+        'Content-Type': 'application/json',
+        'Idempotency-Key': idempotencyKey,
+        Prefer: prefer,
+      },
+      body: JSON.stringify(body),
+    });
+
+  test('submit with wait answers with the job once it has ended, as soon as it has', async () => {
+    const submitted = await client.submit(body, { wait: 30 });
+    assert.ok(submitted.ended, 'ended within the wait');
+    assert.equal(submitted.job.status, 'succeeded');
+    const sinceEnd = Date.now() - Date.parse(submitted.job.completedAt!);
+    assert.ok(sinceEnd < 1000, `answered ${sinceEnd} ms after the job ended`);
+    const replay = await client.submit(body, { idempotencyKey: submitted.idempotencyKey, wait: 5 });
+    assert.deepEqual([replay.ended, replay.replayed, replay.id], [true, true, submitted.id]);
+    await assert.rejects(client.submit(body, { wait: 1.5 }), RangeError);
+  });
+
+  test('a job not ended in time is the usual 202 after the wait; the wait is capped at 60 s', async () => {
+    const startedAt = Date.now();
+    const held = await post('wait=1');
+    const heldMs = Date.now() - startedAt;
+    assert.equal(held.status, 202);
+    assert.equal(held.headers.get('Preference-Applied'), 'wait=1');
+    assert.ok(heldMs >= 950, `held ${heldMs} ms`);
+    assert.equal(((await held.json()) as { status: string }).status, 'queued');
+    const capped = await post('respond-async, wait=600');
+    assert.equal(capped.headers.get('Preference-Applied'), 'wait=60');
+    assert.equal(capped.status, 200);
+    assert.equal(((await capped.json()) as { status: string }).status, 'succeeded');
+  });
+
+  test('a wait that is not whole seconds is ignored: an ordinary 202 at once', async () => {
+    const ignored = await post('wait=soon');
+    assert.equal(ignored.status, 202);
+    assert.equal(ignored.headers.get('Preference-Applied'), null);
+    await ignored.arrayBuffer();
   });
 });

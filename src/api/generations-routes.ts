@@ -21,6 +21,7 @@ import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
 import { serveJobEvents } from './job-events-sse.js';
 import { parseListQuery } from './list-query.js';
+import { preferredWait, waitForJobEnd } from './prefer-wait.js';
 import { cancelRefusal, listRefusal, submitRefusal } from './refusals.js';
 import { submitRateLimit } from './submit-rate-limit.js';
 import { STREAM_PATH } from './job-stream.js';
@@ -66,10 +67,14 @@ function ownedJobOf(db: Kysely<Database>) {
   };
 }
 
-/** `POST /`: the 202 of an accepted submission (a replay is marked), or its refusal's answer. */
+/**
+ * `POST /`: the 202 of an accepted submission (a replay is marked), or its refusal's answer. With
+ * `Prefer: wait=N`, the answer is held up to N s, and is 200 and the job if it ended by then.
+ */
 function postGeneration(deps: GenerationsRouteDependencies): RequestHandler {
   return async (req, res) => {
     const key = parseIdempotencyKey(req.get('Idempotency-Key'));
+    const wait = preferredWait(req.get('Prefer'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
     await checkWebhookAddress(request, deps.config.webhooks);
     const outcome = await submitGeneration(deps, authenticatedCaller(res), key, request);
@@ -77,10 +82,13 @@ function postGeneration(deps: GenerationsRouteDependencies): RequestHandler {
     recordSubmission(deps.logger, outcome.submission);
     const { row, replayed, estimate } = outcome.submission;
     if (replayed) res.set('Idempotent-Replayed', 'true');
-    res
-      .status(202)
-      .location(links(row.id).self)
-      .json({ id: row.id, status: row.status, ...estimate, links: links(row.id) });
+    res.location(links(row.id).self);
+    if (wait !== undefined) {
+      res.set('Preference-Applied', `wait=${wait}`);
+      const ended = await waitForJobEnd(deps, row, wait, res);
+      if (ended) return void res.status(200).json(ended);
+    }
+    res.status(202).json({ id: row.id, status: row.status, ...estimate, links: links(row.id) });
   };
 }
 

@@ -9,22 +9,11 @@
 export type TextUpdate =
   { type: 'text'; attempt: number; offset: number; delta: string } | { type: 'reset'; attempt: number };
 
-/** A text job's output so far, as a watcher holds it. */
+/** A text job's output so far, as `GET /v1/generations/:id/text` answers it. */
 export interface StreamedText {
   attempt: number;
   text: string;
 }
 
+/** The answer before the first attempt has written anything. */
 export const NO_TEXT: StreamedText = { attempt: 0, text: '' };
-
-/**
- * The text after an update. An update from an older attempt is stale, and a newer attempt starts from
- * empty. A delta at offset 0 replaces what was there: that is how a snapshot arrives after a reconnect.
- * The server never leaves a gap, so a delta past the end is a bug: it is dropped rather than garbling.
- */
-export function applyTextUpdate(current: StreamedText, update: TextUpdate): StreamedText {
-  if (update.attempt < current.attempt) return current;
-  const text = update.attempt > current.attempt ? '' : current.text;
-  if (update.type === 'reset' || update.offset > text.length) return { attempt: update.attempt, text };
-  return { attempt: update.attempt, text: text.slice(0, update.offset) + update.delta };
-}

@@ -2,8 +2,9 @@ import {
   createKilnClient,
   KilnApiError,
   type GenerationBody,
+  type ImageSize,
   type KilnClient,
-} from '../../client/kiln-client.js';
+} from '../../client/index.js';
 import { isTerminal, type Job } from '../../jobs/job.js';
 
 /*
@@ -124,8 +125,6 @@ async function watch(client: KilnClient, jobId: string): Promise<void> {
   await renderHistory(client);
 }
 
-type Size = NonNullable<GenerationBody['params']>['size'];
-
 function requestFrom(form: HTMLFormElement): GenerationBody {
   const field = (name: string) => {
     const value = new FormData(form).get(name);
@@ -135,7 +134,7 @@ function requestFrom(form: HTMLFormElement): GenerationBody {
   const common = { prompt: field('prompt'), ...(provider ? { provider } : {}) };
   return field('kind') === 'text'
     ? { kind: 'text', ...common }
-    : { kind: 'image', ...common, params: { size: field('size') as Size } };
+    : { kind: 'image', ...common, params: { size: field('size') as ImageSize } };
 }
 
 function showError(error: unknown): void {

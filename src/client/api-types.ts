@@ -1,0 +1,170 @@
+/*
+ * The API's shapes as a client sees them. The package ships without the server and without zod, so they
+ * are declared here rather than inferred from the server's schemas; src/api/client-contract.ts fails to
+ * compile whenever the two differ.
+ */
+
+export const JOB_STATUSES = [
+  'queued',
+  'running',
+  'storing',
+  'succeeded',
+  'failed',
+  'canceled',
+  'expired',
+] as const;
+/** `queued → running → storing → succeeded`, or one of the other three ends. */
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export type TerminalStatus = 'succeeded' | 'failed' | 'canceled' | 'expired';
+
+const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'canceled', 'expired'];
+
+export function isTerminal(status: JobStatus): status is TerminalStatus {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export type JobKind = 'image' | 'text';
+export type ImageSize = '256x256' | '512x512' | '1024x1024';
+
+/** Why a job failed: a closed set, classified once by the server. */
+export type JobFailureCode =
+  | 'invalid_request'
+  | 'content_policy'
+  | 'authentication'
+  | 'rate_limited'
+  | 'provider_unavailable'
+  | 'timeout'
+  | 'invalid_output'
+  | 'deadline_exceeded'
+  | 'internal'
+  | 'illegal_transition';
+
+/** A job as the API shows it. Never carries the prompt text: only its hash. */
+export interface Job {
+  id: string;
+  status: JobStatus;
+  kind: JobKind;
+  provider: string;
+  model: string;
+  /** Null for text jobs. */
+  size: ImageSize | null;
+  promptSha256: string;
+  /** Percent of the provider call done. */
+  progress: number;
+  /** Provider calls made so far. */
+  attempts: number;
+  /** Grows by one with every change to the job: the `seq` of its latest event. */
+  version: number;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+  failure: { code: JobFailureCode; message: string } | null;
+  result: { contentType: string; byteSize: number; sha256: string } | null;
+  /** When retention removed the result after its retention period. */
+  purgedAt: string | null;
+}
+
+/** `status`: the job entered a status (or started another provider call); `progress`: only progress moved. */
+export type JobEventType = 'status' | 'progress';
+
+/** One change of a job; `seq` counts 1, 2, 3… per job with no gaps. */
+export interface JobEvent {
+  seq: number;
+  type: JobEventType;
+  job: Job;
+}
+
+/** What a job's webhook may be told about: the job entering one of these statuses, or its progress. */
+export type WebhookEvent = JobStatus | 'progress';
+
+/** What a submission of either kind takes. */
+interface GenerationFields {
+  prompt: string;
+  provider?: string;
+  model?: string;
+  /** Counted from submission. */
+  deadline?: {
+    /** The provider call must have started by then, or the job ends `expired`. */
+    startWithinSeconds?: number;
+    /** The job must have succeeded by then, or it fails `deadline_exceeded`. */
+    finishWithinSeconds?: number;
+  };
+  /** Where the job's events are POSTed (signed), and which of them; default the terminal statuses. */
+  webhook?: { url: string; events?: WebhookEvent[] };
+}
+
+export interface ImageGenerationBody extends GenerationFields {
+  kind: 'image';
+  /** Default 1024x1024. */
+  params?: { size?: ImageSize };
+}
+
+export interface TextGenerationBody extends GenerationFields {
+  kind: 'text';
+  /** The completion's token limit, 1–16384. Default 1024. */
+  params?: { maxTokens?: number };
+}
+
+/** Body of `POST /v1/generations`: each kind takes its own parameters. */
+export type GenerationBody = ImageGenerationBody | TextGenerationBody;
+
+/** The query of `GET /v1/generations`. */
+export interface ListQuery {
+  status?: JobStatus;
+  /** 1–100. Default 20. */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface JobLinks {
+  self: string;
+  content: string;
+  events: string;
+  stream: string;
+}
+
+/** The `202` of `POST /v1/generations`: the job accepted, with where it stands in the queue. */
+export interface AcceptedJob {
+  id: string;
+  status: JobStatus;
+  /** Jobs expected to start before this one, at submission. */
+  queuePosition: number;
+  estimatedWaitSeconds: number;
+  links: JobLinks;
+}
+
+export interface JobPage {
+  data: Job[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
+/** The `202` of `POST /v1/generations/{id}/cancel`. */
+export interface Canceling {
+  id: string;
+  status: JobStatus;
+  links: JobLinks;
+}
+
+export interface Me {
+  id: string;
+  name: string;
+  plan: string;
+  credits: { balance: number; reserved: number };
+  jobs: { queued: number; running: number };
+}
+
+/** A text job's output as streamed so far by its latest attempt (0 before the first). */
+export interface StreamedText {
+  attempt: number;
+  text: string;
+}
+
+/** `text`: `delta` goes at `offset` (UTF-16 units) of attempt `attempt`'s text; `reset`: it starts again. */
+export type TextUpdate =
+  { type: 'text'; attempt: number; offset: number; delta: string } | { type: 'reset'; attempt: number };
+
+/** Every error answer's body. */
+export interface ApiErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
