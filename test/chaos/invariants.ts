@@ -4,6 +4,7 @@ import { isTerminal } from '../../src/jobs/job.js';
 import { balanceProblems, isLost, jobLedgerProblems, listObjectKeys } from '../harness/fault-checks.js';
 import type { SubmittedJob } from './load.js';
 import type { ChaosStack } from './stack.js';
+import { describeStuckJobs } from './stuck-jobs.js';
 
 /** A fault as the timeline recorded it, with when it ran. */
 export interface TimedFault {
@@ -58,10 +59,12 @@ const byId = (outcome: CampaignOutcome) => new Map(outcome.rows.map((row) => [ro
 export const INVARIANTS: readonly Invariant[] = [
   {
     name: 'every row ends terminal (202 or not)',
-    check: async ({ rows }) =>
-      Promise.resolve(
-        rows.filter((row) => !isTerminal(row.status)).map((row) => `${row.id} is ${row.status}`),
-      ),
+    check: async ({ stack, rows }) => {
+      const unfinished = rows.filter((row) => !isTerminal(row.status));
+      if (unfinished.length === 0) return [];
+      const described = await describeStuckJobs(stack.ctx.temporal, unfinished);
+      return [...described, ...unfinished.slice(described.length).map((row) => `${row.id} is ${row.status}`)];
+    },
   },
   {
     name: 'every 202 has its row',
