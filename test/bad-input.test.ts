@@ -245,7 +245,7 @@ describe('bad input gets one error shape everywhere', () => {
           { name: '', status: 400, code: 'invalid_request', body: imageWithMaxTokens },
           randomUUID(),
         ),
-        'params.maxTokens',
+        'params',
       ],
     ];
     for (const [response, field] of answers) {

@@ -4,20 +4,47 @@ import { after, before, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { openApiDocument } from '../src/api/openapi.js';
+import { loadConfig } from '../src/config/index.js';
 import { markPurged } from '../src/db/retention-repository.js';
 import type { WebhookDelivery } from '../src/db/webhook-repository.js';
 import { ensureWebhookSecret } from '../src/db/webhook-secret-repository.js';
+import { configuredProviders } from '../src/providers/configured-providers.js';
 import { startWebhookReceiver, type FakeWebhookReceiver } from './fakes/webhook-receiver.js';
 import { apiFetch, pollUntilDone, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
 interface Operation {
+  summary?: string;
+  tags?: string[];
   security?: unknown[];
-  responses: Record<string, { content?: Record<string, unknown> }>;
+  responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 }
 /** A type, not an interface: the validator takes it as a plain record. */
-type OpenApiDocument = { paths: Record<string, Record<string, Operation>> };
+type OpenApiDocument = {
+  servers: { url: string }[];
+  tags: { name: string }[];
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, SchemaObject>; securitySchemes: Record<string, unknown> };
+};
+/** As much of a JSON Schema as the tests below read. */
+interface SchemaObject {
+  properties?: Record<string, SchemaObject>;
+  required?: string[];
+  enum?: string[];
+  pattern?: string;
+  anyOf?: SchemaObject[];
+  oneOf?: SchemaObject[];
+  discriminator?: unknown;
+  contentSchema?: { $ref: string };
+}
+/** One Server-Sent Event as a parser reads it: `id` is the last one sent, as EventSource keeps it. */
+interface ServerSentEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
 
 /** What `check` gets from a request: the operation as `METHOD /template`, and the live answer. */
 interface Answer {
@@ -75,6 +102,8 @@ before(async () => {
   // The document is added whole so that `#/components/…` refs resolve; its top-level fields are not
   // JSON Schema keywords, and strict mode would refuse them.
   ajv.addVocabulary(Object.keys(document));
+  // OpenAPI's own keyword; to JSON Schema, an annotation.
+  ajv.addKeyword('discriminator');
   ajv.addSchema(document, DOCUMENT_ID);
 });
 after(async () => {
@@ -90,10 +119,10 @@ function operationOf(operation: string): Operation {
 }
 
 /** The JSON Schema validator of one documented response, from the document itself. */
-function responseValidator(operation: string, status: number) {
+function responseValidator(operation: string, status: number, mediaType = 'application/json') {
   const [method, template] = operation.split(' ') as [string, string];
   const path = ['paths', template, method.toLowerCase(), 'responses', String(status)];
-  const pointer = [...path, 'content', 'application/json', 'schema']
+  const pointer = [...path, 'content', mediaType, 'schema']
     .map((part) => part.replaceAll('~', '~0').replaceAll('/', '~1'))
     .join('/');
   const validate = ajv.getSchema(`${DOCUMENT_ID}#/${pointer}`);
@@ -136,9 +165,44 @@ function matchesSchema(operation: string, status: number, bytes: Buffer): unknow
   return body;
 }
 
+/** Events as EventSource reads them: fields until a blank line; comments and `retry:` alone are none. */
+function serverSentEvents(text: string): ServerSentEvent[] {
+  const events: ServerSentEvent[] = [];
+  let id: string | undefined;
+  for (const block of text.split('\n\n')) {
+    const fields = block.split('\n').map((line) => /^([^:]*): ?(.*)$/.exec(line) ?? []);
+    const value = (name: string) => fields.find(([, field]) => field === name)?.[2];
+    id = value('id') ?? id;
+    const data = value('data');
+    if (data !== undefined) events.push({ event: value('event') ?? 'message', data, ...(id ? { id } : {}) });
+  }
+  return events;
+}
+
+/** Each event against the documented event schema, and its `data` against the schema that one names. */
+function matchesEvents(operation: string, status: number, bytes: Buffer): ServerSentEvent[] {
+  const validate = responseValidator(operation, status, 'text/event-stream');
+  const events = serverSentEvents(bytes.toString());
+  const { schema } = operationOf(operation).responses[String(status)]?.content?.['text/event-stream'] ?? {};
+  for (const event of events) {
+    assert.ok(
+      validate(event),
+      `${operation}: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(event)}`,
+    );
+    const named = (schema as SchemaObject).oneOf?.find((one) =>
+      one.properties?.event?.enum?.includes(event.event),
+    );
+    const dataSchema = named?.properties?.data?.contentSchema?.$ref ?? '';
+    const validateData = ajv.getSchema(`${DOCUMENT_ID}${dataSchema}`);
+    assert.ok(validateData?.(JSON.parse(event.data)), `${operation}: ${event.event} data ${event.data}`);
+  }
+  return events;
+}
+
 /**
  * Asserts the answer has the expected status, that the document lists that status and the answer's media
- * type for the operation, and that a JSON body matches the documented schema. Returns the JSON body.
+ * type for the operation, and that a JSON body, or each event of a stream, matches the documented schema.
+ * Returns the JSON body, or the events.
  */
 async function check({ operation, response }: Answer, status: number): Promise<unknown> {
   driven += 1;
@@ -156,7 +220,8 @@ async function check({ operation, response }: Answer, status: number): Promise<u
   assert.ok(documented.content?.[mediaType], `${operation} ${status}: ${mediaType} is not documented`);
   const isJson = mediaType === 'application/json';
   if (!isJson) assert.ok(bytes.length > 0, `${operation} ${status}: empty body`);
-  const body = isJson ? matchesSchema(operation, status, bytes) : undefined;
+  const events = mediaType === 'text/event-stream' ? matchesEvents(operation, status, bytes) : undefined;
+  const body = isJson ? matchesSchema(operation, status, bytes) : events;
   validated.push(`${operation} ${status}`);
   return body;
 }
@@ -227,6 +292,12 @@ test("a text job's text so far, its text content, and an image job's refusal of 
   const body = { kind: 'text', prompt: 'openapi, text', provider: 'local' };
   const accepted = (await check(await submission(body, randomUUID(), apiKey), 202)) as { id: string };
   await check(await call(TEXT, { id: accepted.id, apiKey }), 200);
+  // Opened while the job runs, the stream has its text too; it ends with the job.
+  const events = (await check(await call(EVENTS, { id: accepted.id, apiKey }), 200)) as ServerSentEvent[];
+  assert.ok(
+    events.some(({ event }) => event === 'text'),
+    JSON.stringify(events),
+  );
   assert.equal((await pollUntilDone(as, accepted.id)).status, 'succeeded');
   await check(await call(CONTENT, { id: accepted.id, apiKey }), 200);
   const image = (await check(
@@ -238,6 +309,16 @@ test("a text job's text so far, its text content, and an image job's refusal of 
   await check(await call(TEXT, { id: image.id, apiKey }), 409);
   await markPurged(ctx.database.db, [accepted.id]);
   await check(await call(TEXT, { id: accepted.id, apiKey }), 410);
+});
+
+test('a submission with Prefer: wait is answered with the job once it has ended', async () => {
+  // A key of its own: this file's main key is near its submission burst.
+  const { apiKey } = await ctx.createUser();
+  const headers = { 'Content-Type': 'application/json', 'Idempotency-Key': randomUUID(), Prefer: 'wait=30' };
+  const body = JSON.stringify({ kind: 'image', prompt: 'openapi, waited for', params: { size: '256x256' } });
+  const answer = await call(SUBMIT, { apiKey, init: { body, headers } });
+  assert.equal(answer.response.headers.get('Preference-Applied'), 'wait=30');
+  assert.equal(((await check(answer, 200)) as { status: string }).status, 'succeeded');
 });
 
 test('a job canceled while it is unfinished has no content', async () => {
@@ -340,6 +421,107 @@ test('the operator API lists, retries and cancels any job, and refuses user keys
   await check(await call(RETRY, { ...asAdmin, id: holding.id }), 409);
   await check(await call(RETRY, { ...asAdmin, id: 'job_nope' }), 404);
   await check(await call(ADMIN_CANCEL, { ...asAdmin, id: 'job_nope' }), 404);
+});
+
+/** Bodies the document and the server must agree on: taken (202), or refused (400). */
+const AGREEMENT: [name: string, body: unknown, taken: boolean][] = [
+  ['an image job with a size', { kind: 'image', prompt: 'agree', params: { size: '512x512' } }, true],
+  ['a text job with a token limit', { kind: 'text', prompt: 'agree', params: { maxTokens: 64 } }, true],
+  ['the defaults named', { kind: 'image', prompt: 'agree', provider: 'local', model: 'kiln-sketch-1' }, true],
+  ['a prompt in whitespace', { kind: 'text', prompt: ' \u3000agree\n' }, true],
+  ['a text job with a size', { kind: 'text', prompt: 'agree', params: { size: '256x256' } }, false],
+  ['an image job with a token limit', { kind: 'image', prompt: 'agree', params: { maxTokens: 64 } }, false],
+  ['a prompt of whitespace only', { kind: 'image', prompt: ' \t\u3000\ufeff\n' }, false],
+  ['a provider not configured here', { kind: 'image', prompt: 'agree', provider: 'openai' }, false],
+  ['a model of the other kind', { kind: 'text', prompt: 'agree', model: 'kiln-sketch-1' }, false],
+  [
+    'a webhook with a password',
+    { kind: 'image', prompt: 'agree', webhook: { url: 'https://u:p@a.test/' } },
+    false,
+  ],
+];
+
+test('the submit body is an image or a text request told apart by kind, each with its own params', () => {
+  const { GenerationRequest, ImageGenerationRequest, TextGenerationRequest } = document.components.schemas;
+  const kinds = {
+    image: '#/components/schemas/ImageGenerationRequest',
+    text: '#/components/schemas/TextGenerationRequest',
+  };
+  assert.deepEqual(GenerationRequest?.discriminator, { propertyName: 'kind', mapping: kinds });
+  assert.deepEqual(GenerationRequest?.oneOf, [{ $ref: kinds.image }, { $ref: kinds.text }]);
+  assert.deepEqual(Object.keys(ImageGenerationRequest?.properties?.params?.properties ?? {}), ['size']);
+  assert.deepEqual(Object.keys(TextGenerationRequest?.properties?.params?.properties ?? {}), ['maxTokens']);
+});
+
+test('the document and the server take and refuse the same submissions', async () => {
+  const validate = ajv.getSchema(`${DOCUMENT_ID}#/components/schemas/GenerationRequest`);
+  assert.ok(validate);
+  for (const [name, body, taken] of AGREEMENT) {
+    assert.equal(validate(body), taken, `${name}: the document ${taken ? 'refuses' : 'takes'} it`);
+    // A key of its own each: this file's main key is near its submission burst.
+    const { apiKey } = await ctx.createUser();
+    await check(await submission(body, randomUUID(), apiKey), taken ? 202 : 400);
+  }
+  const { pattern = '' } = document.components.schemas.ImageGenerationRequest?.properties?.prompt ?? {};
+  assert.doesNotMatch(' \t\r\n\u00a0\u2028\u3000\ufeff', new RegExp(pattern, 'u'));
+  assert.match(' \u001c ', new RegExp(pattern, 'u'), 'String#trim keeps U+001C, so the server takes it');
+});
+
+test("the providers, models and sizes are the deployment's, read from its configuration", () => {
+  const { ImageGenerationRequest: image, TextGenerationRequest: text } = document.components.schemas;
+  assert.deepEqual(image?.properties?.provider?.enum, ['local']);
+  assert.deepEqual(image?.properties?.model?.enum, ['kiln-sketch-1']);
+  assert.deepEqual(text?.properties?.model?.enum, ['kiln-verse-1']);
+  const config = loadConfig({ ...ctx.env, OPENAI_API_KEY: 'sk-test', OPENAI_TEXT_MODELS: 'gpt-4o-mini' });
+  const providers = configuredProviders(config);
+  const { schemas } = openApiDocument({ providers, defaultProvider: 'local', adminApi: false }).components;
+  const withOpenAi = schemas.ImageGenerationRequest as SchemaObject;
+  assert.deepEqual(withOpenAi.properties?.provider?.enum, ['local', 'openai']);
+  assert.deepEqual((schemas.TextGenerationRequest as SchemaObject).properties?.model?.enum, [
+    'kiln-verse-1',
+    'gpt-4o-mini',
+  ]);
+  // Each combination it takes: OpenAI, not the default, must be named; DALL·E 3 makes one size.
+  const dallE3 = withOpenAi.anyOf?.find((one) => one.properties?.model?.enum?.includes('dall-e-3'));
+  assert.deepEqual(dallE3?.required, ['provider']);
+  assert.deepEqual(dallE3?.properties?.params?.properties?.size?.enum, ['1024x1024']);
+});
+
+test('the operator API is in the document only where ADMIN_API_KEY is set', async () => {
+  const adminPaths = (served: OpenApiDocument) =>
+    Object.keys(served.paths).filter((path) => path.includes('/admin/'));
+  assert.equal(adminPaths(document).length, ADMIN.length);
+  const plain = await createTestContext();
+  try {
+    const served = (await (
+      await fetch(`${(await startApi(plain)).url}/openapi.json`)
+    ).json()) as OpenApiDocument;
+    assert.deepEqual(adminPaths(served), []);
+    assert.equal(served.components.securitySchemes.adminKey, undefined);
+    assert.equal(served.components.schemas.StuckJobList, undefined);
+    assert.ok(!served.tags.some((tag) => tag.name === 'admin'));
+  } finally {
+    await plain.cleanup();
+  }
+});
+
+test('every operation has a summary and listed tags, and the server is where the document is', async () => {
+  const tags = new Set(document.tags.map((tag) => tag.name));
+  for (const [template, operations] of Object.entries(document.paths)) {
+    for (const [method, { summary, tags: its = [] }] of Object.entries(operations)) {
+      assert.ok(summary?.trim(), `${method} ${template} has no summary`);
+      assert.ok(
+        its.length > 0 && its.every((tag) => tags.has(tag)),
+        `${method} ${template}: tags [${its.join()}]`,
+      );
+    }
+  }
+  assert.deepEqual(
+    document.servers.map(({ url }) => url),
+    ['/'],
+  );
+  const base = new URL(document.servers[0]?.url ?? '', `${api.url}/openapi.json`);
+  assert.equal((await fetch(new URL('healthz', base))).status, 200);
 });
 
 // Last, so that it sees every check the tests above made.

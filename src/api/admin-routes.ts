@@ -12,6 +12,7 @@ import { cancelJob } from '../use-cases/cancel-generation.js';
 import { providerStates } from '../use-cases/provider-states.js';
 import { retryFailedJob, type RetryDependencies } from '../use-cases/retry-job.js';
 import { validationError } from './invalid-request.js';
+import { queryInteger } from './query-integer.js';
 import { cancelRefusal, retryRefusal } from './refusals.js';
 
 export const ADMIN_PATH = '/v1/admin';
@@ -28,14 +29,10 @@ export const stuckQuerySchema = z
       .enum([JobStatus.queued, JobStatus.running, JobStatus.storing])
       .optional()
       .describe('One unfinished status; all three when absent'),
-    idleSeconds: z.coerce
-      .number()
-      .int()
-      .min(0)
-      .max(MAX_IDLE_SECONDS)
-      .default(300)
-      .describe('Listed when the job has not changed (status or progress) for at least this long'),
-    limit: z.coerce.number().int().min(1).max(500).default(100),
+    idleSeconds: queryInteger(0, MAX_IDLE_SECONDS, 300).describe(
+      'Listed when the job has not changed (status or progress) for at least this long',
+    ),
+    limit: queryInteger(1, 500, 100),
   })
   .strict();
 

@@ -29,7 +29,9 @@ export function createApp(deps: AppDependencies): Express {
     const { contentType, body } = await renderMetrics();
     res.type(contentType).send(body);
   });
-  app.get(OPENAPI_PATH, openApiRoute);
+  const adminApi = Boolean(deps.config.adminApiKey);
+  const { defaultProvider } = deps.config.providers;
+  app.get(OPENAPI_PATH, openApiRoute({ providers: deps.providers, defaultProvider, adminApi }));
   app.use('/v1/generations', generationsRoutes(deps));
   app.use('/v1/me', meRoute(deps.db));
   app.use(WEBHOOK_SECRET_PATH, webhookSecretRoutes(deps.db));

@@ -2,9 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   IMAGE_SIZES,
-  JOB_KINDS,
   WEBHOOK_EVENTS,
   type GenerationRequest,
+  type ImageSize,
   type JobKind,
   type WebhookEvent,
 } from '../jobs/job.js';
@@ -13,9 +13,10 @@ import { AddressRefused, resolveAllowedHost, type AddressGuardOptions } from '..
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { ApiError } from './api-error.js';
 import { invalidRequest, validationError } from './invalid-request.js';
+import { WEBHOOK_URL } from './webhook-url.js';
 
 export const MAX_PROMPT_LENGTH = 4000;
-const DEFAULT_SIZE = '1024x1024';
+export const DEFAULT_SIZE: ImageSize = '1024x1024';
 const DEFAULT_MAX_TOKENS = 1024;
 const MAX_MAX_TOKENS = 16_384;
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
@@ -23,23 +24,19 @@ const MAX_WEBHOOK_URL_LENGTH = 2048;
 /** How long a submission waits for the webhook host's addresses; past it, each delivery's check decides. */
 const WEBHOOK_LOOKUP_MS = 2000;
 
-function hasNoUserinfo(url: string): boolean {
-  const { username, password } = new URL(url);
-  return username === '' && password === '';
-}
-
 /**
  * Where the job's events go. Whether its host may be reached is checked at submission
  * (`checkWebhookAddress`) and again by each attempt, which connects to exactly the addresses it checked.
  */
-const webhookSchema = z
+export const webhookSchema = z
   .object({
     url: z
-      // `abort`: the refinement parses the URL again, which throws on one this check refused.
-      .url({ protocol: /^https?$/, normalize: true, abort: true })
+      .string()
+      // Checked as sent, before the parse normalizes it: what the document's `maxLength` says.
       .max(MAX_WEBHOOK_URL_LENGTH)
-      // A password here would be stored with the job and sent on every attempt; deliveries are signed.
-      .refine(hasNoUserinfo, 'must not contain a user name or password; verify the signature instead')
+      // No user name or password either: one would be stored with the job and sent on every attempt.
+      .regex(WEBHOOK_URL, 'must be an http or https URL without a user name or password')
+      .pipe(z.url({ protocol: /^https?$/, normalize: true }))
       .describe(
         'http or https, without a user name or password, and not a private or loopback address unless ' +
           'the deployment allows them; redirects are not followed',
@@ -53,36 +50,79 @@ const webhookSchema = z
   })
   .strict();
 
-/** Body of `POST /v1/generations`. Unknown fields are rejected so typos do not pass silently. */
-export const generationBodySchema = z
+/**
+ * Not only whitespace: a character outside String#trim's whitespace, spelled out rather than `\S` so that
+ * every regex engine that reads the document agrees (Python's `\s` also takes U+001C–U+001F and U+0085,
+ * JavaScript's also U+FEFF).
+ */
+const NOT_ONLY_WHITESPACE = /[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
+
+/** Counted from submission. */
+export const deadlineSchema = z
   .object({
-    kind: z.enum(JOB_KINDS),
-    prompt: z.string().trim().min(1).max(MAX_PROMPT_LENGTH),
-    provider: z.string().min(1).max(64).optional(),
-    model: z.string().min(1).max(128).optional(),
+    startWithinSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_DEADLINE_SECONDS)
+      .optional()
+      .describe('The provider call must have started by then, or the job ends `expired`'),
+    finishWithinSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_DEADLINE_SECONDS)
+      .optional()
+      .describe('The job must have succeeded by then, or it fails `deadline_exceeded`'),
+  })
+  .strict();
+
+/** What both kinds take. */
+const requestFields = {
+  // The limit is on what was sent, before the trim, in code points (zod's `max` counts UTF-16 units):
+  // what the document's `maxLength` means.
+  prompt: z
+    .string()
+    .refine((prompt) => [...prompt].length <= MAX_PROMPT_LENGTH, `at most ${MAX_PROMPT_LENGTH} characters`)
+    .regex(NOT_ONLY_WHITESPACE, 'must not be only whitespace')
+    .trim()
+    .meta({ maxLength: MAX_PROMPT_LENGTH }),
+  provider: z.string().min(1).max(64).optional(),
+  model: z.string().min(1).max(128).optional(),
+  deadline: deadlineSchema.optional(),
+  webhook: webhookSchema.optional(),
+};
+
+const imageParamsSchema = z
+  .object({ size: z.enum(IMAGE_SIZES).optional().describe(`Default ${DEFAULT_SIZE}`) })
+  .strict();
+
+/** Unknown fields are rejected, in both kinds, so typos do not pass silently. */
+export const imageRequestSchema = z
+  .object({ kind: z.literal('image'), ...requestFields, params: imageParamsSchema.optional() })
+  .strict();
+
+export const textRequestSchema = z
+  .object({
+    kind: z.literal('text'),
+    ...requestFields,
     params: z
       .object({
-        size: z.enum(IMAGE_SIZES).optional().describe('Image jobs only. Default 1024x1024'),
         maxTokens: z
           .number()
           .int()
           .min(1)
           .max(MAX_MAX_TOKENS)
           .optional()
-          .describe(`Text jobs only: the completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
+          .describe(`The completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
       })
       .strict()
       .optional(),
-    deadline: z
-      .object({
-        startWithinSeconds: z.number().int().min(1).max(MAX_DEADLINE_SECONDS).optional(),
-        finishWithinSeconds: z.number().int().min(1).max(MAX_DEADLINE_SECONDS).optional(),
-      })
-      .strict()
-      .optional(),
-    webhook: webhookSchema.optional(),
   })
   .strict();
+
+/** Body of `POST /v1/generations`: an image job takes `size`, a text job `maxTokens`, neither the other's. */
+export const generationBodySchema = z.discriminatedUnion('kind', [imageRequestSchema, textRequestSchema]);
 
 /** Printable ASCII, as payment APIs accept; long enough for a UUID or a hash. */
 export const idempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,255}$/);
@@ -114,20 +154,13 @@ function modelFor(providers: ProviderRegistry, kind: JobKind, provider: string, 
   return resolved;
 }
 
-/** Size for images, token limit for text: each kind refuses the other's parameter. */
-function kindParams(
+/** The image size asked for (or the default), if the model makes it. */
+function imageSize(
   providers: ProviderRegistry,
-  kind: JobKind,
   provider: string,
   model: string,
-  params: z.infer<typeof generationBodySchema>['params'] = {},
-): Pick<GenerationRequest, 'size' | 'maxTokens'> {
-  const foreign = kind === 'text' ? 'size' : 'maxTokens';
-  if (params[foreign] !== undefined) {
-    throw invalidRequest({ field: `params.${foreign}`, message: `not a parameter of ${kind} jobs` });
-  }
-  if (kind === 'text') return { size: null, maxTokens: params.maxTokens ?? DEFAULT_MAX_TOKENS };
-  const size = params.size ?? DEFAULT_SIZE;
+  size = DEFAULT_SIZE,
+): ImageSize {
   const sizes = providers.image(provider)?.models[model] ?? [];
   if (!sizes.includes(size)) {
     throw new ApiError('unsupported_size', `model ${model} cannot make ${size} images`, {
@@ -135,7 +168,7 @@ function kindParams(
       available: sizes,
     });
   }
-  return { size, maxTokens: null };
+  return size;
 }
 
 /** Validates a body and fills in defaults, so that equal requests compare equal. */
@@ -146,7 +179,7 @@ export function parseGenerationRequest(
 ): GenerationRequest {
   const parsed = generationBodySchema.safeParse(body);
   if (!parsed.success) throw validationError(parsed.error, '(body)');
-  const { kind, prompt, params, deadline, webhook } = parsed.data;
+  const { kind, prompt, deadline, webhook } = parsed.data;
   const provider = parsed.data.provider ?? defaultProvider;
   const model = modelFor(providers, kind, provider, parsed.data.model);
   return {
@@ -154,7 +187,9 @@ export function parseGenerationRequest(
     prompt,
     provider,
     model,
-    ...kindParams(providers, kind, provider, model, params),
+    ...(parsed.data.kind === 'image'
+      ? { size: imageSize(providers, provider, model, parsed.data.params?.size), maxTokens: null }
+      : { size: null, maxTokens: parsed.data.params?.maxTokens ?? DEFAULT_MAX_TOKENS }),
     ...(deadline ? { deadline } : {}),
     ...(webhook ? { webhook: { url: webhook.url, events: webhookEvents(webhook.events) } } : {}),
   };

@@ -20,16 +20,24 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** What EventSource waits before it reconnects. */
 const RECONNECT_MS = 1000;
 
-/** `Last-Event-ID` (what EventSource sends on reconnect), else `?since=`, else from the start. */
+/** The most digits a `Last-Event-ID` or `since` may have: more than any job's events, less than 2^53. */
+export const MAX_SEQ_DIGITS = 9;
+const SEQ = new RegExp(`^[0-9]{1,${MAX_SEQ_DIGITS}}$`);
+
+/** A seq as `Last-Event-ID` or `since` gives it, if one is given; a malformed one is refused. */
+function seqOf(value: unknown, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && SEQ.test(value)) return Number(value);
+  throw invalidRequest({ field, message: 'must be a non-negative integer' });
+}
+
+/**
+ * `Last-Event-ID` (what EventSource sends on reconnect), else `?since=`, else from the start. Both are
+ * checked when both are sent: the URL EventSource reconnects to still carries `since`.
+ */
 function sinceOf(req: Request): number {
-  const header = req.get('Last-Event-ID');
-  const value = header ?? req.query.since ?? '0';
-  const since = typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
-  if (Number.isNaN(since)) {
-    const field = header === undefined ? 'since' : 'Last-Event-ID';
-    throw invalidRequest({ field, message: 'must be a non-negative integer' });
-  }
-  return since;
+  const since = seqOf(req.query.since, 'since');
+  return seqOf(req.get('Last-Event-ID'), 'Last-Event-ID') ?? since ?? 0;
 }
 
 function writeEvent(res: Response, event: JobEvent): void {

@@ -2,12 +2,13 @@ import { z } from 'zod';
 import { JobStatus } from '../jobs/job.js';
 import type { ListQuery } from '../use-cases/list-generations.js';
 import { validationError } from './invalid-request.js';
+import { queryInteger } from './query-integer.js';
 
 /** The query of `GET /v1/generations`. */
 export const listQuerySchema = z
   .object({
     status: z.enum(Object.values(JobStatus) as [JobStatus, ...JobStatus[]]).optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
+    limit: queryInteger(1, 100, 20),
     cursor: z.string().max(200).optional(),
   })
   .strict();

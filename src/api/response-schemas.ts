@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { countUnfinishedJobs } from '../db/job-repository.js';
 import type { WebhookDelivery } from '../db/webhook-repository.js';
 import type { WebhookSecret } from '../db/webhook-secret-repository.js';
-import type { StreamedText } from '../events/text-stream.js';
+import type { StreamedText, TextUpdate } from '../events/text-stream.js';
 import { IMAGE_SIZES, JOB_FAILURE_CODES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
@@ -86,6 +86,18 @@ export const streamedTextSchema = z
     text: z.string(),
   })
   .describe("A text job's output as streamed so far by its latest attempt") satisfies z.ZodType<StreamedText>;
+
+/** `data` of a text job's `text` event: `delta` goes at `offset` of that attempt's text. */
+export const textDeltaSchema = z.object({
+  attempt: count.describe('The provider attempt writing the text'),
+  offset: count.describe("In UTF-16 units of the attempt's text; 0 for the text so far after (re)connecting"),
+  delta: z.string(),
+}) satisfies z.ZodType<Omit<Extract<TextUpdate, { type: 'text' }>, 'type'>>;
+
+/** `data` of a text job's `reset` event: a retried attempt writes the text again from the start. */
+export const textResetSchema = z.object({
+  attempt: count.describe('The attempt starting from empty'),
+}) satisfies z.ZodType<Omit<Extract<TextUpdate, { type: 'reset' }>, 'type'>>;
 
 export const errorSchema = z.object({
   error: z.object({ code: z.enum(API_ERROR_CODES), message: z.string(), details: z.unknown().optional() }),
