@@ -62,6 +62,22 @@ describe('loadConfig', () => {
     assert.deepEqual(config.storage, { driver: 'filesystem', dir: `${ROOT}.data/objects` });
   });
 
+  test('KILN_DATA_DIR and the embedded ports move the embedded services', () => {
+    const config = loadConfig({
+      KILN_DATA_DIR: '/srv/kiln',
+      EMBEDDED_POSTGRES_PORT: '6001',
+      TEMPORAL_DEV_PORT: '6002',
+      TEMPORAL_DEV_UI_PORT: '6003',
+    });
+    assert.equal(config.dataDir, '/srv/kiln');
+    assert.deepEqual(config.database, {
+      url: 'postgres://kiln@127.0.0.1:6001/kiln',
+      embedded: { dataDir: '/srv/kiln/postgres', port: 6001 },
+    });
+    assert.deepEqual(config.storage, { driver: 'filesystem', dir: '/srv/kiln/objects' });
+    assert.deepEqual(config.temporal.devServer, { port: 6002, uiPort: 6003 });
+  });
+
   test('DATABASE_URL replaces the embedded server', () => {
     const url = 'postgres://app@db.internal:5432/kiln';
     assert.deepEqual(loadConfig({ DATABASE_URL: url }).database, { url, embedded: undefined });

@@ -9,14 +9,7 @@ import type {
   RetentionPolicy,
   WebhookRetryPolicy,
 } from './policies.js';
-import {
-  DATA_DIR,
-  EMBEDDED_POSTGRES_PORT,
-  envSchema,
-  type Env,
-  type Plan,
-  type ProviderLimit,
-} from './schema.js';
+import { envSchema, type Env, type Plan, type ProviderLimit } from './schema.js';
 
 /**
  * `T` with every property readonly, all the way down, as deepFreeze leaves it at run time; byte arrays
@@ -41,6 +34,8 @@ interface ConfigFields {
     taskQueue: string;
     /** Payloads are encrypted with the first and decrypted with any; empty: plaintext. */
     payloadKeys: readonly PayloadKey[];
+    /** Where `npm start` runs its dev server when no `address` is given. */
+    devServer: { port: number; uiPort: number };
   };
   /** The codec endpoint (`/codec`, with the operator API): Web UI origins let through CORS. */
   codecServer: { allowedOrigins: readonly string[] };
@@ -101,11 +96,12 @@ function deepFreeze<T>(value: T): T {
   return Object.freeze(value);
 }
 
-function databaseConfig(url: string | undefined): Config['database'] {
-  if (url) return { url, embedded: undefined };
+function databaseConfig(e: Env): Config['database'] {
+  if (e.DATABASE_URL) return { url: e.DATABASE_URL, embedded: undefined };
+  const port = e.EMBEDDED_POSTGRES_PORT;
   return {
-    url: `postgres://kiln@127.0.0.1:${EMBEDDED_POSTGRES_PORT}/kiln`,
-    embedded: { dataDir: path.join(DATA_DIR, 'postgres'), port: EMBEDDED_POSTGRES_PORT },
+    url: `postgres://kiln@127.0.0.1:${port}/kiln`,
+    embedded: { dataDir: path.join(e.KILN_DATA_DIR, 'postgres'), port },
   };
 }
 
@@ -139,11 +135,14 @@ function temporalConfig(e: Env): Config['temporal'] {
     namespace: e.TEMPORAL_NAMESPACE,
     taskQueue: e.TEMPORAL_TASK_QUEUE,
     payloadKeys: e.PAYLOAD_ENCRYPTION_KEYS ?? [],
+    devServer: { port: e.TEMPORAL_DEV_PORT, uiPort: e.TEMPORAL_DEV_UI_PORT },
   };
 }
 
 function storageConfig(e: Env): Config['storage'] {
-  if (e.STORAGE_DRIVER !== 's3') return { driver: 'filesystem', dir: e.STORAGE_DIR };
+  if (e.STORAGE_DRIVER !== 's3') {
+    return { driver: 'filesystem', dir: e.STORAGE_DIR ?? path.join(e.KILN_DATA_DIR, 'objects') };
+  }
   return {
     driver: 's3',
     bucket: e.S3_BUCKET,
@@ -261,7 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     http: { port: e.PORT, host: e.HOST },
     temporal: temporalConfig(e),
     codecServer: { allowedOrigins: e.CODEC_ALLOWED_ORIGINS },
-    database: databaseConfig(e.DATABASE_URL),
+    database: databaseConfig(e),
     storage: storageConfig(e),
     providers: providersConfig(e),
     ...providerCallPolicies(e),
@@ -271,6 +270,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminApiKey: e.ADMIN_API_KEY,
     logLevel: e.LOG_LEVEL,
     observability: observabilityConfig(e),
-    dataDir: DATA_DIR,
+    dataDir: e.KILN_DATA_DIR,
   });
 }

@@ -3,9 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_OPENAI_TEXT_MODELS, type PayloadKey } from './policies.js';
 
-/** The embedded PostgreSQL's port: off the usual 5432, so a system server there is left alone. */
-export const EMBEDDED_POSTGRES_PORT = 54329;
-
 /** Embedded defaults for `npm start` keep their state here (git-ignored). */
 export const DATA_DIR = path.resolve(fileURLToPath(new URL('../../.data', import.meta.url)));
 
@@ -97,6 +94,13 @@ export const envSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** host:port of a Temporal frontend. Unset: `npm start` runs a dev server, api/worker use localhost:7233. */
   TEMPORAL_ADDRESS: optionalString,
+  /** The dev server `npm start` runs without TEMPORAL_ADDRESS: its frontend and Web UI ports. */
+  TEMPORAL_DEV_PORT: z.coerce.number().int().min(1).max(65535).default(7233),
+  TEMPORAL_DEV_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+  /** Where `npm start` keeps its state: the embedded cluster, the dev server's SQLite, results. Default `.data`. */
+  KILN_DATA_DIR: z.string().default(DATA_DIR),
+  /** The embedded PostgreSQL's port (no DATABASE_URL): off the usual 5432, so a system server there is left alone. */
+  EMBEDDED_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   /** Default `default`. */
   TEMPORAL_NAMESPACE: z.string().default('default'),
   /** Task queue of the generation workflows and activities. Default `kiln-generations`. */
@@ -113,7 +117,8 @@ export const envSchema = z.object({
   DATABASE_URL: optionalString,
   /** `filesystem` (default, under `.data/objects`) or `s3`. */
   STORAGE_DRIVER: z.enum(['filesystem', 's3']).default('filesystem'),
-  STORAGE_DIR: z.string().default(path.join(DATA_DIR, 'objects')),
+  /** Default: `objects` in KILN_DATA_DIR. */
+  STORAGE_DIR: optionalString,
   S3_BUCKET: z.string().default('kiln-results'),
   /** Endpoint of an S3-compatible server (MinIO, …); unset for AWS. */
   S3_ENDPOINT: optionalString,

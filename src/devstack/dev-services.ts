@@ -5,9 +5,6 @@ import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { checkPrerequisites } from './prerequisites.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
-const DEV_SERVER_PORT = 7233;
-const DEV_SERVER_UI_PORT = 8233;
-
 /** The servers `npm start` runs itself when the environment names none. */
 export interface DevServices {
   /** `config` with the dev server's address filled in. */
@@ -42,10 +39,11 @@ export async function startDevServices(config: Config): Promise<DevServices> {
       stops.push(() => postgres.stop());
     }
     if (config.temporal.address) return { config, temporalUiUrl: undefined, stop };
-    log(`starting the Temporal dev server on 127.0.0.1:${DEV_SERVER_PORT}`);
+    const { port, uiPort } = config.temporal.devServer;
+    log(`starting the Temporal dev server on 127.0.0.1:${port}`);
     const temporal = await startTemporalDevServer({
-      port: DEV_SERVER_PORT,
-      uiPort: DEV_SERVER_UI_PORT,
+      port,
+      uiPort,
       dbFile: path.join(config.dataDir, 'temporal.sqlite'),
       installLog: log,
     });

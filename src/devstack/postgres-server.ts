@@ -75,7 +75,16 @@ export async function initCluster(dataDir: string): Promise<void> {
   if (ids.uid !== undefined) await chown(dataDir, ids.uid, ids.gid ?? ids.uid);
   const { initdb } = await postgresBinaries();
   const args = ['-D', dataDir, '-U', POSTGRES_SUPERUSER, '--auth=trust', '-E', 'UTF8', '--locale=C'];
-  await execFileAsync(initdb, [...args, '--no-sync'], ids);
+  try {
+    await execFileAsync(initdb, [...args, '--no-sync'], ids);
+  } catch (error) {
+    if (ids.uid === undefined || !String((error as Error).message).includes('Permission denied')) throw error;
+    throw new Error(
+      `the ${SYSTEM_USER} user, which PostgreSQL runs as under root, cannot reach ${dataDir}: ` +
+        'every folder above it must be traversable by others (chmod o+x), or choose another KILN_DATA_DIR',
+      { cause: error },
+    );
+  }
 }
 
 /** Spawns the postmaster on 127.0.0.1:`port`; `stderr()` keeps its last lines for error messages. */
