@@ -235,7 +235,7 @@ describe('text jobs', () => {
     const text = await submit(api, { kind: 'text', prompt: 'p', params: { size: '256x256' } }, randomUUID());
     assert.equal(text.status, 400);
     assert.deepEqual((text.body.error as { details: unknown }).details, {
-      fields: [{ field: 'params.size', message: 'not a parameter of text jobs' }],
+      fields: [{ field: 'params', message: 'not a parameter of text jobs' }],
     });
     const image = await submit(
       api,
@@ -243,6 +243,9 @@ describe('text jobs', () => {
       randomUUID(),
     );
     assert.equal(image.status, 400);
+    assert.deepEqual((image.body.error as { details: unknown }).details, {
+      fields: [{ field: 'params', message: 'not a parameter of image jobs' }],
+    });
     const model = await submit(api, { kind: 'text', prompt: 'p', model: 'dall-e-2' }, randomUUID());
     assert.equal(model.status, 400);
     assert.equal((model.body.error as { code: string }).code, 'unknown_model');

@@ -93,9 +93,15 @@ const requestFields = {
   webhook: webhookSchema.optional(),
 };
 
-const imageParamsSchema = z
-  .object({ size: z.enum(IMAGE_SIZES).optional().describe(`Default ${DEFAULT_SIZE}`) })
-  .strict();
+/** A strict object whose unknown keys are refused as not being parameters of `kind` jobs. */
+const paramsOf = <Shape extends z.ZodRawShape>(kind: 'image' | 'text', shape: Shape) =>
+  z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? `not a parameter of ${kind} jobs` : undefined),
+  });
+
+const imageParamsSchema = paramsOf('image', {
+  size: z.enum(IMAGE_SIZES).optional().describe(`Default ${DEFAULT_SIZE}`),
+});
 
 /** Unknown fields are rejected, in both kinds, so typos do not pass silently. */
 export const imageRequestSchema = z
@@ -106,18 +112,15 @@ export const textRequestSchema = z
   .object({
     kind: z.literal('text'),
     ...requestFields,
-    params: z
-      .object({
-        maxTokens: z
-          .number()
-          .int()
-          .min(1)
-          .max(MAX_MAX_TOKENS)
-          .optional()
-          .describe(`The completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
-      })
-      .strict()
-      .optional(),
+    params: paramsOf('text', {
+      maxTokens: z
+        .number()
+        .int()
+        .min(1)
+        .max(MAX_MAX_TOKENS)
+        .optional()
+        .describe(`The completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
+    }).optional(),
   })
   .strict();
 
