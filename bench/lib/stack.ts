@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { stopChild } from '../../src/devstack/temporal-dev-server.js';
+import { stopChild } from '../../src/devstack/child-lifetime.js';
 import { startSharedStack, type SharedStack } from '../../test/harness/shared-stack.js';
 import { createTestContext, type TestContext } from '../../test/harness/test-context.js';
 

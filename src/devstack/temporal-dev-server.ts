@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import { KILN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
-import { endsWithThisProcess } from './child-lifetime.js';
+import { endsWithThisProcess, stopChild } from './child-lifetime.js';
 import { ensureTemporalCli } from './temporal-cli.js';
 
 export interface TemporalDevServerOptions {
@@ -104,13 +104,4 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     process: child,
     stop: () => stopChild(child),
   };
-}
-
-export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
 }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../../src/api/api-server.js';
-import { stopChild } from '../../src/devstack/temporal-dev-server.js';
+import { stopChild } from '../../src/devstack/child-lifetime.js';
 import { createLogger } from '../../src/logger.js';
 import { configuredProviders } from '../../src/providers/configured-providers.js';
 import { createKilnWorker } from '../../src/worker/create-worker.js';

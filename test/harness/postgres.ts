@@ -9,7 +9,7 @@ import {
   spawnPostgres,
   waitForPostgres,
 } from '../../src/devstack/postgres-server.js';
-import { stopChild } from '../../src/devstack/temporal-dev-server.js';
+import { stopChild } from '../../src/devstack/child-lifetime.js';
 import { freePort } from './free-port.js';
 
 const execFileAsync = promisify(execFile);

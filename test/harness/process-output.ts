@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { stopChild } from '../../src/devstack/temporal-dev-server.js';
+import { stopChild } from '../../src/devstack/child-lifetime.js';
 import type { TestContext } from './test-context.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
