@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
     runs,
     temporalStore: temporal,
     machine: machine(),
+    loadAverageAtEnd: [],
     scenarios: [],
   };
   const stack = await startBenchStack(temporal, log);
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    report.loadAverageAtEnd = os.loadavg();
     await stack.stop();
   }
   // Report order is the table order, whatever order the scenarios ran in.

@@ -30,6 +30,14 @@ async function cmdline(pid: number): Promise<string> {
   return (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
 }
 
+/** Processes counted together: one by pid, or those whose command line holds a piece of text. */
+export interface ProcessGroup {
+  pid?: number;
+  cmdlineIncludes?: string;
+  /** Their child processes too (PostgreSQL's backends). */
+  descendants?: boolean;
+}
+
 /** CPU seconds used so far by each named group of processes (a process and all its descendants). */
 export type CpuReading = Record<string, number>;
 
@@ -38,12 +46,7 @@ export type CpuReading = Record<string, number>;
  * Temporal dev server and PostgreSQL by their ports) or by pid; PostgreSQL with its backends.
  */
 export class CpuMeter {
-  constructor(
-    private readonly groups: Record<
-      string,
-      { pid?: number; cmdlineIncludes?: string; descendants?: boolean }
-    >,
-  ) {}
+  constructor(private readonly groups: Record<string, ProcessGroup>) {}
 
   async read(): Promise<CpuReading> {
     const processes = await allProcesses();
@@ -72,24 +75,33 @@ export class CpuMeter {
   }
 }
 
-/** CPU milliseconds each component spent per unit of work between two readings. */
-export function cpuMsPer(before: CpuReading, after: CpuReading, units: number, suffix: string) {
-  return Object.fromEntries(
-    Object.keys(after).map((name) => [
-      `cpu_ms_per_${suffix}_${name}`,
-      (((after[name] ?? 0) - (before[name] ?? 0)) * 1000) / units,
-    ]),
+/** CPU milliseconds per unit of work between two readings: the whole stack (every group), and each group. */
+export function cpuMsPer(before: CpuReading, after: CpuReading, units: number, unit: string) {
+  const perGroup = Object.keys(after).map(
+    (name) => [name, (((after[name] ?? 0) - (before[name] ?? 0)) * 1000) / units] as const,
   );
+  return {
+    [`cpu_ms_per_${unit}`]: perGroup.reduce((sum, [, ms]) => sum + ms, 0),
+    ...Object.fromEntries(perGroup.map(([name, ms]) => [`cpu_ms_per_${unit}_${name}`, ms])),
+  };
 }
 
-/** The bench stack's components, found by the ports in its environment. */
-export function stackMeter(extra: Record<string, number | undefined>): CpuMeter {
-  const pgPort = new URL(process.env.KILN_TEST_PG_BASE_URL!).port;
-  const temporalPort = process.env.KILN_TEST_TEMPORAL_ADDRESS!.split(':').at(-1)!;
-  return new CpuMeter({
-    temporal: { cmdlineIncludes: `start-dev --ip 127.0.0.1 --port ${temporalPort} ` },
-    postgres: { cmdlineIncludes: ` -p ${pgPort} `, descendants: true },
-    bench: { pid: process.pid },
-    ...Object.fromEntries(Object.entries(extra).map(([name, pid]) => [name, { pid }])),
-  });
+/**
+ * The servers the bench shares between designs, found by the ports in its environment: the Temporal
+ * dev server, PostgreSQL with its backends, and MinIO (Kiln's object store here).
+ */
+export function sharedServer(name: 'temporal' | 'postgres' | 'storage'): ProcessGroup {
+  switch (name) {
+    case 'temporal': {
+      const port = process.env.KILN_TEST_TEMPORAL_ADDRESS!.split(':').at(-1)!;
+      return { cmdlineIncludes: `start-dev --ip 127.0.0.1 --port ${port} ` };
+    }
+    case 'postgres':
+      return {
+        cmdlineIncludes: ` -p ${new URL(process.env.KILN_TEST_PG_BASE_URL!).port} `,
+        descendants: true,
+      };
+    case 'storage':
+      return { cmdlineIncludes: `--address ${new URL(process.env.KILN_TEST_S3_ENDPOINT!).host} ` };
+  }
 }

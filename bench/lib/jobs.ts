@@ -166,7 +166,10 @@ export async function atRate(
  * Ends the workflows of a run's jobs (20 at a time), so that the next run, or scenario, does not share
  * the dev server with them. One already closed is skipped.
  */
-export async function terminateWorkflows(ctx: TestContext, workflowIds: string[]): Promise<void> {
+export async function terminateWorkflows(
+  ctx: Pick<TestContext, 'temporal'>,
+  workflowIds: string[],
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: 20 }, async () => {

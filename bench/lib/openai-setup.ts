@@ -43,13 +43,18 @@ export const openaiBody = (prompt: string) => ({
   params: { size: '256x256' },
 });
 
+/**
+ * Kiln on the bench's servers against the OpenAI fake: a fresh one made from `provider`, or `fake`, one
+ * the caller shares with the baselines (and closes itself). `workers: 0` leaves the jobs queued.
+ */
 export async function startOpenAIBench(options: {
   env: Record<string, string>;
   provider?: FakeOpenAIImagesServerOptions;
+  fake?: FakeOpenAIImagesServer;
   workers?: number;
   users?: number;
 }): Promise<OpenAIBench> {
-  const provider = await startFakeOpenAIImagesServer(options.provider);
+  const provider = options.fake ?? (await startFakeOpenAIImagesServer(options.provider));
   const ctx = await benchContext({
     OPENAI_API_KEY: provider.apiKey,
     OPENAI_BASE_URL: provider.url,
@@ -76,7 +81,7 @@ export async function startOpenAIBench(options: {
     users,
     stop: async () => {
       await ctx.cleanup();
-      await provider.close();
+      if (!options.fake) await provider.close();
     },
   };
 }

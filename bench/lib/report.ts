@@ -2,8 +2,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { format as prettier, resolveConfig } from 'prettier';
-import type { Figures, Scenario, Target } from './scenario.js';
+import type { Figures, RatioRow, Scenario, Target } from './scenario.js';
 import { spreadOf, type Spread } from './stats.js';
+
+type JudgedTarget = Target & { median: number; min: number; max: number; met: boolean };
 
 /** One scenario's outcome: every figure over the runs, and each target judged on its figure's median. */
 export interface ScenarioResult {
@@ -11,7 +13,9 @@ export interface ScenarioResult {
   title: string;
   conditions: string;
   figures: Record<string, Spread>;
-  targets: (Target & { median: number; min: number; max: number; met: boolean })[];
+  targets: JudgedTarget[];
+  /** The ratio table's rows, for a scenario that measures Kiln beside the baselines. */
+  ratioRows?: RatioRow[];
   /** Set when the scenario failed to finish: its figures are missing. */
   error?: string;
   seconds: number;
@@ -24,6 +28,8 @@ export interface BenchReport {
   runs: number;
   temporalStore: string;
   machine: { cpus: number; cpuModel: string; memoryGb: number; node: string; loadAverageAtStart: number[] };
+  /** os.loadavg() once the last scenario ended: with the one at start, how shared the machine was. */
+  loadAverageAtEnd: number[];
   scenarios: ScenarioResult[];
 }
 
@@ -38,6 +44,7 @@ export function judge(scenario: Scenario, quick: boolean, runs: Figures[], secon
     conditions: scenario.conditions(quick),
     figures,
     seconds,
+    ...(scenario.ratioRows ? { ratioRows: scenario.ratioRows } : {}),
     targets: scenario.targets.map((target) => {
       const spread = figures[target.figure] ?? spreadOf([]);
       const met = target.op === '<=' ? spread.median <= target.value : spread.median >= target.value;
@@ -52,6 +59,7 @@ export function failed(scenario: Scenario, quick: boolean, error: unknown, secon
     title: scenario.title,
     conditions: scenario.conditions(quick),
     figures: {},
+    ...(scenario.ratioRows ? { ratioRows: scenario.ratioRows } : {}),
     targets: scenario.targets.map((target) => ({
       ...target,
       median: Number.NaN,
@@ -73,30 +81,51 @@ function format(value: number): string {
 const spread = (s: { median: number; min: number; max: number }) =>
   `**${format(s.median)}** (${format(s.min)}–${format(s.max)})`;
 
-/** The table the README carries: one row per target, then every figure measured. */
-export function markdown(report: BenchReport): string {
+const loads = (averages: number[]) => averages.map((n) => n.toFixed(2)).join(' ');
+
+function verdict(result: ScenarioResult, targets: JudgedTarget[]): string {
+  if (targets.length === 0) return '';
+  if (result.error) return 'error';
+  return targets.every((target) => target.met) ? 'met' : 'missed';
+}
+
+/** One row per figure measured beside the baselines: each design's spread, Kiln ÷ `bare`, its targets. */
+function ratioTable(report: BenchReport): string[] {
   const lines = [
-    `# Kiln benchmark — ${report.startedAt}`,
-    '',
-    `\`${report.command}\` · ${report.quick ? 'quick mode (indicative only)' : 'full mode'} · ` +
-      `${report.runs} run(s) per scenario · Temporal dev server on ${report.temporalStore} SQLite · ` +
-      `${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node}, ` +
-      `load average at start ${report.machine.loadAverageAtStart.map((n) => n.toFixed(2)).join(' ')}`,
-    '',
-    'Medians over the runs, with (min–max). A target is judged on the median.',
-    '',
-    '| scenario | figure | target | measured | |',
-    '| --- | --- | --- | --- | --- |',
+    '| figure | Kiln | bare | direct | Kiln ÷ bare | target | |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const result of report.scenarios) {
-    for (const target of result.targets) {
-      const verdict = result.error ? 'error' : target.met ? 'met' : 'missed';
+    for (const row of result.ratioRows ?? []) {
+      const cell = (name: string) => (result.figures[name] ? spread(result.figures[name]) : '–');
+      const targets = result.targets.filter(
+        (t) => t.figure === `ratio.${row.figure}` || t.figure === `kiln.${row.figure}`,
+      );
       lines.push(
-        `| ${result.title} | \`${target.figure}\` | ${target.label} | ${spread(target)} | ${verdict} |`,
+        `| ${row.label} | ${cell(`kiln.${row.figure}`)} | ${cell(`bare.${row.figure}`)} | ` +
+          `${cell(`direct.${row.figure}`)} | ${cell(`ratio.${row.figure}`)} | ` +
+          `${targets.map((t) => t.label).join('; ')} | ${verdict(result, targets)} |`,
       );
     }
   }
-  lines.push('', '## Every figure', '');
+  return lines;
+}
+
+/** One row per target of the scenarios judged on their own (no baselines). */
+function absoluteTable(report: BenchReport): string[] {
+  const lines = ['| scenario | figure | target | measured | |', '| --- | --- | --- | --- | --- |'];
+  for (const result of report.scenarios.filter((r) => !r.ratioRows)) {
+    for (const target of result.targets) {
+      lines.push(
+        `| ${result.title} | \`${target.figure}\` | ${target.label} | ${spread(target)} | ${verdict(result, [target])} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+function everyFigure(report: BenchReport): string[] {
+  const lines = ['## Every figure', ''];
   for (const result of report.scenarios) {
     lines.push(`### ${result.title} (\`${result.name}\`, ${Math.round(result.seconds)} s)`, '');
     lines.push(result.conditions, '');
@@ -109,7 +138,28 @@ export function markdown(report: BenchReport): string {
     }
     lines.push('');
   }
-  return lines.join('\n');
+  return lines;
+}
+
+/** The tables the README carries (ratios to the baselines, then absolute targets), then every figure. */
+export function markdown(report: BenchReport): string {
+  const hasRatios = report.scenarios.some((r) => r.ratioRows);
+  const hasAbsolute = report.scenarios.some((r) => !r.ratioRows);
+  return [
+    `# Kiln benchmark — ${report.startedAt}`,
+    '',
+    `\`${report.command}\` · ${report.quick ? 'quick mode (indicative only)' : 'full mode'} · ` +
+      `${report.runs} run(s) per scenario · Temporal dev server on ${report.temporalStore} SQLite · ` +
+      `${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGb} GB, Node ${report.machine.node} · ` +
+      `load average at start ${loads(report.machine.loadAverageAtStart)}, at end ${loads(report.loadAverageAtEnd)}`,
+    '',
+    'Medians over the runs, with (min–max). A target is judged on the median. A ratio is Kiln ÷ `bare` ' +
+      'of the same round; its median and spread are over the rounds.',
+    '',
+    ...(hasRatios ? ['## Kiln beside the baselines', '', ...ratioTable(report), ''] : []),
+    ...(hasAbsolute ? ['## Absolute targets', '', ...absoluteTable(report), ''] : []),
+    ...everyFigure(report),
+  ].join('\n');
 }
 
 export async function writeReport(report: BenchReport, dir: string): Promise<string[]> {

@@ -1,112 +1,119 @@
-import type { ApiTarget } from '../../test/harness/job-watcher.js';
-import { cpuMsPer, stackMeter } from '../lib/cpu.js';
-import { atRate, submitTimed, terminateWorkflows } from '../lib/jobs.js';
-import { openaiBody, QUEUE_ONLY_ENV } from '../lib/openai-setup.js';
-import { repeat, type Figures, type RunSettings, type Scenario } from '../lib/scenario.js';
-import { benchContext, spawnApiProcess } from '../lib/stack.js';
+import { startFakeOpenAIImagesServer } from '../../test/fakes/openai-images-server.js';
+import { cpuMsPer } from '../lib/cpu.js';
+import {
+  postMany,
+  START_CONTENDER,
+  taken,
+  type Contender,
+  type DesignName,
+  type Posted,
+} from '../lib/contenders.js';
+import { atRate } from '../lib/jobs.js';
+import { QUEUE_ONLY_ENV } from '../lib/openai-setup.js';
+import { interleave, type Figures, type RunSettings, type Scenario } from '../lib/scenario.js';
 import { latencyFigures } from '../lib/stats.js';
 
-const LEVELS = [50, 200] as const;
-const MOST_CLIENTS = Math.max(...LEVELS);
-/** Submissions a second of the open-loop measurement, spread over the 200 clients. */
-const OPEN_RATE = 20;
+/** Kiln users the submissions are spread over, as many clients' would be. */
+const USERS = 200;
+const LIGHT_RATE = 20;
+const HEAVY_RATE = 100;
+const lightSecondsFor = (quick: boolean) => (quick ? 4 : 15);
+const heavySecondsFor = (quick: boolean) => (quick ? 4 : 10);
 
-/** `clients` clients, each its own user, each sending `perClient` submissions back to back. */
-async function atConcurrency(users: ApiTarget[], clients: number, perClient: number, label: string) {
-  const latencies: number[] = [];
-  const startedAt = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async (_, client) => {
-      for (let i = 0; i < perClient; i++) {
-        const reply = await submitTimed(users[client]!, openaiBody(`${label} ${client} ${i}`));
-        latencies.push(reply.answeredAt - reply.sentAt);
-      }
-    }),
-  );
-  const seconds = (performance.now() - startedAt) / 1000;
-  return { latencies, perSecond: latencies.length / seconds };
-}
-
-/** `rate` submissions a second spread over the users, each answered before it is counted: latency without a queue. */
-async function openLoop(users: ApiTarget[], rate: number, seconds: number, label: string) {
-  const pending: Promise<number>[] = [];
-  await atRate(rate, seconds, (i) => {
-    pending.push(
-      submitTimed(users[i % users.length]!, openaiBody(`${label} ${i}`)).then((r) => r.answeredAt - r.sentAt),
-    );
-  });
+/** `rate` POSTs a second for `seconds`, each counted once answered: latency without a client-side queue. */
+async function openLoop(contender: Contender, rate: number, seconds: number, label: string) {
+  const pending: Promise<Posted>[] = [];
+  await atRate(rate, seconds, (i) => pending.push(contender.post(`${label} ${i}`, i)));
   return Promise.all(pending);
 }
 
+function latencies(posted: Posted[]): number[] {
+  return posted.filter(taken).map((p) => p.answeredAt - p.sentAt);
+}
+
+/** Taken POSTs a second, from the first sent to the last answered: below the offered rate if the design falls behind. */
+function achievedPerSecond(posted: Posted[]): number {
+  const first = Math.min(...posted.map((p) => p.sentAt));
+  const last = Math.max(...posted.map((p) => p.answeredAt));
+  return posted.filter(taken).length / ((last - first) / 1000);
+}
+
+/** The two open loops on one design, CPU per submit read over the lighter one (below saturation). */
+async function measure(contender: Contender, quick: boolean, label: string): Promise<Figures> {
+  const warmUp = await postMany(contender, 100, 20, (i) => `${label} warm-up ${i}`);
+  const before = await contender.meter.read();
+  const light = await openLoop(contender, LIGHT_RATE, lightSecondsFor(quick), `${label} light`);
+  const cpu = cpuMsPer(before, await contender.meter.read(), light.length, 'submit');
+  const heavy = await openLoop(contender, HEAVY_RATE, heavySecondsFor(quick), `${label} heavy`);
+  await contender.discard([...warmUp, ...light, ...heavy]);
+  return {
+    ...latencyFigures(`submit${LIGHT_RATE}`, latencies(light), [50, 99]),
+    ...cpu,
+    ...latencyFigures(`submit${HEAVY_RATE}`, latencies(heavy), [50, 99]),
+    [`submit${HEAVY_RATE}_achieved_per_s`]: achievedPerSecond(heavy),
+    refused_posts: [...light, ...heavy].filter((p) => !taken(p)).length,
+  };
+}
+
 /**
- * `POST /v1/generations` latency at 50 and 200 concurrent clients. Clients submit back to back (closed
- * loop), so by Little's law latency ≈ clients ÷ throughput; an open-loop rate shows the latency without
- * that queue.
+ * One round of one design on a stack of its own (Kiln: a fresh database and task queue; `bare`: a
+ * fresh task queue). No worker runs, so workflows only queue and the submit path alone is measured; a
+ * round that started behind earlier rounds' queued jobs would not repeat the measurement.
  */
+async function measureOnFreshStack(design: DesignName, quick: boolean, round: number): Promise<Figures> {
+  // `direct` has no submit apart from its call: this fake answers at once, so its figure is the floor.
+  const fake = await startFakeOpenAIImagesServer({ behaviour: { kind: 'ok', delayMs: 0 } });
+  const contender = await START_CONTENDER[design]({
+    fake,
+    worker: false,
+    watch: false,
+    users: USERS,
+    kilnEnv: QUEUE_ONLY_ENV,
+  });
+  try {
+    return await measure(contender, quick, `submit ${design} ${round}`);
+  } finally {
+    await contender.stop();
+    await fake.close();
+  }
+}
+
+/** POST latency at 20/s and at 100/s, open loop, and CPU per submission: vs `bare`. */
 export const submitUnderLoad: Scenario = {
   name: 'submit',
   title: 'submit under load',
   conditions: (quick) =>
-    `${LEVELS.join(' and ')} concurrent clients (one user each), each submitting ${quick ? 4 : 6} jobs ` +
-    'back to back after a warm-up; latency = request sent → 202 parsed, measured by the client in the bench ' +
-    `process; then an open loop of ${OPEN_RATE} submissions/s over the same ${MOST_CLIENTS} clients, each submitting every ` +
-    `${MOST_CLIENTS / OPEN_RATE} s (\`open${OPEN_RATE}ps\`); ` +
-    '1 API process; no worker runs, so the workflows only queue (the submit path alone is measured); ' +
-    'each run on a fresh database and task queue, its workflows terminated after it',
-  // Back to back, 200 clients meet 25 ms only at 8,000 submits/s; the open loop is 200 clients at a
-  // submission every 10 s each, latency without that queue. Both are judged, neither replaces the other.
+    `each round, Kiln, \`bare\` and \`direct\` in turn, each on a fresh stack: an open loop of ${LIGHT_RATE} ` +
+    `POSTs/s for ${lightSecondsFor(quick)} s, then ${HEAVY_RATE}/s for ${heavySecondsFor(quick)} s (Kiln over ` +
+    `${USERS} users); latency = request sent → answer parsed, at the client; achieved = POSTs taken per ` +
+    'second from the first sent to the last answered; CPU ms per submit over the first loop (whole stack ' +
+    '= the sum of the processes); no worker runs, so the workflows only queue (terminated after the ' +
+    'round); `direct` has no submit of its own, so its figure is the whole call to a fake answering at once',
   targets: [
+    { figure: `ratio.submit${LIGHT_RATE}_p50_ms`, label: 'Kiln ÷ bare ≤ 1.3', op: '<=', value: 1.3 },
+    { figure: `ratio.submit${LIGHT_RATE}_p99_ms`, label: 'Kiln ÷ bare ≤ 1.5', op: '<=', value: 1.5 },
     {
-      figure: `c${MOST_CLIENTS}_p99_ms`,
-      label: `p99 ≤ 25 ms at ${MOST_CLIENTS} clients, back to back`,
-      op: '<=',
-      value: 25,
+      figure: `ratio.submit${HEAVY_RATE}_achieved_per_s`,
+      label: 'Kiln ÷ bare ≥ 0.95',
+      op: '>=',
+      value: 0.95,
     },
-    {
-      figure: `open${OPEN_RATE}ps_p99_ms`,
-      label: `p99 ≤ 25 ms at ${MOST_CLIENTS} clients, one submission each every ${MOST_CLIENTS / OPEN_RATE} s`,
-      op: '<=',
-      value: 25,
-    },
+    { figure: `kiln.submit${HEAVY_RATE}_p99_ms`, label: 'Kiln ≤ 250 ms', op: '<=', value: 250 },
+    { figure: 'ratio.cpu_ms_per_submit', label: 'Kiln ÷ bare ≤ 1.3', op: '<=', value: 1.3 },
   ],
-  run: (settings: RunSettings) => repeat(settings, (run) => measureOnFreshStack(settings, run)),
+  ratioRows: [
+    { label: `submit at ${LIGHT_RATE}/s, open loop, p50 (ms)`, figure: `submit${LIGHT_RATE}_p50_ms` },
+    { label: `submit at ${LIGHT_RATE}/s, open loop, p99 (ms)`, figure: `submit${LIGHT_RATE}_p99_ms` },
+    {
+      label: `submit at ${HEAVY_RATE}/s, open loop: achieved rate (/s)`,
+      figure: `submit${HEAVY_RATE}_achieved_per_s`,
+    },
+    { label: `submit at ${HEAVY_RATE}/s, open loop, p99 (ms)`, figure: `submit${HEAVY_RATE}_p99_ms` },
+    { label: 'CPU ms per submit, whole stack', figure: 'cpu_ms_per_submit' },
+    { label: '… Temporal dev server', figure: 'cpu_ms_per_submit_temporal' },
+    { label: '… PostgreSQL', figure: 'cpu_ms_per_submit_postgres' },
+    { label: '… API', figure: 'cpu_ms_per_submit_api' },
+  ],
+  run: (settings: RunSettings) =>
+    interleave(settings, (design, round) => measureOnFreshStack(design, settings.quick, round)),
 };
-
-/**
- * One run on a database and task queue of its own. No worker drains the queue here, so each run would
- * otherwise start behind every earlier run's 1,800 queued jobs and workflows, and the runs would not be
- * repeats of one measurement (PostgreSQL's CPU per submit went 4 → 8 → 14 ms over three runs).
- */
-async function measureOnFreshStack(settings: RunSettings, run: number): Promise<Figures> {
-  const ctx = await benchContext(QUEUE_ONLY_ENV);
-  try {
-    const api = await spawnApiProcess(ctx);
-    const users: ApiTarget[] = [];
-    for (let i = 0; i < MOST_CLIENTS; i++) {
-      users.push({ url: api.url, apiKey: (await ctx.createUser()).apiKey });
-    }
-    await atConcurrency(users, 20, 5, 'warm-up');
-    const perClient = settings.quick ? 4 : 6;
-    const meter = stackMeter({ api: api.child.pid });
-    const figures: Figures = {};
-    for (const clients of LEVELS) {
-      const before = await meter.read();
-      const { latencies, perSecond } = await atConcurrency(users, clients, perClient, `c${clients}-${run}`);
-      Object.assign(figures, latencyFigures(`c${clients}`, latencies));
-      figures[`c${clients}_submits_per_s`] = perSecond;
-      // CPU per submission by process at the higher level: what one 202 costs, and where.
-      if (clients === LEVELS.at(-1)) {
-        Object.assign(figures, cpuMsPer(before, await meter.read(), latencies.length, 'submit'));
-      }
-    }
-    const open = await openLoop(users, OPEN_RATE, settings.quick ? 3 : 15, `open-${run}`);
-    return { ...figures, ...latencyFigures(`open${OPEN_RATE}ps`, open) };
-  } finally {
-    const jobs = await ctx.database.db.selectFrom('jobs').select('workflow_id').execute();
-    await terminateWorkflows(
-      ctx,
-      jobs.map((job) => job.workflow_id),
-    );
-    await ctx.cleanup();
-  }
-}
