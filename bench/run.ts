@@ -12,8 +12,11 @@ const RESULTS_DIR = fileURLToPath(new URL('./results', import.meta.url));
 
 const USAGE = `npm run bench [-- [scenario…] [--quick] [--runs N] [--temporal memory|file]]
   scenarios: ${SCENARIOS.map((s) => s.name).join(', ')} (default: all)
+  ${SCENARIOS.filter((s) => s.ratioRows)
+    .map((s) => s.name)
+    .join(', ')}: Kiln beside the baselines bare and direct, in turn each round (bench/baselines)
   --quick     smaller loads, one run: for development; writes bench/results/quick/latest.{json,md}
-  --runs N    runs per scenario (default 3, quick 1)
+  --runs N    runs per scenario, rounds of the three designs (default 3, quick 1)
   --temporal  the dev server's SQLite: memory (as npm test, default) or file (WAL, synchronous=OFF)`;
 
 function log(line: string): void {

@@ -97,7 +97,10 @@ function ratioTable(report: BenchReport): string[] {
   ];
   for (const result of report.scenarios) {
     for (const row of result.ratioRows ?? []) {
-      const cell = (name: string) => (result.figures[name] ? spread(result.figures[name]) : '–');
+      const cell = (name: string) => {
+        const figure = result.figures[name];
+        return figure && Number.isFinite(figure.median) ? spread(figure) : '–';
+      };
       const targets = result.targets.filter(
         (t) => t.figure === `ratio.${row.figure}` || t.figure === `kiln.${row.figure}`,
       );
