@@ -85,6 +85,24 @@ describe('API keys: who is calling', () => {
     assert.equal(await revokeApiKeys(ctx.database.db, carol.id), 1);
     assert.equal((await apiFetch(alice, '/v1/generations/job_x', {}, key)).status, 401);
   });
+
+  test('a revoked key cannot submit, even straight after a submission that made the API remember it', async () => {
+    const dave = await ctx.createUser();
+    const target = { url: alice.url, apiKey: dave.apiKey };
+    const body = { kind: 'image', prompt: 'dave', params: { size: '256x256' } };
+    assert.equal((await submit(target, body, randomUUID())).status, 202);
+    assert.equal(await revokeApiKeys(ctx.database.db, dave.userId), 1);
+    const refusedKey = randomUUID();
+    const refused = await submit(target, body, refusedKey);
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers.get('www-authenticate'), 'Bearer');
+    const rows = await ctx.database.db
+      .selectFrom('jobs')
+      .select('id')
+      .where('idempotency_key', '=', refusedKey)
+      .execute();
+    assert.deepEqual(rows, [], 'a refused submission creates no job');
+  });
 });
 
 async function waitFor(condition: () => boolean): Promise<void> {

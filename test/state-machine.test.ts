@@ -6,6 +6,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createJobTableActivities } from '../src/activities/job-table.js';
 import { createProviderCallCancels } from '../src/activities/provider-call-cancels.js';
 import { submitGeneration } from '../src/use-cases/submit-generation.js';
+import { RecentQueues } from '../src/use-cases/recent-queues.js';
+import { hashApiKey } from '../src/auth/api-key.js';
 import { findJob, IllegalTransitionError, transitionJob } from '../src/db/job-repository.js';
 import { JobStatus, TERMINAL_STATUSES } from '../src/jobs/job.js';
 import { canTransition, ENTERED_FROM } from '../src/jobs/transitions.js';
@@ -52,8 +54,9 @@ describe('the job state machine', () => {
           logger: createLogger(ctx.config.logLevel, 'test-api'),
           config: ctx.config,
           costs: ctx.config.costs,
+          queues: new RecentQueues(ctx.database.db, ctx.config),
         },
-        { userId: ctx.userId, plan: ctx.config.plans.defaultPlan },
+        { userId: ctx.userId, keySha256: hashApiKey(ctx.apiKey) },
         randomUUID(),
         request,
       );

@@ -15,6 +15,8 @@ import { callerOfRequest } from './authenticate.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
 import { KeySessions } from './key-sessions.js';
+import { KnownKeys } from './known-keys.js';
+import { RecentQueues } from '../use-cases/recent-queues.js';
 
 export interface ApiServerDependencies {
   config: Config;
@@ -34,13 +36,16 @@ export interface RunningApiServer {
 export async function startApiServer(deps: ApiServerDependencies): Promise<RunningApiServer> {
   const { config, database, logger } = deps;
   const events = await JobEventHub.start(database, logger);
-  const keys = await KeySessions.start(database, logger);
+  const knownKeys = new KnownKeys(database.db);
+  const keys = await KeySessions.start(database, logger, knownKeys);
   const app = createApp({
     ...deps,
     db: database.db,
     costs: config.costs,
     hub: events.hub,
     sessions: keys.sessions,
+    knownKeys,
+    queues: new RecentQueues(database.db, config),
   });
   const stream = createJobStream({
     hub: events.hub,

@@ -10,20 +10,24 @@ import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
-import { authenticate, authenticatedCaller, callerOf } from './authenticate.js';
+import { authenticate, authenticateSubmitter, callerOf, submitterOf, unauthorized } from './authenticate.js';
 import { cancelGeneration } from '../use-cases/cancel-generation.js';
 import { listGenerations } from '../use-cases/list-generations.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
 import { recordSubmission } from '../use-cases/record-submission.js';
-import { submitGeneration, type SubmitDependencies } from '../use-cases/submit-generation.js';
+import {
+  submitGeneration,
+  type SubmitDependencies,
+  type SubmitRefusal,
+} from '../use-cases/submit-generation.js';
 import { checkWebhookAddress, parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
+import type { KnownKeys } from './known-keys.js';
 import { serveJobEvents } from './job-events-sse.js';
 import { parseListQuery } from './list-query.js';
 import { preferredWait, waitForJobEnd } from './prefer-wait.js';
 import { cancelRefusal, listRefusal, submitRefusal } from './refusals.js';
-import { submitRateLimit } from './submit-rate-limit.js';
 import { STREAM_PATH } from './job-stream.js';
 import { addWebhookRoutes } from './webhook-routes.js';
 
@@ -35,8 +39,10 @@ export interface GenerationsRouteDependencies extends SubmitDependencies {
   hub: JobEventHub;
   /** Ends an event stream when the key it was opened with is revoked. */
   sessions: KeySessions;
+  /** Keys seen live, so that a submission need not look its key up first. */
+  knownKeys: KnownKeys;
   logger: Logger;
-  config: SubmitDependencies['config'] & Pick<Config, 'providers' | 'submitRateLimit'>;
+  config: SubmitDependencies['config'] & Pick<Config, 'providers'>;
 }
 
 const BODY_LIMIT = '32kb';
@@ -67,6 +73,14 @@ function ownedJobOf(db: Kysely<Database>) {
   };
 }
 
+/** HTTP's answer to a refused submission, with the headers its status calls for. */
+function refusedSubmission(res: Response, refusal: SubmitRefusal): ApiError {
+  if (refusal.reason === 'unauthorized') return unauthorized(res);
+  if (refusal.reason === 'rate_limited')
+    res.set('Retry-After', String(Math.ceil(refusal.retryAfterMs / 1000)));
+  return submitRefusal(refusal);
+}
+
 /**
  * `POST /`: the 202 of an accepted submission (a replay is marked), or its refusal's answer. With
  * `Prefer: wait=N`, the answer is held up to N s, and is 200 and the job if it ended by then.
@@ -77,8 +91,8 @@ function postGeneration(deps: GenerationsRouteDependencies): RequestHandler {
     const wait = preferredWait(req.get('Prefer'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
     await checkWebhookAddress(request, deps.config.webhooks);
-    const outcome = await submitGeneration(deps, authenticatedCaller(res), key, request);
-    if (outcome.kind === 'refused') throw submitRefusal(outcome);
+    const outcome = await submitGeneration(deps, submitterOf(res), key, request);
+    if (outcome.kind === 'refused') throw refusedSubmission(res, outcome);
     recordSubmission(deps.logger, outcome.submission);
     const { row, replayed, estimate } = outcome.submission;
     if (replayed) res.set('Idempotent-Replayed', 'true');
@@ -114,12 +128,13 @@ function serveContent(store: ObjectStore, ownedJob: ReturnType<typeof ownedJobOf
 
 export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   const router = Router();
+  // Before the router-wide lookup: a submission's key is checked by the statement that records it, and
+  // its submit token (the per-key rate limit) is taken there too.
+  const json = express.json({ limit: BODY_LIMIT });
+  router.post('/', authenticateSubmitter(deps.knownKeys), requireJson, json, postGeneration(deps));
+
   router.use(authenticate(deps.db));
   const ownedJob = ownedJobOf(deps.db);
-
-  const rateLimited = submitRateLimit(deps.db, deps.config.submitRateLimit);
-  const json = express.json({ limit: BODY_LIMIT });
-  router.post('/', rateLimited, requireJson, json, postGeneration(deps));
 
   router.post('/:id/cancel', async (req, res) => {
     const outcome = await cancelGeneration(deps, callerOf(res), String(req.params.id));

@@ -3,6 +3,7 @@ import type { DatabaseHandle } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { API_KEY_REVOCATIONS_CHANNEL, liveApiKeyIds } from '../db/user-repository.js';
 import type { Logger } from '../logger.js';
+import type { KnownKeys } from './known-keys.js';
 
 /** A backstop only: a revocation is heard by NOTIFY, or by the recheck after a LISTEN reconnect. */
 const RECHECK_INTERVAL_MS = 30_000;
@@ -42,15 +43,23 @@ export class KeySessions {
     private readonly logger: Logger,
   ) {}
 
+  /** Also tells `knownKeys` of each revocation, and of a reconnect, after which some may have been missed. */
   static async start(
     database: DatabaseHandle,
     logger: Logger,
+    knownKeys: KnownKeys,
   ): Promise<{ sessions: KeySessions; stop(): Promise<void> }> {
     const sessions = new KeySessions(database.db, logger);
     const listener = await database.listen(
       API_KEY_REVOCATIONS_CHANNEL,
-      (keyId) => sessions.revoke(keyId),
-      () => sessions.recheckInBackground(),
+      (keyId) => {
+        knownKeys.forget(keyId);
+        sessions.revoke(keyId);
+      },
+      () => {
+        knownKeys.forgetAll();
+        sessions.recheckInBackground();
+      },
     );
     const timer = setInterval(() => sessions.recheckInBackground(), RECHECK_INTERVAL_MS);
     timer.unref();

@@ -17,8 +17,15 @@ function insufficientCredits({ cost, balance }: InsufficientCredits): ApiError {
   });
 }
 
-export function submitRefusal(refusal: SubmitRefusal): ApiError {
+/** A revoked key is answered as every unauthenticated request is; `Retry-After` is the route's to set. */
+export function submitRefusal(refusal: Exclude<SubmitRefusal, { reason: 'unauthorized' }>): ApiError {
   switch (refusal.reason) {
+    case 'rate_limited': {
+      const { retryAfterMs, rate } = refusal;
+      return new ApiError('rate_limited', `at most ${rate.perMinute} submissions per minute per API key`, {
+        retryAfterMs,
+      });
+    }
     case 'insufficient_credits':
       return insufficientCredits(refusal);
     case 'idempotency_key_reused':

@@ -18,6 +18,7 @@ import * as createAdmitWaitingJobs from './migrations/2026_11_23_0015_create_adm
 import * as indexQueuedJobsByAge from './migrations/2026_11_23_0016_index_queued_jobs_by_age.js';
 import * as addWorkflowSeenAt from './migrations/2026_11_23_0017_add_workflow_seen_at.js';
 import * as addWebhookSecretRotation from './migrations/2026_11_23_0018_add_webhook_secret_rotation.js';
+import * as createSubmitJob from './migrations/2026_11_23_0019_create_submit_job.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -39,6 +40,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0016_index_queued_jobs_by_age': indexQueuedJobsByAge,
   '2026_11_23_0017_add_workflow_seen_at': addWorkflowSeenAt,
   '2026_11_23_0018_add_webhook_secret_rotation': addWebhookSecretRotation,
+  '2026_11_23_0019_create_submit_job': createSubmitJob,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

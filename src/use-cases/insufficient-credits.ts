@@ -10,6 +10,9 @@ export interface InsufficientCredits {
   balance: number;
 }
 
-export function insufficientCredits({ cost, balance }: InsufficientCreditsError): InsufficientCredits {
+export function insufficientCredits({
+  cost,
+  balance,
+}: Pick<InsufficientCreditsError, 'cost' | 'balance'>): InsufficientCredits {
   return { kind: 'refused', reason: 'insufficient_credits', cost, balance };
 }

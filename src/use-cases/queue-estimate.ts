@@ -5,7 +5,7 @@ import { JobStatus } from '../jobs/job.js';
 import { planNamed } from '../jobs/plans.js';
 import { dispatchesPerSecond, limitKeyFor, limitOf } from '../capacity/provider-limits.js';
 
-type EstimateConfig = Pick<Config, 'providerLimits' | 'plans'>;
+export type EstimateConfig = Pick<Config, 'providerLimits' | 'plans'>;
 
 /** Where a new job stands, as the 202 tells it. */
 export interface QueueEstimate {
@@ -19,27 +19,37 @@ const UNKNOWN_DURATION_SECONDS = 10;
 /** Recent enough to describe the provider today, many enough to smooth one slow call. */
 const RECENT_JOBS = 50;
 
-interface Waiting {
-  userId: string;
-  weight: number;
-  count: number;
-}
-
 /**
  * Queued jobs ahead that an estimate counts at most, the nearest first. Past it the position is a lower
  * bound, and a submission costs the same behind any backlog: counting them all took 27 ms of the
  * 202 behind 50,000.
  */
-const COUNTED_AHEAD = 1000;
+export const COUNTED_AHEAD = 1000;
 
-/**
- * Of the provider's `COUNTED_AHEAD` queued jobs nearest ahead of `row`, those on its provider limit, per
- * user, with each user's plan weight.
- */
-async function waitingAhead(db: Kysely<Database>, config: EstimateConfig, row: JobRow): Promise<Waiting[]> {
+/** A user's queued jobs ahead on the new job's provider limit, with their plan's weight. */
+export interface Waiting {
+  userId: string;
+  weight: number;
+  count: number;
+}
+
+/** One queued job ahead, as an estimate counts it. */
+export interface QueuedAhead {
+  id: string;
+  userId: string;
+  limitKey: string;
+  weight: number;
+}
+
+/** The provider's `COUNTED_AHEAD` queued jobs nearest ahead of `row`, nearest last. */
+export async function queuedAhead(
+  db: Kysely<Database>,
+  config: EstimateConfig,
+  row: JobRow,
+): Promise<QueuedAhead[]> {
   const nearest = db
     .selectFrom('jobs')
-    .select(['user_id', 'model'])
+    .select(['id', 'user_id', 'model', 'created_at'])
     .where('provider', '=', row.provider)
     .where('status', '=', JobStatus.queued)
     // The row's own timestamp is read in SQL: a JavaScript Date would drop its microseconds.
@@ -51,20 +61,33 @@ async function waitingAhead(db: Kysely<Database>, config: EstimateConfig, row: J
   const rows = await db
     .selectFrom(nearest)
     .innerJoin('users', 'users.id', 'ahead.user_id')
-    .select(['ahead.user_id', 'ahead.model', 'users.plan', (eb) => eb.fn.countAll<string>().as('count')])
-    .groupBy(['ahead.user_id', 'ahead.model', 'users.plan'])
+    .select(['ahead.id', 'ahead.user_id', 'ahead.model', 'users.plan'])
+    .orderBy('ahead.created_at')
+    .orderBy('ahead.id')
     .execute();
-  const key = limitKeyFor(config.providerLimits, row.provider, row.model);
-  return rows
-    .filter((ahead) => limitKeyFor(config.providerLimits, row.provider, ahead.model) === key)
-    .map((ahead) => ({
-      userId: ahead.user_id,
-      weight: planNamed(config.plans, ahead.plan).weight,
-      count: Number(ahead.count),
-    }));
+  return rows.map((ahead) => ({
+    id: ahead.id,
+    userId: ahead.user_id,
+    limitKey: limitKeyFor(config.providerLimits, row.provider, ahead.model),
+    weight: planNamed(config.plans, ahead.plan).weight,
+  }));
 }
 
-async function recentCallSeconds(db: Kysely<Database>, row: JobRow): Promise<number> {
+/** Per user, the jobs of `ahead` on the limit key of `row`. */
+function waitingOn(config: EstimateConfig, row: JobRow, ahead: QueuedAhead[]): Waiting[] {
+  const key = limitKeyFor(config.providerLimits, row.provider, row.model);
+  const byUser = new Map<string, Waiting>();
+  for (const job of ahead) {
+    if (job.limitKey !== key) continue;
+    const waiting = byUser.get(job.userId) ?? { userId: job.userId, weight: job.weight, count: 0 };
+    waiting.count++;
+    byUser.set(job.userId, waiting);
+  }
+  return [...byUser.values()];
+}
+
+/** The mean call time of the provider's model over its last `RECENT_JOBS` successes. */
+export async function recentCallSeconds(db: Kysely<Database>, row: JobRow): Promise<number> {
   const { seconds } = await db
     .selectFrom((eb) =>
       eb
@@ -88,6 +111,30 @@ async function recentCallSeconds(db: Kysely<Database>, row: JobRow): Promise<num
  * fewer jobs. The wait is that position over the provider's throughput (its rate, or its slots over
  * recent call times, whichever binds), or the user's own backlog over their running slots if longer.
  */
+export function fairEstimate(
+  config: EstimateConfig,
+  row: JobRow,
+  plan: Plan,
+  ahead: Iterable<Waiting>,
+  callSeconds: number,
+): QueueEstimate {
+  let own = 0;
+  const others: Waiting[] = [];
+  for (const waiting of ahead) {
+    if (waiting.userId === row.user_id) own = waiting.count;
+    else others.push(waiting);
+  }
+  const turns = (waiting: Waiting) =>
+    Math.min(waiting.count, Math.ceil(((own + 1) * waiting.weight) / plan.weight));
+  const queuePosition = others.reduce((sum, waiting) => sum + turns(waiting), own);
+  const limit = limitOf(config.providerLimits, limitKeyFor(config.providerLimits, row.provider, row.model));
+  const providerPerSecond = Math.min(dispatchesPerSecond(limit), limit.concurrency / callSeconds);
+  const ownPerSecond = plan.maxRunning / callSeconds;
+  const waitSeconds = Math.max(queuePosition / providerPerSecond, own / ownPerSecond);
+  return { queuePosition, estimatedWaitSeconds: Math.round(waitSeconds * 10) / 10 };
+}
+
+/** The estimate of a queued job read straight from the table (zero for one that left the queue). */
 export async function estimateQueue(
   db: Kysely<Database>,
   config: EstimateConfig,
@@ -95,18 +142,6 @@ export async function estimateQueue(
   plan: Plan,
 ): Promise<QueueEstimate> {
   if (row.status !== JobStatus.queued) return { queuePosition: 0, estimatedWaitSeconds: 0 };
-  const [ahead, callSeconds] = await Promise.all([waitingAhead(db, config, row), recentCallSeconds(db, row)]);
-  const own = ahead.find((waiting) => waiting.userId === row.user_id)?.count ?? 0;
-  const others = ahead
-    .filter((waiting) => waiting.userId !== row.user_id)
-    .reduce(
-      (sum, waiting) => sum + Math.min(waiting.count, Math.ceil(((own + 1) * waiting.weight) / plan.weight)),
-      0,
-    );
-  const queuePosition = own + others;
-  const limit = limitOf(config.providerLimits, limitKeyFor(config.providerLimits, row.provider, row.model));
-  const providerPerSecond = Math.min(dispatchesPerSecond(limit), limit.concurrency / callSeconds);
-  const ownPerSecond = plan.maxRunning / callSeconds;
-  const waitSeconds = Math.max(queuePosition / providerPerSecond, own / ownPerSecond);
-  return { queuePosition, estimatedWaitSeconds: Math.round(waitSeconds * 10) / 10 };
+  const [ahead, callSeconds] = await Promise.all([queuedAhead(db, config, row), recentCallSeconds(db, row)]);
+  return fairEstimate(config, row, plan, waitingOn(config, row, ahead), callSeconds);
 }

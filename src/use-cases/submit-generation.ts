@@ -2,11 +2,9 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import type { Kysely } from 'kysely';
 import type { Config, Plan } from '../config/index.js';
 import { costOf } from '../credits/job-cost.js';
-import { InsufficientCreditsError, reserveCredits } from '../db/credit-repository.js';
-import { insertJobOnce } from '../db/job-repository.js';
-import type { Database, JobRow, NewJobRow } from '../db/schema.js';
-import type { Caller } from '../db/user-repository.js';
-import { ensureWebhookSecret } from '../db/webhook-secret-repository.js';
+import type { Database, JobRow } from '../db/schema.js';
+import { submitJob, type NewJob, type SubmitJobResult } from '../db/submission-repository.js';
+import type { SubmitRate } from '../db/submit-rate-limiter.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';
@@ -19,6 +17,7 @@ import type { runGeneration } from '../workflows/index.js';
 import { insufficientCredits, type InsufficientCredits } from './insufficient-credits.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
 import { estimateQueue, type QueueEstimate } from './queue-estimate.js';
+import type { RecentQueues } from './recent-queues.js';
 
 export interface SubmitDependencies {
   db: Kysely<Database>;
@@ -26,7 +25,18 @@ export interface SubmitDependencies {
   logger: Logger;
   /** What a job costs, from `config.costs`. */
   costs: Config['costs'];
-  config: Pick<Config, 'temporal' | 'timeouts' | 'retry' | 'providerLimits' | 'plans' | 'webhooks'>;
+  config: Pick<
+    Config,
+    'temporal' | 'timeouts' | 'retry' | 'providerLimits' | 'plans' | 'webhooks' | 'submitRateLimit'
+  >;
+  /** This process's recent reads of each provider's queue, for the estimates of new jobs. */
+  queues: RecentQueues;
+}
+
+/** Who submits: a key's user, and the key's SHA-256 (it must still be live, and pays a submit token). */
+export interface Submitter {
+  userId: string;
+  keySha256: string;
 }
 
 export interface Submission {
@@ -42,7 +52,11 @@ export interface Submission {
 export type SubmitRefusal =
   | InsufficientCredits
   /** The key's job was submitted with a different request. */
-  | { kind: 'refused'; reason: 'idempotency_key_reused' };
+  | { kind: 'refused'; reason: 'idempotency_key_reused' }
+  /** The key was revoked (or removed) since this process last saw it. */
+  | { kind: 'refused'; reason: 'unauthorized' }
+  /** The key submitted past its rate; it may again in `retryAfterMs`. */
+  | { kind: 'refused'; reason: 'rate_limited'; retryAfterMs: number; rate: SubmitRate };
 
 export type SubmitOutcome = { kind: 'submitted'; submission: Submission } | SubmitRefusal;
 
@@ -86,31 +100,8 @@ async function startWorkflow(
   }
 }
 
-/**
- * Inserts the job and reserves its cost in one transaction: a job exists only if it was paid for, and
- * a replayed key (an existing row) reserves nothing.
- */
-async function insertPaidJob(
-  deps: SubmitDependencies,
-  job: NewJobRow,
-  request: GenerationRequest,
-): Promise<{ kind: 'inserted'; row: JobRow; created: boolean } | InsufficientCredits> {
-  const cost = costOf(deps.costs, request);
-  try {
-    return await deps.db.transaction().execute(async (trx) => {
-      const inserted = await insertJobOnce(trx, job);
-      if (inserted.created) await reserveCredits(trx, job.user_id, job.id, cost);
-      // Created on first use, so that every delivery of the job can be signed.
-      if (inserted.created && request.webhook) await ensureWebhookSecret(trx, job.user_id);
-      return { kind: 'inserted' as const, ...inserted };
-    });
-  } catch (error) {
-    if (!(error instanceof InsufficientCreditsError)) throw error;
-    return insufficientCredits(error);
-  }
-}
-
-function newJobRow(userId: string, idempotencyKey: string, request: GenerationRequest): NewJobRow {
+/** The job a submission writes, its id derived from the user and their key. */
+function newJob(userId: string, idempotencyKey: string, request: GenerationRequest): NewJob {
   const id = jobIdFor(userId, idempotencyKey);
   return {
     id,
@@ -124,34 +115,51 @@ function newJobRow(userId: string, idempotencyKey: string, request: GenerationRe
     size: request.size,
     status: JobStatus.queued,
     workflow_id: id,
-    webhook: request.webhook ? JSON.stringify(request.webhook) : null,
+    webhook: request.webhook ?? null,
   };
 }
 
+function refusalOf(
+  result: Exclude<SubmitJobResult, { kind: 'created' | 'replayed' }>,
+  rate: SubmitRate,
+): SubmitRefusal {
+  switch (result.kind) {
+    case 'unauthorized':
+      return { kind: 'refused', reason: 'unauthorized' };
+    case 'rate_limited':
+      return { kind: 'refused', reason: 'rate_limited', retryAfterMs: result.retryAfterMs, rate };
+    case 'insufficient_credits':
+      return insufficientCredits(result);
+  }
+}
+
 /**
- * Records the job with its cost reserved, then starts its workflow while estimating its place in the
- * queue. The row comes first so that the job can always be read back, even with no worker running; a
- * row left `queued` by a crash between the two steps gets its workflow from the next submission with
- * the same key.
+ * Records the job with its cost reserved (after taking the key's submit token, in the same statement),
+ * then starts its workflow while estimating its place in the queue. The row comes first so that the job
+ * can always be read back, even with no worker running; a row left `queued` by a crash between the two
+ * steps gets its workflow from the next submission with the same key.
  */
 export async function submitGeneration(
   deps: SubmitDependencies,
-  { userId, plan }: Pick<Caller, 'userId' | 'plan'>,
+  { userId, keySha256 }: Submitter,
   idempotencyKey: string,
   request: GenerationRequest,
 ): Promise<SubmitOutcome> {
-  const job = newJobRow(userId, idempotencyKey, request);
-  const inserted = await insertPaidJob(deps, job, request);
-  if (inserted.kind === 'refused') return inserted;
-  const { row, created } = inserted;
+  const job = newJob(userId, idempotencyKey, request);
+  const rate = deps.config.submitRateLimit;
+  const cost = costOf(deps.costs, request);
+  const result = await submitJob(deps.db, { keySha256, rate, job, cost });
+  if (result.kind !== 'created' && result.kind !== 'replayed') return refusalOf(result, rate);
+  const { row } = result;
+  const created = result.kind === 'created';
   if (!created && row.request_sha256 !== job.request_sha256) {
     return { kind: 'refused', reason: 'idempotency_key_reused' };
   }
-  const callerPlan = planNamed(deps.config.plans, plan);
+  const plan = planNamed(deps.config.plans, result.plan);
   // The estimate reads only the job table: it runs while the workflow starts, not after it.
   const [runId, estimate] = await Promise.all([
-    created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, callerPlan) : undefined,
-    estimateQueue(deps.db, deps.config, row, callerPlan),
+    created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, plan) : undefined,
+    created ? deps.queues.ofNewJob(row, plan) : estimateQueue(deps.db, deps.config, row, plan),
   ]);
   // The `queued` event's delivery, if the webhook asked for it; a crash here leaves it to the next change.
   await afterJobChange(jobChangeContextFrom(deps), { row });
