@@ -109,6 +109,8 @@ export class JobEventHub {
   }
 
   private receive(payload: string): void {
+    // Every job's events reach every API process: most find nobody here to tell, and need no parsing.
+    if (this.subscriptions.size === 0) return;
     const message = decodeChannelMessage(payload);
     if (message.kind === 'event') this.deliver(message.event);
     else this.deliverText(message.jobId, message.update);
