@@ -11,9 +11,9 @@ import { submitUnderLoad } from './submit-under-load.js';
 
 /** In the table order, which is also the report's; scenarios added since follow it. */
 export const SCENARIOS: Scenario[] = [
-  submitUnderLoad,
-  orchestrationOverhead,
   capacity,
+  orchestrationOverhead,
+  submitUnderLoad,
   pushLatency,
   quotaUse,
   recovery,
