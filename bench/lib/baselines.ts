@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { stopChild } from '../../src/devstack/child-lifetime.js';
+import { endsWithThisProcess, stopChild } from '../../src/devstack/child-lifetime.js';
 import type { FakeOpenAIImagesServer } from '../../test/fakes/openai-images-server.js';
 
 const BASELINES_DIR = fileURLToPath(new URL('../baselines/', import.meta.url));
@@ -24,6 +24,8 @@ export async function spawnBaseline(
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A baseline whose sibling failed to start, or a bench that crashed, must not leave it running.
+  endsWithThisProcess(child, 'SIGTERM');
   let output = '';
   const announced = await new Promise<string>((resolve, reject) => {
     const read = (chunk: Buffer) => {
