@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { FakeOpenAIImagesServer } from '../../test/fakes/openai-images-server.js';
 import { startBare, startDirect } from './baselines.js';
 import { CpuMeter, sharedServer, type ProcessGroup } from './cpu.js';
-import { JobWatcher } from './jobs.js';
+import { inPool, JobWatcher } from './jobs.js';
 import { openaiBody, startOpenAIBench } from './openai-setup.js';
 import { TemporalJobs } from './temporal-jobs.js';
 
@@ -72,23 +72,13 @@ export const taken = (posted: Posted) => posted.status >= 200 && posted.status <
 const workflowIds = (posted: Posted[]) => posted.filter(taken).map((p) => p.id);
 
 /** Posts `count` jobs with at most `concurrency` requests open; returns them in posting order. */
-export async function postMany(
+export function postMany(
   contender: Contender,
   count: number,
   concurrency: number,
   prompt: (index: number) => string,
 ): Promise<Posted[]> {
-  const posted = new Array<Posted>(count);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) {
-        const index = next++;
-        posted[index] = await contender.post(prompt(index), index);
-      }
-    }),
-  );
-  return posted;
+  return inPool(count, concurrency, (index) => contender.post(prompt(index), index));
 }
 
 /** Settling, end times, histories and cleanup through Temporal, for Kiln and `bare` alike. */

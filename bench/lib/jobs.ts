@@ -31,24 +31,33 @@ export async function submitTimed(api: ApiTarget, body: unknown): Promise<Submit
   return { id: String(answer.id), status: res.status, sentAt, answeredAt };
 }
 
-/** Submits `count` bodies with at most `concurrency` requests open; returns them in submission order. */
-export async function submitMany(
-  api: ApiTarget,
+/** Runs `task` for indexes 0…count−1 with at most `concurrency` running; results in index order. */
+export async function inPool<T>(
   count: number,
   concurrency: number,
-  body: (index: number) => unknown,
-): Promise<Submitted[]> {
-  const results: Submitted[] = new Array<Submitted>(count);
+  task: (index: number) => Promise<T>,
+): Promise<T[]> {
+  const results = new Array<T>(count);
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, count) }, async () => {
       while (next < count) {
         const index = next++;
-        results[index] = await submitTimed(api, body(index));
+        results[index] = await task(index);
       }
     }),
   );
   return results;
+}
+
+/** Submits `count` bodies with at most `concurrency` requests open; returns them in submission order. */
+export function submitMany(
+  api: ApiTarget,
+  count: number,
+  concurrency: number,
+  body: (index: number) => unknown,
+): Promise<Submitted[]> {
+  return inPool(count, concurrency, (index) => submitTimed(api, body(index)));
 }
 
 /** What a watcher saw of one job: when each status first arrived (performance.now()), and the last state. */
