@@ -58,7 +58,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
       dbFile: path.join(temporalDir, 't.db'),
     };
     temporal = await startTemporalDevServer(temporalOptions);
-    // Result writes pass through a proxy that can stall them, to catch a worker inside storeResult.
+    // Result writes pass through a proxy that can stall them, to catch a worker as it moves a result.
     minio = await startMinio();
     s3Proxy = await startHoldingProxy(
       minio.endpoint,
@@ -179,18 +179,18 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('worker SIGKILL mid-call', ids, duplicateSubmits(prompts));
   });
 
-  test('SIGKILL of the worker inside storeResult', async () => {
+  test('SIGKILL of the worker as it moves the result', async () => {
     replicate.setDurationMs(500);
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('storing');
-    // Only storeResult writes under results/: every job is inside it.
+    // Only the result's move writes under results/: every job is inside it.
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
     await replaceWorker();
     s3Proxy.release();
-    await finish('worker SIGKILL in storeResult', ids, duplicateSubmits(prompts));
+    await finish('worker SIGKILL moving the result', ids, duplicateSubmits(prompts));
   });
 
-  /** Waits until storeResult has finished for every job: its result stored and its staging copy removed. */
+  /** Waits until every job's result is moved: stored, and its staging copy removed. */
   async function allStored(ids: string[]): Promise<void> {
     await waitUntil(async () => {
       const keys = new Set(await listObjectKeys(ctx));
@@ -198,35 +198,48 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     });
   }
 
+  /** A worker whose PostgreSQL connections pass through a link the test can freeze. */
+  async function workerBehindPostgresLink(): Promise<TcpProxy> {
+    await worker.stop();
+    const url = new URL(ctx.env.DATABASE_URL!);
+    const link = await startTcpProxy(url.host);
+    url.host = link.address;
+    worker = spawnWorkerProcess(ctx, { DATABASE_URL: url.toString() });
+    await worker.ready;
+    return link;
+  }
+
   /**
    * With every job's copy to results/ held, kills the worker once the results are stored but before
-   * markJobSucceeded commits: the database is frozen in between.
+   * `succeeded` reaches PostgreSQL: the worker's link to it is frozen in between, so the statement
+   * waits in the link and dies with the worker (a paused server would run it on resuming).
    */
-  async function killWorkerBeforeSucceeded(ids: string[]): Promise<void> {
+  async function killWorkerBeforeSucceeded(ids: string[], link: TcpProxy): Promise<void> {
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
-    await postgres.pause();
+    link.freeze();
     s3Proxy.release();
     await allStored(ids);
     worker.child.kill('SIGKILL');
-    await postgres.resume();
+    await link.close();
   }
 
   test('SIGKILL of the worker inside a job-table write', async () => {
     replicate.setDurationMs(500);
+    const link = await workerBehindPostgresLink();
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('job table');
-    await killWorkerBeforeSucceeded(ids);
+    await killWorkerBeforeSucceeded(ids, link);
     worker = spawnWorkerProcess(ctx);
     await worker.ready;
-    await finish('worker SIGKILL in markJobSucceeded', ids, duplicateSubmits(prompts));
+    await finish('worker SIGKILL in the succeeded write', ids, duplicateSubmits(prompts));
   });
 
-  test('SIGKILL of the worker after markJobSucceeded committed, before its workflow task completed', async () => {
+  test('SIGKILL of the worker after succeeded committed, before its workflow task completed', async () => {
     replicate.setDurationMs(500);
     const link = await workerBehindLink();
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('after succeeded');
-    // Every job is inside storeResult, in the workflow task that also writes `succeeded`.
+    // Every job is moving its result, in the local activity that then writes `succeeded`.
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
     // The worker keeps writing to Postgres, but can no longer tell Temporal the task is done.
     link.freeze();
@@ -302,10 +315,11 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
 
   test('a job whose deadline passed while its worker was lost after storing keeps no result', async () => {
     replicate.setDurationMs(500);
+    const link = await workerBehindPostgresLink();
     s3Proxy.hold();
     const submittedAt = Date.now();
     const { ids } = await submitJobs('deadline storing', { deadline: { finishWithinSeconds: 4 } });
-    await killWorkerBeforeSucceeded(ids);
+    await killWorkerBeforeSucceeded(ids, link);
     // The next worker replays each job with its deadline already passed: the job fails, after storing.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, submittedAt + 5000 - Date.now())));
     worker = spawnWorkerProcess(ctx);

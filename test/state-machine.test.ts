@@ -90,7 +90,9 @@ describe('the job state machine', () => {
       const activities = createJobTableActivities(ctxDeps(ctx));
       // What a replay after the end re-runs: every earlier write of the job, then another ending.
       const env = new MockActivityEnvironment({}, { client: ctx.temporal });
-      await env.run(() => activities.markJobStoring(id));
+      const staged = { key: `staging/${id}`, contentType: 'image/png', byteSize: 1, sha256: 'ab' };
+      const late = await env.run(() => activities.storeResultAndSucceed({ jobId: id, staged }));
+      assert.deepEqual(late, { status: 'canceled', failure: null });
       const ending = await env.run(() =>
         activities.markJobFailed({ jobId: id, code: 'timeout', message: 'late' }),
       );
@@ -103,14 +105,14 @@ describe('the job state machine', () => {
       const lines: string[] = [];
       const spy = pino({ level: 'error' }, { write: (line: string) => lines.push(line) });
       const activities = createJobTableActivities({ ...ctxDeps(ctx), logger: spy });
-      const counted = await countOf('succeeded');
-      const result = { key: 'results/x', contentType: 'image/png', byteSize: 1, sha256: 'ab' };
-      await assert.rejects(activities.markJobSucceeded({ jobId: id, result }), (error: unknown) => {
+      const counted = await countOf('storing');
+      const staged = { key: `staging/${id}`, contentType: 'image/png', byteSize: 1, sha256: 'ab' };
+      await assert.rejects(activities.storeResultAndSucceed({ jobId: id, staged }), (error: unknown) => {
         return (
           error instanceof ApplicationFailure && error.nonRetryable && error.type === 'illegal_transition'
         );
       });
-      assert.equal(await countOf('succeeded'), counted + 1);
+      assert.equal(await countOf('storing'), counted + 1);
       assert.ok(lines.some((line) => line.includes(id) && line.includes('transition refused')));
       assert.equal((await findJob(ctx.database.db, id))?.status, 'queued');
     });

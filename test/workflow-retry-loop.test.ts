@@ -42,23 +42,13 @@ describe('runGeneration: the provider retry loop, against fake activities', { ti
   after(() => runner?.stop());
 
   describe('calls and their count', PARALLEL, () => {
-    test('a first call that succeeds is stored, then marked succeeded', async () => {
+    test('a first call that succeeds is stored and marked succeeded', async () => {
       const run = await runJob({});
-      assert.deepEqual(run.events, [
-        'admitWaitingJobs',
-        'callProvider',
-        'markJobStoring',
-        'storeResult',
-        'markJobSucceeded',
-      ]);
+      assert.deepEqual(run.events, ['admitWaitingJobs', 'callProvider', 'storeResultAndSucceed']);
       const { jobId } = run;
-      assert.deepEqual(run.argOf('storeResult'), {
+      assert.deepEqual(run.argOf('storeResultAndSucceed'), {
         jobId,
         staged: { key: `staging/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
-      });
-      assert.deepEqual(run.argOf('markJobSucceeded'), {
-        jobId,
-        result: { key: `results/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
       });
       assert.deepEqual(run.end, { closed: 'completed', jobStatus: 'succeeded' });
     });
@@ -323,9 +313,9 @@ describe('runGeneration: the provider retry loop, against fake activities', { ti
     });
 
     test('a success whose write finds the job expired completes the workflow as expired', async () => {
-      const run = await runJob({ endings: { markJobSucceeded: { status: 'expired', failure: null } } });
+      const run = await runJob({ endings: { storeResultAndSucceed: { status: 'expired', failure: null } } });
       // The result just stored is not the job's after all.
-      assert.deepEqual(run.events.slice(-2), ['markJobSucceeded', 'discardOutputs']);
+      assert.deepEqual(run.events.slice(-2), ['storeResultAndSucceed', 'discardOutputs']);
       assert.deepEqual(run.end, { closed: 'completed', jobStatus: 'expired' });
     });
   });

@@ -1,20 +1,15 @@
-import { transitionJob } from '../db/job-repository.js';
+import { transitionJob, type JobPatch } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { isTerminal, JobStatus, type JobEnding, type JobFailureCode } from '../jobs/job.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
-import type { StoredObject } from '../storage/object-store.js';
 import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
+import { storeStagedResult, type StoreResultInput } from './result-storage.js';
 import { jobTableFailure } from './temporal-failure.js';
 
 export interface MarkJobFailedInput {
   jobId: string;
   code: JobFailureCode;
   message: string;
-}
-
-export interface MarkJobSucceededInput {
-  jobId: string;
-  result: StoredObject;
 }
 
 function endingOf(row: JobRow): JobEnding {
@@ -32,10 +27,11 @@ function endingOf(row: JobRow): JobEnding {
  */
 export function createJobTableActivities(deps: ActivityDependencies) {
   const { db, logger } = deps;
-  async function transition(jobId: string, to: JobStatus, patch: Parameters<typeof transitionJob>[3] = {}) {
+  /** `known`: the row as this activity last wrote it, which spares the write its read. */
+  async function transition(jobId: string, to: JobStatus, patch: JobPatch = {}, known?: JobRow) {
     let row;
     try {
-      row = await transitionJob(db, jobId, to, patch);
+      row = await transitionJob(db, jobId, to, patch, known);
     } catch (error) {
       throw jobTableFailure(error, logger, jobId);
     }
@@ -44,22 +40,30 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     return row;
   }
 
-  async function end(jobId: string, to: JobStatus, patch: Parameters<typeof transitionJob>[3]) {
-    return endingOf(await transition(jobId, to, patch));
+  async function end(jobId: string, to: JobStatus, patch: JobPatch, known?: JobRow) {
+    return endingOf(await transition(jobId, to, patch, known));
   }
 
   return {
-    async markJobStoring(jobId: string): Promise<void> {
-      await transition(jobId, JobStatus.storing, { progress: 100 });
-    },
-    async markJobSucceeded({ jobId, result }: MarkJobSucceededInput): Promise<JobEnding> {
-      return end(jobId, JobStatus.succeeded, {
+    /**
+     * A generated job's last steps, as one local activity (one history marker, and no workflow task
+     * between them): `storing`, the staged output moved to its result key, `succeeded`. Each step is
+     * safe to repeat, so the whole is. A job that ended meanwhile (a cancel) keeps its end, and its
+     * output is left for the workflow to discard.
+     */
+    async storeResultAndSucceed(input: StoreResultInput): Promise<JobEnding> {
+      const { jobId } = input;
+      const storing = await transition(jobId, JobStatus.storing, { progress: 100 });
+      if (isTerminal(storing.status)) return endingOf(storing);
+      const result = await storeStagedResult(deps.store, input);
+      const stored = {
         completed_at: new Date(),
         storage_key: result.key,
         content_type: result.contentType,
         byte_size: result.byteSize,
         result_sha256: result.sha256,
-      });
+      };
+      return end(jobId, JobStatus.succeeded, stored, storing);
     },
     async markJobFailed({ jobId, code, message }: MarkJobFailedInput): Promise<JobEnding> {
       return end(jobId, JobStatus.failed, {

@@ -23,7 +23,7 @@ import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
 
 export type CallProviderInput = GenerationAsk;
 
-/** Either the output, staged for `storeResult`, or word to wait (breaker, pause, full slots): no call was made. */
+/** Either the output, staged for `storeResultAndSucceed`, or word to wait (breaker, pause, full slots): no call was made. */
 export type CallProviderOutcome =
   { kind: 'generated'; staged: StoredObject } | { kind: 'waiting'; retryInMs: number };
 

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { JobStatus } from '../jobs/job.js';
 import type { Database } from './schema.js';
 
@@ -119,39 +119,26 @@ export async function reserveCreditsAgain(trx: Transaction<Database>, jobId: str
 }
 
 /**
- * Settles or refunds a job's reservation (its latest run's), inside the transaction that records the
- * job's terminal status. A refund gives back exactly what the ledger says was reserved. A job reserved
- * nothing (created before credits existed) closes nothing; a second close of the same run is refused by
- * the unique index.
+ * Settles or refunds a job's reservation (its latest run's), as parts of the statement that records the
+ * job's terminal status (run only if its `updated` part wrote the row). A refund gives back exactly what
+ * the ledger says was reserved. A job reserved nothing (created before credits existed) closes nothing;
+ * a second close of the same run is refused by the unique index.
  */
-export async function closeReservation(
-  trx: Transaction<Database>,
-  jobId: string,
-  status: keyof typeof CLOSE_KIND,
-): Promise<void> {
+export function closeReservationParts(jobId: string, status: keyof typeof CLOSE_KIND): RawBuilder<unknown>[] {
   const kind = CLOSE_KIND[status];
-  const entry = await trx
-    .insertInto('credit_ledger')
-    .columns(['user_id', 'job_id', 'kind', 'amount', 'run'])
-    .expression((eb) =>
-      eb
-        .selectFrom('credit_ledger')
-        .select([
-          'user_id',
-          'job_id',
-          eb.val(kind).as('kind'),
-          (kind === 'refund' ? sql<number>`-amount` : sql<number>`0`).as('amount'),
-          'run',
-        ])
-        .where('job_id', '=', jobId)
-        .where('kind', '=', 'reserve')
-        .orderBy('run', 'desc')
-        .limit(1),
-    )
-    .onConflict((oc) => oc.doNothing())
-    .returning(['user_id', 'amount'])
-    .executeTakeFirst();
-  if (entry && entry.amount !== 0) await addToBalance(trx, entry.user_id, entry.amount);
+  const amount = kind === 'refund' ? sql`-amount` : sql`0`;
+  return [
+    sql`closed as (
+      insert into credit_ledger (user_id, job_id, kind, amount, run)
+      select user_id, job_id, ${kind}, ${amount}, run from credit_ledger
+      where job_id = ${jobId} and kind = 'reserve' and exists (select 1 from updated)
+      order by run desc limit 1
+      on conflict do nothing
+      returning user_id, amount)`,
+    sql`given_back as (
+      update users set credits = users.credits + closed.amount
+      from closed where users.id = closed.user_id and closed.amount <> 0)`,
+  ];
 }
 
 /** Credits held by reservations of a user's jobs that have not ended yet. */

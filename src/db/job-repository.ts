@@ -1,10 +1,11 @@
-import { sql, type Kysely, type Transaction, type UpdateObject } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
 import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
-import { closeReservation, closesReservation, reserveCreditsAgain } from './credit-repository.js';
+import { JOB_EVENTS_CHANNEL, encodeJobEvent } from '../events/job-event.js';
+import { closeReservationParts, closesReservation, reserveCreditsAgain } from './credit-repository.js';
 import { appendJobEvent } from './job-event-repository.js';
-import type { Database, JobRow, JobRowUpdate, NewJobRow } from './schema.js';
-import { queueWebhookDelivery } from './webhook-repository.js';
+import type { Database, JobRow, NewJobRow } from './schema.js';
+import { queueWebhookDelivery, webhookDeliveryPart } from './webhook-repository.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -72,34 +73,75 @@ export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** Columns a change writes; `version` and `updated_at` every change moves itself. */
+export type JobPatch = Partial<Omit<JobRow, 'id' | 'version' | 'updated_at' | 'webhook'>>;
+
+/** What a change writes, given the row it changes (a call counts an attempt, from the row's count). */
+type PatchOf = JobPatch | ((row: JobRow) => JobPatch);
+
 /**
- * Writes `patch` and records it as the job's next event (its new `version`), announced on the events
- * channel, with its webhook delivery if the job's webhook wants it, in the same transaction; `alsoWrite` runs in that transaction too, once the row was updated.
+ * The change as one statement, so one round trip and one transaction: the row written only if it is
+ * still at `before.version` and in an allowed status, its next event recorded and announced on the
+ * events channel, and with it, if asked for, the webhook delivery and the credits' close. The event
+ * is the row as `toJob` shows it, computed from `before`: the version check makes it the row written.
+ */
+async function writeChange(
+  db: Db,
+  before: JobRow,
+  allowedStatuses: readonly JobStatus[],
+  patch: JobPatch,
+): Promise<JobRow | undefined> {
+  const after: JobRow = { ...before, ...patch, version: before.version + 1, updated_at: new Date() };
+  const event = {
+    seq: after.version,
+    type: patch.status === undefined ? 'progress' : 'status',
+    job: toJob(after),
+  } as const;
+  const assignments = Object.entries({ ...patch, version: after.version, updated_at: after.updated_at }).map(
+    ([column, value]) => sql`${sql.ref(column)} = ${value}`,
+  );
+  const parts = [
+    sql`updated as (
+      update jobs set ${sql.join(assignments)}
+      where id = ${before.id} and version = ${before.version} and status = any(${sql.val([...allowedStatuses])})
+      returning *)`,
+    sql`recorded as (
+      insert into job_events (job_id, seq, type, data)
+      select id, version, ${event.type}, ${JSON.stringify(event.job)}::jsonb from updated)`,
+    ...(closesReservation(after.status) && patch.status !== undefined
+      ? closeReservationParts(before.id, after.status)
+      : []),
+    ...[webhookDeliveryPart(after, event)].filter((part) => part !== undefined),
+  ];
+  const { rows } = await sql<JobRow & { notified?: unknown }>`
+    with ${sql.join(parts)}
+    select updated.*, pg_notify(${JOB_EVENTS_CHANNEL}, ${encodeJobEvent(event)}) as notified from updated
+  `.execute(db);
+  const [row] = rows;
+  if (row) delete row.notified;
+  return row;
+}
+
+/**
+ * Writes a change to a job in one of `allowedStatuses`, with its event (see writeChange). A row that
+ * changed since it was read is read again; `known` spares the first read. Returns the row written, or
+ * none, with the row as it was last read.
  */
 async function updateAndPublish(
-  db: Kysely<Database>,
+  db: Db,
   id: string,
   allowedStatuses: readonly JobStatus[],
-  patch: UpdateObject<Database, 'jobs'>,
-  alsoWrite?: (trx: Transaction<Database>) => Promise<void>,
-): Promise<JobRow | undefined> {
-  if (allowedStatuses.length === 0) return undefined;
-  return db.transaction().execute(async (trx) => {
-    const row = await trx
-      .updateTable('jobs')
-      .set({ ...patch, version: sql`version + 1`, updated_at: sql`now()` })
-      .where('id', '=', id)
-      .where('status', 'in', allowedStatuses)
-      .returningAll()
-      .executeTakeFirst();
-    if (!row) return undefined;
-    await alsoWrite?.(trx);
-    const type = patch.status === undefined ? 'progress' : 'status';
-    const event = { seq: row.version, type, job: toJob(row) } as const;
-    await appendJobEvent(trx, event);
-    await queueWebhookDelivery(trx, row, event);
-    return row;
-  });
+  patchOf: PatchOf,
+  known?: JobRow,
+): Promise<{ written?: JobRow; current?: JobRow }> {
+  let current = known ?? (await findJob(db, id));
+  while (current && allowedStatuses.includes(current.status)) {
+    const patch = typeof patchOf === 'function' ? patchOf(current) : patchOf;
+    const written = await writeChange(db, current, allowedStatuses, patch);
+    if (written) return { written, current: written };
+    current = await findJob(db, id);
+  }
+  return { current };
 }
 
 export class IllegalTransitionError extends Error {
@@ -125,14 +167,17 @@ export async function transitionJob(
   db: Kysely<Database>,
   id: string,
   to: JobStatus,
-  patch: JobRowUpdate = {},
+  patch: JobPatch = {},
+  known?: JobRow,
 ): Promise<JobRow> {
-  const closeCredits = closesReservation(to)
-    ? (trx: Transaction<Database>) => closeReservation(trx, id, to)
-    : undefined;
-  const updated = await updateAndPublish(db, id, ENTERED_FROM[to], { ...patch, status: to }, closeCredits);
-  if (updated) return updated;
-  const current = await findJob(db, id);
+  const { written, current } = await updateAndPublish(
+    db,
+    id,
+    ENTERED_FROM[to],
+    { ...patch, status: to },
+    known,
+  );
+  if (written) return written;
   if (current && isAtOrPast(current.status, to)) return current;
   throw new IllegalTransitionError(id, current?.status, to);
 }
@@ -142,7 +187,7 @@ export async function transitionJob(
  * same transaction. What the failed run left is cleared; `attempts` and the events keep counting.
  */
 export async function requeueFailedJob(db: Kysely<Database>, id: string): Promise<JobRow> {
-  const reset: JobRowUpdate = {
+  const reset: JobPatch = {
     status: JobStatus.queued,
     progress: 0,
     completed_at: null,
@@ -153,11 +198,12 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
     // The next run's workflow is not running yet either: if its start is lost, the orphan sweep ends it.
     workflow_seen_at: null,
   };
-  const updated = await updateAndPublish(db, id, ENTERED_FROM.queued, reset, (trx) =>
-    reserveCreditsAgain(trx, id),
-  );
-  if (updated) return updated;
-  throw new IllegalTransitionError(id, (await findJob(db, id))?.status, JobStatus.queued);
+  return db.transaction().execute(async (trx) => {
+    const { written, current } = await updateAndPublish(trx, id, ENTERED_FROM.queued, reset);
+    if (!written) throw new IllegalTransitionError(id, current?.status, JobStatus.queued);
+    await reserveCreditsAgain(trx, id);
+    return written;
+  });
 }
 
 /**
@@ -169,14 +215,19 @@ export async function startProviderCall(
   id: string,
   isNewCall: boolean,
 ): Promise<JobRow> {
-  const updated = await updateAndPublish(db, id, [JobStatus.queued, JobStatus.running], {
-    status: JobStatus.running,
-    started_at: sql<Date>`coalesce(started_at, now())`,
-    attempts: isNewCall ? sql<number>`attempts + 1` : sql<number>`attempts`,
-    progress: 0,
-  });
-  if (updated) return updated;
-  throw new IllegalTransitionError(id, (await findJob(db, id))?.status, JobStatus.running);
+  const { written, current } = await updateAndPublish(
+    db,
+    id,
+    [JobStatus.queued, JobStatus.running],
+    (row) => ({
+      status: JobStatus.running,
+      started_at: row.started_at ?? new Date(),
+      attempts: isNewCall ? row.attempts + 1 : row.attempts,
+      progress: 0,
+    }),
+  );
+  if (written) return written;
+  throw new IllegalTransitionError(id, current?.status, JobStatus.running);
 }
 
 /** Remembers (or forgets, with null) the provider's task id of the call in flight. */
@@ -208,7 +259,7 @@ export async function updateProgress(
   id: string,
   progress: number,
 ): Promise<JobRow | undefined> {
-  return updateAndPublish(db, id, [JobStatus.running], { progress });
+  return (await updateAndPublish(db, id, [JobStatus.running], { progress })).written;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { randomId } from '../auth/api-key.js';
 import type { JobEvent } from '../events/job-event.js';
 import type { WebhookAttemptResult } from '../webhooks/send-webhook.js';
@@ -82,6 +82,19 @@ export async function queueWebhookDelivery(
     })
     .onConflict((oc) => oc.columns(['job_id', 'seq']).doNothing())
     .execute();
+}
+
+/**
+ * The same, as a part of the statement that writes the change (run only if its `updated` part wrote
+ * the row); nothing if the job's webhook does not ask for `event`.
+ */
+export function webhookDeliveryPart(job: JobRow, event: JobEvent): RawBuilder<unknown> | undefined {
+  if (!job.webhook || !webhookWants(job.webhook, event)) return undefined;
+  return sql`delivered as (
+    insert into webhook_deliveries (id, job_id, seq, event_type, url, payload)
+    select ${randomId('whd')}, ${job.id}, ${event.seq}, ${event.type}, ${job.webhook.url}, ${webhookPayload(event)}
+    where exists (select 1 from updated)
+    on conflict (job_id, seq) do nothing)`;
 }
 
 /** A job's deliveries whose current run has no workflow yet, in event order. */

@@ -17,13 +17,18 @@ export const jobTable = proxyLocalActivities<JobTableActivities & AdmissionActiv
 });
 
 /*
- * Moving one result (a few MB at most) from staging to its final key, in the workflow task that also
- * writes `storing` and `succeeded`: as its own activity it cost a task-queue round trip and a workflow
- * task, which was two fifths of the Temporal server's CPU per job. A worker lost mid-copy is noticed
- * by the workflow task's timeout (10 s) and the copy is re-run on replay; a fixed final key makes that
- * harmless.
+ * Store and discard move outputs of a few MB at most inside the store. `storeResultAndSucceed` writes
+ * `storing`, moves the result and writes `succeeded` in one local activity: as a regular activity
+ * the move cost a task-queue round trip and a workflow task (two fifths of the Temporal server's CPU
+ * per job), and as three local activities two more history markers. A worker lost mid-move is noticed
+ * by the workflow task's timeout (10 s) and the whole is re-run on replay; a fixed final key makes that
+ * harmless. Retried as the job table is: what cannot succeed (the output lost) fails at once.
  */
-export const storage = proxyLocalActivities<ResultStorageActivities>({
+const outputMoves = {
   startToCloseTimeout: '20s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-});
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+} as const;
+
+export const storage = proxyLocalActivities<ResultStorageActivities>(outputMoves);
+
+export const results = proxyLocalActivities<Pick<JobTableActivities, 'storeResultAndSucceed'>>(outputMoves);

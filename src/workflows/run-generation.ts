@@ -8,7 +8,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { FailureCode, JobStatus, type JobEnding } from '../jobs/job.js';
-import { jobTable, storage } from './activity-stubs.js';
+import { jobTable, results, storage } from './activity-stubs.js';
 import { waitForAdmission } from './admission.js';
 import { jobStatusQuery, type GenerationInput } from './definitions.js';
 import {
@@ -34,10 +34,7 @@ async function generateAndStore(
   await waitForAdmission(jobId, startDeadline(input, submittedAt));
   setStatus(JobStatus.running);
   const { staged } = await callProviderWithRetries(input, submittedAt);
-  await jobTable.markJobStoring(jobId);
-  setStatus(JobStatus.storing);
-  const result = await storage.storeResult({ jobId, staged });
-  return jobTable.markJobSucceeded({ jobId, result });
+  return results.storeResultAndSucceed({ jobId, staged });
 }
 
 /**

@@ -19,7 +19,7 @@ export type LocalActivities = AdmissionActivities & JobTableActivities & ResultS
 /** What it runs on the provider's own task queue. */
 export type { ProviderActivities };
 
-type TerminalWrite = 'markJobSucceeded' | 'markJobFailed' | 'markJobExpired' | 'markJobCanceled';
+type TerminalWrite = 'storeResultAndSucceed' | 'markJobFailed' | 'markJobExpired' | 'markJobCanceled';
 
 /** One provider call's answer, as the real `callProvider` gives it. */
 export type Answer =
@@ -133,13 +133,9 @@ export function createFakes(script: Script): Fakes {
       await delay(script.admitDelayMs ?? 0);
       return admissions.shift() ?? true;
     },
-    markJobStoring(jobId) {
-      record('markJobStoring', jobId);
-      return Promise.resolve();
-    },
-    markJobSucceeded(input) {
-      record('markJobSucceeded', input);
-      return Promise.resolve(ending('markJobSucceeded', JobStatus.succeeded));
+    storeResultAndSucceed(input) {
+      record('storeResultAndSucceed', input);
+      return Promise.resolve(ending('storeResultAndSucceed', JobStatus.succeeded));
     },
     markJobFailed(input) {
       record('markJobFailed', input);
@@ -153,10 +149,6 @@ export function createFakes(script: Script): Fakes {
     markJobCanceled(jobId) {
       record('markJobCanceled', jobId);
       return Promise.resolve(ending('markJobCanceled', JobStatus.canceled));
-    },
-    storeResult(input) {
-      record('storeResult', input);
-      return Promise.resolve({ ...input.staged, key: `results/${input.jobId}` });
     },
     discardOutputs(jobId) {
       record('discardOutputs', jobId);

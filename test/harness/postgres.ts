@@ -1,8 +1,7 @@
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import {
   initCluster,
   postgresUrl,
@@ -11,8 +10,6 @@ import {
 } from '../../src/devstack/postgres-server.js';
 import { stopChild } from '../../src/devstack/child-lifetime.js';
 import { freePort } from './free-port.js';
-
-const execFileAsync = promisify(execFile);
 
 /** PostgreSQL's shutdown modes, as `pg_ctl stop -m` names them. */
 export type ShutdownMode = 'smart' | 'fast' | 'immediate';
@@ -37,19 +34,7 @@ export interface PostgresCluster {
   /** Stops the server and leaves it down until `start()`. */
   shutdown(mode?: ShutdownMode): Promise<void>;
   start(): Promise<void>;
-  /** Freezes the server and every backend (SIGSTOP): queries hang, as on a stalled database host. */
-  pause(): Promise<void>;
-  resume(): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** The postmaster and its children (backends, background workers) all get `signal`. */
-async function signalServerProcesses(postmaster: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  const { stdout } = await execFileAsync('pgrep', ['-P', String(postmaster.pid)]).catch(() => ({
-    stdout: '',
-  }));
-  const pids = [postmaster.pid, ...stdout.split('\n').filter(Boolean).map(Number)];
-  for (const pid of pids) if (pid) process.kill(pid, signal);
 }
 
 /**
@@ -82,8 +67,6 @@ export async function startPostgresCluster({ crashSafe = false } = {}): Promise<
   return {
     adminUrl: postgresUrl(port, 'postgres'),
     urlFor: (database) => postgresUrl(port, database),
-    pause: () => signalServerProcesses(child, 'SIGSTOP'),
-    resume: () => signalServerProcesses(child, 'SIGCONT'),
     restart: async (mode) => {
       await shutdown(mode);
       await start();
