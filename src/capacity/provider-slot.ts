@@ -81,8 +81,9 @@ export async function acquireProviderSlot(request: SlotRequest): Promise<HeldSlo
   const giveUpAt = Date.now() + WAIT_IN_PLACE_MS;
   const ask = slotAsk(request);
   // Queued behind other takers the activity sends no heartbeat of its own: without these, a burst of
-  // calls outwaits the heartbeat timeout and Temporal starts each again while the first still runs.
-  request.heartbeat();
+  // calls outwaits the heartbeat timeout and Temporal starts each again while the first still runs. None
+  // at once: the first beat is the SDK's one unthrottled send, a server round trip that a call done
+  // within the interval does not need.
   const beat = setInterval(() => request.heartbeat(), HEARTBEAT_WHILE_QUEUED_MS);
   try {
     for (;;) {
