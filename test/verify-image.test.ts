@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { crc32 } from 'node:zlib';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { verifyImage } from '../src/outputs/verify-image.js';
 import { ProviderError } from '../src/providers/provider-error.js';
@@ -22,6 +22,41 @@ function withIhdr(png: Buffer, edit: (data: Buffer) => void): Buffer {
   edit(copy.subarray(IHDR_DATA, IHDR_CRC));
   copy.writeUInt32BE(crc32(copy.subarray(IHDR_DATA - 4, IHDR_CRC)), IHDR_CRC);
   return copy;
+}
+
+/** The chunks of `png` as [type, data] pairs, after the signature. */
+function chunksOf(png: Buffer): [string, Buffer][] {
+  const chunks: [string, Buffer][] = [];
+  for (let offset = 8; offset < png.length; offset += 12 + png.readUInt32BE(offset)) {
+    const length = png.readUInt32BE(offset);
+    chunks.push([
+      png.toString('latin1', offset + 4, offset + 8),
+      png.subarray(offset + 8, offset + 8 + length),
+    ]);
+  }
+  return chunks;
+}
+
+function chunk(type: string, data: Buffer): Buffer {
+  const typeAndData = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const framed = Buffer.alloc(12 + data.length);
+  framed.writeUInt32BE(data.length, 0);
+  typeAndData.copy(framed, 4);
+  framed.writeUInt32BE(crc32(typeAndData), 8 + data.length);
+  return framed;
+}
+
+/** `png` with its image data (the inflated, filtered rows) replaced by `edit`'s, in whole chunks. */
+function withRows(png: Buffer, edit: (rows: Buffer) => Buffer): Buffer {
+  const chunks = chunksOf(png);
+  const rows = inflateSync(Buffer.concat(chunks.filter(([type]) => type === 'IDAT').map(([, data]) => data)));
+  const others = chunks.filter(([type]) => type !== 'IDAT' && type !== 'IEND');
+  return Buffer.concat([
+    png.subarray(0, 8),
+    ...others.map(([type, data]) => chunk(type, data)),
+    chunk('IDAT', deflateSync(edit(Buffer.from(rows)))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 function claiming(width: number, height: number): Buffer {
@@ -70,6 +105,49 @@ describe('verifyImage checks a PNG before decoding it', () => {
     assertRefused(
       withIhdr(pngOf(256, 256), (data) => data.writeUInt8(1, 12)),
       /interlaced/,
+    );
+  });
+
+  test('a PNG rebuilt from its own rows passes, so the edits below are what is refused', () => {
+    verifyImage(
+      withRows(pngOf(256, 256), (rows) => rows),
+      '256x256',
+    );
+  });
+
+  test('a chunk whose bytes do not match its CRC is refused', () => {
+    const png = Buffer.from(pngOf(256, 256));
+    png[IHDR_CRC + 12] = png[IHDR_CRC + 12]! ^ 0xff;
+    assertRefused(png, /not a decodable PNG: its \w+ chunk fails its CRC/);
+  });
+
+  test("image data that inflates past the header's rows is refused, and inflated no further", () => {
+    const bomb = withRows(pngOf(256, 256), (rows) => Buffer.concat([rows, Buffer.alloc(64 * 1024 * 1024)]));
+    const rssBefore = process.memoryUsage.rss();
+    assertRefused(bomb, /not a decodable PNG: its image data/);
+    const grown = process.memoryUsage.rss() - rssBefore;
+    assert.ok(grown < 32 * 1024 * 1024, `RSS grew by ${Math.round(grown / 2 ** 20)} MB`);
+  });
+
+  test("image data short of the header's rows, or a row of an unknown filter type, is refused", () => {
+    const png = pngOf(256, 256);
+    assertRefused(
+      withRows(png, (rows) => rows.subarray(0, rows.length - 1)),
+      /image data holds \d+ bytes, not \d+/,
+    );
+    assertRefused(
+      withRows(png, (rows) => {
+        rows[0] = 7;
+        return rows;
+      }),
+      /filter type 7/,
+    );
+  });
+
+  test('a bit depth its colour type does not allow is refused', () => {
+    assertRefused(
+      withIhdr(pngOf(256, 256), (data) => data.writeUInt8(4, 8)),
+      /colour type 6 at bit depth 4/,
     );
   });
 
