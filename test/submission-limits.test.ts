@@ -40,6 +40,17 @@ describe('the per-key submit rate limit', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.equal((await submit(api, body('after the wait'), refusedKey)).status, 202);
   });
+
+  test('a refused submission uses its token too: past the burst even an invalid one is 429', async () => {
+    const user = await ctx.createUser();
+    const own = { url: api.url, apiKey: user.apiKey };
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await submit(own, { kind: 'image', prompt: '' }, randomUUID())).status, 400);
+    }
+    const refused = await submit(own, { kind: 'image', prompt: '' }, randomUUID());
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '1');
+  });
 });
 
 describe('the queue estimate in the 202', () => {

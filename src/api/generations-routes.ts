@@ -1,4 +1,10 @@
-import express, { Router, type Request, type RequestHandler, type Response } from 'express';
+import express, {
+  Router,
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/index.js';
 import { toJob } from '../db/job-repository.js';
@@ -15,8 +21,10 @@ import { cancelGeneration } from '../use-cases/cancel-generation.js';
 import { listGenerations } from '../use-cases/list-generations.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
 import { recordSubmission } from '../use-cases/record-submission.js';
+import { takeSubmitToken } from '../db/submit-rate-limiter.js';
 import {
   submitGeneration,
+  tokenRefused,
   type SubmitDependencies,
   type SubmitRefusal,
 } from '../use-cases/submit-generation.js';
@@ -91,6 +99,7 @@ function postGeneration(deps: GenerationsRouteDependencies): RequestHandler {
     const wait = preferredWait(req.get('Prefer'));
     const request = parseGenerationRequest(req.body, deps.providers, deps.config.providers.defaultProvider);
     await checkWebhookAddress(request, deps.config.webhooks);
+    res.locals.submitTokenTaken = true;
     const outcome = await submitGeneration(deps, submitterOf(res), key, request);
     if (outcome.kind === 'refused') throw refusedSubmission(res, outcome);
     recordSubmission(deps.logger, outcome.submission);
@@ -103,6 +112,21 @@ function postGeneration(deps: GenerationsRouteDependencies): RequestHandler {
       if (ended) return void res.status(200).json(ended);
     }
     res.status(202).json({ id: row.id, status: row.status, ...estimate, links: links(row.id) });
+  };
+}
+
+/**
+ * Every authenticated submission uses a submit token, and one over its key's rate is answered 429
+ * whatever else is wrong with it, as when the limit was checked first. `submit_job` takes the token of
+ * each submission that reaches it; one refused before (unreadable, invalid, its webhook refused) takes
+ * its token here.
+ */
+function tokenOfRefused(deps: GenerationsRouteDependencies): ErrorRequestHandler {
+  return async (error: unknown, _req, res, next) => {
+    if (res.locals.submitter === undefined || res.locals.submitTokenTaken === true) return next(error);
+    const rate = deps.config.submitRateLimit;
+    const token = await takeSubmitToken(deps.db, submitterOf(res).keySha256, rate);
+    next(token.kind === 'taken' ? error : refusedSubmission(res, tokenRefused(token, rate)));
   };
 }
 
@@ -131,7 +155,8 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   // Before the router-wide lookup: a submission's key is checked by the statement that records it, and
   // its submit token (the per-key rate limit) is taken there too.
   const json = express.json({ limit: BODY_LIMIT });
-  router.post('/', authenticateSubmitter(deps.knownKeys), requireJson, json, postGeneration(deps));
+  const submitter = authenticateSubmitter(deps.knownKeys);
+  router.post('/', submitter, requireJson, json, postGeneration(deps), tokenOfRefused(deps));
 
   router.use(authenticate(deps.db));
   const ownedJob = ownedJobOf(deps.db);

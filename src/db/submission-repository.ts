@@ -5,7 +5,7 @@ import { generateWebhookSecret } from '../webhooks/signing.js';
 import { webhookPayload, webhookWants } from '../webhooks/webhook-event.js';
 import { toJob } from './job-repository.js';
 import type { Database, JobRow } from './schema.js';
-import { gcraOf, retryAfterMs, type SubmitRate } from './submit-rate-limiter.js';
+import { gcraOf, tokenRefusal, type SubmitRate, type TokenRefusal } from './submit-rate-limiter.js';
 
 /** What a submission writes of its job; the database fills in the rest. */
 export type NewJob = Pick<
@@ -37,8 +37,7 @@ export type SubmitJobResult =
   | { kind: 'created'; row: JobRow; plan: string }
   /** The key's job exists already: it is returned as it is, and nothing was reserved. */
   | { kind: 'replayed'; row: JobRow; plan: string }
-  | { kind: 'unauthorized' }
-  | { kind: 'rate_limited'; retryAfterMs: number }
+  | TokenRefusal
   | { kind: 'insufficient_credits'; cost: number; balance: number };
 
 /** Where `submit_job` writes the job's creation time, which only the database knows, into our JSON. */
@@ -76,9 +75,13 @@ function firstDelivery(job: NewJob, event: JobEvent) {
   return { id: randomId('whd'), url: job.webhook.url, payload: webhookPayload(event) };
 }
 
-type SubmitJobRow = { outcome: SubmitJobResult['kind']; ahead_ms: number | null; balance: number | null } & {
+/** `submit_job`'s row: its outcome, and the job's columns (all null when it was refused). */
+type SubmitJobRow = JobRow & {
+  outcome: SubmitJobResult['kind'];
+  ahead_ms: number | null;
+  balance: number | null;
   plan: string | null;
-} & JobRow;
+};
 
 /**
  * A submission in one statement (`submit_job`): the key's submit token, then the job with its first
@@ -101,11 +104,10 @@ export async function submitJob(db: Kysely<Database>, input: SubmitJobInput): Pr
     case 'created':
     case 'replayed':
       return { kind: outcome, row, plan: plan! };
-    case 'rate_limited':
-      return { kind: outcome, retryAfterMs: retryAfterMs(ahead_ms!, rate) };
     case 'insufficient_credits':
       return { kind: outcome, cost, balance: balance! };
+    case 'rate_limited':
     case 'unauthorized':
-      return { kind: outcome };
+      return tokenRefusal(outcome, ahead_ms, rate);
   }
 }

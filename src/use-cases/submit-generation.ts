@@ -4,7 +4,7 @@ import type { Config, Plan } from '../config/index.js';
 import { costOf } from '../credits/job-cost.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { submitJob, type NewJob, type SubmitJobResult } from '../db/submission-repository.js';
-import type { SubmitRate } from '../db/submit-rate-limiter.js';
+import type { SubmitRate, TokenRefusal } from '../db/submit-rate-limiter.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';
@@ -119,18 +119,18 @@ function newJob(userId: string, idempotencyKey: string, request: GenerationReque
   };
 }
 
+/** A refused submit token, as a refusal of the submission. */
+export function tokenRefused(refusal: TokenRefusal, rate: SubmitRate): SubmitRefusal {
+  return refusal.kind === 'unauthorized'
+    ? { kind: 'refused', reason: 'unauthorized' }
+    : { kind: 'refused', reason: 'rate_limited', retryAfterMs: refusal.retryAfterMs, rate };
+}
+
 function refusalOf(
   result: Exclude<SubmitJobResult, { kind: 'created' | 'replayed' }>,
   rate: SubmitRate,
 ): SubmitRefusal {
-  switch (result.kind) {
-    case 'unauthorized':
-      return { kind: 'refused', reason: 'unauthorized' };
-    case 'rate_limited':
-      return { kind: 'refused', reason: 'rate_limited', retryAfterMs: result.retryAfterMs, rate };
-    case 'insufficient_credits':
-      return insufficientCredits(result);
-  }
+  return result.kind === 'insufficient_credits' ? insufficientCredits(result) : tokenRefused(result, rate);
 }
 
 /**

@@ -1,18 +1,62 @@
 import { sql, type Kysely } from 'kysely';
 
 /**
+ * `take_submit_token`: the per-key submit rate limit, GCRA as one timestamp per key (`submit_tat`),
+ * moved one interval on unless it is more than the burst's tolerance ahead of now. The same UPDATE
+ * proves the key live and reads its user and plan. Returns `taken` (with the user and plan),
+ * `rate_limited` (with how far ahead the key's schedule is, in ms) or `unauthorized`.
+ */
+async function createTakeSubmitToken(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    create function take_submit_token(
+      p_key_sha256 text,
+      p_interval_secs double precision,
+      p_tolerance_secs double precision
+    ) returns table (outcome text, ahead_ms double precision, user_id text, plan text)
+    language plpgsql as $$
+    #variable_conflict use_column
+    declare
+      v_user text;
+      v_plan text;
+      v_tat timestamptz;
+      v_live boolean;
+    begin
+      update api_keys k
+        set submit_tat = greatest(coalesce(k.submit_tat, now()), now()) + make_interval(secs => p_interval_secs)
+        from users u
+        where k.key_sha256 = p_key_sha256 and k.revoked_at is null and u.id = k.user_id
+          and greatest(coalesce(k.submit_tat, now()), now()) <= now() + make_interval(secs => p_tolerance_secs)
+        returning u.id, u.plan into v_user, v_plan;
+      if found then
+        return query select 'taken', null::double precision, v_user, v_plan;
+        return;
+      end if;
+      select k.submit_tat, k.revoked_at is null into v_tat, v_live from api_keys k
+        where k.key_sha256 = p_key_sha256;
+      if v_live then
+        return query select 'rate_limited', (extract(epoch from v_tat - now()) * 1000)::double precision,
+          null::text, null::text;
+      else
+        return query select 'unauthorized', null::double precision, null::text, null::text;
+      end if;
+    end;
+    $$
+  `.execute(db);
+}
+
+/**
  * `submit_job`: a whole submission in one statement, so one round trip and one transaction. Done from
  * the API as a rate-limit UPDATE, then begin, job INSERT, event INSERT + NOTIFY, ledger INSERT, balance
  * UPDATE and commit, it was 8 of the 10 round trips each submission cost the API.
  *
- * In order: the key's submit token (GCRA: one timestamp per key, moved one interval on unless it is more
- * than the burst's tolerance ahead), which also proves the key live in the statement that writes; a
- * replay of the key's job, which reserves nothing; the cost taken from the balance (the conditional
- * UPDATE queues concurrent reservations on the user's row, so none overdraws); then the job, its first
- * event (announced on `p_channel`), its reservation in the ledger and, if its webhook wants `queued`,
- * that delivery. The cost is taken before the insert so that a job refused for its cost never exists;
- * a concurrent duplicate met at the insert gets the cost back and answers as a replay. A refused
- * submission has still used its submit token, as when the token was a statement of its own.
+ * In order: the key's submit token (`take_submit_token`, which also proves the key live in the
+ * statement that writes); a replay of the key's job, which reserves nothing; the cost taken from the
+ * balance (the conditional UPDATE queues concurrent reservations on the user's row, so none overdraws);
+ * then the job, its first event (announced on `p_channel`), its reservation in the ledger and, if its
+ * webhook wants `queued`, that delivery. The cost is taken before the insert so that a job refused for
+ * its cost never exists; a concurrent duplicate met at the insert gets the cost back and answers as a
+ * replay. A refused submission has still used its submit token, as when the token was a statement of
+ * its own.
  *
  * `p_event` (and the delivery's payload) are the JSON the API encodes, with the job's `createdAt` as
  * `"<created_at>"`: only the database knows that time, and it is written in the form JavaScript's
@@ -22,7 +66,7 @@ import { sql, type Kysely } from 'kysely';
  * `insufficient_credits`), how far ahead the key's schedule is (ms, when rate limited), the balance
  * (when insufficient), the user's plan, and the job.
  */
-export async function up(db: Kysely<unknown>): Promise<void> {
+async function createSubmitJob(db: Kysely<unknown>): Promise<void> {
   await sql`
     create function submit_job(
       p_key_sha256 text,
@@ -39,31 +83,19 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     #variable_conflict use_column
     declare
       v_new jobs := jsonb_populate_record(null::jobs, p_job);
+      v_token record;
       v_plan text;
-      v_tat timestamptz;
-      v_live boolean;
       v_row jobs;
       v_created_at text;
       v_event text;
     begin
-      update api_keys k
-        set submit_tat = greatest(coalesce(k.submit_tat, now()), now()) + make_interval(secs => p_interval_secs)
-        from users u
-        where k.key_sha256 = p_key_sha256 and k.revoked_at is null
-          and u.id = k.user_id and u.id = v_new.user_id
-          and greatest(coalesce(k.submit_tat, now()), now()) <= now() + make_interval(secs => p_tolerance_secs)
-        returning u.plan into v_plan;
-      if not found then
-        select k.submit_tat, k.revoked_at is null into v_tat, v_live
-          from api_keys k where k.key_sha256 = p_key_sha256 and k.user_id = v_new.user_id;
-        if v_live then
-          return query select 'rate_limited', (extract(epoch from v_tat - now()) * 1000)::double precision,
-            null::integer, null::text, null::jobs;
-        else
-          return query select 'unauthorized', null::double precision, null::integer, null::text, null::jobs;
-        end if;
+      select * into v_token from take_submit_token(p_key_sha256, p_interval_secs, p_tolerance_secs);
+      if v_token.outcome <> 'taken' or v_token.user_id <> v_new.user_id then
+        return query select case when v_token.outcome = 'taken' then 'unauthorized' else v_token.outcome end,
+          v_token.ahead_ms, null::integer, null::text, null::jobs;
         return;
       end if;
+      v_plan := v_token.plan;
 
       select * into v_row from jobs j
         where j.user_id = v_new.user_id and j.idempotency_key = v_new.idempotency_key;
@@ -128,8 +160,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `.execute(db);
 }
 
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await createTakeSubmitToken(db);
+  await createSubmitJob(db);
+}
+
 export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`drop function submit_job(text, double precision, double precision, jsonb, integer, text, text, text, jsonb)`.execute(
     db,
   );
+  await sql`drop function take_submit_token(text, double precision, double precision)`.execute(db);
 }
