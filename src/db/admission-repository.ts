@@ -7,7 +7,7 @@ import type { Database } from './schema.js';
 export interface Admission {
   /** Whether the asking job holds one of its user's running slots. */
   admitted: boolean;
-  /** Workflows of the jobs this call admitted, other than the asking one: the ones to wake. */
+  /** Workflows of the jobs this call admitted that wait for it (they asked already): the ones to wake. */
   toWake: string[];
 }
 

@@ -19,6 +19,7 @@ import * as indexQueuedJobsByAge from './migrations/2026_11_23_0016_index_queued
 import * as addWorkflowSeenAt from './migrations/2026_11_23_0017_add_workflow_seen_at.js';
 import * as addWebhookSecretRotation from './migrations/2026_11_23_0018_add_webhook_secret_rotation.js';
 import * as createSubmitJob from './migrations/2026_11_23_0019_create_submit_job.js';
+import * as wakeOnlyWaitingWorkflows from './migrations/2026_11_23_0020_wake_only_waiting_workflows.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -41,6 +42,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0017_add_workflow_seen_at': addWorkflowSeenAt,
   '2026_11_23_0018_add_webhook_secret_rotation': addWebhookSecretRotation,
   '2026_11_23_0019_create_submit_job': createSubmitJob,
+  '2026_11_23_0020_wake_only_waiting_workflows': wakeOnlyWaitingWorkflows,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
