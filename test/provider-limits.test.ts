@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import { releaseProviderSlot, takeProviderSlot } from '../src/db/provider-capacity-repository.js';
 import { TERMINAL_STATUSES, type JobStatus } from '../src/jobs/job.js';
 import { submit } from './harness/job-watcher.js';
 import { spawnWorkerProcess, startWorker } from './harness/kiln-processes.js';
 import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
+import { createTestContext, type TestContext } from './harness/test-context.js';
 
 const body = (prompt: string) => ({ kind: 'image', prompt, model: 'dall-e-2', params: { size: '256x256' } });
 
@@ -205,5 +207,50 @@ describe('a provider with a concurrency cap', () => {
       clearInterval(sampler);
     }
     assert.equal(peak, CAP, `peak of ${peak} calls in flight`);
+  });
+});
+
+describe('a provider slot that comes free', () => {
+  let ctx: TestContext;
+  before(async () => {
+    ctx = await createTestContext();
+  });
+  after(() => ctx.cleanup());
+
+  test('goes to the call that has waited longest, not to the first to ask after it came free', async () => {
+    const ask = (jobId: string) =>
+      takeProviderSlot(ctx.database.db, {
+        limitKey: 'fifo',
+        jobId,
+        capacity: 1,
+        intervalMs: 0,
+        leaseMs: 30_000,
+      });
+    assert.deepEqual(await ask('holder'), { taken: true });
+    assert.equal((await ask('first waiter')).taken, false);
+    assert.equal((await ask('second waiter')).taken, false);
+    await releaseProviderSlot(ctx.database.db, 'holder');
+    assert.equal((await ask('second waiter')).taken, false, 'the later waiter asked first, and waits on');
+    assert.equal((await ask('newcomer')).taken, false, 'a call just arrived waits behind both');
+    assert.deepEqual(await ask('first waiter'), { taken: true });
+    await releaseProviderSlot(ctx.database.db, 'first waiter');
+    assert.deepEqual(await ask('second waiter'), { taken: true });
+  });
+
+  test('a waiter that stopped asking holds no one back once it lapsed', async () => {
+    const ask = (jobId: string) =>
+      takeProviderSlot(ctx.database.db, {
+        limitKey: 'lapse',
+        jobId,
+        capacity: 1,
+        intervalMs: 0,
+        leaseMs: 30_000,
+      });
+    assert.deepEqual(await ask('holder'), { taken: true });
+    assert.equal((await ask('gone')).taken, false);
+    await releaseProviderSlot(ctx.database.db, 'holder');
+    assert.equal((await ask('later')).taken, false, 'the waiter is still in its place');
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.deepEqual(await ask('later'), { taken: true });
   });
 });

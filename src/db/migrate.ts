@@ -20,6 +20,7 @@ import * as addWorkflowSeenAt from './migrations/2026_11_23_0017_add_workflow_se
 import * as addWebhookSecretRotation from './migrations/2026_11_23_0018_add_webhook_secret_rotation.js';
 import * as createSubmitJob from './migrations/2026_11_23_0019_create_submit_job.js';
 import * as wakeOnlyWaitingWorkflows from './migrations/2026_11_23_0020_wake_only_waiting_workflows.js';
+import * as queueProviderSlotWaiters from './migrations/2026_11_23_0021_queue_provider_slot_waiters.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -43,6 +44,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0018_add_webhook_secret_rotation': addWebhookSecretRotation,
   '2026_11_23_0019_create_submit_job': createSubmitJob,
   '2026_11_23_0020_wake_only_waiting_workflows': wakeOnlyWaitingWorkflows,
+  '2026_11_23_0021_queue_provider_slot_waiters': queueProviderSlotWaiters,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

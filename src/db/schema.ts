@@ -103,6 +103,15 @@ export interface ProviderSlotsTable {
   expires_at: Timestamp;
 }
 
+/** A call waiting for one of its limit key's slots: free slots go to the longest waiting first. */
+export interface ProviderSlotWaitersTable {
+  job_id: string;
+  limit_key: string;
+  waiting_since: Timestamp;
+  /** A waiter that stopped asking has left the queue after this. */
+  expires_at: Timestamp;
+}
+
 /** The provider (limit key) asked everyone to hold back until `paused_until` (a 429, an empty quota). */
 export interface ProviderPausesTable {
   limit_key: string;
@@ -218,6 +227,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   provider_circuits: ProviderCircuitsTable;
   provider_slots: ProviderSlotsTable;
+  provider_slot_waiters: ProviderSlotWaitersTable;
   provider_pauses: ProviderPausesTable;
   provider_pacing: ProviderPacingTable;
   job_events: JobEventsTable;
