@@ -76,26 +76,6 @@ async function takeFromBalance(trx: Transaction<Database>, userId: string, cost:
 }
 
 /**
- * Takes a job's cost from its user's balance, inside the transaction that inserts the job. Throws
- * InsufficientCreditsError, which rolls the job back too.
- */
-export async function reserveCredits(
-  trx: Transaction<Database>,
-  userId: string,
-  jobId: string,
-  cost: number,
-): Promise<void> {
-  const entry = await trx
-    .insertInto('credit_ledger')
-    .values({ user_id: userId, job_id: jobId, kind: 'reserve', amount: -cost })
-    .onConflict((oc) => oc.doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  if (!entry) return;
-  await takeFromBalance(trx, userId, cost);
-}
-
-/**
  * Reserves a failed job's cost again for an operator's retry, inside the transaction that re-queues it:
  * the amount its last run reserved (the price the user was quoted), as the job's next run. A job that
  * reserved nothing reserves nothing. Throws InsufficientCreditsError, which rolls the re-queue back too.

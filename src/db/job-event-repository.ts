@@ -1,5 +1,5 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import { JOB_EVENTS_CHANNEL, encodeJobEvent, type JobEvent } from '../events/job-event.js';
+import type { Kysely, Transaction } from 'kysely';
+import type { JobEvent } from '../events/job-event.js';
 import type { Job } from '../jobs/job.js';
 import type { Database } from './schema.js';
 
@@ -7,23 +7,6 @@ type Db = Kysely<Database> | Transaction<Database>;
 
 /** Events read back per query; a reader that gets this many asks again. */
 const PAGE = 500;
-
-/**
- * Records the event and announces it, inside the transaction that made the change: it is committed, and
- * heard, exactly when the change is. One statement, so one round trip: every status change makes one.
- */
-export async function appendJobEvent(trx: Transaction<Database>, event: JobEvent): Promise<void> {
-  await trx
-    .with('recorded', (db) =>
-      db
-        .insertInto('job_events')
-        .values({ job_id: event.job.id, seq: event.seq, type: event.type, data: JSON.stringify(event.job) })
-        .returning('seq'),
-    )
-    .selectFrom('recorded')
-    .select(sql`pg_notify(${JOB_EVENTS_CHANNEL}, ${encodeJobEvent(event)})`.as('notified'))
-    .execute();
-}
 
 /** A job's events after `since`, in order. */
 export async function jobEventsAfter(db: Db, jobId: string, since: number): Promise<JobEvent[]> {

@@ -3,9 +3,8 @@ import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
 import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
 import { JOB_EVENTS_CHANNEL, encodeJobEvent } from '../events/job-event.js';
 import { closeReservationParts, closesReservation, reserveCreditsAgain } from './credit-repository.js';
-import { appendJobEvent } from './job-event-repository.js';
-import type { Database, JobRow, NewJobRow } from './schema.js';
-import { queueWebhookDelivery, webhookDeliveryPart } from './webhook-repository.js';
+import type { Database, JobRow } from './schema.js';
+import { webhookDeliveryPart } from './webhook-repository.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -36,37 +35,6 @@ export function toJob(row: JobRow): Job {
         ? { contentType: row.content_type, byteSize: row.byte_size, sha256: row.result_sha256 }
         : null,
   };
-}
-
-/**
- * Inserts a job, with its first event, unless the user already has one under this idempotency key;
- * either way returns it.
- */
-export async function insertJobOnce(
-  db: Transaction<Database>,
-  job: NewJobRow,
-): Promise<{ row: JobRow; created: boolean }> {
-  const inserted = await db
-    .insertInto('jobs')
-    .values(job)
-    // No conflict target: the id derives from (user, key), so a concurrent duplicate may meet either
-    // unique index first, and both mean the same job.
-    .onConflict((oc) => oc.doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  if (inserted) {
-    const event = { seq: inserted.version, type: 'status' as const, job: toJob(inserted) };
-    await appendJobEvent(db, event);
-    await queueWebhookDelivery(db, inserted, event);
-    return { row: inserted, created: true };
-  }
-  const existing = await db
-    .selectFrom('jobs')
-    .selectAll()
-    .where('user_id', '=', job.user_id)
-    .where('idempotency_key', '=', job.idempotency_key)
-    .executeTakeFirstOrThrow();
-  return { row: existing, created: false };
 }
 
 export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {

@@ -61,32 +61,9 @@ export function toWebhookDelivery(row: WebhookDeliveryRow, attempts: WebhookAtte
 }
 
 /**
- * Inside the transaction that records `event`: a delivery of it, if the job's webhook asks for it. So an
- * event is committed with its delivery or not at all, and no crash can lose one.
- */
-export async function queueWebhookDelivery(
-  trx: Transaction<Database>,
-  job: JobRow,
-  event: JobEvent,
-): Promise<void> {
-  if (!job.webhook || !webhookWants(job.webhook, event)) return;
-  await trx
-    .insertInto('webhook_deliveries')
-    .values({
-      id: randomId('whd'),
-      job_id: job.id,
-      seq: event.seq,
-      event_type: event.type,
-      url: job.webhook.url,
-      payload: webhookPayload(event),
-    })
-    .onConflict((oc) => oc.columns(['job_id', 'seq']).doNothing())
-    .execute();
-}
-
-/**
- * The same, as a part of the statement that writes the change (run only if its `updated` part wrote
- * the row); nothing if the job's webhook does not ask for `event`.
+ * A delivery of `event`, if the job's webhook asks for it, as a part of the statement that writes the
+ * change (run only if its `updated` part wrote the row): an event is committed with its delivery or
+ * not at all, and no crash can lose one.
  */
 export function webhookDeliveryPart(job: JobRow, event: JobEvent): RawBuilder<unknown> | undefined {
   if (!job.webhook || !webhookWants(job.webhook, event)) return undefined;
