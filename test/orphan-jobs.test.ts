@@ -9,7 +9,7 @@ import { configuredProviders } from '../src/providers/configured-providers.js';
 import { ensureOrphanSweepSchedule, orphanSweepScheduleId } from '../src/worker/schedules.js';
 import { balanceProblems, jobLedgerProblems } from './harness/fault-checks.js';
 import { pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
-import { startWorker } from './harness/kiln-processes.js';
+import { startApi, startWorker } from './harness/kiln-processes.js';
 import { startTcpProxy, type TcpProxy } from './harness/tcp-proxy.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -62,8 +62,10 @@ describe('a job row with no workflow behind it is ended, refunded, within the gr
     assert.equal(orphans.length, 1);
     const [orphan] = orphans;
 
-    const api = { url: cutOffApi.url, apiKey: ctx.apiKey };
     // A healthy job beside it, still waiting for its slot when the sweep looks: it must be left alone.
+    // Submitted through an API of its own: the cut-off one's client may still be reconnecting, and a
+    // start that lands past the grace period is an orphan's, which the sweep ends as it should.
+    const api = await startApi(ctx);
     await startWorker(ctx);
     await ensureOrphanSweepSchedule(ctx.temporal, ctx.config);
     ctx.onCleanup(() => ctx.temporal.schedule.getHandle(orphanSweepScheduleId(ctx.config)).delete());
