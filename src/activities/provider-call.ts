@@ -129,8 +129,12 @@ export function createProviderActivities(deps: ActivityDependencies) {
       return await heartbeatingWhile(heartbeat, async (): Promise<CallProviderOutcome> => {
         const output = await generate(call.callable, input, heartbeat, row.attempts);
         callMetrics.ended();
-        await capacity.answered(permit, output.quota);
+        // Kept first: an output lost to a failure after it (the database down) is paid for again.
         const staged = await stage(input.jobId, output);
+        // The breaker's reset and the quota's pause wait for the next call if their write fails now.
+        await capacity.answered(permit, output.quota).catch((error: unknown) => {
+          logger.warn({ ...log, err: error }, 'provider health after the call not recorded');
+        });
         logger.info({ ...log, bytes: output.bytes.byteLength }, 'provider call finished');
         return { kind: 'generated', staged };
       });
