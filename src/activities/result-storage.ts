@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { buffer } from 'node:stream/consumers';
+import { FailureCode } from '../jobs/job.js';
 import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '../storage/object-store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { resultKeyFor, stagingKeyFor } from '../storage/job-object-keys.js';
@@ -23,14 +24,17 @@ async function storedEarlier(
 ): Promise<StoredObject> {
   const body = await store.get(resultKey).catch((error: unknown) => {
     if (!(error instanceof ObjectNotFoundError)) throw error;
-    throw ApplicationFailure.nonRetryable(`${staged.key} and ${resultKey} are both gone`, 'output_lost');
+    throw ApplicationFailure.nonRetryable(
+      `${staged.key} and ${resultKey} are both gone`,
+      FailureCode.internal,
+    );
   });
   const sha256 = createHash('sha256')
     .update(await buffer(body.stream))
     .digest('hex');
   if (sha256 !== staged.sha256) {
     const message = `${resultKey}: holds SHA-256 ${sha256}, staged ${staged.sha256}`;
-    throw ApplicationFailure.nonRetryable(message, 'output_mismatch');
+    throw ApplicationFailure.nonRetryable(message, FailureCode.internal);
   }
   return { key: resultKey, contentType: body.contentType, byteSize: body.byteSize, sha256 };
 }
