@@ -217,15 +217,12 @@ describe('a provider slot that comes free', () => {
   });
   after(() => ctx.cleanup());
 
+  /** A one-slot key's take for `jobId`, unpaced. */
+  const askOf = (limitKey: string) => (jobId: string) =>
+    takeProviderSlot(ctx.database.db, { limitKey, jobId, capacity: 1, intervalMs: 0, leaseMs: 30_000 });
+
   test('goes to the call that has waited longest, not to the first to ask after it came free', async () => {
-    const ask = (jobId: string) =>
-      takeProviderSlot(ctx.database.db, {
-        limitKey: 'fifo',
-        jobId,
-        capacity: 1,
-        intervalMs: 0,
-        leaseMs: 30_000,
-      });
+    const ask = askOf('fifo');
     assert.deepEqual(await ask('holder'), { taken: true });
     assert.equal((await ask('first waiter')).taken, false);
     assert.equal((await ask('second waiter')).taken, false);
@@ -238,14 +235,7 @@ describe('a provider slot that comes free', () => {
   });
 
   test('a waiter that stopped asking holds no one back once it lapsed', async () => {
-    const ask = (jobId: string) =>
-      takeProviderSlot(ctx.database.db, {
-        limitKey: 'lapse',
-        jobId,
-        capacity: 1,
-        intervalMs: 0,
-        leaseMs: 30_000,
-      });
+    const ask = askOf('lapse');
     assert.deepEqual(await ask('holder'), { taken: true });
     assert.equal((await ask('gone')).taken, false);
     await releaseProviderSlot(ctx.database.db, 'holder');
