@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { JobEventType } from '../events/job-event.js';
 import type { ImageSize, JobFailureCode, JobKind, JobStatus, JobWebhook } from '../jobs/job.js';
 
@@ -47,8 +47,6 @@ export interface JobsTable {
 }
 
 export type JobRow = Selectable<JobsTable>;
-export type NewJobRow = Insertable<JobsTable>;
-export type JobRowUpdate = Updateable<JobsTable>;
 
 /** Who may call the API. */
 export interface UsersTable {
