@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { FAULTS, PROVIDER_BASELINE } from './faults.js';
+import { explainJobs } from './job-evidence.js';
 import { drainedRows, INVARIANTS, type TimedFault } from './invariants.js';
 import { runLoad, type SubmittedJob } from './load.js';
 import { seededRandom, type Random } from './random.js';
@@ -114,6 +115,13 @@ async function campaign(seed: number, seconds: number, clients: number): Promise
       console.log(`\n${invariant.name}:\n  ${broken.slice(0, 20).join('\n  ')}`);
     }
     const passed = results.every((result) => result.broken.length === 0);
+    if (!passed)
+      console.log(
+        `\n${await explainJobs(
+          stack,
+          results.flatMap((result) => result.broken),
+        )}`,
+      );
     if (!passed)
       console.log(`\nreplay: npm run test:chaos -- --seed ${seed} --seconds ${seconds} --clients ${clients}`);
     return passed;

@@ -28,6 +28,8 @@ export interface ChaosStack {
   chat: FakeOpenAIChatServer;
   webhooks: FakeWebhookReceiver;
   processes: Record<ProcessKind, KilnProcess[]>;
+  /** What every Kiln process of the campaign printed, replaced ones too, each under a label. */
+  everyProcess(): { label: string; output: string }[];
   /** Base URLs of the API processes serving now. */
   apiUrls(): string[];
   /** Kills (or stops) one process and, `downMs` after it exited, starts its replacement. */
@@ -118,7 +120,12 @@ export async function startChaosStack(): Promise<ChaosStack> {
     },
   );
   webhooks.setSecret((await ensureWebhookSecret(ctx.database.db, ctx.userId)).secret);
-  const spawn = (kind: ProcessKind) => spawnKilnProcess(ctx, kind);
+  const spawned: { label: string; process: KilnProcess }[] = [];
+  const spawn = (kind: ProcessKind) => {
+    const process = spawnKilnProcess(ctx, kind);
+    spawned.push({ label: `${kind}-${spawned.filter((p) => p.label.startsWith(kind)).length + 1}`, process });
+    return process;
+  };
   const processes: Record<ProcessKind, KilnProcess[]> = {
     api: Array.from({ length: PROCESSES_PER_KIND }, () => spawn('api')),
     worker: Array.from({ length: PROCESSES_PER_KIND }, () => spawn('worker')),
@@ -133,6 +140,7 @@ export async function startChaosStack(): Promise<ChaosStack> {
     chat,
     webhooks,
     processes,
+    everyProcess: () => spawned.map(({ label, process }) => ({ label, output: process.output() })),
     apiUrls: () =>
       processes.api
         .filter((process) => process.child.exitCode === null && process.child.signalCode === null)
