@@ -37,7 +37,7 @@ function eventLine(event: HistoryEvent): string {
     started === undefined || started === null ? undefined : `attempt ${started}`,
     failure?.message ?? undefined,
   ].filter(Boolean);
-  return `${at} #${event.eventId} ${type}${detail.length > 0 ? ` (${detail.join(', ')})` : ''}`;
+  return `${at} #${String(event.eventId)} ${type}${detail.length > 0 ? ` (${detail.join(', ')})` : ''}`;
 }
 
 async function historyOf(temporal: Client, jobId: string): Promise<string[]> {
