@@ -65,6 +65,8 @@ export interface Watched {
   statusAt: Partial<Record<JobStatus, number>>;
   /** Every message's arrival time with its seq and progress. */
   messages: { at: number; seq: number; progress: number; status: JobStatus }[];
+  /** When the first piece of a text job's streamed text arrived (performance.now()). */
+  firstTextAt?: number;
   job?: Job;
   done: Promise<Job>;
 }
@@ -105,6 +107,10 @@ export class JobWatcher {
     if (message.type === 'error') {
       this.errors.push(JSON.stringify(message));
       return;
+    }
+    if (message.type === 'text' && message.delta !== '') {
+      const entry = this.watched.get(message.id);
+      if (entry) entry.firstTextAt ??= at;
     }
     if (message.type !== 'job') return;
     const entry = this.watched.get(message.job.id);

@@ -8,15 +8,25 @@ import { spawnWorkerProcess, type WorkerProcess } from '../../test/harness/kiln-
 import type { TestContext } from '../../test/harness/test-context.js';
 import { benchContext, spawnApiProcess, type ApiProcess } from './stack.js';
 
-/** The OpenAI fake, a context pointed at it, worker processes and an API process. */
-export interface OpenAIBench {
-  provider: FakeOpenAIImagesServer;
+/** Where Kiln's `openai` provider points: one of the OpenAI fakes. */
+export interface OpenAIEndpoint {
+  url: string;
+  apiKey: string;
+}
+
+/** A context whose `openai` provider is an endpoint the caller runs, worker processes and an API process. */
+export interface KilnBench {
   ctx: TestContext;
   api: ApiProcess;
   workers: WorkerProcess[];
   /** One API target per bench user: load spread over users, as many clients would. */
   users: ApiTarget[];
   stop(): Promise<void>;
+}
+
+/** Kiln against the OpenAI images fake. */
+export interface OpenAIBench extends KilnBench {
+  provider: FakeOpenAIImagesServer;
 }
 
 /** Plans whose running cap never binds: only the scenario's provider limits shape the load. */
@@ -44,20 +54,16 @@ export const openaiBody = (prompt: string) => ({
 });
 
 /**
- * Kiln on the bench's servers against the OpenAI fake: a fresh one made from `provider`, or `fake`, one
- * the caller shares with the baselines (and closes itself). `workers: 0` leaves the jobs queued.
+ * Kiln on the bench's servers with its `openai` provider at `endpoint`, which the caller closes.
+ * `workers: 0` leaves the jobs queued.
  */
-export async function startOpenAIBench(options: {
-  env: Record<string, string>;
-  provider?: FakeOpenAIImagesServerOptions;
-  fake?: FakeOpenAIImagesServer;
-  workers?: number;
-  users?: number;
-}): Promise<OpenAIBench> {
-  const provider = options.fake ?? (await startFakeOpenAIImagesServer(options.provider));
+export async function startKilnBench(
+  endpoint: OpenAIEndpoint,
+  options: { env: Record<string, string>; workers?: number; users?: number },
+): Promise<KilnBench> {
   const ctx = await benchContext({
-    OPENAI_API_KEY: provider.apiKey,
-    OPENAI_BASE_URL: provider.url,
+    OPENAI_API_KEY: endpoint.apiKey,
+    OPENAI_BASE_URL: endpoint.url,
     DEFAULT_PROVIDER: 'openai',
     // The production default, not the test suite's 3 s: a loaded machine must not look like a dead worker.
     PROVIDER_HEARTBEAT_TIMEOUT_SECONDS: '10',
@@ -73,14 +79,27 @@ export async function startOpenAIBench(options: {
   for (let i = 1; i < (options.users ?? 1); i++) {
     users.push({ url: api.url, apiKey: (await ctx.createUser()).apiKey });
   }
+  return { ctx, api, workers, users, stop: () => ctx.cleanup() };
+}
+
+/**
+ * Kiln on the bench's servers against the OpenAI images fake: a fresh one made from `provider`, or
+ * `fake`, one the caller shares with the baselines (and closes itself). `workers: 0` leaves the jobs queued.
+ */
+export async function startOpenAIBench(options: {
+  env: Record<string, string>;
+  provider?: FakeOpenAIImagesServerOptions;
+  fake?: FakeOpenAIImagesServer;
+  workers?: number;
+  users?: number;
+}): Promise<OpenAIBench> {
+  const provider = options.fake ?? (await startFakeOpenAIImagesServer(options.provider));
+  const kiln = await startKilnBench(provider, options);
   return {
+    ...kiln,
     provider,
-    ctx,
-    api,
-    workers,
-    users,
     stop: async () => {
-      await ctx.cleanup();
+      await kiln.stop();
       if (!options.fake) await provider.close();
     },
   };

@@ -2,6 +2,7 @@ import type { Scenario } from '../lib/scenario.js';
 import { cancel } from './cancel.js';
 import { capacity } from './capacity.js';
 import { fairness } from './fairness.js';
+import { firstToken } from './first-token.js';
 import { footprint } from './footprint.js';
 import { orchestrationOverhead } from './orchestration-overhead.js';
 import { pushLatency } from './push-latency.js';
@@ -20,6 +21,7 @@ export const SCENARIOS: Scenario[] = [
   fairness,
   footprint,
   cancel,
+  firstToken,
 ];
 
 /**
@@ -33,6 +35,7 @@ export const RUN_ORDER: string[] = [
   'quota',
   'recovery',
   'cancel',
+  'first-token',
   'footprint',
   'fairness',
   'submit',

@@ -34,6 +34,11 @@ export interface FakeOpenAIChatServer {
   requests: ChatBody[];
   /** Whether each of `requests` was streamed to its end: a completion a real provider bills in full. */
   paid: boolean[];
+  /**
+   * When the first content token of each of `requests` was written; unset until one was. Epoch ms as
+   * `performance.timeOrigin + performance.now()`: sub-millisecond, and not moved by a wall-clock step.
+   */
+  firstTokenAt: number[];
   /** Tokens sent so far over all requests. */
   tokensSent(): number;
   /** The reply the fake streams for a prompt: its tokens joined. */
@@ -90,6 +95,7 @@ export async function startFakeOpenAIChatServer(
   const reply = options.reply ?? defaultReply;
   const requests: ChatBody[] = [];
   const paid: boolean[] = [];
+  const firstTokenAt: number[] = [];
   const queue: FakeChatBehaviour[] = [];
   let persistent: FakeChatBehaviour = options.behaviour ?? { kind: 'ok' };
   let tokensSent = 0;
@@ -100,11 +106,13 @@ export async function startFakeOpenAIChatServer(
     res: ServerResponse,
     id: string,
     body: ChatBody,
+    index: number,
     tokens: string[],
     delayMs: number,
   ) {
     for (const token of tokens) {
       if (res.destroyed || closing.signal.aborted) return false;
+      firstTokenAt[index] ??= performance.timeOrigin + performance.now();
       res.write(chunkLine(id, body.model, { content: token }, null));
       tokensSent += 1;
       if (delayMs > 0) await sleep(delayMs, undefined, { signal: closing.signal }).catch(() => undefined);
@@ -112,7 +120,12 @@ export async function startFakeOpenAIChatServer(
     return !res.destroyed;
   }
 
-  async function answer(res: ServerResponse, body: ChatBody, behaviour: FakeChatBehaviour): Promise<boolean> {
+  async function answer(
+    res: ServerResponse,
+    body: ChatBody,
+    index: number,
+    behaviour: FakeChatBehaviour,
+  ): Promise<boolean> {
     if (behaviour.kind === 'rate_limited') {
       res.setHeader('retry-after', String(behaviour.retryAfterSeconds));
       sendError(res, 429, { message: 'Rate limit reached.', type: 'requests', code: 'rate_limit_exceeded' });
@@ -123,22 +136,29 @@ export async function startFakeOpenAIChatServer(
     res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': `req_${randomUUID()}` });
     res.write(chunkLine(id, body.model, { role: 'assistant', content: '' }, null));
     if (behaviour.kind === 'ok') {
-      if (!(await streamTokens(res, id, body, tokens, behaviour.tokenDelayMs ?? 0))) return false;
+      if (!(await streamTokens(res, id, body, index, tokens, behaviour.tokenDelayMs ?? 0))) return false;
       res.end(`${chunkLine(id, body.model, {}, 'stop')}data: [DONE]\n\n`);
       return true;
     } else if (behaviour.kind === 'cut') {
-      await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), behaviour.tokenDelayMs ?? 0);
+      await streamTokens(
+        res,
+        id,
+        body,
+        index,
+        tokens.slice(0, behaviour.afterTokens),
+        behaviour.tokenDelayMs ?? 0,
+      );
       res.socket?.destroy();
     } else if (behaviour.kind === 'ends_early') {
-      await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), 0);
+      await streamTokens(res, id, body, index, tokens.slice(0, behaviour.afterTokens), 0);
       res.end();
     } else if (behaviour.kind === 'stream_error') {
-      await streamTokens(res, id, body, tokens.slice(0, behaviour.afterTokens), 0);
+      await streamTokens(res, id, body, index, tokens.slice(0, behaviour.afterTokens), 0);
       res.end(
         `data: ${JSON.stringify({ error: { message: 'The server had an error.', type: 'server_error' } })}\n\n`,
       );
     } else {
-      await streamTokens(res, id, body, tokens.slice(0, 2), 0);
+      await streamTokens(res, id, body, index, tokens.slice(0, 2), 0);
       res.end(`${chunkLine(id, body.model, {}, 'content_filter')}data: [DONE]\n\n`);
     }
     return false;
@@ -163,7 +183,7 @@ export async function startFakeOpenAIChatServer(
         code: 'invalid_api_key',
       });
     }
-    paid[index] = await answer(res, parsed.data, queue.shift() ?? persistent);
+    paid[index] = await answer(res, parsed.data, index, queue.shift() ?? persistent);
   }
 
   const server = createServer((req, res) => {
@@ -179,6 +199,7 @@ export async function startFakeOpenAIChatServer(
     apiKey,
     requests,
     paid,
+    firstTokenAt,
     tokensSent: () => tokensSent,
     replyFor: (prompt) => reply(prompt).join(''),
     setBehaviour(behaviour) {
