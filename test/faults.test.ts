@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { after, before, describe, test } from 'node:test';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporal-dev-server.js';
 import { findJob } from '../src/db/job-repository.js';
@@ -58,7 +59,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
       dbFile: path.join(temporalDir, 't.db'),
     };
     temporal = await startTemporalDevServer(temporalOptions);
-    // Result writes pass through a proxy that can stall them, to catch a worker as it moves a result.
+    // Result writes pass through a proxy that can stall them, to catch a worker as it writes a result.
     minio = await startMinio();
     s3Proxy = await startHoldingProxy(
       minio.endpoint,
@@ -122,8 +123,14 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
   /** Waits for every job, then checks and records the scenario; `extraCalls` counts paid duplicates. */
   async function finish(scenario: string, ids: string[], extraCalls: () => number): Promise<void> {
     await Promise.all(ids.map((id) => pollUntilDone(api, id, 120_000).catch(() => undefined)));
-    const { report, ledgerProblems } = await reportFor(ctx, scenario, ids, extraCalls());
+    const { report, ledgerProblems, jobs } = await reportFor(ctx, scenario, ids, extraCalls());
     reports.push(report);
+    const unsucceeded = jobs
+      .filter((job) => job.status !== 'succeeded')
+      .map(
+        (job) =>
+          `${job.id} ${job.status}${job.failure ? ` (${job.failure.code}: ${job.failure.message})` : ''}`,
+      );
     assert.deepEqual(
       {
         succeeded: report.succeeded,
@@ -132,7 +139,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
         ledgerErrors: report.ledgerErrors,
       },
       { succeeded: JOBS, lost: 0, duplicateCalls: 0, ledgerErrors: 0 },
-      `${scenario}: ${ledgerProblems.join('; ')}`,
+      `${scenario}: ${[...unsucceeded, ...ledgerProblems].join('; ')}`,
     );
   }
 
@@ -155,6 +162,9 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
 
   const allRunning = (ids: string[]) => async () =>
     (await Promise.all(ids.map((id) => findJob(ctx.database.db, id)))).every((row) => row?.provider_task_id);
+
+  const rowsAre = (ids: string[], status: string) => async () =>
+    (await Promise.all(ids.map((id) => findJob(ctx.database.db, id)))).every((row) => row?.status === status);
 
   async function replaceWorker(): Promise<void> {
     worker.child.kill('SIGKILL');
@@ -179,22 +189,22 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('worker SIGKILL mid-call', ids, duplicateSubmits(prompts));
   });
 
-  test('SIGKILL of the worker as it moves the result', async () => {
+  test('SIGKILL of the worker as it writes the result', async () => {
     replicate.setDurationMs(500);
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('storing');
-    // Only the result's move writes under results/: every job is inside it.
+    // The output's write is a job's only PUT: every job is inside it.
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
     await replaceWorker();
     s3Proxy.release();
-    await finish('worker SIGKILL moving the result', ids, duplicateSubmits(prompts));
+    await finish('worker SIGKILL writing the result', ids, duplicateSubmits(prompts));
   });
 
-  /** Waits until every job's result is moved: stored, and its staging copy removed. */
+  /** Waits until every job's output is at its result key. */
   async function allStored(ids: string[]): Promise<void> {
     await waitUntil(async () => {
       const keys = new Set(await listObjectKeys(ctx));
-      return ids.every((id) => keys.has(`results/${id}`) && !keys.has(`staging/${id}`));
+      return ids.every((id) => keys.has(`results/${id}`));
     });
   }
 
@@ -210,8 +220,8 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
   }
 
   /**
-   * With every job's copy to results/ held, kills the worker once the results are stored but before
-   * `succeeded` reaches PostgreSQL: the worker's link to it is frozen in between, so the statement
+   * With every job's output write held, kills the worker once the outputs are stored but before
+   * `storing` reaches PostgreSQL: the worker's link to it is frozen in between, so the statement
    * waits in the link and dies with the worker (a paused server would run it on resuming).
    */
   async function killWorkerBeforeSucceeded(ids: string[], link: TcpProxy): Promise<void> {
@@ -231,25 +241,44 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await killWorkerBeforeSucceeded(ids, link);
     worker = spawnWorkerProcess(ctx);
     await worker.ready;
-    await finish('worker SIGKILL in the succeeded write', ids, duplicateSubmits(prompts));
+    await finish('worker SIGKILL in the storing write', ids, duplicateSubmits(prompts));
   });
+
+  /** Sessions of the database waiting for a row lock: the job writes a test's transaction holds up. */
+  async function writesWaitingOnLocks(): Promise<number> {
+    const { rows } = await sql<{ waiting: number }>`
+      select count(*)::int as waiting from pg_stat_activity
+      where wait_event_type = 'Lock' and datname = current_database()`.execute(ctx.database.db);
+    return rows[0]?.waiting ?? 0;
+  }
 
   test('SIGKILL of the worker after succeeded committed, before its workflow task completed', async () => {
     replicate.setDurationMs(500);
     const link = await workerBehindLink();
     s3Proxy.hold();
     const { ids, prompts } = await submitJobs('after succeeded');
-    // Every job is moving its result, in the local activity that then writes `succeeded`.
+    // Each provider call's completion is held in the frozen link, with its job `storing`.
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
-    // The worker keeps writing to Postgres, but can no longer tell Temporal the task is done.
     link.freeze();
     s3Proxy.release();
-    await waitUntil(async () =>
-      (await Promise.all(ids.map((id) => findJob(ctx.database.db, id)))).every(
-        (row) => row?.status === 'succeeded',
-      ),
-    );
-    // The next worker replays each task: every write before `succeeded` runs again on a succeeded row.
+    await waitUntil(rowsAre(ids, 'storing'));
+    // The `succeeded` writes then wait on the rows' locks, their workflow tasks begun.
+    let unlock = () => {};
+    const locked = ctx.database.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('jobs').select('id').where('id', 'in', ids).forUpdate().execute();
+      link.thaw();
+      await new Promise<void>((resolve) => (unlock = resolve));
+    });
+    try {
+      await waitUntil(async () => (await writesWaitingOnLocks()) === JOBS);
+      // The worker goes on writing to Postgres, but can no longer tell Temporal a task is done.
+      link.freeze();
+    } finally {
+      unlock();
+      await locked;
+    }
+    await waitUntil(rowsAre(ids, 'succeeded'));
+    // The next worker replays each task: the writes up to `succeeded` run again on a succeeded row.
     await replaceWorker();
     await link.close();
     await finish('worker SIGKILL after succeeded', ids, duplicateSubmits(prompts));
@@ -257,59 +286,56 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
 
   test('a paid call whose completion never reached Temporal is not paid again', async () => {
     const link = await workerBehindLink();
-    s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
+    s3Proxy.hold();
     const before = openai.requests.length;
-    const { ids } = await submitJobs('staged', { provider: 'openai', model: 'dall-e-2' });
-    // Every call has been answered (and paid); its output is on its way to staging.
+    const { ids } = await submitJobs('kept', { provider: 'openai', model: 'dall-e-2' });
+    // Every call has been answered (and paid); its output is on its way to the result key.
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
     link.freeze();
     s3Proxy.release();
-    await waitUntil(async () => {
-      const keys = new Set(await listObjectKeys(ctx));
-      return ids.every((id) => keys.has(`staging/${id}`));
-    });
+    await allStored(ids);
     await replaceWorker();
     await link.close();
-    await finish('completion lost after staging', ids, () =>
+    await finish('completion lost after the output was kept', ids, () =>
       Math.max(0, openai.requests.length - before - JOBS),
     );
   });
 
-  test('a staging store slower than the heartbeat timeout: one paid call per job, nothing left over', async () => {
-    s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
+  test('a store slower than the heartbeat timeout: one paid call per job, nothing left over', async () => {
+    s3Proxy.hold();
     const before = openai.requests.length;
-    const { ids } = await submitJobs('slow staging', { provider: 'openai', model: 'dall-e-2' });
+    const { ids } = await submitJobs('slow store', { provider: 'openai', model: 'dall-e-2' });
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
     // Held past the 3 s heartbeat timeout: an attempt that stopped heartbeating would be given up on.
     await new Promise((resolve) => setTimeout(resolve, 5000));
     s3Proxy.release();
-    await finish('slow staging', ids, () => Math.max(0, openai.requests.length - before - JOBS));
-    const { jobs } = await reportFor(ctx, 'slow staging', ids, 0);
+    await finish('slow store', ids, () => Math.max(0, openai.requests.length - before - JOBS));
+    const { jobs } = await reportFor(ctx, 'slow store', ids, 0);
     const keys = await listObjectKeys(ctx);
     assert.deepEqual(
       keys.filter((key) => ids.some((id) => key.endsWith(id))).sort(),
       jobs.map((job) => `results/${job.id}`).sort(),
-      'one result per job, nothing in staging',
+      'one result per job, nothing else',
     );
   });
 
-  test('a job canceled as its output is being staged leaves nothing in staging', async () => {
-    s3Proxy.hold((req) => req.method === 'PUT' && /\/staging\//.test(req.url ?? ''));
-    const { ids } = await submitJobs('cancel staging', { provider: 'openai', model: 'dall-e-2' });
+  test('a job canceled as its output is being written keeps no output', async () => {
+    s3Proxy.hold();
+    const { ids } = await submitJobs('cancel while writing', { provider: 'openai', model: 'dall-e-2' });
     await waitUntil(() => Promise.resolve(s3Proxy.held() === JOBS));
     await Promise.all(ids.map((id) => apiFetch(api, `/v1/generations/${id}/cancel`, { method: 'POST' })));
     s3Proxy.release();
     const jobs = await Promise.all(ids.map((id) => pollUntilDone(api, id, 120_000)));
     assert.deepEqual(new Set(jobs.map((job) => job.status)), new Set(['canceled']));
-    // Waits for every workflow to close: the staged outputs go after the row says canceled.
-    const { report } = await reportFor(ctx, 'canceled while staging', ids, 0);
+    // Waits for every workflow to close: the outputs go after the row says canceled.
+    const { report } = await reportFor(ctx, 'canceled while writing', ids, 0);
     reports.push(report);
     assert.equal(report.lost, 0);
     const keys = await listObjectKeys(ctx);
     assert.deepEqual(
-      ids.filter((id) => keys.includes(`staging/${id}`)),
+      ids.filter((id) => keys.includes(`results/${id}`)),
       [],
-      'staged outputs of canceled jobs',
+      'outputs of canceled jobs',
     );
   });
 
@@ -332,7 +358,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     assert.equal(report.lost, 0);
     const keys = await listObjectKeys(ctx);
     assert.deepEqual(
-      ids.filter((id) => keys.includes(`results/${id}`) || keys.includes(`staging/${id}`)),
+      ids.filter((id) => keys.includes(`results/${id}`)),
       [],
       'stored outputs of jobs that failed',
     );
@@ -476,7 +502,7 @@ describe('fault suite: every accepted job ends, once, whatever breaks', () => {
     await finish('client reconnects', ids, duplicateSubmits(prompts));
   });
 
-  test('storage holds one result per succeeded job and nothing staged', async () => {
+  test('storage holds one result per succeeded job and nothing else', async () => {
     const jobs = await Promise.all(allIds.map((id) => getJob(api, id)));
     assert.ok(await storageMatches(ctx, jobs));
   });

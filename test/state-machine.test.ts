@@ -90,8 +90,8 @@ describe('the job state machine', () => {
       const activities = createJobTableActivities(ctxDeps(ctx));
       // What a replay after the end re-runs: every earlier write of the job, then another ending.
       const env = new MockActivityEnvironment({}, { client: ctx.temporal });
-      const staged = { key: `staging/${id}`, contentType: 'image/png', byteSize: 1, sha256: 'ab' };
-      const late = await env.run(() => activities.storeResultAndSucceed({ jobId: id, staged }));
+      const output = { key: `results/${id}`, contentType: 'image/png', byteSize: 1, sha256: 'ab' };
+      const late = await env.run(() => activities.storeResultAndSucceed({ jobId: id, output }));
       assert.deepEqual(late, { status: 'canceled', failure: null });
       const ending = await env.run(() =>
         activities.markJobFailed({ jobId: id, code: 'timeout', message: 'late' }),
@@ -105,14 +105,14 @@ describe('the job state machine', () => {
       const lines: string[] = [];
       const spy = pino({ level: 'error' }, { write: (line: string) => lines.push(line) });
       const activities = createJobTableActivities({ ...ctxDeps(ctx), logger: spy });
-      const counted = await countOf('storing');
-      const staged = { key: `staging/${id}`, contentType: 'image/png', byteSize: 1, sha256: 'ab' };
-      await assert.rejects(activities.storeResultAndSucceed({ jobId: id, staged }), (error: unknown) => {
+      const counted = await countOf('succeeded');
+      const output = { key: `results/${id}`, contentType: 'image/png', byteSize: 1, sha256: 'ab' };
+      await assert.rejects(activities.storeResultAndSucceed({ jobId: id, output }), (error: unknown) => {
         return (
           error instanceof ApplicationFailure && error.nonRetryable && error.type === 'illegal_transition'
         );
       });
-      assert.equal(await countOf('storing'), counted + 1);
+      assert.equal(await countOf('succeeded'), counted + 1);
       assert.ok(lines.some((line) => line.includes(id) && line.includes('transition refused')));
       assert.equal((await findJob(ctx.database.db, id))?.status, 'queued');
     });

@@ -48,7 +48,7 @@ describe('runGeneration: the provider retry loop, against fake activities', { ti
       const { jobId } = run;
       assert.deepEqual(run.argOf('storeResultAndSucceed'), {
         jobId,
-        staged: { key: `staging/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
+        output: { key: `results/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
       });
       assert.deepEqual(run.end, { closed: 'completed', jobStatus: 'succeeded' });
     });

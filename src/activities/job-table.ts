@@ -3,8 +3,14 @@ import type { JobRow } from '../db/schema.js';
 import { isTerminal, JobStatus, type JobEnding, type JobFailureCode } from '../jobs/job.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
-import { storeStagedResult, type StoreResultInput } from './result-storage.js';
+import type { StoredObject } from '../storage/object-store.js';
 import { jobTableFailure } from './temporal-failure.js';
+
+export interface StoreResultInput {
+  jobId: string;
+  /** The provider's output as the store confirmed it, at the job's result key. */
+  output: StoredObject;
+}
 
 export interface MarkJobFailedInput {
   jobId: string;
@@ -46,24 +52,18 @@ export function createJobTableActivities(deps: ActivityDependencies) {
 
   return {
     /**
-     * A generated job's last steps, as one local activity (one history marker, and no workflow task
-     * between them): `storing`, the staged output moved to its result key, `succeeded`. Each step is
-     * safe to repeat, so the whole is. A job that ended meanwhile (a cancel) keeps its end, and its
-     * output is left for the workflow to discard.
+     * A generated job's end: `succeeded`, with the result the provider call kept at the job's result
+     * key (that call left the job `storing`). A job that ended meanwhile (a cancel) keeps its end, and
+     * its output is left for the workflow to discard. Safe to repeat, as every transition here.
      */
-    async storeResultAndSucceed(input: StoreResultInput): Promise<JobEnding> {
-      const { jobId } = input;
-      const storing = await transition(jobId, JobStatus.storing, { progress: 100 });
-      if (isTerminal(storing.status)) return endingOf(storing);
-      const result = await storeStagedResult(deps.store, input);
-      const stored = {
+    async storeResultAndSucceed({ jobId, output }: StoreResultInput): Promise<JobEnding> {
+      return end(jobId, JobStatus.succeeded, {
         completed_at: new Date(),
-        storage_key: result.key,
-        content_type: result.contentType,
-        byte_size: result.byteSize,
-        result_sha256: result.sha256,
-      };
-      return end(jobId, JobStatus.succeeded, stored, storing);
+        storage_key: output.key,
+        content_type: output.contentType,
+        byte_size: output.byteSize,
+        result_sha256: output.sha256,
+      });
     },
     async markJobFailed({ jobId, code, message }: MarkJobFailedInput): Promise<JobEnding> {
       return end(jobId, JobStatus.failed, {

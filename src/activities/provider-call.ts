@@ -1,13 +1,13 @@
 import { Context } from '@temporalio/activity';
 import { providerCapacity, type ProviderCapacity } from '../capacity/provider-capacity.js';
-import { finishProviderCall, findJob, recordProviderTask, startProviderCall } from '../db/job-repository.js';
+import { findJob, recordProviderTask, startProviderCall, transitionJob } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { FailureCode, JobStatus } from '../jobs/job.js';
-import { countStagedOutputReused, observeProviderCall } from '../observability/job-metrics.js';
+import { countOutputReused, observeProviderCall } from '../observability/job-metrics.js';
 import { providerAuthFailures } from '../observability/metrics.js';
 import { ProviderError } from '../providers/provider-error.js';
-import { stagingKeyFor } from '../storage/job-object-keys.js';
+import { resultKeyFor } from '../storage/job-object-keys.js';
 import type { StoredObject } from '../storage/object-store.js';
 import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
 import {
@@ -23,9 +23,12 @@ import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
 
 export type CallProviderInput = GenerationAsk;
 
-/** Either the output, staged for `storeResultAndSucceed`, or word to wait (breaker, pause, full slots): no call was made. */
+/**
+ * Either the output, kept at the job's result key with the job `storing`, for `storeResultAndSucceed`;
+ * or word to wait (breaker, pause, full slots): no call was made.
+ */
 export type CallProviderOutcome =
-  { kind: 'generated'; staged: StoredObject } | { kind: 'waiting'; retryInMs: number };
+  { kind: 'generated'; output: StoredObject } | { kind: 'waiting'; retryInMs: number };
 
 /** One call as it runs: what it calls, under which share of capacity, resuming which task. */
 interface Call {
@@ -59,13 +62,32 @@ export function createProviderActivities(deps: ActivityDependencies) {
   }
 
   /**
-   * An attempt whose completion was lost (its worker died after staging, or Temporal restarted) leaves
-   * the paid output in staging: the retried attempt takes it rather than pay for another. A first
-   * attempt has no earlier one, and is spared the lookup.
+   * The job enters `storing` with its output kept, its provider task done with. An attempt Temporal gave
+   * up on may get here after the job went on without it: once the job has ended other than succeeded,
+   * it keeps no output, and the attempt removes it rather than leave it for good. A succeeded job's
+   * result is this same key, and stays.
    */
-  async function stagedByLostAttempt(jobId: string): Promise<StoredObject | undefined> {
+  async function enterStoring(jobId: string, output: StoredObject, known?: JobRow): Promise<void> {
+    const storing = { progress: 100, provider_task_id: null };
+    const row = await transitionJob(db, jobId, JobStatus.storing, storing, known).catch((error: unknown) => {
+      throw jobTableFailure(error, logger, jobId);
+    });
+    await afterCallChange(row);
+    if (row.status === JobStatus.storing || row.status === JobStatus.succeeded) return;
+    await store.delete(output.key);
+    throw new Error(`job ${jobId} is ${row.status}: this call's output was discarded`);
+  }
+
+  /**
+   * An attempt whose completion was lost (its worker died after writing the output, or Temporal
+   * restarted) leaves the paid output at the result key: the retried attempt takes it rather than pay
+   * for another. A first attempt has no earlier one, and is spared the lookup.
+   */
+  async function keptByLostAttempt(jobId: string): Promise<StoredObject | undefined> {
     if (Context.current().info.attempt === 1) return undefined;
-    return store.stat(stagingKeyFor(jobId));
+    const output = await store.stat(resultKeyFor(jobId));
+    if (output) await enterStoring(jobId, output);
+    return output;
   }
 
   /** The job enters `running` for this call, whose number it counts; the call's log fields. */
@@ -82,17 +104,14 @@ export function createProviderActivities(deps: ActivityDependencies) {
   }
 
   /**
-   * The answer is kept in staging, and the task it came from is done with. An attempt Temporal gave up
-   * on may get here after the job went on without it: once the job has ended, what it staged is
-   * nobody's, and it removes it rather than leave it for good.
+   * The answer goes to the job's result key, where the first write wins: an output an earlier attempt
+   * wrote is taken instead of this one, both being paid for already. `known` is the row as the call's
+   * start wrote it.
    */
-  async function stage(jobId: string, output: Output): Promise<StoredObject> {
-    const key = stagingKeyFor(jobId);
-    const staged = await store.put(key, output.bytes, output.contentType);
-    const status = await finishProviderCall(db, jobId);
-    if (status === JobStatus.running || status === JobStatus.storing) return staged;
-    await store.delete(key);
-    throw new Error(`job ${jobId} is ${status ?? 'gone'}: this call's output was discarded`);
+  async function keep(jobId: string, output: Output, known: JobRow): Promise<StoredObject> {
+    const kept = await store.put(resultKeyFor(jobId), output.bytes, output.contentType);
+    await enterStoring(jobId, kept, known);
+    return kept;
   }
 
   /** What a failed call tells the fleet (pauses, the breaker) and the job (its task is gone). */
@@ -110,7 +129,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
   }
 
   /**
-   * The call itself, once it holds a slot: permit → running → generate (verified) → stage. Resuming a
+   * The call itself, once it holds a slot: permit → running → generate (verified) → keep. Resuming a
    * task the provider already accepted is no new call: the breaker is not asked.
    */
   async function callHoldingSlot(call: Call): Promise<CallProviderOutcome> {
@@ -125,18 +144,18 @@ export function createProviderActivities(deps: ActivityDependencies) {
     });
     const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
     try {
-      // Staging too: a store slower than the heartbeat timeout must not have the attempt given up on.
+      // Keeping too: a store slower than the heartbeat timeout must not have the attempt given up on.
       return await heartbeatingWhile(heartbeat, async (): Promise<CallProviderOutcome> => {
         const output = await generate(call.callable, input, heartbeat, row.attempts);
         callMetrics.ended();
         // Kept first: an output lost to a failure after it (the database down) is paid for again.
-        const staged = await stage(input.jobId, output);
+        const kept = await keep(input.jobId, output, row);
         // The breaker's reset and the quota's pause wait for the next call if their write fails now.
         await capacity.answered(permit, output.quota).catch((error: unknown) => {
           logger.warn({ ...log, err: error }, 'provider health after the call not recorded');
         });
         logger.info({ ...log, bytes: output.bytes.byteLength }, 'provider call finished');
-        return { kind: 'generated', staged };
+        return { kind: 'generated', output: kept };
       });
     } catch (error) {
       // Whatever the client library threw on abort, Temporal must see the cancellation itself.
@@ -157,11 +176,11 @@ export function createProviderActivities(deps: ActivityDependencies) {
      */
     async callProvider(input: CallProviderInput): Promise<CallProviderOutcome> {
       const { jobId, request } = input;
-      const staged = await stagedByLostAttempt(jobId);
-      if (staged) {
-        countStagedOutputReused(request);
-        logger.info({ jobId, key: staged.key }, 'provider call answered by an earlier attempt');
-        return { kind: 'generated', staged };
+      const kept = await keptByLostAttempt(jobId);
+      if (kept) {
+        countOutputReused(request);
+        logger.info({ jobId, key: kept.key }, 'provider call answered by an earlier attempt');
+        return { kind: 'generated', output: kept };
       }
       const callable = callableProvider(providers, request);
       const capacity = providerCapacity(deps, callable.provider.name, request.model);

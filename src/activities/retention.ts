@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { RetentionPolicy } from '../config/index.js';
 import { findPurgeCandidates, markPurged } from '../db/retention-repository.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { stagingKeyFor } from '../storage/job-object-keys.js';
+import { resultKeyFor } from '../storage/job-object-keys.js';
 
 /** Jobs handled per batch: small enough that one batch's deletes finish well inside a heartbeat. */
 const BATCH_SIZE = 100;
@@ -11,10 +11,9 @@ export function createRetentionActivities({ db, store, logger, retention }: Acti
   async function purgeBatch(policy: RetentionPolicy): Promise<number> {
     const candidates = await findPurgeCandidates(db, policy, BATCH_SIZE);
     // Objects first, rows last: a crash in between leaves rows to retry, never an orphaned object.
-    for (const { id, storageKey } of candidates) {
-      if (storageKey) await store.delete(storageKey);
-      await store.delete(stagingKeyFor(id));
-    }
+    // A job that did not succeed has no storage key; its result key goes all the same, in case an
+    // output written as it ended outlived the workflow's discard.
+    for (const { id, storageKey } of candidates) await store.delete(storageKey ?? resultKeyFor(id));
     await markPurged(
       db,
       candidates.map((c) => c.id),

@@ -79,18 +79,18 @@ const repeatedCalls = new Counter({
   registers,
 });
 
-const stagedReused = new Counter({
-  name: 'kiln_staged_outputs_reused_total',
-  help: 'Retried provider calls answered by the output an earlier attempt staged: no second paid call',
+const outputsReused = new Counter({
+  name: 'kiln_outputs_reused_total',
+  help: 'Retried provider calls answered by the output an earlier attempt kept: no second paid call',
   labelNames: ['provider', 'model'] as const,
   registers,
 });
 
 type JobLabels = Pick<JobRow, 'provider' | 'model'>;
 
-/** A retried attempt found an earlier attempt's output staged and used it instead of calling again. */
-export function countStagedOutputReused({ provider, model }: JobLabels): void {
-  stagedReused.inc({ provider, model });
+/** A retried attempt found an earlier attempt's output kept and used it instead of calling again. */
+export function countOutputReused({ provider, model }: JobLabels): void {
+  outputsReused.inc({ provider, model });
 }
 
 export function countSubmitted({ provider, model }: JobLabels): void {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { ObjectNotFoundError, type ObjectBody, type ObjectStore, type StoredObject } from './object-store.js';
@@ -25,6 +25,10 @@ interface ObjectPaths {
   metadata: string;
 }
 
+function isExisting(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === 'EEXIST';
+}
+
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
@@ -40,11 +44,20 @@ function pathsFor(rootDir: string, key: string): ObjectPaths {
   };
 }
 
+/** How a written temporary file becomes `target`: renamed over what is there, or linked if nothing is. */
+type Commit = (tmpFile: string, target: string) => Promise<void>;
+
 /**
- * Writes `bytes` to a temporary file in the same filesystem, flushes it, then renames it over `target`:
- * rename is atomic, so readers (and a restart after a crash) see the old file or the whole new one.
+ * Writes `bytes` to a temporary file in the same filesystem, flushes it, then commits it to `target`.
+ * Both commits are atomic, so readers (and a restart after a crash) see the old file or the whole new
+ * one; `link` refuses with EEXIST when `target` exists.
  */
-async function writeAtomically(tmpDir: string, target: string, bytes: Uint8Array | string): Promise<void> {
+async function writeAtomically(
+  tmpDir: string,
+  target: string,
+  bytes: Uint8Array | string,
+  commit: Commit = rename,
+): Promise<void> {
   const tmpFile = path.join(tmpDir, randomUUID());
   await mkdir(path.dirname(target), { recursive: true });
   try {
@@ -55,7 +68,7 @@ async function writeAtomically(tmpDir: string, target: string, bytes: Uint8Array
     } finally {
       await handle.close();
     }
-    await rename(tmpFile, target);
+    await commit(tmpFile, target);
   } finally {
     await rm(tmpFile, { force: true });
   }
@@ -90,8 +103,9 @@ async function readMetadata(key: string, file: string): Promise<ObjectMetadata> 
 
 /**
  * An object store on the local disk, for development and single-machine deployments. The data file is
- * the commit point: metadata is written before it and removed after it, so a data file always has its
- * metadata beside it.
+ * the commit point, and the first one linked wins: metadata is written before it and removed after it,
+ * so a data file always has its metadata beside it. Two puts of one key at the same instant may leave
+ * the later one's content type beside the earlier one's bytes; a job's outputs all share theirs.
  */
 export function createFilesystemObjectStore(rootDir: string): ObjectStore {
   const root = path.resolve(rootDir);
@@ -100,10 +114,19 @@ export function createFilesystemObjectStore(rootDir: string): ObjectStore {
   const store: ObjectStore = {
     async put(key, bytes, contentType): Promise<StoredObject> {
       const paths = pathsFor(root, key);
+      const held = await store.stat(key);
+      if (held) return held;
       await mkdir(tmpDir, { recursive: true });
       const metadata: ObjectMetadata = { contentType };
       await writeAtomically(tmpDir, paths.metadata, JSON.stringify(metadata));
-      await writeAtomically(tmpDir, paths.data, bytes);
+      try {
+        await writeAtomically(tmpDir, paths.data, bytes, link);
+      } catch (error) {
+        if (!isExisting(error)) throw error;
+        const winner = await store.stat(key);
+        if (!winner) throw error;
+        return winner;
+      }
       const sha256 = createHash('sha256').update(bytes).digest('hex');
       return { key, contentType, byteSize: bytes.byteLength, sha256 };
     },
@@ -121,15 +144,6 @@ export function createFilesystemObjectStore(rootDir: string): ObjectStore {
         await handle.close();
         throw error;
       }
-    },
-
-    // On one disk the bytes pass through this process anyway: a read and a put, checked like any put.
-    async copy(fromKey, toKey, sha256): Promise<StoredObject> {
-      const source = await store.get(fromKey);
-      const stored = await store.put(toKey, await buffer(source.stream), source.contentType);
-      if (stored.sha256 !== sha256)
-        throw new Error(`object ${toKey}: copied SHA-256 ${stored.sha256}, not ${sha256}`);
-      return stored;
     },
 
     // The bytes are hashed here: nothing on disk vouches for them.

@@ -1,9 +1,7 @@
-/** Where a job's provider output waits until the job is storing: one key per job, so a retry overwrites. */
-export function stagingKeyFor(jobId: string): string {
-  return `staging/${jobId}`;
-}
-
-/** Where a succeeded job's result is kept, and served from. */
+/**
+ * Where a job's output is written as its provider call answers, and a succeeded job's result served
+ * from: one key per job, written once (see ObjectStore).
+ */
 export function resultKeyFor(jobId: string): string {
   return `results/${jobId}`;
 }

@@ -16,20 +16,19 @@ export interface ObjectBody {
 }
 
 /**
- * Where results live. Keys are opaque `/`-separated paths chosen by the caller; writing the same key
- * twice replaces the object, which makes every write safe to retry.
+ * Where results live. Keys are opaque `/`-separated paths chosen by the caller, and each is written
+ * once: the first put wins, and a later put of the same key resolves to the object already there. Two
+ * attempts of one job may each produce an output; its key keeps one of them, whole, and every attempt
+ * learns which.
  */
 export interface ObjectStore {
-  /** Stores `bytes` and resolves only once the store has confirmed their SHA-256. */
+  /**
+   * Stores `bytes` at `key` unless the key holds an object already, and resolves to what it holds then
+   * (these bytes or the earlier ones), with the SHA-256 the store confirmed.
+   */
   put(key: string, bytes: Uint8Array, contentType: string): Promise<StoredObject>;
   /** Opens an object for reading; rejects with `ObjectNotFoundError` when there is none. */
   get(key: string): Promise<ObjectBody>;
-  /**
-   * Copies an object inside the store (a remote store does it without the bytes coming back here) and
-   * resolves only once the store has confirmed the copy's SHA-256 is `sha256` (lowercase hex). Rejects
-   * with `ObjectNotFoundError` when there is nothing at `fromKey`.
-   */
-  copy(fromKey: string, toKey: string, sha256: string): Promise<StoredObject>;
   /** What the store holds at `key` (its SHA-256 as the store confirms it), or undefined if nothing. */
   stat(key: string): Promise<StoredObject | undefined>;
   /** Removes an object; removing a missing key is not an error. */

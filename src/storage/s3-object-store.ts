@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   BucketAlreadyOwnedByYou,
-  CopyObjectCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -52,6 +51,15 @@ export async function ensureBucket(options: S3ObjectStoreOptions): Promise<void>
   }
 }
 
+/**
+ * A conditional put found the key taken: 412, an object is there; 409, another conditional write to it
+ * is in flight (S3's ConditionalRequestConflict).
+ */
+function isTakenKey(error: unknown): boolean {
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status === 412 || status === 409;
+}
+
 function isNotFound(error: unknown): boolean {
   // HeadObject has no body, so a missing key arrives as a bare 404 named `NotFound`.
   return error instanceof NoSuchKey || (error instanceof Error && error.name === 'NotFound');
@@ -72,18 +80,32 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
     return head.ChecksumSHA256;
   }
 
-  return {
+  /** What a put that found its key taken resolves to: the object there, unless it went meanwhile. */
+  async function heldAt(key: string): Promise<StoredObject> {
+    const held = await store.stat(key);
+    if (!held) throw new Error(`object ${key}: taken by another write, then gone before it could be read`);
+    return held;
+  }
+
+  const store: ObjectStore = {
     async put(key, bytes, contentType): Promise<StoredObject> {
       const expected = createHash('sha256').update(bytes).digest('base64');
-      const output = await client.send(
-        new PutObjectCommand({
-          Bucket,
-          Key: key,
-          Body: bytes,
-          ContentType: contentType,
-          ChecksumSHA256: expected,
-        }),
-      );
+      let output;
+      try {
+        output = await client.send(
+          new PutObjectCommand({
+            Bucket,
+            Key: key,
+            Body: bytes,
+            ContentType: contentType,
+            ChecksumSHA256: expected,
+            IfNoneMatch: '*',
+          }),
+        );
+      } catch (error) {
+        if (!isTakenKey(error)) throw error;
+        return heldAt(key);
+      }
       const confirmed = await confirmedChecksum(key, output.ChecksumSHA256);
       if (confirmed !== expected) throw new ChecksumMismatchError(key, expected, confirmed);
       const sha256 = Buffer.from(confirmed, 'base64').toString('hex');
@@ -105,30 +127,6 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
         if (isNotFound(error)) throw new ObjectNotFoundError(key);
         throw error;
       }
-    },
-
-    async copy(fromKey, toKey, sha256): Promise<StoredObject> {
-      const expected = Buffer.from(sha256, 'hex').toString('base64');
-      try {
-        await client.send(
-          new CopyObjectCommand({
-            Bucket,
-            Key: toKey,
-            CopySource: `${Bucket}/${encodeURIComponent(fromKey)}`,
-            ChecksumAlgorithm: 'SHA256',
-          }),
-        );
-      } catch (error) {
-        if (isNotFound(error)) throw new ObjectNotFoundError(fromKey);
-        throw error;
-      }
-      // Not every server puts the checksum in CopyObject's answer; HEAD also gives the size and type.
-      const head = await client.send(new HeadObjectCommand({ Bucket, Key: toKey, ChecksumMode: 'ENABLED' }));
-      if (head.ChecksumSHA256 !== expected)
-        throw new ChecksumMismatchError(toKey, expected, head.ChecksumSHA256);
-      if (head.ContentLength === undefined) throw new Error(`object ${toKey}: S3 gave no Content-Length`);
-      const contentType = head.ContentType ?? 'application/octet-stream';
-      return { key: toKey, contentType, byteSize: head.ContentLength, sha256 };
     },
 
     async stat(key): Promise<StoredObject | undefined> {
@@ -153,4 +151,5 @@ export function createS3ObjectStore(options: S3ObjectStoreOptions): ObjectStore 
       await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
     },
   };
+  return store;
 }

@@ -33,8 +33,8 @@ async function generateAndStore(
   const submittedAt = submittedAtMs();
   await waitForAdmission(jobId, startDeadline(input, submittedAt));
   setStatus(JobStatus.running);
-  const { staged } = await callProviderWithRetries(input, submittedAt);
-  return results.storeResultAndSucceed({ jobId, staged });
+  const { output } = await callProviderWithRetries(input, submittedAt);
+  return results.storeResultAndSucceed({ jobId, output });
 }
 
 /**
@@ -105,8 +105,8 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     error = caught;
     ending = await recordEnd(jobId, caught);
   }
-  // A job that did not succeed keeps no output: one staged as it was canceled, or a result its lost
-  // worker stored before the replay found the deadline passed. The row says how the job ended.
+  // A job that did not succeed keeps no output: one written as it was canceled, or one its lost worker
+  // wrote before the replay found the deadline passed. The row says how the job ended.
   if (ending.status !== JobStatus.succeeded) {
     await CancellationScope.nonCancellable(() => storage.discardOutputs(jobId));
   }

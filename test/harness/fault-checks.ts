@@ -60,7 +60,7 @@ export async function listObjectKeys(ctx: TestContext): Promise<string[]> {
   return keys;
 }
 
-/** Storage holds exactly one result per succeeded job and nothing staged is left behind. */
+/** Storage holds exactly one result per succeeded job, and nothing else. */
 export async function storageMatches(ctx: TestContext, jobs: Job[]): Promise<boolean> {
   const keys = (await listObjectKeys(ctx)).sort();
   const expected = jobs

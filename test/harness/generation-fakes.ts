@@ -106,7 +106,7 @@ export function createFakes(script: Script): Fakes {
       case 'generated':
         return {
           kind: 'generated',
-          staged: { key: `staging/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
+          output: { key: `results/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
         } as const;
       case 'waiting':
         return { kind: 'waiting', retryInMs: next.retryInMs } as const;
