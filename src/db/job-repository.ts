@@ -207,20 +207,6 @@ export async function recordProviderTask(
   await db.updateTable('jobs').set({ provider_task_id: taskId }).where('id', '=', id).execute();
 }
 
-/**
- * Ends a provider call's hold on its job: the provider's task is forgotten, and the job's status says
- * whether the job still waits for this call's output (`running`) or went on without it.
- */
-export async function finishProviderCall(db: Kysely<Database>, id: string): Promise<JobStatus | undefined> {
-  const row = await db
-    .updateTable('jobs')
-    .set({ provider_task_id: null })
-    .where('id', '=', id)
-    .returning('status')
-    .executeTakeFirst();
-  return row?.status;
-}
-
 /** Records progress on a job that is still running; its row, or nothing once it is not. */
 export async function updateProgress(
   db: Kysely<Database>,
