@@ -38,6 +38,7 @@ export async function openTextStream(
   let pending = '';
   let writing: Promise<void> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
+  let flushedOnce = false;
 
   async function writePending(): Promise<void> {
     while (pending.length > 0) {
@@ -59,7 +60,10 @@ export async function openTextStream(
   return {
     append(delta) {
       pending += delta;
-      timer ??= setTimeout(() => void flush(), FLUSH_INTERVAL_MS);
+      if (timer) return;
+      // The first token goes at once: the wait for it is what a reader feels; later ones are batched.
+      timer = setTimeout(() => void flush(), flushedOnce ? FLUSH_INTERVAL_MS : 0);
+      flushedOnce = true;
     },
     async close() {
       clearTimeout(timer);
