@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createJobTableActivities } from '../src/activities/job-table.js';
+import { createProviderActivities } from '../src/activities/provider-call.js';
 import { createProviderCallCancels } from '../src/activities/provider-call-cancels.js';
 import { submitGeneration } from '../src/use-cases/submit-generation.js';
 import { RecentQueues } from '../src/use-cases/recent-queues.js';
@@ -14,8 +15,19 @@ import { canTransition, ENTERED_FROM } from '../src/jobs/transitions.js';
 import { pino } from 'pino';
 import { createLogger } from '../src/logger.js';
 import { illegalTransitions } from '../src/observability/metrics.js';
+import { createLocalProvider } from '../src/providers/local-provider.js';
 import { createProviderRegistry } from '../src/providers/provider-registry.js';
+import { resultKeyFor } from '../src/storage/job-object-keys.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
+
+const IMAGE_REQUEST = {
+  kind: 'image',
+  prompt: 'state',
+  provider: 'local',
+  model: 'kiln-sketch-1',
+  size: '256x256',
+  maxTokens: null,
+} as const;
 
 describe('the job state machine', () => {
   test("terminal statuses are never left but by an operator's retry (failed → queued)", () => {
@@ -38,14 +50,6 @@ describe('the job state machine', () => {
     after(() => ctx.cleanup());
 
     async function queuedJob(): Promise<string> {
-      const request = {
-        kind: 'image',
-        prompt: 'state',
-        provider: 'local',
-        model: 'kiln-sketch-1',
-        size: '256x256',
-        maxTokens: null,
-      } as const;
       // No worker polls this context's queue: the job stays as the API left it.
       const outcome = await submitGeneration(
         {
@@ -58,11 +62,30 @@ describe('the job state machine', () => {
         },
         { userId: ctx.userId, keySha256: hashApiKey(ctx.apiKey) },
         randomUUID(),
-        request,
+        IMAGE_REQUEST,
       );
       assert.ok(outcome.kind === 'submitted');
       return outcome.submission.row.id;
     }
+
+    test('a provider call that finds its job storing takes the output an earlier attempt kept, and calls nothing', async () => {
+      const id = await queuedJob();
+      // What an attempt lost to Temporal, but not yet done, leaves after this one looked for its output.
+      await transitionJob(ctx.database.db, id, JobStatus.running, { attempts: 1 });
+      const kept = await ctx.store.put(resultKeyFor(id), Buffer.from('kept'), 'image/png');
+      const storing = await transitionJob(ctx.database.db, id, JobStatus.storing, { progress: 100 });
+      const deps = {
+        ...ctxDeps(ctx),
+        providers: createProviderRegistry([createLocalProvider({ delayMs: 0, steps: 1 })]),
+      };
+      const activities = createProviderActivities(deps);
+      const env = new MockActivityEnvironment({ attempt: 1 }, { client: ctx.temporal });
+      const outcome = await env.run(() =>
+        activities.callProvider({ jobId: id, request: IMAGE_REQUEST, seed: 1 }),
+      );
+      assert.deepEqual(outcome, { kind: 'generated', output: kept });
+      assert.deepEqual(await findJob(ctx.database.db, id), storing, 'no call started, nothing written');
+    });
 
     test('an illegal transition is refused in the UPDATE and overwrites nothing', async () => {
       const id = await queuedJob();

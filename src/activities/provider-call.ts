@@ -90,12 +90,33 @@ export function createProviderActivities(deps: ActivityDependencies) {
     return output;
   }
 
-  /** The job enters `running` for this call, whose number it counts; the call's log fields. */
+  /** An earlier attempt's output answers this call: no provider call is made. */
+  function reused({ jobId, request }: CallProviderInput, output: StoredObject): CallProviderOutcome {
+    countOutputReused(request);
+    logger.info({ jobId, key: output.key }, 'provider call answered by an earlier attempt');
+    return { kind: 'generated', output };
+  }
+
+  /**
+   * The job went on to `storing` after this attempt looked for an earlier one's output: that attempt,
+   * lost to Temporal but not yet done, kept it meanwhile.
+   */
+  async function keptMeanwhile(input: CallProviderInput): Promise<CallProviderOutcome> {
+    const output = await store.stat(resultKeyFor(input.jobId));
+    if (!output) throw new Error(`job ${input.jobId} is past its call, and its result key holds nothing`);
+    return reused(input, output);
+  }
+
+  /**
+   * The job enters `running` for this call, whose number it counts; the call's log fields. Nothing,
+   * when the job is past its call already.
+   */
   async function startCall({ input, callable, resumeTaskId }: Call, probe: boolean) {
     const { jobId } = input;
     const row = await startProviderCall(db, jobId, resumeTaskId === undefined).catch((error: unknown) => {
       throw jobTableFailure(error, logger, jobId);
     });
+    if (!row) return undefined;
     await afterCallChange(row);
     // `call` is the job's provider call number; `attempt` in every activity line is Temporal's.
     const log = { jobId, provider: callable.provider.name, call: row.attempts, resumeTaskId, probe };
@@ -137,7 +158,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const permit = resumeTaskId ? undefined : await capacity.permit();
     if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
     const probe = permit?.probe ?? false;
-    const { row, log } = await startCall(call, probe);
+    const started = await startCall(call, probe);
+    if (!started) return keptMeanwhile(input);
+    const { row, log } = started;
     const callMetrics = observeProviderCall(row, {
       isNew: resumeTaskId === undefined,
       afterLostAttempt: Context.current().info.attempt > 1,
@@ -177,11 +200,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
     async callProvider(input: CallProviderInput): Promise<CallProviderOutcome> {
       const { jobId, request } = input;
       const kept = await keptByLostAttempt(jobId);
-      if (kept) {
-        countOutputReused(request);
-        logger.info({ jobId, key: kept.key }, 'provider call answered by an earlier attempt');
-        return { kind: 'generated', output: kept };
-      }
+      if (kept) return reused(input, kept);
       const callable = callableProvider(providers, request);
       const capacity = providerCapacity(deps, callable.provider.name, request.model);
       const resumeTaskId = await taskToResume(jobId);

@@ -176,13 +176,14 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
 
 /**
  * Marks the start of a provider call: the job enters (or stays) `running`. A new call counts as an
- * attempt; resuming a task the provider already accepted does not.
+ * attempt; resuming a task the provider already accepted does not. Nothing is written, and undefined
+ * returned, for a job already past its call (`storing`, `succeeded`): an earlier attempt kept an output.
  */
 export async function startProviderCall(
   db: Kysely<Database>,
   id: string,
   isNewCall: boolean,
-): Promise<JobRow> {
+): Promise<JobRow | undefined> {
   const { written, current } = await updateAndPublish(
     db,
     id,
@@ -195,6 +196,7 @@ export async function startProviderCall(
     }),
   );
   if (written) return written;
+  if (current?.status === JobStatus.storing || current?.status === JobStatus.succeeded) return undefined;
   throw new IllegalTransitionError(id, current?.status, JobStatus.running);
 }
 
