@@ -24,7 +24,7 @@ async function runKiln(config: Config, logger: Logger, temporalUiUrl: string | u
   const deps = workerDependencies(config, database, logger);
   const worker = await createKilnWorker(config, deps, database);
   const workerHttp = await startWorkerHttpServer(
-    config.observability.workerHttp,
+    config.observability,
     () => checkWorkerHealth(worker, database.db),
     logger,
   );

@@ -91,6 +91,7 @@ describe('loadConfig', () => {
       ['PLANS', '{"free":{"maxRunning":0,"weight":1}}'],
       ['S3_FORCE_PATH_STYLE', 'yes'],
       ['LOG_LEVEL', 'loud'],
+      ['METRICS_TOKEN', 'too-short'],
     ] as const) {
       assert.throws(
         () => loadConfig({ [name]: value }),

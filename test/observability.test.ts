@@ -175,6 +175,44 @@ async function signalEverywhere(firing: 0 | 1): Promise<void> {
   });
 }
 
+describe('a metrics token', () => {
+  const token = `metrics-${randomUUID()}`;
+  let guarded: KilnProcess[] = [];
+  before(() => {
+    guarded = [
+      spawnKilnProcess(ctx, 'api', { METRICS_TOKEN: token }),
+      spawnKilnProcess(ctx, 'worker', { METRICS_TOKEN: token, WORKER_HTTP_PORT: '0' }),
+    ];
+  });
+  after(() => Promise.all(guarded.map((process) => process.stop())));
+
+  test('closes /metrics on the API and the worker to any scrape without it, /healthz stays open', async () => {
+    for (const url of await Promise.all(guarded.map((process) => process.url))) {
+      for (const authorization of [undefined, 'Bearer wrong-token-of-some-length', `Basic ${token}`]) {
+        const refused = await fetch(`${url}/metrics`, { headers: authorization ? { authorization } : {} });
+        assert.equal(refused.status, 401, `${url} with ${authorization ?? 'nothing'}`);
+        assert.equal(refused.headers.get('www-authenticate'), 'Bearer');
+        assert.equal(assertErrorShape(await refused.json()).code, 'unauthorized');
+      }
+      const scraped = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(scraped.status, 200);
+      assert.match(await scraped.text(), /^# HELP kiln_/m);
+      assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    }
+  });
+
+  test("is in the API's OpenAPI document: /metrics asks for it, and may answer 401", async () => {
+    const document = (await (await fetch(`${await guarded[0]!.url}/openapi.json`)).json()) as {
+      paths: Record<string, { get: { security: unknown; responses: Record<string, unknown> } }>;
+      components: { securitySchemes: Record<string, unknown> };
+    };
+    const metrics = document.paths['/metrics']!.get;
+    assert.deepEqual(metrics.security, [{ metricsToken: [] }]);
+    assert.ok(metrics.responses['401']);
+    assert.ok(document.components.securitySchemes.metricsToken);
+  });
+});
+
 describe('failure-rate signal', () => {
   test('flips on when failures pass the threshold, logs once, and flips off again', async () => {
     await signalEverywhere(0);

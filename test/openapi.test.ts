@@ -474,7 +474,7 @@ test("the providers, models and sizes are the deployment's, read from its config
   assert.deepEqual(text?.properties?.model?.enum, ['kiln-verse-1']);
   const config = loadConfig({ ...ctx.env, OPENAI_API_KEY: 'sk-test', OPENAI_TEXT_MODELS: 'gpt-4o-mini' });
   const providers = configuredProviders(config);
-  const { schemas } = openApiDocument({ providers, defaultProvider: 'local', adminApi: false }).components;
+  const { schemas } = openApiDocument({ providers, defaultProvider: 'local', adminApi: false, metricsToken: false }).components;
   const withOpenAi = schemas.ImageGenerationRequest as SchemaObject;
   assert.deepEqual(withOpenAi.properties?.provider?.enum, ['local', 'openai']);
   assert.deepEqual((schemas.TextGenerationRequest as SchemaObject).properties?.model?.enum, [

@@ -1,9 +1,10 @@
 import express, { type Express } from 'express';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logger.js';
+import { metricsAccess, METRICS_TOKEN_REQUIRED } from '../observability/metrics-access.js';
 import { renderMetrics } from '../observability/metrics-text.js';
 import { ADMIN_PATH, adminRoutes, type AdminRouteDependencies } from './admin-routes.js';
-import { errorMiddleware, notFoundRoute } from './api-error.js';
+import { ApiError, errorMiddleware, notFoundRoute } from './api-error.js';
 import { CODEC_PATH, codecRoutes } from './codec-routes.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
@@ -16,7 +17,7 @@ export interface AppDependencies extends GenerationsRouteDependencies {
   logger: Logger;
   config: GenerationsRouteDependencies['config'] &
     AdminRouteDependencies['config'] &
-    Pick<Config, 'adminApiKey' | 'codecServer'>;
+    Pick<Config, 'adminApiKey' | 'codecServer' | 'observability'>;
 }
 
 export function createApp(deps: AppDependencies): Express {
@@ -25,13 +26,19 @@ export function createApp(deps: AppDependencies): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
-  app.get('/metrics', async (_req, res) => {
+  const mayScrape = metricsAccess(deps.config.observability.metricsToken);
+  app.get('/metrics', async (req, res) => {
+    if (!mayScrape(req.headers.authorization)) {
+      res.set('WWW-Authenticate', 'Bearer');
+      throw new ApiError('unauthorized', METRICS_TOKEN_REQUIRED);
+    }
     const { contentType, body } = await renderMetrics();
     res.type(contentType).send(body);
   });
   const adminApi = Boolean(deps.config.adminApiKey);
   const { defaultProvider } = deps.config.providers;
-  app.get(OPENAPI_PATH, openApiRoute({ providers: deps.providers, defaultProvider, adminApi }));
+  const metricsToken = deps.config.observability.metricsToken !== undefined;
+  app.get(OPENAPI_PATH, openApiRoute({ providers: deps.providers, defaultProvider, adminApi, metricsToken }));
   app.use('/v1/generations', generationsRoutes(deps));
   app.use('/v1/me', meRoute(deps.db));
   app.use(WEBHOOK_SECRET_PATH, webhookSecretRoutes(deps.db));

@@ -17,7 +17,7 @@ export type { OpenApiOptions } from './openapi/document-options.js';
  * deployment serves and accepts, so a client (or Schemathesis, `npm run test:contract`) can trust it.
  */
 export function openApiDocument(options: OpenApiOptions) {
-  const { adminApi } = options;
+  const { adminApi, metricsToken } = options;
   return {
     openapi: '3.1.0',
     info: { title: 'Kiln', version: 'v1', description: DESCRIPTION },
@@ -31,13 +31,22 @@ export function openApiDocument(options: OpenApiOptions) {
       ...webhookPaths(),
       ...accountPaths(),
       ...(adminApi ? adminPaths() : {}),
-      ...servicePaths(),
+      ...servicePaths({ metricsToken }),
     },
     components: {
       securitySchemes: {
         apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: `Authorization: Bearer kiln_…`' },
         ...(adminApi
           ? { adminKey: { type: 'http', scheme: 'bearer', description: 'The operator key, ADMIN_API_KEY' } }
+          : {}),
+        ...(metricsToken
+          ? {
+              metricsToken: {
+                type: 'http',
+                scheme: 'bearer',
+                description: 'The scrape token, METRICS_TOKEN',
+              },
+            }
           : {}),
       },
       schemas: componentSchemas(options),

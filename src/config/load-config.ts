@@ -74,7 +74,12 @@ interface ConfigFields {
   /** The operator API's key; the API has no admin routes without one. */
   adminApiKey: string | undefined;
   logLevel: Env['LOG_LEVEL'];
-  observability: { workerHttp: { port: number; host: string }; failureRate: FailureRatePolicy };
+  observability: {
+    workerHttp: { port: number; host: string };
+    /** What `/metrics` asks of a scrape: this Bearer token, or nothing when unset. */
+    metricsToken: string | undefined;
+    failureRate: FailureRatePolicy;
+  };
   dataDir: string;
 }
 
@@ -244,6 +249,7 @@ function webhooksConfig(e: Env): Config['webhooks'] {
 function observabilityConfig(e: Env): Config['observability'] {
   return {
     workerHttp: { port: e.WORKER_HTTP_PORT, host: e.WORKER_HTTP_HOST ?? e.HOST },
+    metricsToken: e.METRICS_TOKEN,
     failureRate: {
       windowSeconds: e.FAILURE_RATE_WINDOW_SECONDS,
       threshold: e.FAILURE_RATE_THRESHOLD,

@@ -225,6 +225,11 @@ export const envSchema = z.object({
    */
   ADMIN_API_KEY: optionalString.pipe(z.string().min(32).optional()),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /**
+   * `/metrics` on the API and the worker answers only `Authorization: Bearer <this>`; at least 16
+   * characters. Unset: open, as Prometheus scrapes by default.
+   */
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16).optional()),
   /** Port of the worker's `/metrics` and `/healthz` server; 0 picks a free one. Default 9464. */
   WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   /** Interface that server listens on. Default: HOST. */

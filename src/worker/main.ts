@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     temporalAway,
   );
   const http = await startWorkerHttpServer(
-    config.observability.workerHttp,
+    config.observability,
     () => checkWorkerHealth(worker, database.db),
     logger,
   );

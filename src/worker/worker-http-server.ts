@@ -1,6 +1,8 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/index.js';
 import type { Logger } from '../logger.js';
+import { metricsAccess, METRICS_TOKEN_REQUIRED } from '../observability/metrics-access.js';
 import { renderMetrics } from '../observability/metrics-text.js';
 import type { WorkerHealth } from './worker-health.js';
 
@@ -15,20 +17,26 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The worker's own small HTTP server: `/metrics` for Prometheus and `/healthz` for orchestrators
- * (200 while healthy, 503 otherwise). A worker serves no API, so plain `node:http` is enough.
+ * The worker's own small HTTP server: `/metrics` for Prometheus (behind the metrics token when one is
+ * set) and `/healthz` for orchestrators (200 while healthy, 503 otherwise). A worker serves no API, so
+ * plain `node:http` is enough.
  */
 export async function startWorkerHttpServer(
-  { host, port }: { host: string; port: number },
+  { workerHttp: { host, port }, metricsToken }: Pick<Config['observability'], 'workerHttp' | 'metricsToken'>,
   health: () => Promise<WorkerHealth>,
   logger: Logger,
 ): Promise<WorkerHttpServer> {
+  const mayScrape = metricsAccess(metricsToken);
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const answer = async () => {
       if (req.method !== 'GET')
         return sendJson(res, 405, { error: { code: 'method_not_allowed', message: 'GET only' } });
       if (path === '/metrics') {
+        if (!mayScrape(req.headers.authorization)) {
+          res.setHeader('WWW-Authenticate', 'Bearer');
+          return sendJson(res, 401, { error: { code: 'unauthorized', message: METRICS_TOKEN_REQUIRED } });
+        }
         const { contentType, body } = await renderMetrics();
         res.writeHead(200, { 'Content-Type': contentType }).end(body);
         return;

@@ -8,4 +8,6 @@ export interface OpenApiOptions {
   defaultProvider: string;
   /** Whether the operator API is served (ADMIN_API_KEY is set); its paths are listed only then. */
   adminApi: boolean;
+  /** Whether `/metrics` asks for METRICS_TOKEN. */
+  metricsToken: boolean;
 }

@@ -1,5 +1,5 @@
 import type { Tag } from './description.js';
-import { json } from './schema-parts.js';
+import { errors, json } from './schema-parts.js';
 
 export const OPENAPI_PATH = '/openapi.json';
 
@@ -7,7 +7,12 @@ const tags: Tag[] = ['service'];
 /** Public: a load balancer, a scraper or a client that has no key yet. */
 const open = { tags, security: [] };
 
-export function servicePaths() {
+/** Public too, unless METRICS_TOKEN is set: then a scraper's, with that token. */
+const metricsSecurity = (metricsToken: boolean) =>
+  metricsToken ? { tags, security: [{ metricsToken: [] }] } : open;
+
+export function servicePaths({ metricsToken }: { metricsToken: boolean }) {
+  const refused = metricsToken ? errors({ unauthorized: ': no metrics token, or a wrong one' }) : {};
   return {
     '/healthz': {
       get: {
@@ -21,8 +26,11 @@ export function servicePaths() {
       get: {
         operationId: 'getMetrics',
         summary: "This process's Prometheus metrics",
-        ...open,
-        responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': {} } } },
+        ...metricsSecurity(metricsToken),
+        responses: {
+          200: { description: 'Prometheus text format', content: { 'text/plain': {} } },
+          ...refused,
+        },
       },
     },
     [OPENAPI_PATH]: {
