@@ -11,7 +11,7 @@ import type { WebhookDelivery } from '../src/db/webhook-repository.js';
 import { ensureWebhookSecret } from '../src/db/webhook-secret-repository.js';
 import { configuredProviders } from '../src/providers/configured-providers.js';
 import { startWebhookReceiver, type FakeWebhookReceiver } from './fakes/webhook-receiver.js';
-import { apiFetch, pollUntilDone, type ApiTarget } from './harness/job-watcher.js';
+import { apiFetch, openStream, pollUntilDone, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -71,6 +71,8 @@ const ADMIN_CANCEL = 'POST /v1/admin/jobs/{id}/cancel';
 const PROVIDERS = 'GET /v1/admin/providers';
 const ADMIN = [STUCK, RETRY, ADMIN_CANCEL, PROVIDERS];
 const ADMIN_KEY = randomBytes(32).toString('hex');
+/** Few enough to reach in one test; this file holds one stream at a time otherwise. */
+const STREAMS_PER_KEY = 3;
 
 let ctx: TestContext;
 let api: ApiTarget;
@@ -93,6 +95,7 @@ before(async () => {
     // A burst small enough to reach 429 in a few requests, large enough for this file's other submissions.
     SUBMIT_RATE_PER_MINUTE: '6',
     SUBMIT_BURST: '10',
+    MAX_STREAMS_PER_KEY: String(STREAMS_PER_KEY),
     ADMIN_API_KEY: ADMIN_KEY,
   });
   receiver.setSecret((await ensureWebhookSecret(ctx.database.db, ctx.userId)).secret);
@@ -394,6 +397,20 @@ test('past its burst, an API key is told to wait', async () => {
   assert.fail('no 429 within 30 submissions');
 });
 
+test("past its open sockets and streams, a key's event stream is refused", async () => {
+  const { apiKey } = await ctx.createUser();
+  const body = { kind: 'image', prompt: 'openapi, streams' };
+  const accepted = (await check(await submission(body, randomUUID(), apiKey), 202)) as { id: string };
+  const open = await Promise.all(
+    Array.from({ length: STREAMS_PER_KEY }, () => openStream({ url: api.url, apiKey })),
+  );
+  try {
+    await check(await call(EVENTS, { id: accepted.id, apiKey }), 429);
+  } finally {
+    open.forEach(({ socket }) => socket.close());
+  }
+});
+
 test('the operator API lists, retries and cancels any job, and refuses user keys', async () => {
   const asAdmin = { apiKey: ADMIN_KEY };
   for (const operation of ADMIN) await check(await call(operation), 403);
@@ -474,7 +491,12 @@ test("the providers, models and sizes are the deployment's, read from its config
   assert.deepEqual(text?.properties?.model?.enum, ['kiln-verse-1']);
   const config = loadConfig({ ...ctx.env, OPENAI_API_KEY: 'sk-test', OPENAI_TEXT_MODELS: 'gpt-4o-mini' });
   const providers = configuredProviders(config);
-  const { schemas } = openApiDocument({ providers, defaultProvider: 'local', adminApi: false, metricsToken: false }).components;
+  const { schemas } = openApiDocument({
+    providers,
+    defaultProvider: 'local',
+    adminApi: false,
+    metricsToken: false,
+  }).components;
   const withOpenAi = schemas.ImageGenerationRequest as SchemaObject;
   assert.deepEqual(withOpenAi.properties?.provider?.enum, ['local', 'openai']);
   assert.deepEqual((schemas.TextGenerationRequest as SchemaObject).properties?.model?.enum, [

@@ -64,6 +64,8 @@ export const ApiErrorStatus = {
   undecryptable_payload: 422,
   /** Past the API key's submission rate; `Retry-After` says when to try again. */
   rate_limited: 429,
+  /** The API key holds as many sockets and event streams open on this API process as it may. */
+  too_many_streams: 429,
   /** Anything unexpected: logged, with nothing leaked to the client. */
   internal: 500,
   /** The job database cannot be reached; `Retry-After` says when to try again. */

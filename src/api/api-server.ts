@@ -37,7 +37,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
   const { config, database, logger } = deps;
   const events = await JobEventHub.start(database, logger);
   const knownKeys = new KnownKeys(database.db);
-  const keys = await KeySessions.start(database, logger, knownKeys);
+  const keys = await KeySessions.start(database, logger, knownKeys, config.streamLimits);
   const app = createApp({
     ...deps,
     db: database.db,

@@ -10,7 +10,7 @@ import { ApiError } from './api-error.js';
 import { authenticatedCaller } from './authenticate.js';
 import { invalidRequest } from './invalid-request.js';
 import type { JobEventHub } from './job-event-hub.js';
-import type { KeySessions } from './key-sessions.js';
+import { TOO_MANY_STREAMS, type KeySessions } from './key-sessions.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
 
 /** Comments this often keep proxies from closing an idle stream. */
@@ -69,6 +69,7 @@ export function serveJobEvents(
       res.status(204).end();
       return;
     }
+    if (sessions.isFull(keyId)) throw new ApiError('too_many_streams', TOO_MANY_STREAMS);
     res.status(200).set({
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',
@@ -88,8 +89,10 @@ export function serveJobEvents(
       res.end();
     };
     req.on('close', end);
-    // Released once the response is over, however it ended: `end` may run inside `track` itself.
+    // Released once the response is over, however it ended: `end` may run inside `track` itself. None
+    // when another stream of the key took the last place since the check above.
     const session = sessions.track(keyId, end);
+    if (!session) return end();
     res.once('close', () => session.release());
     // A reader this far behind is dropped; EventSource resumes by Last-Event-ID.
     const writable = (): boolean => {

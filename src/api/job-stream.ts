@@ -12,7 +12,7 @@ import { trackOpenSocket } from '../observability/socket-metrics.js';
 import type { CancelOutcome } from '../use-cases/cancel-generation.js';
 import type { ApiErrorCode } from './api-error-codes.js';
 import type { JobEventHub, JobWatcher } from './job-event-hub.js';
-import type { KeySession, KeySessions } from './key-sessions.js';
+import { TOO_MANY_STREAMS, type KeySession, type KeySessions } from './key-sessions.js';
 
 export const STREAM_PATH = '/v1/stream';
 
@@ -30,6 +30,11 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 export const SLOW_CONSUMER_CLOSE_CODE = 4008;
 /** The API key the socket was opened with was revoked; reconnecting with it is refused (401). */
 export const API_KEY_REVOKED_CLOSE_CODE = 4001;
+/**
+ * The key reached its limit of open sockets as this one opened: a socket the upgrade's check let through
+ * alongside another. Otherwise the upgrade itself is refused with 429 `too_many_streams`.
+ */
+export const TOO_MANY_STREAMS_CLOSE_CODE = 4029;
 
 /** Sockets that miss a ping for this long are dropped, so dead peers do not hold subscriptions. */
 const PING_INTERVAL_MS = 30_000;
@@ -42,6 +47,10 @@ const MAX_FRAME_BYTES = 64 * 1024;
 const MESSAGE_ERRORS = {
   invalid: { code: 'invalid_message', message: 'unknown or malformed message' },
   tooLarge: { code: 'message_too_large', message: `messages are at most ${MAX_MESSAGE_BYTES} bytes` },
+  tooManySubscriptions: {
+    code: 'too_many_subscriptions',
+    message: 'this API key holds as many subscriptions as it may: unsubscribe from another job first',
+  },
 } as const;
 
 const clientMessageSchema = z.discriminatedUnion('type', [
@@ -103,6 +112,10 @@ export function createJobStream(deps: JobStreamDependencies) {
     const session = deps.sessions.track(keyId, () =>
       socket.close(API_KEY_REVOKED_CLOSE_CODE, 'api key revoked'),
     );
+    if (!session) {
+      socket.close(TOO_MANY_STREAMS_CLOSE_CODE, 'too many sockets for this api key');
+      return;
+    }
     alive.add(socket);
     socket.once('close', trackOpenSocket('websocket'));
     socket.on('pong', () => alive.add(socket));
@@ -131,7 +144,7 @@ export function createJobStream(deps: JobStreamDependencies) {
         void cancel(socket, session, userId, message.id);
         return;
       }
-      void subscribe(socket, userId, message, subscriptions);
+      void subscribe(socket, session, userId, message, subscriptions);
     });
   }
 
@@ -157,14 +170,20 @@ export function createJobStream(deps: JobStreamDependencies) {
 
   async function subscribe(
     socket: WebSocket,
+    session: KeySession,
     userId: string,
     { id, since = 0 }: { id: string; since?: number },
     subs: Map<string, () => void>,
   ) {
     if (subs.has(id)) return;
+    if (!session.takeSubscription()) {
+      send(socket, { type: 'error', id, error: MESSAGE_ERRORS.tooManySubscriptions });
+      return;
+    }
     let unsubscribe: (() => void) | undefined;
     let ended = false;
     const stop = () => {
+      if (!ended) session.releaseSubscription();
       ended = true;
       unsubscribe?.();
       subs.delete(id);
@@ -236,6 +255,12 @@ export function createJobStream(deps: JobStreamDependencies) {
       });
       if (!caller) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      if (deps.sessions.isFull(caller.keyId)) {
+        const body = JSON.stringify({ error: { code: 'too_many_streams', message: TOO_MANY_STREAMS } });
+        const head = `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}`;
+        socket.end(`HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n${head}\r\n\r\n${body}`);
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, caller));

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { StreamLimits } from '../config/index.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { API_KEY_REVOCATIONS_CHANNEL, liveApiKeyIds } from '../db/user-repository.js';
@@ -13,13 +14,20 @@ const RECHECK_INTERVAL_MS = 30_000;
  */
 const REMEMBER_REVOKED_MS = 60_000;
 
+/** Why a key's new socket or event stream is refused (429 `too_many_streams`). */
+export const TOO_MANY_STREAMS = 'this API key holds as many sockets and event streams open as it may';
+
 /** One socket or event stream, as opened with one API key. */
 export interface KeySession {
   /** Its key is known to be revoked: the session is being ended, and acts on nothing more. */
   readonly revoked: boolean;
   /** Asks the database whether the key is still live (a revoked one ends its sessions here and now). */
   confirmLive(): Promise<boolean>;
-  /** The session ended on its own: it is no longer tracked. */
+  /** Counts one more job subscription against the key's limit; false, and nothing counted, past it. */
+  takeSubscription(): boolean;
+  /** One subscription this session took has ended. */
+  releaseSubscription(): void;
+  /** The session ended on its own: it is no longer tracked, nor are its subscriptions. */
   release(): void;
 }
 
@@ -27,6 +35,7 @@ interface Tracked {
   keyId: string;
   end: () => void;
   revoked: boolean;
+  subscriptions: number;
 }
 
 /**
@@ -41,6 +50,7 @@ export class KeySessions {
   private constructor(
     private readonly db: Kysely<Database>,
     private readonly logger: Logger,
+    private readonly limits: StreamLimits,
   ) {}
 
   /** Also tells `knownKeys` of each revocation, and of a reconnect, after which some may have been missed. */
@@ -48,8 +58,9 @@ export class KeySessions {
     database: DatabaseHandle,
     logger: Logger,
     knownKeys: KnownKeys,
+    limits: StreamLimits,
   ): Promise<{ sessions: KeySessions; stop(): Promise<void> }> {
-    const sessions = new KeySessions(database.db, logger);
+    const sessions = new KeySessions(database.db, logger, limits);
     const listener = await database.listen(
       API_KEY_REVOCATIONS_CHANNEL,
       (keyId) => {
@@ -72,9 +83,18 @@ export class KeySessions {
     };
   }
 
-  /** Tracks a session opened with `keyId`; `end` closes it, and is called at most once. */
-  track(keyId: string, end: () => void): KeySession {
-    const tracked: Tracked = { keyId, end, revoked: false };
+  /** Whether `keyId` holds as many sessions here as it may: a new one would be refused. */
+  isFull(keyId: string): boolean {
+    return (this.byKey.get(keyId)?.size ?? 0) >= this.limits.streamsPerKey;
+  }
+
+  /**
+   * Tracks a session opened with `keyId`; `end` closes it, and is called at most once. Undefined, and
+   * nothing tracked, when the key holds its limit of sessions already.
+   */
+  track(keyId: string, end: () => void): KeySession | undefined {
+    if (this.isFull(keyId)) return undefined;
+    const tracked: Tracked = { keyId, end, revoked: false, subscriptions: 0 };
     const set = this.byKey.get(keyId) ?? new Set<Tracked>();
     this.byKey.set(keyId, set);
     set.add(tracked);
@@ -84,10 +104,25 @@ export class KeySessions {
         return tracked.revoked;
       },
       confirmLive: async () => !tracked.revoked && (await this.isLive(keyId)),
+      takeSubscription: () => {
+        if (this.subscriptionsOf(keyId) >= this.limits.subscriptionsPerKey) return false;
+        tracked.subscriptions += 1;
+        return true;
+      },
+      releaseSubscription: () => {
+        tracked.subscriptions = Math.max(0, tracked.subscriptions - 1);
+      },
       release: () => {
         if (set.delete(tracked) && set.size === 0 && this.byKey.get(keyId) === set) this.byKey.delete(keyId);
       },
     };
+  }
+
+  /** Subscriptions over all of the key's sessions here: at most `streamsPerKey` of them to add up. */
+  private subscriptionsOf(keyId: string): number {
+    let count = 0;
+    for (const tracked of this.byKey.get(keyId) ?? []) count += tracked.subscriptions;
+    return count;
   }
 
   private async isLive(keyId: string): Promise<boolean> {

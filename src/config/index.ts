@@ -9,5 +9,6 @@ export {
   type ProviderRetryPolicy,
   type RetentionPolicy,
   type S3ObjectStoreOptions,
+  type StreamLimits,
   type WebhookRetryPolicy,
 } from './policies.js';

@@ -7,6 +7,7 @@ import type {
   PayloadKey,
   ProviderRetryPolicy,
   RetentionPolicy,
+  StreamLimits,
   WebhookRetryPolicy,
 } from './policies.js';
 import { envSchema, type Env, type Plan, type ProviderLimit } from './schema.js';
@@ -70,6 +71,8 @@ interface ConfigFields {
   costs: { byKey: Readonly<Record<string, number>>; fallback: number };
   demoUserCredits: number;
   submitRateLimit: { perMinute: number; burst: number };
+  /** What one API key may hold open on one API process: sockets and event streams, and subscriptions. */
+  streamLimits: StreamLimits;
   webhooks: { retry: WebhookRetryPolicy; allowPrivate: boolean };
   /** The operator API's key; the API has no admin routes without one. */
   adminApiKey: string | undefined;
@@ -221,7 +224,10 @@ function cleanupPolicies(e: Env): Pick<Config, 'retention' | 'orphans'> {
 /** What a user may run and spend: the fleet's provider limits, plans, prices and submission rate. */
 function usagePolicies(
   e: Env,
-): Pick<Config, 'providerLimits' | 'plans' | 'costs' | 'demoUserCredits' | 'submitRateLimit'> {
+): Pick<
+  Config,
+  'providerLimits' | 'plans' | 'costs' | 'demoUserCredits' | 'submitRateLimit' | 'streamLimits'
+> {
   return {
     providerLimits: {
       byKey: e.PROVIDER_LIMITS,
@@ -231,6 +237,7 @@ function usagePolicies(
     costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
     demoUserCredits: e.DEMO_USER_CREDITS,
     submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },
+    streamLimits: { streamsPerKey: e.MAX_STREAMS_PER_KEY, subscriptionsPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY },
   };
 }
 

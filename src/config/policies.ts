@@ -43,6 +43,14 @@ export interface RetentionPolicy {
   unsuccessfulDays: number;
 }
 
+/** What one API key may hold open on one API process. */
+export interface StreamLimits {
+  /** WebSockets and event streams. */
+  streamsPerKey: number;
+  /** Job subscriptions over its WebSockets. */
+  subscriptionsPerKey: number;
+}
+
 /** When the job failure rate counts as too high. */
 export interface FailureRatePolicy {
   /** The sliding window, counted back from now over the jobs' end times. */

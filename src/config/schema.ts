@@ -195,6 +195,10 @@ export const envSchema = z.object({
   SUBMIT_RATE_PER_MINUTE: z.coerce.number().positive().default(120),
   /** Submissions a key may make at once before the rate applies. Default 30. */
   SUBMIT_BURST: z.coerce.number().int().min(1).default(30),
+  /** WebSockets and event streams one API key may hold open on one API process. Default 100. */
+  MAX_STREAMS_PER_KEY: z.coerce.number().int().min(1).default(100),
+  /** Job subscriptions one API key may hold over its WebSockets on one API process. Default 1000. */
+  MAX_SUBSCRIPTIONS_PER_KEY: z.coerce.number().int().min(1).default(1000),
   /** Days a succeeded job keeps its result. Default 7. */
   RETENTION_SUCCEEDED_DAYS: z.coerce.number().positive().default(7),
   /** Days a failed, canceled or expired job keeps its details. Default 30. */

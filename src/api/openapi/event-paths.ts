@@ -91,7 +91,11 @@ export function eventPaths() {
           },
           204: { description: 'The job has ended and has no event after Last-Event-ID: stop reconnecting' },
           ...unauthorized,
-          ...errors({ invalid_request: ': a bad Last-Event-ID or since', not_found: '' }),
+          ...errors({
+            invalid_request: ': a bad Last-Event-ID or since',
+            not_found: '',
+            too_many_streams: ': the key holds MAX_STREAMS_PER_KEY sockets and streams on this API process',
+          }),
         },
       },
     },
