@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../db/database.js';
-import { jobEventsAfter } from '../db/job-event-repository.js';
-import { findJob, toJob } from '../db/job-repository.js';
+import { findJobWithoutEvents, jobEventsAfter } from '../db/job-event-repository.js';
+import { toJob } from '../db/job-repository.js';
 import type { Database } from '../db/schema.js';
 import { readStreamedText } from '../db/text-stream-repository.js';
 import { JOB_EVENTS_CHANNEL, decodeChannelMessage, type JobEvent } from '../events/job-event.js';
@@ -155,14 +155,18 @@ export class JobEventHub {
     });
   }
   /**
-   * Events after `since`. A job whose events retention removed (or that predates them) is told by its
-   * current state alone, numbered by its version.
+   * Events after `since`. A job whose events retention removed is told by its current state alone,
+   * numbered by its version. Only such a job: one whose next event committed after the read above has
+   * a row ahead of its events for a moment, and its row told as an event would take that event's seq
+   * (the event itself comes live, or with the next read).
    */
   private async missedEvents(jobId: string, since: number): Promise<JobEvent[]> {
     const events = await jobEventsAfter(this.db, jobId, since);
     if (events.length > 0) return events;
-    const row = await findJob(this.db, jobId);
-    return row && row.version > since ? [{ seq: row.version, type: 'status', job: toJob(row) }] : [];
+    const purged = await findJobWithoutEvents(this.db, jobId);
+    return purged && purged.version > since
+      ? [{ seq: purged.version, type: 'status', job: toJob(purged) }]
+      : [];
   }
 
   private catchUpInBackground(jobId: string, subscription: Subscription): void {

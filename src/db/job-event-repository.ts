@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { JobEvent } from '../events/job-event.js';
 import type { Job } from '../jobs/job.js';
-import type { Database } from './schema.js';
+import type { Database, JobRow } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -23,4 +23,17 @@ export async function jobEventsAfter(db: Db, jobId: string, since: number): Prom
     events.push(...rows.map((row) => ({ seq: row.seq, type: row.type, job: row.data as Job })));
     if (rows.length < PAGE) return events;
   }
+}
+
+/**
+ * The job's row if the job has no events at all (retention removed them), in one statement, so that
+ * a write committing meanwhile cannot make a job with events look like one without.
+ */
+export async function findJobWithoutEvents(db: Db, jobId: string): Promise<JobRow | undefined> {
+  return db
+    .selectFrom('jobs')
+    .selectAll()
+    .where('id', '=', jobId)
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('job_events').select('seq').where('job_id', '=', jobId))))
+    .executeTakeFirst();
 }
