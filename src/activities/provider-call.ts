@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { providerCapacity, type ProviderCapacity } from '../capacity/provider-capacity.js';
+import type { HeldSlot } from '../capacity/provider-slot.js';
 import { findJob, recordProviderTask, startProviderCall, transitionJob } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
@@ -30,11 +31,12 @@ export type CallProviderInput = GenerationAsk;
 export type CallProviderOutcome =
   { kind: 'generated'; output: StoredObject } | { kind: 'waiting'; retryInMs: number };
 
-/** One call as it runs: what it calls, under which share of capacity, resuming which task. */
+/** One call as it runs: what it calls, under which share of capacity and slot, resuming which task. */
 interface Call {
   input: CallProviderInput;
   callable: CallableProvider;
   capacity: ProviderCapacity;
+  slot: HeldSlot;
   resumeTaskId: string | undefined;
 }
 
@@ -171,6 +173,8 @@ export function createProviderActivities(deps: ActivityDependencies) {
       return await heartbeatingWhile(heartbeat, async (): Promise<CallProviderOutcome> => {
         const output = await generate(call.callable, input, heartbeat, row.attempts);
         callMetrics.ended();
+        // The provider is done with: the slot goes to the next call before the output is kept.
+        await call.slot.release();
         // Kept first: an output lost to a failure after it (the database down) is paid for again.
         const kept = await keep(input.jobId, output, row);
         // The breaker's reset and the quota's pause wait for the next call if their write fails now.
@@ -208,7 +212,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
       const slot = await capacity.acquireSlot(jobId, heartbeat);
       if (!('release' in slot)) return { kind: 'waiting', retryInMs: slot.retryInMs };
       try {
-        return await callHoldingSlot({ input, callable, capacity, resumeTaskId });
+        return await callHoldingSlot({ input, callable, capacity, slot, resumeTaskId });
       } finally {
         await slot.release();
       }

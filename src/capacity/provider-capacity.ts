@@ -55,7 +55,7 @@ export function providerCapacity(deps: CapacityDependencies, provider: string, m
     /** A call slot at its turn, waited for in place while short; else how long the workflow should sleep. */
     acquireSlot(jobId: string, heartbeat: () => void): Promise<HeldSlot | { retryInMs: number }> {
       const limit = limitOf(providerLimits, limitKey);
-      return acquireProviderSlot({ db, limitKey, jobId, limit, heartbeat });
+      return acquireProviderSlot({ db, limitKey, jobId, limit, heartbeat, logger });
     },
 
     /** Whether the breaker lets a new call through now, and whether it is the probe. */

@@ -8,6 +8,7 @@ import {
   type SlotAsk,
 } from '../db/provider-capacity-repository.js';
 import type { Database } from '../db/schema.js';
+import type { Logger } from '../logger.js';
 import { callIntervalMs } from './provider-limits.js';
 
 /** Waits shorter than this are spent in the activity, keeping the job's place; longer ones go back to the workflow. */
@@ -40,6 +41,10 @@ function oneTakerAtATime<T>(limitKey: string, take: () => Promise<T>): Promise<T
 }
 
 export interface HeldSlot {
+  /**
+   * Frees the slot; once only, however often it is called. A failed write is logged, not thrown: the
+   * slot then frees itself when its lease lapses, and the call that held it goes on.
+   */
   release(): Promise<void>;
 }
 
@@ -51,17 +56,22 @@ export interface SlotRequest {
   limit: ProviderLimit;
   /** Keeps the activity alive while it waits; given by the caller, who owns the heartbeat details. */
   heartbeat(): void;
+  logger: Logger;
 }
 
-function hold({ db, jobId }: SlotRequest): HeldSlot {
+function hold({ db, jobId, limitKey, logger }: SlotRequest): HeldSlot {
   const renewal = setInterval(() => {
     // A failed renewal is tried again next interval; one that never lands frees the slot a little early.
     renewProviderSlot(db, jobId, LEASE_MS).catch(() => undefined);
   }, RENEW_EVERY_MS);
+  let released: Promise<void> | undefined;
   return {
-    release: async () => {
+    release: () => {
       clearInterval(renewal);
-      await releaseProviderSlot(db, jobId);
+      released ??= releaseProviderSlot(db, jobId).catch((error: unknown) =>
+        logger.warn({ jobId, limitKey, err: error }, 'provider slot not freed: it lapses with its lease'),
+      );
+      return released;
     },
   };
 }
