@@ -258,7 +258,8 @@ export function createJobStream(deps: JobStreamDependencies) {
         return;
       }
       if (deps.sessions.isFull(caller.keyId)) {
-        const body = JSON.stringify({ error: { code: 'too_many_streams', message: TOO_MANY_STREAMS } });
+        const code: ApiErrorCode = 'too_many_streams';
+        const body = JSON.stringify({ error: { code, message: TOO_MANY_STREAMS } });
         const head = `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}`;
         socket.end(`HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n${head}\r\n\r\n${body}`);
         return;
