@@ -8,6 +8,7 @@ import {
   WorkflowFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
 import type { JobDeadline, JobStatus } from '../../src/jobs/job.js';
@@ -108,6 +109,8 @@ export interface WorkflowRunner {
     script: Script & Limits,
     meanwhile?: (handle: GenerationHandle, fakes: Fakes) => Promise<void>,
   ): Promise<Run>;
+  /** A closed job's history, as `temporal workflow show --output json` and the Web UI export it. */
+  historyJSON(jobId: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -192,6 +195,7 @@ export async function startWorkflowRunner(): Promise<WorkflowRunner> {
 
   return {
     runJob,
+    historyJSON: async (jobId) => historyToJSON(await client.workflow.getHandle(jobId).fetchHistory()),
     stop: async () => {
       await client.connection.close();
       await workerConnection.close();
