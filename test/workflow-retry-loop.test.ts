@@ -242,7 +242,7 @@ describe('runGeneration: the provider retry loop, against fake activities', { ti
       {
         doing: 'waiting to retry',
         answers: [failure(FailureCode.timeout, { retryAfterMs: 10_000 })],
-        events: ['callProvider'],
+        events: ['callProvider', 'recordJobWaiting'],
       },
     ];
     for (const { doing, answers, events } of busy) {

@@ -1,6 +1,6 @@
-import { transitionJob, type JobPatch } from '../db/job-repository.js';
+import { recordWaiting, transitionJob, type JobPatch } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
-import { isTerminal, JobStatus, type JobEnding, type JobFailureCode } from '../jobs/job.js';
+import { isTerminal, JobStatus, type JobEnding, type JobFailureCode, type JobWaiting } from '../jobs/job.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
 import type { StoredObject } from '../storage/object-store.js';
@@ -10,6 +10,11 @@ export interface StoreResultInput {
   jobId: string;
   /** The provider's output as the store confirmed it, at the job's result key. */
   output: StoredObject;
+}
+
+export interface RecordWaitingInput {
+  jobId: string;
+  waiting: JobWaiting;
 }
 
 export interface MarkJobFailedInput {
@@ -77,6 +82,16 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     },
     async markJobCanceled(jobId: string): Promise<JobEnding> {
       return end(jobId, JobStatus.canceled, { completed_at: new Date() });
+    },
+    /**
+     * Why the job waits, for every way of watching it. Safe to repeat: the same wait is written once,
+     * and a job that moved on (or ended) is not written at all.
+     */
+    async recordJobWaiting({ jobId, waiting }: RecordWaitingInput): Promise<void> {
+      const row = await recordWaiting(db, jobId, waiting).catch((error: unknown) => {
+        throw jobTableFailure(error, logger, jobId);
+      });
+      if (row) await afterJobChange(jobChangeContextOf(deps), { row });
     },
   };
 }

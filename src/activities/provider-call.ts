@@ -1,10 +1,20 @@
 import { Context } from '@temporalio/activity';
-import { providerCapacity, type ProviderCapacity } from '../capacity/provider-capacity.js';
+import {
+  providerCapacity,
+  type ProviderCapacity,
+  type SlotWaitReason,
+} from '../capacity/provider-capacity.js';
 import type { HeldSlot } from '../capacity/provider-slot.js';
-import { findJob, recordProviderTask, startProviderCall, transitionJob } from '../db/job-repository.js';
+import {
+  findJob,
+  recordProviderTask,
+  recordWaiting,
+  startProviderCall,
+  transitionJob,
+} from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
-import { FailureCode, JobStatus } from '../jobs/job.js';
+import { FailureCode, JobStatus, WaitReason } from '../jobs/job.js';
 import { countOutputReused, observeProviderCall } from '../observability/job-metrics.js';
 import { providerAuthFailures } from '../observability/metrics.js';
 import { ProviderError } from '../providers/provider-error.js';
@@ -22,14 +32,21 @@ import {
 } from './provider-generation.js';
 import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
 
-export type CallProviderInput = GenerationAsk;
+export interface CallProviderInput extends GenerationAsk {
+  /**
+   * Which of the job's calls this is, as its retry policy counts them, and how many it may make: what
+   * a call that waits for a slot tells the job table. Workflows of release 0.1.0 send none.
+   */
+  budget?: { attempt: number; maxCalls: number };
+}
 
 /**
  * Either the output, kept at the job's result key with the job `storing`, for `storeResultAndSucceed`;
- * or word to wait (breaker, pause, full slots): no call was made.
+ * or word to wait, and what for (the breaker, a pause, full slots): no call was made. Workers of
+ * release 0.1.0 give no reason.
  */
 export type CallProviderOutcome =
-  { kind: 'generated'; output: StoredObject } | { kind: 'waiting'; retryInMs: number };
+  { kind: 'generated'; output: StoredObject } | { kind: 'waiting'; retryInMs: number; reason?: WaitReason };
 
 /** One call as it runs: what it calls, under which share of capacity and slot, resuming which task. */
 interface Call {
@@ -90,6 +107,26 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const output = await store.stat(resultKeyFor(jobId));
     if (output) await enterStoring(jobId, output);
     return output;
+  }
+
+  /**
+   * A call that waits for a slot in place tells the job table why, unless the workflow did not say
+   * which call it is. The wait goes on whether or not the write lands.
+   */
+  async function tellWaiting({ jobId, budget }: CallProviderInput, reason: WaitReason, retryInMs: number) {
+    if (!budget) return;
+    const now = Date.now();
+    const waiting = {
+      reason,
+      since: new Date(now).toISOString(),
+      until: new Date(now + retryInMs).toISOString(),
+      ...budget,
+    };
+    const row = await recordWaiting(db, jobId, waiting).catch((error: unknown) => {
+      logger.warn({ jobId, err: error }, 'why the job waits not recorded');
+      return undefined;
+    });
+    if (row) await afterCallChange(row);
   }
 
   /** An earlier attempt's output answers this call: no provider call is made. */
@@ -158,7 +195,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
   async function callHoldingSlot(call: Call): Promise<CallProviderOutcome> {
     const { input, capacity, resumeTaskId } = call;
     const permit = resumeTaskId ? undefined : await capacity.permit();
-    if (permit?.granted === false) return { kind: 'waiting', retryInMs: permit.retryInMs };
+    if (permit?.granted === false) {
+      return { kind: 'waiting', retryInMs: permit.retryInMs, reason: WaitReason.circuitOpen };
+    }
     const probe = permit?.probe ?? false;
     const started = await startCall(call, probe);
     if (!started) return keptMeanwhile(input);
@@ -209,8 +248,12 @@ export function createProviderActivities(deps: ActivityDependencies) {
       const capacity = providerCapacity(deps, callable.provider.name, request.model);
       const resumeTaskId = await taskToResume(jobId);
       const heartbeat = () => Context.current().heartbeat({ taskId: resumeTaskId } satisfies CallHeartbeat);
-      const slot = await capacity.acquireSlot(jobId, heartbeat);
-      if (!('release' in slot)) return { kind: 'waiting', retryInMs: slot.retryInMs };
+      let reason: SlotWaitReason = WaitReason.providerSlot;
+      const slot = await capacity.acquireSlot(jobId, heartbeat, async (why, retryInMs) => {
+        reason = why;
+        await tellWaiting(input, why, retryInMs);
+      });
+      if (!('release' in slot)) return { kind: 'waiting', retryInMs: slot.retryInMs, reason };
       try {
         return await callHoldingSlot({ input, callable, capacity, slot, resumeTaskId });
       } finally {

@@ -3,7 +3,15 @@ import type { countUnfinishedJobs } from '../db/job-repository.js';
 import type { WebhookDelivery } from '../db/webhook-repository.js';
 import type { WebhookSecret } from '../db/webhook-secret-repository.js';
 import type { StreamedText, TextUpdate } from '../events/text-stream.js';
-import { IMAGE_SIZES, JOB_FAILURE_CODES, JOB_KINDS, JobStatus, type Job } from '../jobs/job.js';
+import {
+  IMAGE_SIZES,
+  JOB_FAILURE_CODES,
+  JOB_KINDS,
+  JobStatus,
+  WAIT_REASONS,
+  type Job,
+  type JobWaiting,
+} from '../jobs/job.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
 import type { JobPage } from '../use-cases/list-generations.js';
@@ -17,6 +25,20 @@ import type { QueueEstimate } from '../use-cases/queue-estimate.js';
 
 const count = z.int().nonnegative();
 const timestamp = z.iso.datetime();
+
+export const jobWaitingSchema = z
+  .object({
+    reason: z
+      .enum(WAIT_REASONS)
+      .describe(
+        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next',
+      ),
+    since: timestamp,
+    until: timestamp.nullable().describe('When the job looks again at the latest; null when unknown'),
+    attempt: z.int().positive().describe('The provider call the job waits to make'),
+    maxCalls: z.int().positive().describe('The most calls its retry policy allows'),
+  })
+  .describe('Why a job waits') satisfies z.ZodType<JobWaiting>;
 
 export const jobSchema = z
   .object({
@@ -38,6 +60,7 @@ export const jobSchema = z
       .object({ contentType: z.string(), byteSize: count, sha256: z.string().regex(/^[0-9a-f]{64}$/) })
       .nullable(),
     purgedAt: timestamp.nullable().describe('When retention removed the result'),
+    waiting: jobWaitingSchema.nullable().describe('Null while the job is worked on, and once it ended'),
   })
   .describe('A job as the API shows it; never carries the prompt, only its hash') satisfies z.ZodType<Job>;
 
@@ -118,7 +141,7 @@ export const webhookDeliverySchema = z
   .object({
     id: z.string().describe('The `webhook-id` header of every attempt'),
     seq: z.int().positive().describe("The event's seq"),
-    event: z.enum(['status', 'progress']),
+    event: z.enum(['status', 'progress', 'waiting']),
     url: z.string(),
     status: z.enum(['pending', 'succeeded', 'failed']).describe('`failed`: gave up; may be redelivered'),
     run: z.int().positive().describe('1, then one more per redelivery'),

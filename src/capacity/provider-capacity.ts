@@ -6,9 +6,9 @@ import {
   requestCallPermit,
   type CallPermit,
 } from '../db/circuit-repository.js';
-import { pauseProvider } from '../db/provider-capacity-repository.js';
+import { isProviderPaused, pauseProvider } from '../db/provider-capacity-repository.js';
 import type { Database } from '../db/schema.js';
-import { FailureCode } from '../jobs/job.js';
+import { FailureCode, WaitReason } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { circuitOpenings } from '../observability/metrics.js';
 import type { ProviderError } from '../providers/provider-error.js';
@@ -24,6 +24,9 @@ const DEFAULT_RATE_LIMIT_PAUSE_MS = 1000;
 
 /** The breaker let the call through; none is asked for when resuming a task the provider accepted. */
 type GrantedPermit = Extract<CallPermit, { granted: true }>;
+
+/** What a call that finds no slot free waits for. */
+export type SlotWaitReason = typeof WaitReason.rateLimited | typeof WaitReason.providerSlot;
 
 export interface CapacityDependencies {
   db: Kysely<Database>;
@@ -49,13 +52,26 @@ export function providerCapacity(deps: CapacityDependencies, provider: string, m
     logger.warn({ limitKey, pauseMs: ms }, `provider paused: ${why}`);
   }
 
+  /** A call without a slot waits out a pause after a 429, or else for a slot or its turn. */
+  async function slotWaitReason(): Promise<SlotWaitReason> {
+    return (await isProviderPaused(db, limitKey)) ? WaitReason.rateLimited : WaitReason.providerSlot;
+  }
+
   return {
     limitKey,
 
-    /** A call slot at its turn, waited for in place while short; else how long the workflow should sleep. */
-    acquireSlot(jobId: string, heartbeat: () => void): Promise<HeldSlot | { retryInMs: number }> {
+    /**
+     * A call slot at its turn, waited for in place while short; else how long the workflow should sleep.
+     * `onWait` hears once that the call waits, and what for.
+     */
+    acquireSlot(
+      jobId: string,
+      heartbeat: () => void,
+      onWait: (reason: SlotWaitReason, retryInMs: number) => Promise<void>,
+    ): Promise<HeldSlot | { retryInMs: number }> {
       const limit = limitOf(providerLimits, limitKey);
-      return acquireProviderSlot({ db, limitKey, jobId, limit, heartbeat, logger });
+      const told = async (retryInMs: number) => onWait(await slotWaitReason(), retryInMs);
+      return acquireProviderSlot({ db, limitKey, jobId, limit, heartbeat, onWait: told, logger });
     },
 
     /** Whether the breaker lets a new call through now, and whether it is the probe. */

@@ -56,6 +56,8 @@ export interface SlotRequest {
   limit: ProviderLimit;
   /** Keeps the activity alive while it waits; given by the caller, who owns the heartbeat details. */
   heartbeat(): void;
+  /** Told once, when the call first finds no slot free, how long it will be at least. */
+  onWait(retryInMs: number): Promise<void>;
   logger: Logger;
 }
 
@@ -95,10 +97,13 @@ export async function acquireProviderSlot(request: SlotRequest): Promise<HeldSlo
   // at once: the first beat is the SDK's one unthrottled send, a server round trip that a call done
   // within the interval does not need.
   const beat = setInterval(() => request.heartbeat(), HEARTBEAT_WHILE_QUEUED_MS);
+  let waited = false;
   try {
     for (;;) {
       const verdict = await oneTakerAtATime(ask.limitKey, () => takeProviderSlot(request.db, ask));
       if (verdict.taken) return hold(request);
+      if (!waited) await request.onWait(verdict.retryInMs);
+      waited = true;
       if (Date.now() + verdict.retryInMs > giveUpAt) return { retryInMs: verdict.retryInMs };
       await context.sleep(verdict.retryInMs);
     }

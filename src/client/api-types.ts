@@ -62,10 +62,33 @@ export interface Job {
   result: { contentType: string; byteSize: number; sha256: string } | null;
   /** When retention removed the result after its retention period. */
   purgedAt: string | null;
+  /** Why the job waits; null while it is worked on, and once it ended. */
+  waiting: JobWaiting | null;
 }
 
-/** `status`: the job entered a status (or started another provider call); `progress`: only progress moved. */
-export type JobEventType = 'status' | 'progress';
+/**
+ * What a job waits for: one of its user's running slots (`admission`), a provider call slot or the
+ * provider's pacing (`provider_slot`), the provider's pause after a 429 (`rate_limited`), the
+ * provider's circuit breaker cooling down (`circuit_open`), or the backoff after a failed call.
+ */
+export type WaitReason = 'admission' | 'provider_slot' | 'rate_limited' | 'circuit_open' | 'backoff';
+
+export interface JobWaiting {
+  reason: WaitReason;
+  since: string;
+  /** When the job looks again at the latest; null when unknown. */
+  until: string | null;
+  /** The provider call the job waits to make: 1, 2, … */
+  attempt: number;
+  /** The most calls its retry policy allows. */
+  maxCalls: number;
+}
+
+/**
+ * `status`: the job entered a status (or started another provider call); `progress`: only progress
+ * moved; `waiting`: only why the job waits changed.
+ */
+export type JobEventType = 'status' | 'progress' | 'waiting';
 
 /** One change of a job; `seq` counts 1, 2, 3… per job with no gaps. */
 export interface JobEvent {
@@ -74,8 +97,8 @@ export interface JobEvent {
   job: Job;
 }
 
-/** What a job's webhook may be told about: the job entering one of these statuses, or its progress. */
-export type WebhookEvent = JobStatus | 'progress';
+/** What a job's webhook may be told about: the job entering one of these statuses, its progress, why it waits. */
+export type WebhookEvent = JobStatus | 'progress' | 'waiting';
 
 /** What a submission of either kind takes. */
 interface GenerationFields {

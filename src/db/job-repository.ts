@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { JobStatus, UNFINISHED_STATUSES, type Job } from '../jobs/job.js';
+import { JobStatus, UNFINISHED_STATUSES, type Job, type JobWaiting } from '../jobs/job.js';
 import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
-import { JOB_EVENTS_CHANNEL, encodeJobEvent } from '../events/job-event.js';
+import { JOB_EVENTS_CHANNEL, encodeJobEvent, type JobEvent, type JobEventType } from '../events/job-event.js';
 import { closeReservationParts, closesReservation, reserveCreditsAgain } from './credit-repository.js';
 import type { Database, JobRow } from './schema.js';
 import { webhookDeliveryPart } from './webhook-repository.js';
@@ -34,6 +34,7 @@ export function toJob(row: JobRow): Job {
       row.result_sha256 && row.content_type && row.byte_size !== null
         ? { contentType: row.content_type, byteSize: row.byte_size, sha256: row.result_sha256 }
         : null,
+    waiting: row.waiting,
   };
 }
 
@@ -44,8 +45,16 @@ export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {
 /** Columns a change writes; `version` and `updated_at` every change moves itself. */
 export type JobPatch = Partial<Omit<JobRow, 'id' | 'version' | 'updated_at' | 'webhook'>>;
 
-/** What a change writes, given the row it changes (a call counts an attempt, from the row's count). */
-type PatchOf = JobPatch | ((row: JobRow) => JobPatch);
+/**
+ * What a change writes, given the row it changes (a call counts an attempt, from the row's count);
+ * undefined when the row says nothing is to be written.
+ */
+type PatchOf = JobPatch | ((row: JobRow) => JobPatch | undefined);
+
+function eventTypeOf(patch: JobPatch): JobEventType {
+  if (patch.status !== undefined) return 'status';
+  return patch.waiting === undefined ? 'progress' : 'waiting';
+}
 
 /**
  * The change as one statement, so one round trip and one transaction: the row written only if it is
@@ -60,11 +69,7 @@ async function writeChange(
   patch: JobPatch,
 ): Promise<JobRow | undefined> {
   const after: JobRow = { ...before, ...patch, version: before.version + 1, updated_at: new Date() };
-  const event = {
-    seq: after.version,
-    type: patch.status === undefined ? 'progress' : 'status',
-    job: toJob(after),
-  } as const;
+  const event: JobEvent = { seq: after.version, type: eventTypeOf(patch), job: toJob(after) };
   const assignments = Object.entries({ ...patch, version: after.version, updated_at: after.updated_at }).map(
     ([column, value]) => sql`${sql.ref(column)} = ${value}`,
   );
@@ -105,6 +110,7 @@ async function updateAndPublish(
   let current = known ?? (await findJob(db, id));
   while (current && allowedStatuses.includes(current.status)) {
     const patch = typeof patchOf === 'function' ? patchOf(current) : patchOf;
+    if (!patch) break;
     const written = await writeChange(db, current, allowedStatuses, patch);
     if (written) return { written, current: written };
     current = await findJob(db, id);
@@ -142,7 +148,8 @@ export async function transitionJob(
     db,
     id,
     ENTERED_FROM[to],
-    { ...patch, status: to },
+    // A job that moves on waits no more; one that waits again says so after.
+    { ...patch, status: to, waiting: null },
     known,
   );
   if (written) return written;
@@ -165,6 +172,7 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
     admitted_at: null,
     // The next run's workflow is not running yet either: if its start is lost, the orphan sweep ends it.
     workflow_seen_at: null,
+    waiting: null,
   };
   return db.transaction().execute(async (trx) => {
     const { written, current } = await updateAndPublish(trx, id, ENTERED_FROM.queued, reset);
@@ -193,11 +201,30 @@ export async function startProviderCall(
       started_at: row.started_at ?? new Date(),
       attempts: isNewCall ? row.attempts + 1 : row.attempts,
       progress: 0,
+      waiting: null,
     }),
   );
   if (written) return written;
   if (current?.status === JobStatus.storing || current?.status === JobStatus.succeeded) return undefined;
   throw new IllegalTransitionError(id, current?.status, JobStatus.running);
+}
+
+/**
+ * Says why a job that is not being worked on waits, with an event. A wait the row already tells (same
+ * reason, same call) is not written again: a repeated write, or the same wait looked at again, keeps
+ * its `since` and makes no event.
+ */
+export async function recordWaiting(
+  db: Kysely<Database>,
+  id: string,
+  waiting: JobWaiting,
+): Promise<JobRow | undefined> {
+  const { written } = await updateAndPublish(db, id, [JobStatus.queued, JobStatus.running], (row) =>
+    row.waiting?.reason === waiting.reason && row.waiting.attempt === waiting.attempt
+      ? undefined
+      : { waiting },
+  );
+  return written;
 }
 
 /** Remembers (or forgets, with null) the provider's task id of the call in flight. */

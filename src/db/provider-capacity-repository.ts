@@ -61,6 +61,17 @@ export async function releaseProviderSlot(db: Kysely<Database>, jobId: string): 
   await db.deleteFrom('provider_slots').where('job_id', '=', jobId).execute();
 }
 
+/** Whether every call of `limitKey` is held back now, after a 429 or an emptied quota. */
+export async function isProviderPaused(db: Kysely<Database>, limitKey: string): Promise<boolean> {
+  const paused = await db
+    .selectFrom('provider_pauses')
+    .select('limit_key')
+    .where('limit_key', '=', limitKey)
+    .where('paused_until', '>', sql<Date>`now()`)
+    .executeTakeFirst();
+  return paused !== undefined;
+}
+
 /** Holds every call of `limitKey` back for `ms`; a later end already set is kept. */
 export async function pauseProvider(db: Kysely<Database>, limitKey: string, ms: number): Promise<void> {
   await db

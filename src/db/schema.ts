@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { JobEventType } from '../events/job-event.js';
-import type { ImageSize, JobFailureCode, JobKind, JobStatus, JobWebhook } from '../jobs/job.js';
+import type { ImageSize, JobFailureCode, JobKind, JobStatus, JobWaiting, JobWebhook } from '../jobs/job.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** Filled by a column default on insert. */
@@ -44,6 +44,8 @@ export interface JobsTable {
   workflow_seen_at: Timestamp | null;
   /** Where the job's events go, and which; null without a webhook. */
   webhook: ColumnType<JobWebhook | null, string | null | undefined, string | null>;
+  /** Why the job waits, while it does (see JobWaiting). */
+  waiting: ColumnType<JobWaiting | null, null | undefined, JobWaiting | null>;
 }
 
 export type JobRow = Selectable<JobsTable>;

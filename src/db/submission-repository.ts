@@ -62,6 +62,7 @@ const INSERTED_DEFAULTS = {
   purged_at: null,
   admitted_at: null,
   workflow_seen_at: null,
+  waiting: null,
 } satisfies Omit<JobRow, keyof NewJob>;
 
 function firstEvent(job: NewJob): JobEvent {

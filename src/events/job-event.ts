@@ -4,8 +4,11 @@ import type { TextUpdate } from './text-stream.js';
 /** Postgres NOTIFY channel on which every job event is announced as it is committed. */
 export const JOB_EVENTS_CHANNEL = 'kiln_job_events';
 
-/** `status`: the job entered a status (or started another provider call); `progress`: only progress moved. */
-export type JobEventType = 'status' | 'progress';
+/**
+ * `status`: the job entered a status (or started another provider call); `progress`: only progress
+ * moved; `waiting`: only why the job waits changed.
+ */
+export type JobEventType = 'status' | 'progress' | 'waiting';
 
 /**
  * One change of a job, as every way of watching it tells it. `seq` counts 1, 2, 3… per job with no gaps:

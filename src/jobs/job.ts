@@ -47,6 +47,34 @@ export interface JobEnding {
   failure: { code: JobFailureCode; message: string } | null;
 }
 
+/**
+ * What a job that is not being worked on waits for. Before a call: one of its user's running slots
+ * (`admission`), a provider call slot or the provider's pacing (`provider_slot`), the provider's pause
+ * after a 429 or an emptied quota (`rate_limited`), the shared circuit breaker's cool-down
+ * (`circuit_open`). Between calls: the backoff after a failed one (`backoff`).
+ */
+export const WaitReason = {
+  admission: 'admission',
+  providerSlot: 'provider_slot',
+  rateLimited: 'rate_limited',
+  circuitOpen: 'circuit_open',
+  backoff: 'backoff',
+} as const;
+export type WaitReason = (typeof WaitReason)[keyof typeof WaitReason];
+export const WAIT_REASONS: readonly WaitReason[] = Object.values(WaitReason);
+
+/** Why a job waits, since when, until when at the latest, and which of its calls it waits to make. */
+export interface JobWaiting {
+  reason: WaitReason;
+  since: string;
+  /** When the job looks again (or expires, if its start deadline is sooner); null when unknown. */
+  until: string | null;
+  /** The provider call the job waits to make, counted as its retry policy counts them: 1, 2, … */
+  attempt: number;
+  /** The most calls its retry policy allows. */
+  maxCalls: number;
+}
+
 /** `image`: a PNG; `text`: a chat completion, streamed to subscribers token by token. */
 export const JOB_KINDS = ['image', 'text'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
@@ -99,8 +127,8 @@ export interface JobDeadline {
   finishWithinSeconds?: number;
 }
 
-/** What a job's webhook may be told about: the job entering one of these statuses, or its progress. */
-export const WEBHOOK_EVENTS = [...Object.values(JobStatus), 'progress'] as const;
+/** What a job's webhook may be told about: the job entering one of these statuses, its progress, or why it waits. */
+export const WEBHOOK_EVENTS = [...Object.values(JobStatus), 'progress', 'waiting'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 /** Where a job's events are POSTed, and which of them. */
@@ -145,4 +173,6 @@ export interface Job {
   result: { contentType: string; byteSize: number; sha256: string } | null;
   /** When retention removed the result (and the job's details) after its retention period. */
   purgedAt: string | null;
+  /** Why the job waits; null while it is worked on, and once it ended. */
+  waiting: JobWaiting | null;
 }

@@ -1,6 +1,6 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ProviderRetryPolicy, WebhookRetryPolicy } from '../config/policies.js';
-import type { GenerationRequest, JobStatus } from '../jobs/job.js';
+import type { GenerationRequest, JobDeadline, JobStatus, JobWaiting } from '../jobs/job.js';
 
 // Defined by the configuration, which produces them; re-exported because the workflow inputs carry them.
 export type { ProviderRetryPolicy, WebhookRetryPolicy };
@@ -20,8 +20,27 @@ export interface GenerationInput {
 /** Where the workflow stands; answers before the first job-table write and in the Temporal UI. */
 export const jobStatusQuery = defineQuery<JobStatus>('status');
 
+/**
+ * Why the job waits, as the workflow knows it now; null while a call is under way (a call waiting for a
+ * provider slot tells the job table) and once the job ended.
+ */
+export const jobWaitingQuery = defineQuery<JobWaiting | null>('waiting');
+
 /** Sent to a waiting job when one of its user's running slots was given to it. */
 export const admittedSignal = defineSignal('admitted');
+
+/**
+ * A client's later deadlines, counted from submission as at submit; answered with the job's deadlines
+ * as they now are. Refused with a DeadlineRefusal type: a deadline may only move later.
+ */
+export const extendDeadlineUpdate = defineUpdate<JobDeadline, [JobDeadline]>('extendDeadline');
+
+/** Why an extension was refused: the ApplicationFailure type the update fails with. */
+export const DeadlineRefusal = {
+  shortened: 'deadline_shortened',
+  noSuchDeadline: 'no_such_deadline',
+} as const;
+export type DeadlineRefusal = (typeof DeadlineRefusal)[keyof typeof DeadlineRefusal];
 
 /** Input of the `deliverWebhook` workflow: one run of one delivery. */
 export interface DeliverWebhookInput {

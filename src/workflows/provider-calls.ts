@@ -8,8 +8,10 @@ import {
 } from '@temporalio/workflow';
 import type { ProviderActivities } from '../activities/index.js';
 import type { ProviderFailureDetails } from '../jobs/failures.js';
-import { FailureCode, isJobFailureCode, type JobFailureCode } from '../jobs/job.js';
+import { FailureCode, isJobFailureCode, WaitReason, type JobFailureCode } from '../jobs/job.js';
 import type { GenerationInput } from './definitions.js';
+import type { JobDeadlines } from './job-deadlines.js';
+import type { JobWaits } from './job-waits.js';
 
 /** A provider failure as the retry loop sees it. */
 export interface ProviderFailure extends ProviderFailureDetails {
@@ -58,11 +60,6 @@ export function failureOf(error: unknown): ProviderFailure {
   return { code: FailureCode.internal, message, retryable: false, retryAfterMs: undefined, probe: false };
 }
 
-/** When the first provider call must have started by, counted from the workflow's start. */
-export function startDeadline(input: GenerationInput, startedAtMs: number): number {
-  return startedAtMs + (input.request.deadline?.startWithinSeconds ?? Infinity) * 1000;
-}
-
 function providerCallActivity({ providerTimeouts, providerTaskQueue }: GenerationInput) {
   const { heartbeatSeconds, attemptSeconds } = providerTimeouts;
   return proxyActivities<ProviderActivities>({
@@ -89,31 +86,50 @@ function backoffMs(call: number, { initialBackoffMs, maxBackoffMs }: GenerationI
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
+/** What the job waits for after a failed call: the provider's pause after a 429, else its own backoff. */
+function waitAfter(failure: ProviderFailure): WaitReason {
+  return failure.code === FailureCode.rateLimited ? WaitReason.rateLimited : WaitReason.backoff;
+}
+
+/** What the job's deadlines, budget and waits are: held by the workflow, read afresh at each turn. */
+export interface CallLimits {
+  deadlines: JobDeadlines;
+  waits: JobWaits;
+  startedAtMs: number;
+}
+
 /**
  * Calls the provider until it produces an output, within the job's limits: at most `maxCalls` calls,
  * no retry past the budget, no first call past the start deadline. Waits the breaker asks for are
  * durable timers: they cost neither calls nor worker slots.
  */
-export async function callProviderWithRetries(input: GenerationInput, startedAtMs: number) {
+export async function callProviderWithRetries(
+  input: GenerationInput,
+  { deadlines, waits, startedAtMs }: CallLimits,
+) {
   const { retry, request } = input;
   const activity = providerCallActivity(input);
   const budgetEndsAt = startedAtMs + retry.budgetSeconds * 1000;
-  const startBy = startDeadline(input, startedAtMs);
   let calls = 0;
   // Set by the first call that reached the provider (a failed probe included): past that, no expiry.
   let started = false;
   let invalidOutputs = 0;
   let lastFailure: ProviderFailure | undefined;
   for (;;) {
-    if (!started && Date.now() >= startBy)
+    if (!started && Date.now() >= deadlines.startBy())
       throw new JobExpired('start deadline passed before the provider call');
     let waitMs: number;
+    let reason: WaitReason;
+    const budget = { attempt: calls + 1, maxCalls: retry.maxCalls };
     try {
-      const outcome = await activity.callProvider({ jobId: input.jobId, request, seed: input.seed });
+      const outcome = await activity.callProvider({ jobId: input.jobId, request, seed: input.seed, budget });
       if (outcome.kind === 'generated') return outcome;
       waitMs = outcome.retryInMs;
+      // Outcomes of workers that told no reason: what they waited for was a slot.
+      reason = outcome.reason ?? WaitReason.providerSlot;
     } catch (error) {
       if (isCancellation(error)) throw error;
+      waits.callStarted();
       lastFailure = failureOf(error);
       started = true;
       // A refused call (429) did no paid work: like a probe, it spends budget time but no call.
@@ -123,6 +139,7 @@ export async function callProviderWithRetries(input: GenerationInput, startedAtM
         throw new JobFailure(lastFailure.code, lastFailure.message);
       }
       waitMs = lastFailure.retryAfterMs ?? backoffMs(Math.max(1, calls), retry);
+      reason = waitAfter(lastFailure);
     }
     if (Date.now() + waitMs > budgetEndsAt) {
       const why = lastFailure ? `${lastFailure.message}; ` : '';
@@ -131,6 +148,9 @@ export async function callProviderWithRetries(input: GenerationInput, startedAtM
         `${why}retry budget exhausted`,
       );
     }
-    await sleep(started ? waitMs : Math.min(waitMs, Math.max(1, startBy - Date.now())));
+    const sleepMs = started ? waitMs : Math.min(waitMs, Math.max(1, deadlines.startBy() - Date.now()));
+    await waits.enter(reason, calls + 1, Date.now() + sleepMs);
+    await sleep(sleepMs);
+    waits.leave();
   }
 }

@@ -1,22 +1,29 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  condition,
   isCancellation,
   setHandler,
-  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { FailureCode, JobStatus, type JobEnding } from '../jobs/job.js';
+import { FailureCode, JobStatus, type JobDeadline, type JobEnding } from '../jobs/job.js';
 import { jobTable, results, storage } from './activity-stubs.js';
 import { waitForAdmission } from './admission.js';
-import { jobStatusQuery, type GenerationInput } from './definitions.js';
+import {
+  extendDeadlineUpdate,
+  jobStatusQuery,
+  jobWaitingQuery,
+  type GenerationInput,
+} from './definitions.js';
+import { JobDeadlines } from './job-deadlines.js';
+import { JobWaits } from './job-waits.js';
 import {
   callProviderWithRetries,
   failureOf,
   JobExpired,
   JobFailure,
-  startDeadline,
+  type CallLimits,
 } from './provider-calls.js';
 import { KILN_STATUS } from './search-attributes.js';
 
@@ -27,25 +34,35 @@ function submittedAtMs(): number {
 
 async function generateAndStore(
   input: GenerationInput,
+  limits: CallLimits,
   setStatus: (status: JobStatus) => void,
 ): Promise<JobEnding> {
   const { jobId } = input;
-  const submittedAt = submittedAtMs();
-  await waitForAdmission(jobId, startDeadline(input, submittedAt));
+  await waitForAdmission(jobId, limits.deadlines, limits.waits);
   setStatus(JobStatus.running);
-  const { output } = await callProviderWithRetries(input, submittedAt);
+  const { output } = await callProviderWithRetries(input, limits);
   return results.storeResultAndSucceed({ jobId, output });
+}
+
+/** Resolves once the finish deadline passes, as extensions have moved it by then. */
+async function finishDeadlinePassed(deadlines: JobDeadlines, finishBy: number): Promise<void> {
+  for (let at = finishBy; ;) {
+    const extensions = deadlines.extensions;
+    if (!(await condition(() => deadlines.extensions !== extensions, Math.max(1, at - Date.now())))) return;
+    at = deadlines.finishBy() ?? at;
+  }
 }
 
 /**
  * Runs `work` in a scope that a finish deadline cancels; the deadline then fails the job with its own
  * code, told apart from a client's cancel.
  */
-async function withFinishDeadline<T>(seconds: number | undefined, work: () => Promise<T>): Promise<T> {
-  if (seconds === undefined) return work();
+async function withFinishDeadline<T>(deadlines: JobDeadlines, work: () => Promise<T>): Promise<T> {
+  const finishBy = deadlines.finishBy();
+  if (finishBy === undefined) return work();
   const scope = new CancellationScope();
   let deadlinePassed = false;
-  const timer = sleep(Math.max(1, submittedAtMs() + seconds * 1000 - Date.now())).then(() => {
+  const timer = finishDeadlinePassed(deadlines, finishBy).then(() => {
     deadlinePassed = true;
     scope.cancel();
   });
@@ -54,6 +71,7 @@ async function withFinishDeadline<T>(seconds: number | undefined, work: () => Pr
     return await scope.run(work);
   } catch (error) {
     if (deadlinePassed && isCancellation(error)) {
+      const seconds = deadlines.deadline.finishWithinSeconds;
       throw new JobFailure(FailureCode.deadlineExceeded, `not finished within ${seconds} s`);
     }
     throw error;
@@ -89,7 +107,13 @@ function finishAs(ending: JobEnding, error: unknown): void {
 export async function runGeneration(input: GenerationInput): Promise<void> {
   const { jobId } = input;
   let status: JobStatus = JobStatus.queued;
+  const deadlines = new JobDeadlines(input.request.deadline, submittedAtMs());
+  const waits = new JobWaits(jobId, input.retry.maxCalls);
   setHandler(jobStatusQuery, () => status);
+  setHandler(jobWaitingQuery, () => waits.now);
+  setHandler(extendDeadlineUpdate, (extension) => deadlines.extend(extension), {
+    validator: (extension: JobDeadline) => deadlines.validate(extension),
+  });
   const enter = (next: JobStatus) => {
     status = next;
     // Operators filter jobs by KilnStatus in the Temporal UI.
@@ -98,13 +122,13 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   let ending: JobEnding;
   let error: unknown;
   try {
-    ending = await withFinishDeadline(input.request.deadline?.finishWithinSeconds, () =>
-      generateAndStore(input, enter),
-    );
+    const limits = { deadlines, waits, startedAtMs: submittedAtMs() };
+    ending = await withFinishDeadline(deadlines, () => generateAndStore(input, limits, enter));
   } catch (caught) {
     error = caught;
     ending = await recordEnd(jobId, caught);
   }
+  waits.leave();
   // A job that did not succeed keeps no output: one written as it was canceled, or one its lost worker
   // wrote before the replay found the deadline passed. The row says how the job ended.
   if (ending.status !== JobStatus.succeeded) {

@@ -7,7 +7,7 @@ import type {
   ResultStorageActivities,
 } from '../../src/activities/index.js';
 import { toTemporalFailure } from '../../src/activities/temporal-failure.js';
-import { FailureCode, JobStatus, type JobEnding } from '../../src/jobs/job.js';
+import { FailureCode, JobStatus, type JobEnding, type WaitReason } from '../../src/jobs/job.js';
 import { ProviderError } from '../../src/providers/provider-error.js';
 
 /**
@@ -24,7 +24,7 @@ type TerminalWrite = 'storeResultAndSucceed' | 'markJobFailed' | 'markJobExpired
 /** One provider call's answer, as the real `callProvider` gives it. */
 export type Answer =
   | { kind: 'generated' }
-  | { kind: 'waiting'; retryInMs: number }
+  | { kind: 'waiting'; retryInMs: number; reason?: WaitReason }
   | { kind: 'failure'; code: FailureCode; retryable: boolean; retryAfterMs?: number; probe: boolean }
   /** An ApplicationFailure whose type is no FailureCode: what a bug, not a provider, throws. */
   | { kind: 'unclassified'; type: string }
@@ -41,7 +41,11 @@ const PERMANENT: ReadonlySet<FailureCode> = new Set([
 
 export const generated: Answer = { kind: 'generated' };
 export const hang: Answer = { kind: 'hang' };
-export const waiting = (retryInMs: number): Answer => ({ kind: 'waiting', retryInMs });
+export const waiting = (retryInMs: number, reason?: WaitReason): Answer => ({
+  kind: 'waiting',
+  retryInMs,
+  reason,
+});
 export const unclassified = (type: string): Answer => ({ kind: 'unclassified', type });
 export function failure(code: FailureCode, options: { retryAfterMs?: number; probe?: boolean } = {}): Answer {
   return { kind: 'failure', code, retryable: !PERMANENT.has(code), probe: false, ...options };
@@ -109,7 +113,7 @@ export function createFakes(script: Script): Fakes {
           output: { key: `results/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
         } as const;
       case 'waiting':
-        return { kind: 'waiting', retryInMs: next.retryInMs } as const;
+        return { kind: 'waiting', retryInMs: next.retryInMs, reason: next.reason } as const;
       case 'failure': {
         const error = new ProviderError(next.code, `fake ${next.code}`, next.retryable, next.retryAfterMs);
         throw toTemporalFailure(error, { probe: next.probe });
@@ -152,6 +156,10 @@ export function createFakes(script: Script): Fakes {
     },
     discardOutputs(jobId) {
       record('discardOutputs', jobId);
+      return Promise.resolve();
+    },
+    recordJobWaiting(input) {
+      record('recordJobWaiting', input);
       return Promise.resolve();
     },
   };

@@ -96,6 +96,8 @@ export interface Run {
   count(event: Event): number;
   /** The argument of the first `event`. */
   argOf(event: Event): unknown;
+  /** The arguments of every `event`, in order. */
+  argsOf(event: Event): unknown[];
   /** When each `event` happened, in order (ms since the epoch). */
   timesOf(event: Event): number[];
 }
@@ -189,6 +191,7 @@ export async function startWorkflowRunner(): Promise<WorkflowRunner> {
       events,
       count: (event: Event) => events.filter((e) => e === event).length,
       argOf: (event: Event) => recorded.find((r) => r.event === event)?.arg,
+      argsOf: (event: Event) => recorded.filter((r) => r.event === event).map((r) => r.arg),
       timesOf: (event: Event) => recorded.filter((r) => r.event === event).map((r) => r.at),
     };
   }

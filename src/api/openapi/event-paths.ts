@@ -34,7 +34,7 @@ function serverSentEvent(
 }
 
 const jobEvent = serverSentEvent(
-  ['status', 'progress'],
+  ['status', 'progress', 'waiting'],
   'Job',
   {
     type: 'string',
