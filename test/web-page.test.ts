@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { findJob } from '../src/db/job-repository.js';
-import type { ApiTarget } from './harness/job-watcher.js';
+import { submit, type ApiTarget } from './harness/job-watcher.js';
 import { launchChromium } from './harness/chromium.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
@@ -17,7 +18,12 @@ let browser: Browser;
 
 before(async () => {
   // Long enough to reload and to go offline while the job runs.
-  ctx = await createTestContext({ LOCAL_PROVIDER_DELAY_MS: '5000', LOCAL_PROVIDER_STEPS: '10' });
+  ctx = await createTestContext({
+    LOCAL_PROVIDER_DELAY_MS: '5000',
+    LOCAL_PROVIDER_STEPS: '10',
+    // `solo` runs one job at a time: its second job waits, and says why.
+    PLANS: JSON.stringify({ free: { maxRunning: 50, weight: 1 }, solo: { maxRunning: 1, weight: 1 } }),
+  });
   await startWorker(ctx);
   api = await startApi(ctx);
   browser = await launchChromium();
@@ -147,5 +153,19 @@ test('cancel on the page cancels the job', async () => {
   await page.getByRole('button', { name: 'Cancel' }).click();
   await statusShown(page, 'canceled');
   assert.equal((await findJob(ctx.database.db, jobId))?.status, 'canceled');
+  await page.close();
+});
+
+test('a job that waits says why, in words', async () => {
+  const solo = { url: api.url, apiKey: (await ctx.createUser({ plan: 'solo' })).apiKey };
+  const ahead = { kind: 'image', prompt: 'a kiln ahead', params: { size: '256x256' } };
+  assert.equal((await submit(solo, ahead, randomUUID())).status, 202);
+  const page = await browser.newPage();
+  await page.goto(`${api.url}/#key=${solo.apiKey}`);
+  await submitFromPage(page, 'a kiln that waits its turn', 'queued');
+  const detail = page.locator('#current-detail', { hasText: 'waiting for one of your running slots' });
+  await detail.waitFor({ timeout: 10_000 });
+  await statusShown(page, 'running');
+  assert.equal(await page.locator('#current-detail').textContent(), '');
   await page.close();
 });

@@ -4,8 +4,13 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { RecordWaitingInput } from '../src/activities/job-table.js';
 import { FailureCode, type JobWaiting } from '../src/jobs/job.js';
-import { admittedSignal, extendDeadlineUpdate, jobWaitingQuery } from '../src/workflows/definitions.js';
-import { failure, generated, waiting } from './harness/generation-fakes.js';
+import {
+  admittedSignal,
+  extendDeadlineUpdate,
+  jobWaitingQuery,
+  type WorkflowWaiting,
+} from '../src/workflows/definitions.js';
+import { failure, generated, hang, waiting } from './harness/generation-fakes.js';
 import { startWorkflowRunner, type Run, type WorkflowRunner } from './harness/workflow-runner.js';
 
 /*
@@ -71,26 +76,32 @@ describe('runGeneration tells why a job waits', { timeout: 120_000 }, () => {
   });
 
   describe('live, through the waiting query', PARALLEL, () => {
-    test('admission: told while the job waits for a running slot, and no more once admitted', async () => {
-      const told: { whileWaiting?: JobWaiting | null; afterAdmission?: JobWaiting | null } = {};
+    test('admission: told while the job waits for a running slot; then the call it awaits', async () => {
+      const told: { whileWaiting?: WorkflowWaiting; inCall?: WorkflowWaiting } = {};
       const run = await runJob(
-        { admissions: [false], deadline: { startWithinSeconds: 30 } },
+        { admissions: [false], answers: [hang], deadline: { startWithinSeconds: 30 } },
         async (handle, fakes) => {
           await fakes.seen('recordJobWaiting');
           told.whileWaiting = await handle.query(jobWaitingQuery);
           await handle.signal(admittedSignal);
           await fakes.seen('callProvider');
-          told.afterAdmission = await handle.query(jobWaitingQuery);
+          told.inCall = await handle.query(jobWaitingQuery);
+          await handle.cancel();
         },
       );
-      const { whileWaiting, afterAdmission } = told;
+      assert.equal(told.whileWaiting?.call, null);
+      const whileWaiting = told.whileWaiting.waiting;
       assert.equal(whileWaiting?.reason, 'admission');
       assert.equal(whileWaiting.attempt, 1);
       // Until the start deadline: past it the job expires rather than wait on.
       const startBy = Date.parse(whileWaiting.since) + 30_000;
       assert.ok(Math.abs(Date.parse(whileWaiting.until ?? '') - startBy) < 2000, String(whileWaiting.until));
-      assert.equal(afterAdmission, null);
-      assert.deepEqual(run.end, { closed: 'completed', jobStatus: 'succeeded' });
+      assert.equal(told.inCall?.waiting, null, 'a job in a call waits for nothing the workflow holds it in');
+      assert.deepEqual(
+        { ...told.inCall.call, since: undefined },
+        { attempt: 1, maxCalls: 3, since: undefined },
+      );
+      assert.deepEqual(run.end, { closed: 'canceled', jobStatus: 'canceled' });
     });
   });
 

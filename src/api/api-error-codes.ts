@@ -50,6 +50,10 @@ export const ApiErrorStatus = {
   run_closing: 409,
   /** A retry of a job whose provider or model this deployment no longer offers; details name both. */
   provider_not_configured: 409,
+  /** A deadline extension may only move a deadline later. */
+  deadline_shortened: 409,
+  /** An extension of a deadline the job was submitted without: there is none to move. */
+  no_such_deadline: 409,
   /** A redelivery of a delivery that is still being attempted would send it twice. */
   delivery_pending: 409,
   /** The result was removed after its retention period; the job itself stays. */

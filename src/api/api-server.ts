@@ -7,6 +7,7 @@ import type { Logger } from '../logger.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { cancelGeneration } from '../use-cases/cancel-generation.js';
+import { extendDeadline } from '../use-cases/extend-deadline.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
 import { ApiError } from './api-error.js';
 import { createApp } from './app.js';
@@ -53,6 +54,8 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
     logger,
     callerOf: (req) => callerOfRequest(database.db, req),
     cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
+    extendDeadline: (userId, jobId, extension) =>
+      extendDeadline({ db: database.db, temporal: deps.temporal }, userId, jobId, extension),
     watchableJob: (userId, jobId) => findOwnedJob(database.db, userId, jobId),
   });
   let closing = false;

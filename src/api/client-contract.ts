@@ -2,10 +2,11 @@ import type { z } from 'zod';
 import type * as client from '../client/index.js';
 import type { JobEvent } from '../events/job-event.js';
 import type { StreamedText, TextUpdate } from '../events/text-stream.js';
-import type { generationBodySchema } from './generation-request.js';
+import type { deadlineExtensionSchema, generationBodySchema } from './generation-request.js';
 import type { listQuerySchema } from './list-query.js';
 import type {
   cancelingSchema,
+  deadlineExtendedSchema,
   errorSchema,
   jobPageSchema,
   jobSchema,
@@ -31,6 +32,8 @@ export type ClientContract = [
   Holds<Same<client.AcceptedJob, z.output<typeof submittedSchema>>>,
   Holds<Same<client.JobPage, z.output<typeof jobPageSchema>>>,
   Holds<Same<client.Canceling, z.output<typeof cancelingSchema>>>,
+  Holds<Same<client.DeadlineExtended, z.output<typeof deadlineExtendedSchema>>>,
+  Holds<Accepted<client.JobDeadline, z.input<typeof deadlineExtensionSchema>>>,
   Holds<Same<client.Me, z.output<typeof meSchema>>>,
   Holds<Same<client.StreamedText, StreamedText>>,
   Holds<Same<client.TextUpdate, TextUpdate>>,

@@ -77,6 +77,12 @@ export const deadlineSchema = z
   })
   .strict();
 
+/** A job's later deadlines, counted from submission as at submit: at least one of them. */
+export const deadlineExtensionSchema = deadlineSchema.refine(
+  (deadline) => Object.keys(deadline).length > 0,
+  'name at least one deadline to extend',
+);
+
 /** What both kinds take. */
 const requestFields = {
   // The limit is on what was sent, before the trim, in code points (zod's `max` counts UTF-16 units):

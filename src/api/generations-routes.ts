@@ -7,7 +7,6 @@ import express, {
 } from 'express';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/index.js';
-import { toJob } from '../db/job-repository.js';
 import { readStreamedText } from '../db/text-stream-repository.js';
 import { NO_TEXT } from '../events/text-stream.js';
 import type { Database, JobRow } from '../db/schema.js';
@@ -18,6 +17,8 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { ApiError } from './api-error.js';
 import { authenticate, authenticateSubmitter, callerOf, submitterOf, unauthorized } from './authenticate.js';
 import { cancelGeneration } from '../use-cases/cancel-generation.js';
+import { extendDeadline } from '../use-cases/extend-deadline.js';
+import { liveJob } from '../use-cases/job-waiting.js';
 import { listGenerations } from '../use-cases/list-generations.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
 import { recordSubmission } from '../use-cases/record-submission.js';
@@ -28,14 +29,20 @@ import {
   type SubmitDependencies,
   type SubmitRefusal,
 } from '../use-cases/submit-generation.js';
-import { checkWebhookAddress, parseGenerationRequest, parseIdempotencyKey } from './generation-request.js';
+import {
+  checkWebhookAddress,
+  deadlineExtensionSchema,
+  parseGenerationRequest,
+  parseIdempotencyKey,
+} from './generation-request.js';
+import { validationError } from './invalid-request.js';
 import type { JobEventHub } from './job-event-hub.js';
 import type { KeySessions } from './key-sessions.js';
 import type { KnownKeys } from './known-keys.js';
 import { serveJobEvents } from './job-events-sse.js';
 import { parseListQuery } from './list-query.js';
 import { preferredWait, waitForJobEnd } from './prefer-wait.js';
-import { cancelRefusal, listRefusal, submitRefusal } from './refusals.js';
+import { cancelRefusal, extendRefusal, listRefusal, submitRefusal } from './refusals.js';
 import { STREAM_PATH } from './job-stream.js';
 import { addWebhookRoutes } from './webhook-routes.js';
 
@@ -169,6 +176,14 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
     res.status(202).json({ id: row.id, status: row.status, links: links(row.id) });
   });
 
+  router.post('/:id/deadline', requireJson, json, async (req, res) => {
+    const parsed = deadlineExtensionSchema.safeParse(req.body);
+    if (!parsed.success) throw validationError(parsed.error, '(body)');
+    const outcome = await extendDeadline(deps, callerOf(res), String(req.params.id), parsed.data);
+    if (outcome.kind === 'refused') throw extendRefusal(outcome);
+    res.json({ id: String(req.params.id), deadline: outcome.deadline });
+  });
+
   router.get('/', async (req, res) => {
     const outcome = await listGenerations(deps.db, callerOf(res), parseListQuery(req.query));
     if (outcome.kind === 'refused') throw listRefusal(outcome);
@@ -176,7 +191,7 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(toJob(await ownedJob(req, res)));
+    res.json(await liveJob(deps, await ownedJob(req, res)));
   });
 
   router.get('/:id/events', serveJobEvents(deps.db, deps.hub, deps.sessions));

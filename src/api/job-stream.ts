@@ -6,10 +6,14 @@ import type { Caller } from '../db/user-repository.js';
 import type { JobEvent } from '../events/job-event.js';
 import type { TextUpdate } from '../events/text-stream.js';
 import { assertExhaustive } from '../assert-exhaustive.js';
-import { isTerminal, type Job, type TerminalStatus } from '../jobs/job.js';
+import { isTerminal, type Job, type JobDeadline, type TerminalStatus } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { trackOpenSocket } from '../observability/socket-metrics.js';
 import type { CancelOutcome } from '../use-cases/cancel-generation.js';
+import type { ExtendOutcome } from '../use-cases/extend-deadline.js';
+import { unavailableDependency } from './dependency-unavailable.js';
+import { deadlineExtensionSchema } from './generation-request.js';
+import { extendRefusal } from './refusals.js';
 import type { ApiErrorCode } from './api-error-codes.js';
 import type { JobEventHub, JobWatcher } from './job-event-hub.js';
 import { TOO_MANY_STREAMS, type KeySession, type KeySessions } from './key-sessions.js';
@@ -62,6 +66,11 @@ const clientMessageSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('unsubscribe'), id: z.string().min(1).max(128) }),
   z.object({ type: z.literal('cancel'), id: z.string().min(1).max(128) }),
+  z.object({
+    type: z.literal('extend_deadline'),
+    id: z.string().min(1).max(128),
+    deadline: deadlineExtensionSchema,
+  }),
 ]);
 
 /**
@@ -74,6 +83,7 @@ export type ServerMessage =
   | (TextUpdate & { id: string })
   | { type: 'subscription_ended'; id: string; status: TerminalStatus }
   | { type: 'canceling'; id: string }
+  | { type: 'deadline_extended'; id: string; deadline: JobDeadline }
   | { type: 'error'; error: { code: string; message: string }; id?: string };
 
 export interface JobStreamDependencies {
@@ -85,6 +95,8 @@ export interface JobStreamDependencies {
   watchableJob(userId: string, jobId: string): Promise<Pick<Job, 'status' | 'version'> | undefined>;
   /** Cancels a job on behalf of `userId`, as `POST /v1/generations/:id/cancel` does. */
   cancel(userId: string, jobId: string): Promise<CancelOutcome>;
+  /** Moves a job's deadlines later, as `POST /v1/generations/:id/deadline` does. */
+  extendDeadline(userId: string, jobId: string, extension: JobDeadline): Promise<ExtendOutcome>;
   /** Authenticates the upgrade request; undefined refuses it. */
   callerOf(req: IncomingMessage): Promise<Pick<Caller, 'userId' | 'keyId'> | undefined>;
 }
@@ -142,6 +154,10 @@ export function createJobStream(deps: JobStreamDependencies) {
       }
       if (message.type === 'cancel') {
         void cancel(socket, session, userId, message.id);
+        return;
+      }
+      if (message.type === 'extend_deadline') {
+        void extend(socket, session, userId, message);
         return;
       }
       void subscribe(socket, session, userId, message, subscriptions);
@@ -232,6 +248,30 @@ export function createJobStream(deps: JobStreamDependencies) {
     } catch (error) {
       deps.logger.error({ jobId: id, err: error }, 'cancel failed');
       send(socket, { type: 'error', id, error: { code: 'internal', message: 'internal error' } });
+    }
+  }
+
+  /** The extension's answer, as the HTTP route's, but on the socket: the acknowledgement, or the error. */
+  async function extend(
+    socket: WebSocket,
+    session: KeySession,
+    userId: string,
+    { id, deadline }: { id: string; deadline: JobDeadline },
+  ): Promise<void> {
+    try {
+      if (!(await session.confirmLive())) return;
+      const outcome = await deps.extendDeadline(userId, id, deadline);
+      if (outcome.kind === 'extended')
+        return send(socket, { type: 'deadline_extended', id, deadline: outcome.deadline });
+      const { code, message } = extendRefusal(outcome);
+      send(socket, { type: 'error', id, error: { code, message } });
+    } catch (error) {
+      deps.logger.error({ jobId: id, err: error }, 'deadline extension failed');
+      const { code, message } = unavailableDependency(error) ?? {
+        code: 'internal',
+        message: 'internal error',
+      };
+      send(socket, { type: 'error', id, error: { code, message } });
     }
   }
 

@@ -1,6 +1,7 @@
 import { assertExhaustive } from '../assert-exhaustive.js';
 import type { JobRow } from '../db/schema.js';
 import type { CancelOutcome } from '../use-cases/cancel-generation.js';
+import type { ExtendOutcome } from '../use-cases/extend-deadline.js';
 import type { InsufficientCredits } from '../use-cases/insufficient-credits.js';
 import type { ListRefusal } from '../use-cases/list-generations.js';
 import type { RetryRefusal } from '../use-cases/retry-job.js';
@@ -69,6 +70,20 @@ export function listRefusal(refusal: ListRefusal): ApiError {
 }
 
 /** HTTP's answer to a cancel that was not made; `row` says what a finished job ended as. */
+export function extendRefusal({ reason, message }: Extract<ExtendOutcome, { kind: 'refused' }>): ApiError {
+  switch (reason) {
+    case 'not_found':
+      return new ApiError('not_found', message);
+    case 'finished':
+      return new ApiError('job_finished', message);
+    case 'deadline_shortened':
+    case 'no_such_deadline':
+      return new ApiError(reason, message);
+    default:
+      return assertExhaustive(reason, 'deadline extension refusal');
+  }
+}
+
 export function cancelRefusal(
   outcome: Exclude<CancelOutcome, 'canceling'>,
   row?: Pick<JobRow, 'status'>,

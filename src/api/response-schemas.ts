@@ -10,8 +10,10 @@ import {
   JobStatus,
   WAIT_REASONS,
   type Job,
+  type JobDeadline,
   type JobWaiting,
 } from '../jobs/job.js';
+import { deadlineSchema } from './generation-request.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
 import type { JobPage } from '../use-cases/list-generations.js';
@@ -88,6 +90,12 @@ export const cancelingSchema = z.object({
   status: z.enum(JobStatus),
   links,
 }) satisfies z.ZodType<Pick<Job, 'id' | 'status'>>;
+
+/** The `200` of an extension: the job's deadlines as its workflow now holds them. */
+export const deadlineExtendedSchema = z.object({
+  id: z.string(),
+  deadline: deadlineSchema,
+}) satisfies z.ZodType<{ id: string; deadline: JobDeadline }>;
 
 export const meSchema = z.object({
   id: z.string(),

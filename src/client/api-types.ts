@@ -106,12 +106,7 @@ interface GenerationFields {
   provider?: string;
   model?: string;
   /** Counted from submission. */
-  deadline?: {
-    /** The provider call must have started by then, or the job ends `expired`. */
-    startWithinSeconds?: number;
-    /** The job must have succeeded by then, or it fails `deadline_exceeded`. */
-    finishWithinSeconds?: number;
-  };
+  deadline?: JobDeadline;
   /** Where the job's events are POSTed (signed), and which of them; default the terminal statuses. */
   webhook?: { url: string; events?: WebhookEvent[] };
 }
@@ -167,6 +162,20 @@ export interface Canceling {
   id: string;
   status: JobStatus;
   links: JobLinks;
+}
+
+/** A job's deadlines, counted from submission. */
+export interface JobDeadline {
+  /** The provider call must have started by then, or the job ends `expired`. */
+  startWithinSeconds?: number;
+  /** The job must have succeeded by then, or it fails `deadline_exceeded`. */
+  finishWithinSeconds?: number;
+}
+
+/** The `200` of `POST /v1/generations/{id}/deadline`: the job's deadlines as they now are. */
+export interface DeadlineExtended {
+  id: string;
+  deadline: JobDeadline;
 }
 
 export interface Me {

@@ -15,4 +15,5 @@ export type { ImageResult, QueueUpdate, RunOptions, RunResult, TextResult, TextT
 export type { WatchOptions } from './watch-job.js';
 export { KilnApiError, KilnJobError, type KilnJobErrorCode, type UnsuccessfulJob } from './errors.js';
 export { isTerminal, JOB_STATUSES } from './api-types.js';
+export { describeWaiting } from './waiting-words.js';
 export type * from './api-types.js';

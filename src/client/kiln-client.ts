@@ -1,6 +1,8 @@
 import type {
   AcceptedJob,
   Canceling,
+  DeadlineExtended,
+  JobDeadline,
   GenerationBody,
   Job,
   JobPage,
@@ -116,6 +118,13 @@ export function createKilnClient(options: KilnClientOptions) {
     get: (id: string) => transport.json<Job>(jobPath(id)),
     list: (query: ListQuery = {}) => transport.json<JobPage>(`/v1/generations${listQueryString(query)}`),
     cancel: (id: string) => transport.json<Canceling>(`${jobPath(id)}/cancel`, { method: 'POST' }),
+    /** Moves the job's deadlines later (counted from submission); never earlier. */
+    extendDeadline: (id: string, deadline: JobDeadline) =>
+      transport.json<DeadlineExtended>(`${jobPath(id)}/deadline`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(deadline),
+      }),
     me: () => transport.json<Me>('/v1/me'),
     content,
     /** A text job's output so far (its latest attempt's). */

@@ -21,10 +21,23 @@ export interface GenerationInput {
 export const jobStatusQuery = defineQuery<JobStatus>('status');
 
 /**
- * Why the job waits, as the workflow knows it now; null while a call is under way (a call waiting for a
- * provider slot tells the job table) and once the job ended.
+ * A provider call the workflow asked for and has not heard back from: under way, or still in the
+ * provider's task queue behind others (which only Temporal knows: the activity has not started).
  */
-export const jobWaitingQuery = defineQuery<JobWaiting | null>('waiting');
+export interface PendingCall {
+  attempt: number;
+  maxCalls: number;
+  since: string;
+}
+
+/** What the workflow knows of the job's waits: the wait it holds the job in, or the call it awaits. */
+export interface WorkflowWaiting {
+  waiting: JobWaiting | null;
+  call: PendingCall | null;
+}
+
+/** Why the job waits, as the workflow knows it now; both null once the job ended. */
+export const jobWaitingQuery = defineQuery<WorkflowWaiting>('waiting');
 
 /** Sent to a waiting job when one of its user's running slots was given to it. */
 export const admittedSignal = defineSignal('admitted');

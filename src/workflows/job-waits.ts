@@ -1,6 +1,7 @@
 import { patched } from '@temporalio/workflow';
 import type { JobWaiting, WaitReason } from '../jobs/job.js';
 import { jobTable } from './activity-stubs.js';
+import type { PendingCall, WorkflowWaiting } from './definitions.js';
 
 /** Jobs started before waits were told record none: replaying them must issue no such activity. */
 const RECORD_WAITS_PATCH = 'record-job-waits';
@@ -14,6 +15,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
  */
 export class JobWaits {
   private current: JobWaiting | null = null;
+  private call: PendingCall | null = null;
   /** The wait the job table last heard of, while it still tells it: no call has started since. */
   private told: JobWaiting | null = null;
 
@@ -22,8 +24,18 @@ export class JobWaits {
     private readonly maxCalls: number,
   ) {}
 
-  get now(): JobWaiting | null {
-    return this.current;
+  get now(): WorkflowWaiting {
+    return { waiting: this.current, call: this.call };
+  }
+
+  /** Call `attempt` is asked for; until it answers, it may be under way or queued in Temporal. */
+  calling(attempt: number): void {
+    this.call = { attempt, maxCalls: this.maxCalls, since: iso(Date.now()) };
+  }
+
+  /** The call answered: with an output, a failure, or word to wait. */
+  called(): void {
+    this.call = null;
   }
 
   /** The job waits for `reason` until `untilMs` at the latest (unknown: undefined) to make call `attempt`. */
@@ -43,9 +55,15 @@ export class JobWaits {
     this.current = null;
   }
 
-  /** A call started, and its write told the job table that the job no longer waits. */
-  callStarted(): void {
-    this.leave();
+  /** The call failed: it had started, and its start told the job table that the job no longer waits. */
+  callFailed(): void {
+    this.called();
     this.told = null;
+  }
+
+  /** The job ended: it waits for nothing. */
+  ended(): void {
+    this.leave();
+    this.called();
   }
 }

@@ -121,15 +121,17 @@ export async function callProviderWithRetries(
     let waitMs: number;
     let reason: WaitReason;
     const budget = { attempt: calls + 1, maxCalls: retry.maxCalls };
+    waits.calling(budget.attempt);
     try {
       const outcome = await activity.callProvider({ jobId: input.jobId, request, seed: input.seed, budget });
+      waits.called();
       if (outcome.kind === 'generated') return outcome;
       waitMs = outcome.retryInMs;
       // Outcomes of workers that told no reason: what they waited for was a slot.
       reason = outcome.reason ?? WaitReason.providerSlot;
     } catch (error) {
       if (isCancellation(error)) throw error;
-      waits.callStarted();
+      waits.callFailed();
       lastFailure = failureOf(error);
       started = true;
       // A refused call (429) did no paid work: like a probe, it spends budget time but no call.

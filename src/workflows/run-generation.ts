@@ -128,7 +128,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     error = caught;
     ending = await recordEnd(jobId, caught);
   }
-  waits.leave();
+  waits.ended();
   // A job that did not succeed keeps no output: one written as it was canceled, or one its lost worker
   // wrote before the replay found the deadline passed. The row says how the job ended.
   if (ending.status !== JobStatus.succeeded) {

@@ -4,6 +4,7 @@ import { providerStateListSchema, stuckJobListSchema } from '../admin-response-s
 import { deadlineSchema, webhookSchema } from '../generation-request.js';
 import {
   cancelingSchema,
+  deadlineExtendedSchema,
   errorSchema,
   healthSchema,
   jobPageSchema,
@@ -40,6 +41,7 @@ function responseSchemas(adminApi: boolean): Record<string, JsonSchema> {
       JobPage: jobPageSchema,
       Submitted: submittedSchema,
       Canceling: cancelingSchema,
+      DeadlineExtended: deadlineExtendedSchema,
       StreamedText: streamedTextSchema,
       TextDelta: textDeltaSchema,
       TextReset: textResetSchema,
@@ -72,6 +74,8 @@ function requestSchemas(providers: ProviderRegistry, defaultProvider: string): R
       },
       'input',
     ),
+    // At least one of them: Deadline with a floor on its fields, which zod's refinement cannot say.
+    DeadlineExtension: { allOf: [{ $ref: ref('Deadline') }], minProperties: 1 },
     GenerationRequest: {
       oneOf: Object.values(kinds).map((id) => ({ $ref: ref(id) })),
       discriminator: {

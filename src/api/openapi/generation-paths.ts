@@ -127,6 +127,34 @@ export function generationPaths() {
         },
       },
     },
+    '/v1/generations/{id}/deadline': {
+      post: {
+        operationId: 'extendGenerationDeadline',
+        summary: "Move a job's start or finish deadline later, counted from submission as at submit",
+        tags,
+        parameters: [jobId],
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: { $ref: ref('DeadlineExtension') } } },
+        },
+        responses: {
+          200: json("The job's deadlines as its workflow now holds them", 'DeadlineExtended'),
+          ...unauthorized,
+          ...errors({
+            invalid_request: '',
+            malformed_json: '',
+            bad_request: '',
+            body_too_large: '',
+            unsupported_media_type: '',
+            not_found: '',
+            job_finished: ': the job has already ended',
+            deadline_shortened: ': a deadline may only move later',
+            no_such_deadline: ': the job was submitted without that deadline',
+            temporal_unavailable: ': the job’s workflow did not answer in time',
+          }),
+        },
+      },
+    },
     '/v1/generations/{id}/cancel': {
       post: {
         operationId: 'cancelGeneration',

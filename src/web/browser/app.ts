@@ -1,5 +1,6 @@
 import {
   createKilnClient,
+  describeWaiting,
   KilnApiError,
   type GenerationBody,
   type ImageSize,
@@ -64,11 +65,17 @@ async function resultElement(client: KilnClient, job: Job): Promise<HTMLElement>
   return image;
 }
 
+/** What the status alone does not say: how the job failed, or why it waits. */
+function detailOf(job: Job): string {
+  if (job.failure) return `(${job.failure.code}: ${job.failure.message})`;
+  return job.waiting ? `(${describeWaiting(job.waiting)})` : '';
+}
+
 function renderCurrent(job: Job): void {
   element('current').hidden = false;
   element('current-status').textContent = job.status;
   element('current-status').className = `status-${job.status}`;
-  element('current-detail').textContent = job.failure ? `(${job.failure.code}: ${job.failure.message})` : '';
+  element('current-detail').textContent = detailOf(job);
   element<HTMLProgressElement>('current-progress').value = job.status === 'succeeded' ? 100 : job.progress;
   element<HTMLButtonElement>('cancel').disabled = isTerminal(job.status);
 }
