@@ -4,6 +4,7 @@ import { isDatabaseUnavailable } from '../db/database-errors.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
 import { startObservability } from '../observability/process-observability.js';
+import { tracedObjectStore } from '../observability/traced-object-store.js';
 import type { ProcessTracing } from '../observability/tracing.js';
 import { configuredProviders } from '../providers/configured-providers.js';
 import { createObjectStore } from '../storage/create-object-store.js';
@@ -33,7 +34,7 @@ export async function runApi(config: Config, tracing: ProcessTracing): Promise<v
     config,
     database,
     temporal,
-    store: createObjectStore(config.storage),
+    store: tracedObjectStore(createObjectStore(config.storage)),
     providers: configuredProviders(config),
     logger,
   });
