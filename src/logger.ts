@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { activityLogBindings } from './observability/activity-log-bindings.js';
+import { traceLogBindings } from './observability/trace-context.js';
 
 export type { Logger };
 
@@ -26,13 +27,16 @@ const REDACTED_PATHS = [
   '*.taskToken',
 ];
 
-/** JSON lines on stdout; inside an activity each line also names its job, workflow, run and attempt. */
+/**
+ * JSON lines on stdout; inside an activity each line also names its job, workflow, run and attempt, and
+ * inside a span (tracing on) its trace and span.
+ */
 export function createLogger(level: string, name: string): Logger {
   return pino({
     level,
     name,
     base: { pid: process.pid },
-    mixin: activityLogBindings,
+    mixin: () => ({ ...activityLogBindings(), ...traceLogBindings() }),
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
   });
 }

@@ -3,6 +3,7 @@ import type { DataConverter, LoadedDataConverter, Payload } from '@temporalio/co
 import type { Config } from './config/index.js';
 import { PayloadEncryptionCodec } from './encryption/payload-codec.js';
 import type { Logger } from './logger.js';
+import { tracingClientInterceptors } from './observability/temporal-tracing.js';
 
 /** Where `npm run services` runs the dev server: 127.0.0.1, which `localhost` may not resolve to first. */
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -19,7 +20,12 @@ export function kilnDataConverter(config: Pick<Config['temporal'], 'payloadKeys'
 
 export async function connectTemporalClient(config: Config['temporal']): Promise<Client> {
   const connection = await Connection.connect({ address: config.address ?? DEFAULT_TEMPORAL_ADDRESS });
-  return new Client({ connection, namespace: config.namespace, dataConverter: kilnDataConverter(config) });
+  return new Client({
+    connection,
+    namespace: config.namespace,
+    dataConverter: kilnDataConverter(config),
+    interceptors: tracingClientInterceptors(),
+  });
 }
 
 /**

@@ -92,6 +92,7 @@ describe('loadConfig', () => {
       ['S3_FORCE_PATH_STYLE', 'yes'],
       ['LOG_LEVEL', 'loud'],
       ['METRICS_TOKEN', 'too-short'],
+      ['OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4318'],
     ] as const) {
       assert.throws(
         () => loadConfig({ [name]: value }),

@@ -5,8 +5,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Resource } from '@opentelemetry/resources';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Worker } from '@temporalio/worker';
 import { PayloadEncryptionCodec } from '../src/encryption/payload-codec.js';
+import { tracedWorkerOptions } from '../src/observability/temporal-tracing.js';
 import { kilnDataConverter } from '../src/temporal-client.js';
 import { convertPayloadLists } from './harness/history-payloads.js';
 import { releaseHistories } from './harness/release-histories.js';
@@ -34,6 +37,29 @@ describe('histories recorded at each release replay against today’s code', () 
       await Worker.runReplayHistory({ workflowsPath, dataConverter }, await readHistory(file), name);
     });
   }
+});
+
+test('every recorded history replays with the tracing interceptors too: they change no command', async () => {
+  const tracing = {
+    spanProcessor: new SimpleSpanProcessor(new InMemorySpanExporter()),
+    resource: Resource.default(),
+  };
+  const traced = tracedWorkerOptions({}, { runsWorkflows: true, tracing });
+  assert.equal(traced.interceptors.workflowModules?.length, 1);
+  // One replay worker, one bundle, for all of them.
+  const recorded = await Promise.all(
+    histories.map(async ({ release, name, file }) => ({
+      workflowId: `${release}/${name}`,
+      history: historyFromJSON(await readHistory(file)),
+    })),
+  );
+  const results = Worker.runReplayHistories({ workflowsPath, dataConverter, ...traced }, recorded);
+  let replayed = 0;
+  for await (const result of results) {
+    assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    replayed += 1;
+  }
+  assert.equal(replayed, histories.length);
 });
 
 test('a history whose payloads are encrypted replays through the same codec, and not without it', async () => {

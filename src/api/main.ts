@@ -1,51 +1,16 @@
 import { loadConfig } from '../config/index.js';
-import { openDatabase } from '../db/database.js';
-import { isDatabaseUnavailable } from '../db/database-errors.js';
-import { migrateToLatest } from '../db/migrate.js';
-import { createLogger } from '../logger.js';
-import { startObservability } from '../observability/process-observability.js';
-import { configuredProviders } from '../providers/configured-providers.js';
-import { createObjectStore } from '../storage/create-object-store.js';
-import { postgresHint, temporalHint } from '../process/dependency-names.js';
-import { waitUntilReachable } from '../process/wait-until-reachable.js';
-import { connectTemporalClient, warnIfPayloadsInPlaintext } from '../temporal-client.js';
-import { startApiServer } from './api-server.js';
+import { startTracing } from '../observability/tracing.js';
 
-/** `npm run api`: the HTTP and WebSocket API against the Temporal, Postgres and storage in the environment. */
+/**
+ * `npm run api`: the HTTP and WebSocket API against the Temporal, Postgres and storage in the
+ * environment. Tracing starts before the API's modules are imported: its HTTP instrumentation takes
+ * hold of `http` only as Express first requires it.
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger(config.logLevel, 'api');
-  warnIfPayloadsInPlaintext(config.temporal, logger);
-  const database = openDatabase(config.database);
-  await waitUntilReachable('PostgreSQL', () => migrateToLatest(database.db), {
-    logger,
-    isUnreachable: isDatabaseUnavailable,
-    hint: postgresHint(config.database),
-  });
-  const observability = startObservability(config, database.db, logger);
-  // At start, every failure to connect is the server being away (or not up yet): wait for it.
-  const temporal = await waitUntilReachable('Temporal', () => connectTemporalClient(config.temporal), {
-    logger,
-    isUnreachable: () => true,
-    hint: temporalHint(config.temporal),
-  });
-  const server = await startApiServer({
-    config,
-    database,
-    temporal,
-    store: createObjectStore(config.storage),
-    providers: configuredProviders(config),
-    logger,
-  });
-  logger.info({ url: server.url }, 'api listening');
-  const shutdown = async () => {
-    await server.close();
-    await observability.stop();
-    await temporal.connection.close();
-    await database.close();
-  };
-  process.once('SIGTERM', () => void shutdown());
-  process.once('SIGINT', () => void shutdown());
+  const tracing = startTracing(config.observability.tracing, 'kiln-api');
+  const { runApi } = await import('./run-api.js');
+  await runApi(config, tracing);
 }
 
 main().catch((error: unknown) => {

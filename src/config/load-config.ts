@@ -81,6 +81,8 @@ interface ConfigFields {
     workerHttp: { port: number; host: string };
     /** What `/metrics` asks of a scrape: this Bearer token, or nothing when unset. */
     metricsToken: string | undefined;
+    /** Where traces go (OTLP/HTTP); unset: tracing is off. */
+    tracing: { otlpEndpoint: string | undefined };
     failureRate: FailureRatePolicy;
   };
   dataDir: string;
@@ -257,6 +259,7 @@ function observabilityConfig(e: Env): Config['observability'] {
   return {
     workerHttp: { port: e.WORKER_HTTP_PORT, host: e.WORKER_HTTP_HOST ?? e.HOST },
     metricsToken: e.METRICS_TOKEN,
+    tracing: { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
     failureRate: {
       windowSeconds: e.FAILURE_RATE_WINDOW_SECONDS,
       threshold: e.FAILURE_RATE_THRESHOLD,

@@ -234,6 +234,13 @@ export const envSchema = z.object({
    * characters. Unset: open, as Prometheus scrapes by default.
    */
   METRICS_TOKEN: optionalString.pipe(z.string().min(16).optional()),
+  /**
+   * An OTLP/HTTP collector (`http://localhost:4318`, as Jaeger and the OpenTelemetry Collector listen):
+   * each process sends its traces to `<this>/v1/traces`. Unset: no tracing, and no interceptors.
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(
+    z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
+  ),
   /** Port of the worker's `/metrics` and `/healthz` server; 0 picks a free one. Default 9464. */
   WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   /** Interface that server listens on. Default: HOST. */

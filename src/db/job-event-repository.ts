@@ -37,3 +37,17 @@ export async function findJobWithoutEvents(db: Db, jobId: string): Promise<JobRo
     .where((eb) => eb.not(eb.exists(eb.selectFrom('job_events').select('seq').where('job_id', '=', jobId))))
     .executeTakeFirst();
 }
+
+/**
+ * Notes the trace an event was written in, for a statement that could not write it with the event
+ * (`submit_job`, whose first event predates the column). A trace already noted stays.
+ */
+export async function recordEventTrace(db: Db, jobId: string, seq: number, traceId: string): Promise<void> {
+  await db
+    .updateTable('job_events')
+    .set({ trace_id: traceId })
+    .where('job_id', '=', jobId)
+    .where('seq', '=', seq)
+    .where('trace_id', 'is', null)
+    .execute();
+}

@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { JobStatus, UNFINISHED_STATUSES, type Job, type JobWaiting } from '../jobs/job.js';
 import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
 import { JOB_EVENTS_CHANNEL, encodeJobEvent, type JobEvent, type JobEventType } from '../events/job-event.js';
+import { currentTraceId } from '../observability/trace-context.js';
 import { closeReservationParts, closesReservation, reserveCreditsAgain } from './credit-repository.js';
 import type { Database, JobRow } from './schema.js';
 import { webhookDeliveryPart } from './webhook-repository.js';
@@ -79,8 +80,9 @@ async function writeChange(
       where id = ${before.id} and version = ${before.version} and status = any(${sql.val([...allowedStatuses])})
       returning *)`,
     sql`recorded as (
-      insert into job_events (job_id, seq, type, data)
-      select id, version, ${event.type}, ${JSON.stringify(event.job)}::jsonb from updated)`,
+      insert into job_events (job_id, seq, type, data, trace_id)
+      select id, version, ${event.type}, ${JSON.stringify(event.job)}::jsonb, ${currentTraceId() ?? null}::text
+      from updated)`,
     ...(closesReservation(after.status) && patch.status !== undefined
       ? closeReservationParts(before.id, after.status)
       : []),

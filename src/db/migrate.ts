@@ -22,6 +22,7 @@ import * as createSubmitJob from './migrations/2026_11_23_0019_create_submit_job
 import * as wakeOnlyWaitingWorkflows from './migrations/2026_11_23_0020_wake_only_waiting_workflows.js';
 import * as queueProviderSlotWaiters from './migrations/2026_11_23_0021_queue_provider_slot_waiters.js';
 import * as addJobWaiting from './migrations/2026_12_07_0022_add_job_waiting.js';
+import * as addJobEventTraceIds from './migrations/2026_12_07_0023_add_job_event_trace_ids.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -47,6 +48,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0020_wake_only_waiting_workflows': wakeOnlyWaitingWorkflows,
   '2026_11_23_0021_queue_provider_slot_waiters': queueProviderSlotWaiters,
   '2026_12_07_0022_add_job_waiting': addJobWaiting,
+  '2026_12_07_0023_add_job_event_trace_ids': addJobEventTraceIds,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

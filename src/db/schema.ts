@@ -154,6 +154,8 @@ export interface JobEventsTable {
   /** The job as it was after this change (the public shape). */
   data: ColumnType<unknown, string, string>;
   created_at: DefaultedTimestamp;
+  /** The OpenTelemetry trace the change was written in; null when tracing was off. */
+  trace_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Which provider attempt of a text job is streaming: only its pieces make the text. */

@@ -29,6 +29,13 @@ function classifyStatus(error: APIError, status: number): ProviderError {
   return new ProviderError(FailureCode.invalidRequest, message, false);
 }
 
+/** The failure with the id OpenAI gave the request that failed, for the call's span. */
+function withRequestId(failure: ProviderError, requestId: string | null | undefined): ProviderError {
+  if (!requestId) return failure;
+  const { code, message, retryable, retryAfterMs } = failure;
+  return new ProviderError(code, message, retryable, retryAfterMs, requestId);
+}
+
 /**
  * Turns anything the OpenAI client throws into a ProviderError, once. Aborts by the caller's own signal are
  * not failures: the adapter rethrows those before calling this.
@@ -46,7 +53,9 @@ export function classifyOpenAIError(error: unknown): ProviderError {
   if (error instanceof APIError) {
     // `instanceof` narrows to APIError<any, …>; its declared defaults are the honest types.
     const apiError = error as APIError;
-    if (apiError.status !== undefined) return classifyStatus(apiError, apiError.status);
+    if (apiError.status !== undefined) {
+      return withRequestId(classifyStatus(apiError, apiError.status), apiError.requestID);
+    }
   }
   const message = error instanceof Error ? error.message : String(error);
   return new ProviderError(FailureCode.internal, `unexpected OpenAI client error: ${message}`, false);

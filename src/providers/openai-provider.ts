@@ -45,6 +45,7 @@ export interface OpenAIImageProviderOptions extends OpenAIProviderOptions {
 interface Reply {
   image: { b64_json?: string; url?: string } | undefined;
   headers: Headers;
+  requestId: string | null;
 }
 
 async function imageBytes({ image }: Reply, download: ImageUrlDownload): Promise<Buffer | undefined> {
@@ -67,8 +68,10 @@ async function generateAtOnce(
   input: ImageGenerationInput,
   signal: AbortSignal,
 ): Promise<Reply> {
-  const { data, response } = await client.images.generate(requestBody(input), { signal }).withResponse();
-  return { image: data.data?.[0], headers: response.headers };
+  const { data, response, request_id } = await client.images
+    .generate(requestBody(input), { signal })
+    .withResponse();
+  return { image: data.data?.[0], headers: response.headers, requestId: request_id };
 }
 
 /** GPT image models stream partial images: each is a step of progress, the last event the image. */
@@ -78,16 +81,18 @@ async function generateStreaming(
   context: ProviderCallContext,
 ): Promise<Reply> {
   const body = { ...requestBody(input), stream: true as const, partial_images: PARTIAL_IMAGES };
-  const { data: stream, response } = await client.images
-    .generate(body, { signal: context.signal })
-    .withResponse();
+  const {
+    data: stream,
+    response,
+    request_id: requestId,
+  } = await client.images.generate(body, { signal: context.signal }).withResponse();
   for await (const event of stream) {
     if (event.type === 'image_generation.completed') {
-      return { image: { b64_json: event.b64_json }, headers: response.headers };
+      return { image: { b64_json: event.b64_json }, headers: response.headers, requestId };
     }
     context.onProgress(((event.partial_image_index + 1) / (PARTIAL_IMAGES + 1)) * 100);
   }
-  return { image: undefined, headers: response.headers };
+  return { image: undefined, headers: response.headers, requestId };
 }
 
 /** An ImageProvider over OpenAI's images API. Throws ProviderError, or the abort error on cancellation. */
@@ -118,7 +123,8 @@ export function createOpenAIProvider(options: OpenAIImageProviderOptions): Image
         throw classifyOpenAIError(error);
       }
       context.onProgress(100);
-      return { bytes, contentType: 'image/png', quota: quotaFrom(reply.headers) };
+      const requestId = reply.requestId ?? undefined;
+      return { bytes, contentType: 'image/png', quota: quotaFrom(reply.headers), requestId };
     },
   };
 }

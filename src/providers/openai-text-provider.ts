@@ -28,7 +28,11 @@ async function streamCompletion(
   input: TextGenerationInput,
   context: TextCallContext,
 ) {
-  const { data: stream, response } = await client.chat.completions
+  const {
+    data: stream,
+    response,
+    request_id: requestId,
+  } = await client.chat.completions
     .create(
       {
         model: input.model,
@@ -50,7 +54,7 @@ async function streamCompletion(
     }
     finishReason = choice?.finish_reason ?? finishReason;
   }
-  return { text, finishReason, headers: response.headers };
+  return { text, finishReason, headers: response.headers, requestId };
 }
 
 /** A TextProvider over the chat completions API, streamed: tokens reach the caller as they come. */
@@ -87,7 +91,7 @@ export function createOpenAITextProvider(options: OpenAITextProviderOptions): Te
       if (reply.text.length === 0) {
         throw new ProviderError(FailureCode.invalidOutput, 'the completion was empty', true);
       }
-      return { text: reply.text, quota: quotaFrom(reply.headers) };
+      return { text: reply.text, quota: quotaFrom(reply.headers), requestId: reply.requestId ?? undefined };
     },
   };
 }

@@ -11,6 +11,8 @@ export class ProviderError extends Error {
     readonly retryable: boolean,
     /** The provider's own hint (e.g. `Retry-After`), in milliseconds. */
     readonly retryAfterMs?: number,
+    /** The provider's own id of the failed request, where it answered with one. */
+    readonly requestId?: string,
   ) {
     super(message);
   }

@@ -15,6 +15,11 @@ export interface GeneratedImage {
   contentType: 'image/png';
   /** The provider's word on its remaining request quota, where it sends one. */
   quota?: ProviderQuota;
+  /**
+   * The provider's own id of the request (OpenAI's `x-request-id`, a Replicate prediction's id): what its
+   * support asks for, kept on the call's span.
+   */
+  requestId?: string;
 }
 
 /** Hooks the caller gives a provider for one call. */
@@ -65,6 +70,8 @@ export interface TextGenerationInput {
 export interface GeneratedText {
   text: string;
   quota?: ProviderQuota;
+  /** As for images: the provider's own id of the request. */
+  requestId?: string;
 }
 
 /** Hooks the caller gives a text provider for one call. */

@@ -269,7 +269,7 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
       );
       const bytes = pngFrom(await api.download(outputUrlOf(finished), context.signal));
       progress.done();
-      return { bytes, contentType: 'image/png' };
+      return { bytes, contentType: 'image/png', requestId: finished.id };
     },
   };
 }

@@ -2,6 +2,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import type { Kysely } from 'kysely';
 import type { Config, Plan } from '../config/index.js';
 import { costOf } from '../credits/job-cost.js';
+import { recordEventTrace } from '../db/job-event-repository.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { submitJob, type NewJob, type SubmitJobResult } from '../db/submission-repository.js';
 import type { SubmitRate, TokenRefusal } from '../db/submit-rate-limiter.js';
@@ -10,6 +11,7 @@ import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';
 import { JobStatus, type GenerationRequest } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
+import { currentTraceId } from '../observability/trace-context.js';
 import { planNamed } from '../jobs/plans.js';
 import { limitKeyFor, providerTaskQueue } from '../capacity/provider-limits.js';
 import type { GenerationInput } from '../workflows/definitions.js';
@@ -156,10 +158,13 @@ export async function submitGeneration(
     return { kind: 'refused', reason: 'idempotency_key_reused' };
   }
   const plan = planNamed(deps.config.plans, result.plan);
-  // The estimate reads only the job table: it runs while the workflow starts, not after it.
+  const traceId = currentTraceId();
+  // The estimate reads only the job table: it runs while the workflow starts, not after it; so does
+  // noting the trace of the first event, which `submit_job` wrote without it (tracing on only).
   const [runId, estimate] = await Promise.all([
     created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, plan) : undefined,
     created ? deps.queues.ofNewJob(row, plan) : estimateQueue(deps.db, deps.config, row, plan),
+    created && traceId ? recordEventTrace(deps.db, row.id, row.version, traceId) : undefined,
   ]);
   // The `queued` event's delivery, if the webhook asked for it; a crash here leaves it to the next change.
   await afterJobChange(jobChangeContextFrom(deps), { row });

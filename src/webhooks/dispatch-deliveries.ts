@@ -2,6 +2,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { markDispatched, undispatchedDeliveries } from '../db/webhook-repository.js';
+import { inLinkedTrace } from '../observability/spans.js';
 import {
   deliveryWorkflowId,
   type DeliverWebhookWorkflow,
@@ -20,15 +21,19 @@ export interface DeliveryDispatch {
 /**
  * Starts the workflow of one run of a delivery and notes it. The workflow id is the run's, so a second
  * start (a retried activity, two dispatchers at once) is refused by Temporal and nothing is sent twice.
+ * With tracing on, the run is a trace of its own, linked to the change of the job that dispatched it.
  */
 export async function startDeliveryRun(dispatch: DeliveryDispatch, id: string, run: number): Promise<void> {
   try {
-    await dispatch.temporal.workflow.start<DeliverWebhookWorkflow>('deliverWebhook', {
-      taskQueue: dispatch.taskQueue,
-      workflowId: deliveryWorkflowId(id, run),
-      args: [{ deliveryId: id, run, retry: dispatch.retry }],
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-    });
+    const attributes = { 'kiln.webhook.delivery_id': id, 'kiln.webhook.run': run };
+    await inLinkedTrace('webhook.dispatch', attributes, () =>
+      dispatch.temporal.workflow.start<DeliverWebhookWorkflow>('deliverWebhook', {
+        taskQueue: dispatch.taskQueue,
+        workflowId: deliveryWorkflowId(id, run),
+        args: [{ deliveryId: id, run, retry: dispatch.retry }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      }),
+    );
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
   }

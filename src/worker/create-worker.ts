@@ -13,6 +13,7 @@ import {
   providerTaskQueue,
 } from '../capacity/provider-limits.js';
 import { JOB_KINDS } from '../jobs/job.js';
+import { tracedWorkerOptions } from '../observability/temporal-tracing.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { DEFAULT_TEMPORAL_ADDRESS, kilnDataConverter } from '../temporal-client.js';
 
@@ -59,6 +60,7 @@ async function createProviderWorkers(
         taskQueue: providerTaskQueue(temporal.taskQueue, key),
         dataConverter: kilnDataConverter(temporal),
         activities,
+        ...tracedWorkerOptions({}, { runsWorkflows: false }),
         maxTaskQueueActivitiesPerSecond: dispatchesPerSecond(limit),
         maxConcurrentActivityTaskExecutions: limit.concurrency,
         shutdownGraceTime: `${timeouts.providerAttemptSeconds}s`,
@@ -86,7 +88,7 @@ export async function createKilnWorker(
     taskQueue: config.temporal.taskQueue,
     dataConverter: kilnDataConverter(config.temporal),
     workflowsPath,
-    interceptors: { workflowModules: [logAttributesPath] },
+    ...tracedWorkerOptions({ workflowModules: [logAttributesPath] }, { runsWorkflows: true }),
     activities: createActivities(deps),
     shutdownGraceTime: '10s',
   });

@@ -5,6 +5,7 @@ import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
 import { startObservability } from '../observability/process-observability.js';
 import { installTemporalRuntime } from '../observability/temporal-runtime.js';
+import { startTracing } from '../observability/tracing.js';
 import { postgresHint, temporalHint } from '../process/dependency-names.js';
 import { waitUntilReachable } from '../process/wait-until-reachable.js';
 import { connectTemporalClient, warnIfPayloadsInPlaintext } from '../temporal-client.js';
@@ -17,6 +18,8 @@ import { startWorkerHttpServer } from './worker-http-server.js';
 /** `npm run worker`: one worker process against the Temporal, Postgres and storage in the environment. */
 async function main(): Promise<void> {
   const config = loadConfig();
+  // Before any worker or client exists: they add the tracing interceptors only when it is on.
+  const tracing = startTracing(config.observability.tracing, 'kiln-worker');
   const logger = createLogger(config.logLevel, 'worker');
   warnIfPayloadsInPlaintext(config.temporal, logger);
   await installTemporalRuntime(logger);
@@ -54,6 +57,7 @@ async function main(): Promise<void> {
   await observability.stop();
   await worker.connection.close();
   await database.close();
+  await tracing.stop();
 }
 
 main().catch((error: unknown) => {

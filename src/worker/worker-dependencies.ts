@@ -3,6 +3,8 @@ import { createProviderCallCancels } from '../activities/provider-call-cancels.j
 import type { Config } from '../config/index.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { Logger } from '../logger.js';
+import { tracedObjectStore } from '../observability/traced-object-store.js';
+import { tracedProviders } from '../observability/traced-providers.js';
 import { configuredProviders } from '../providers/configured-providers.js';
 import { createObjectStore } from '../storage/create-object-store.js';
 
@@ -13,8 +15,8 @@ export function workerDependencies(
 ): ActivityDependencies {
   return {
     db: database.db,
-    store: createObjectStore(config.storage),
-    providers: configuredProviders(config),
+    store: tracedObjectStore(createObjectStore(config.storage)),
+    providers: tracedProviders(configuredProviders(config)),
     logger,
     circuit: config.circuit,
     retention: config.retention,
