@@ -77,6 +77,7 @@ test('plain node imports it from an installed folder', async () => {
     'KilnApiError',
     'KilnJobError',
     'createKilnClient',
+    'describeWaiting',
     'isTerminal',
   ]);
 });

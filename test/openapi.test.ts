@@ -59,6 +59,7 @@ const GET = 'GET /v1/generations/{id}';
 const CONTENT = 'GET /v1/generations/{id}/content';
 const TEXT = 'GET /v1/generations/{id}/text';
 const CANCEL = 'POST /v1/generations/{id}/cancel';
+const DEADLINE = 'POST /v1/generations/{id}/deadline';
 const ME = 'GET /v1/me';
 const EVENTS = 'GET /v1/generations/{id}/events';
 const WEBHOOKS = 'GET /v1/generations/{id}/webhooks';
@@ -259,7 +260,7 @@ test('public operations answer without a key; every other one answers 401 withou
   await check(await call('GET /metrics', { apiKey: null }), 200);
   await check(await call('GET /openapi.json', { apiKey: null }), 200);
   const operations = [
-    ...[SUBMIT, LIST, GET, CONTENT, TEXT, EVENTS, CANCEL, ME, WEBHOOKS, REDELIVER],
+    ...[SUBMIT, LIST, GET, CONTENT, TEXT, EVENTS, CANCEL, DEADLINE, ME, WEBHOOKS, REDELIVER],
     ...[WEBHOOK_SECRET, ROTATE_SECRET, ...ADMIN],
   ];
   for (const operation of operations) {
@@ -324,6 +325,26 @@ test('a submission with Prefer: wait is answered with the job once it has ended'
   assert.equal(((await check(answer, 200)) as { status: string }).status, 'succeeded');
 });
 
+test('a deadline moved later, refused earlier, and asked of an ended job', async () => {
+  // A key of its own: this file's main key is near its submission burst.
+  const { apiKey } = await ctx.createUser();
+  const body = { kind: 'image', prompt: 'openapi, deadline', deadline: { finishWithinSeconds: 60 } };
+  const accepted = (await check(await submission(body, randomUUID(), apiKey), 202)) as { id: string };
+  const extend = (payload: string, contentType = 'application/json') =>
+    call(DEADLINE, {
+      id: accepted.id,
+      apiKey,
+      init: { body: payload, headers: { 'Content-Type': contentType } },
+    });
+  await check(await extend(JSON.stringify({ finishWithinSeconds: 90 })), 200);
+  await check(await extend(JSON.stringify({ finishWithinSeconds: 30 })), 409);
+  await check(await extend('{}'), 400);
+  await check(await extend('90', 'text/plain'), 415);
+  await check(await extend(JSON.stringify({ finishWithinSeconds: 90, pad: 'x'.repeat(40_000) })), 413);
+  await pollUntilDone({ url: api.url, apiKey }, accepted.id);
+  await check(await extend(JSON.stringify({ finishWithinSeconds: 120 })), 409);
+});
+
 test('a job canceled while it is unfinished has no content', async () => {
   const accepted = (await check(await submission({ kind: 'image', prompt: 'openapi, canceled' }), 202)) as {
     id: string;
@@ -337,6 +358,8 @@ test('unknown jobs, bad queries and refused submissions answer in their document
   for (const operation of [GET, CONTENT, TEXT, EVENTS, CANCEL, WEBHOOKS, REDELIVER]) {
     await check(await call(operation, { id: 'job_nope' }), 404);
   }
+  const extension = { body: '{"finishWithinSeconds":60}', headers: { 'Content-Type': 'application/json' } };
+  await check(await call(DEADLINE, { id: 'job_nope', init: extension }), 404);
   await check(await call(LIST, { query: '?limit=0' }), 400);
   await check(await submission({ kind: 'image', prompt: '' }), 400);
   await check(await submission({ kind: 'image', prompt: 'x'.repeat(40_000) }), 413);

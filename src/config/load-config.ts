@@ -37,6 +37,8 @@ interface ConfigFields {
     payloadKeys: readonly PayloadKey[];
     /** Where `npm start` runs its dev server when no `address` is given. */
     devServer: { port: number; uiPort: number };
+    /** The Worker Deployment Version the workers poll as; undefined: unversioned. */
+    deployment: { deploymentName: string; buildId: string } | undefined;
   };
   /** The codec endpoint (`/codec`, with the operator API): Web UI origins let through CORS. */
   codecServer: { allowedOrigins: readonly string[] };
@@ -129,6 +131,11 @@ function parseEnv(env: NodeJS.ProcessEnv): Env {
   if (!(e.DEFAULT_PLAN in e.PLANS)) {
     throw new ConfigError(`invalid configuration: DEFAULT_PLAN: ${e.DEFAULT_PLAN} is not in PLANS`);
   }
+  // A deployment without a build (or a build of no deployment) names no version a worker could poll as.
+  if ((e.WORKER_DEPLOYMENT_NAME === undefined) !== (e.WORKER_BUILD_ID === undefined)) {
+    const missing = e.WORKER_BUILD_ID === undefined ? 'WORKER_BUILD_ID' : 'WORKER_DEPLOYMENT_NAME';
+    throw new ConfigError(`invalid configuration: ${missing}: required with the other Worker Versioning variable`);
+  }
   // A default provider without its key would be offered to no request, so every default job would fail.
   const provider = e.DEFAULT_PROVIDER;
   if (provider !== 'local' && e[PROVIDER_CREDENTIALS[provider]] === undefined) {
@@ -146,6 +153,10 @@ function temporalConfig(e: Env): Config['temporal'] {
     taskQueue: e.TEMPORAL_TASK_QUEUE,
     payloadKeys: e.PAYLOAD_ENCRYPTION_KEYS ?? [],
     devServer: { port: e.TEMPORAL_DEV_PORT, uiPort: e.TEMPORAL_DEV_UI_PORT },
+    deployment:
+      e.WORKER_DEPLOYMENT_NAME && e.WORKER_BUILD_ID
+        ? { deploymentName: e.WORKER_DEPLOYMENT_NAME, buildId: e.WORKER_BUILD_ID }
+        : undefined,
   };
 }
 

@@ -106,6 +106,13 @@ export const envSchema = z.object({
   /** Task queue of the generation workflows and activities. Default `kiln-generations`. */
   TEMPORAL_TASK_QUEUE: z.string().default('kiln-generations'),
   /**
+   * Worker Versioning: the Worker Deployment this worker belongs to, and its build (both, or neither).
+   * Set, the worker takes only the tasks of workflows of its own version, and of none until the version
+   * is made current (`npm run deployment -- promote`). Unset: unversioned, deploys rely on `patched()`.
+   */
+  WORKER_DEPLOYMENT_NAME: z.string().min(1).max(200).optional(),
+  WORKER_BUILD_ID: z.string().min(1).max(200).optional(),
+  /**
    * Keys Temporal payloads (workflow and activity inputs and results) are encrypted with, as
    * `id:base64key,…` (AES-256: 32 bytes each); the first encrypts, every one decrypts. Unset: payloads
    * are stored in plaintext.

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDependencies } from '../activities/index.js';
 import { createProviderActivities } from '../activities/provider-call.js';
 import type { Config } from '../config/index.js';
@@ -23,6 +23,27 @@ const workflowsPath = fileURLToPath(new URL(`../workflows/index${sourceExtension
 const logAttributesPath = fileURLToPath(
   new URL(`../workflows/log-attributes${sourceExtension}`, import.meta.url),
 );
+
+export interface KilnWorkerOptions {
+  /** Another bundle of workflows than the one checked out here: a release's, deployed beside it. */
+  workflowsPath?: string;
+}
+
+/**
+ * A versioned worker polls as its Worker Deployment Version, and the provider workers with it: a pinned
+ * workflow's activities then run on its own version too. A workflow type without a behavior of its own
+ * moves to the current version at its next task (each type says which it is, and why).
+ */
+function versioning({ temporal }: Config): Pick<WorkerOptions, 'workerDeploymentOptions'> {
+  if (!temporal.deployment) return {};
+  return {
+    workerDeploymentOptions: {
+      useWorkerVersioning: true,
+      version: temporal.deployment,
+      defaultVersioningBehavior: 'AUTO_UPGRADE',
+    },
+  };
+}
 
 /** The Temporal workers of one Kiln worker process, run and stopped together. */
 export interface KilnWorker {
@@ -61,6 +82,7 @@ async function createProviderWorkers(
         dataConverter: kilnDataConverter(temporal),
         activities,
         ...tracedWorkerOptions({}, { runsWorkflows: false }),
+        ...versioning(config),
         maxTaskQueueActivitiesPerSecond: dispatchesPerSecond(limit),
         maxConcurrentActivityTaskExecutions: limit.concurrency,
         shutdownGraceTime: `${timeouts.providerAttemptSeconds}s`,
@@ -78,6 +100,7 @@ export async function createKilnWorker(
   config: Config,
   deps: ActivityDependencies,
   database: Pick<DatabaseHandle, 'listen'>,
+  options: KilnWorkerOptions = {},
 ): Promise<KilnWorker> {
   const connection = await NativeConnection.connect({
     address: config.temporal.address ?? DEFAULT_TEMPORAL_ADDRESS,
@@ -87,7 +110,8 @@ export async function createKilnWorker(
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     dataConverter: kilnDataConverter(config.temporal),
-    workflowsPath,
+    workflowsPath: options.workflowsPath ?? workflowsPath,
+    ...versioning(config),
     ...tracedWorkerOptions({ workflowModules: [logAttributesPath] }, { runsWorkflows: true }),
     activities: createActivities(deps),
     shutdownGraceTime: '10s',

@@ -47,6 +47,12 @@ async function attemptOnce(
   }
 }
 
+/*
+ * Auto-upgrade under Worker Versioning (the workers' default): a delivery may retry for as long as its
+ * window (a day, by default), and pinned it would hold every version up that long. A run moves to the
+ * current build at its next task, so a change to its commands goes behind `patched()`.
+ */
+
 /**
  * One run of one webhook delivery: attempts with backoff until the receiver answers 2xx, or until the
  * retry window has passed (the last attempt lands at its end), then the delivery is `failed`. Started by

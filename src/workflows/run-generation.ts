@@ -4,6 +4,7 @@ import {
   condition,
   isCancellation,
   setHandler,
+  setWorkflowOptions,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -102,6 +103,18 @@ function finishAs(ending: JobEnding, error: unknown): void {
     }
   }
 }
+
+/*
+ * Pinned under Worker Versioning: a job runs start to end on the build it started on. Its retry budget
+ * and deadlines bound it to minutes, so an old version drains soon after a deploy, and a change to its
+ * commands needs no `patched()` for the jobs in flight. An unversioned worker (the default; its build
+ * has no deployment name) refuses a behavior, so none is given there: such a change goes behind
+ * `patched()`, as release histories in CI make sure.
+ */
+setWorkflowOptions(
+  () => (workflowInfo().currentDeploymentVersion?.deploymentName ? { versioningBehavior: 'PINNED' } : {}),
+  runGeneration,
+);
 
 /** One generation job: queued → running → storing → succeeded | failed | canceled | expired. */
 export async function runGeneration(input: GenerationInput): Promise<void> {

@@ -150,7 +150,6 @@ export function generationPaths() {
             job_finished: ': the job has already ended',
             deadline_shortened: ': a deadline may only move later',
             no_such_deadline: ': the job was submitted without that deadline',
-            temporal_unavailable: ': the job’s workflow did not answer in time',
           }),
         },
       },
