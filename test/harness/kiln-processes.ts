@@ -4,20 +4,28 @@ import { startApiServer } from '../../src/api/api-server.js';
 import { stopChild } from '../../src/devstack/child-lifetime.js';
 import { createLogger } from '../../src/logger.js';
 import { configuredProviders } from '../../src/providers/configured-providers.js';
-import { createKilnWorker } from '../../src/worker/create-worker.js';
+import type { Config } from '../../src/config/index.js';
+import { createKilnWorker, type KilnWorkerOptions } from '../../src/worker/create-worker.js';
 import { workerDependencies } from '../../src/worker/worker-dependencies.js';
 import type { ApiTarget } from './job-watcher.js';
 import type { TestContext } from './test-context.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Runs a worker inside the test process; stopped at the context's cleanup. */
-export async function startWorker(ctx: TestContext): Promise<{ stop(): Promise<void> }> {
-  const logger = createLogger(ctx.config.logLevel, 'test-worker');
+/**
+ * Runs a worker inside the test process; stopped at the context's cleanup. `config` and `options` make
+ * it another build than the context's: another deployment version, another workflow bundle.
+ */
+export async function startWorker(
+  ctx: TestContext,
+  { config = ctx.config, options }: { config?: Config; options?: KilnWorkerOptions } = {},
+): Promise<{ stop(): Promise<void> }> {
+  const logger = createLogger(config.logLevel, 'test-worker');
   const worker = await createKilnWorker(
-    ctx.config,
-    workerDependencies(ctx.config, ctx.database, logger),
+    config,
+    workerDependencies(config, ctx.database, logger),
     ctx.database,
+    options,
   );
   const running = worker.run();
   let stopped: Promise<void> | undefined;
