@@ -139,6 +139,13 @@ describe('metrics', () => {
         1,
       );
       assert.equal(valueOf(metrics, 'kiln_provider_circuit_state', { provider: 'openai', state: 'open' }), 0);
+      // Every job has ended: nothing is reserved, and the users hold what the table says they do.
+      const { sum } = await ctx.database.db
+        .selectFrom('users')
+        .select((eb) => eb.fn.sum<string>('credits').as('sum'))
+        .executeTakeFirstOrThrow();
+      assert.equal(valueOf(metrics, 'kiln_credits', { held: 'balance' }), Number(sum));
+      assert.equal(valueOf(metrics, 'kiln_credits', { held: 'reserved' }), 0);
       assert.ok(valueOf(metrics, 'process_cpu_user_seconds_total') > 0, 'Node process metrics');
     }
   });

@@ -18,6 +18,24 @@ export async function countUnfinishedJobsByStatus(db: Kysely<Database>): Promise
   );
 }
 
+/**
+ * Credits across the fleet: what users hold to spend, and what jobs not ended yet hold reserved. Read
+ * over users and unfinished jobs only, so a scrape costs the same however long the ledger grows.
+ */
+export async function creditTotals(db: Kysely<Database>): Promise<{ balance: number; reserved: number }> {
+  const { rows } = await sql<{ balance: string; reserved: string }>`
+    select
+      (select coalesce(sum(credits), 0) from users) as balance,
+      (select coalesce(-sum(l.amount), 0) from jobs j
+         join credit_ledger l on l.job_id = j.id and l.kind = 'reserve'
+         where j.status = any(${sql.val([...UNFINISHED_STATUSES])})
+           and not exists (
+             select 1 from credit_ledger c
+             where c.job_id = l.job_id and c.run = l.run and c.kind in ('settle', 'refund'))) as reserved
+  `.execute(db);
+  return { balance: Number(rows[0]?.balance ?? 0), reserved: Number(rows[0]?.reserved ?? 0) };
+}
+
 /** Each provider's shared breaker as the `provider_circuits` table holds it. */
 export async function listCircuitStates(
   db: Kysely<Database>,

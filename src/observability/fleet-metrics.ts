@@ -1,6 +1,10 @@
 import { Gauge } from 'prom-client';
 import type { Kysely } from 'kysely';
-import { countUnfinishedJobsByStatus, listCircuitStates } from '../db/fleet-stats-repository.js';
+import {
+  countUnfinishedJobsByStatus,
+  creditTotals,
+  listCircuitStates,
+} from '../db/fleet-stats-repository.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import { metricsRegistry } from './metrics.js';
@@ -25,6 +29,22 @@ export function registerFleetMetrics(db: Kysely<Database>, logger: Logger): void
         for (const [status, count] of await countUnfinishedJobsByStatus(db)) this.set({ status }, count);
       } catch (error) {
         logger.warn({ err: error }, 'reading job counts for metrics failed');
+      }
+    },
+  });
+  new Gauge({
+    name: 'kiln_credits',
+    help: 'Credits across the fleet: held by users to spend (balance), held by jobs not ended yet (reserved)',
+    labelNames: ['held'] as const,
+    registers: [metricsRegistry],
+    async collect() {
+      this.reset();
+      try {
+        const { balance, reserved } = await creditTotals(db);
+        this.set({ held: 'balance' }, balance);
+        this.set({ held: 'reserved' }, reserved);
+      } catch (error) {
+        logger.warn({ err: error }, 'reading credits for metrics failed');
       }
     },
   });
