@@ -52,9 +52,13 @@ export function providerCapacity(deps: CapacityDependencies, provider: string, m
     logger.warn({ limitKey, pauseMs: ms }, `provider paused: ${why}`);
   }
 
-  /** A call without a slot waits out a pause after a 429, or else for a slot or its turn. */
+  /**
+   * A call without a slot waits out a pause after a 429, or else for a slot or its turn. Only told to
+   * watchers: a failed read says the latter rather than fail the call.
+   */
   async function slotWaitReason(): Promise<SlotWaitReason> {
-    return (await isProviderPaused(db, limitKey)) ? WaitReason.rateLimited : WaitReason.providerSlot;
+    const paused = await isProviderPaused(db, limitKey).catch(() => false);
+    return paused ? WaitReason.rateLimited : WaitReason.providerSlot;
   }
 
   return {

@@ -126,6 +126,21 @@ export const INVARIANTS: readonly Invariant[] = [
     ],
   },
   {
+    name: 'an ended job waits for nothing; a waiting event is a waiting job',
+    check: async ({ stack, rows }) => {
+      const told = await stack.ctx.database.db
+        .selectFrom('job_events')
+        .select(['job_id', 'seq', 'data'])
+        .where('type', '=', 'waiting')
+        .execute();
+      const waitingEnded = rows.filter((row) => row.waiting !== null).map((row) => `${row.id} ended waiting`);
+      const empty = told
+        .filter((event) => (event.data as { waiting: unknown }).waiting === null)
+        .map((event) => `${event.job_id}: waiting event ${event.seq} says no wait`);
+      return [...waitingEnded, ...empty];
+    },
+  },
+  {
     name: 'event seqs gapless, last = row version',
     check: async ({ stack, rows }) => {
       const events = await stack.ctx.database.db.selectFrom('job_events').select(['job_id', 'seq']).execute();
