@@ -93,3 +93,10 @@ export type ObjectStoreConfig =
 
 /** Chat models offered when the deployment names none; an OpenAI-compatible server names its own. */
 export const DEFAULT_OPENAI_TEXT_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1'] as const;
+
+/** Claude models offered when the deployment names none: the newest Haiku (the cheap default), Sonnet, Opus. */
+export const DEFAULT_ANTHROPIC_TEXT_MODELS = [
+  'claude-haiku-5-5',
+  'claude-sonnet-5-5',
+  'claude-opus-5-5',
+] as const;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { DEFAULT_OPENAI_TEXT_MODELS, type PayloadKey } from './policies.js';
+import { DEFAULT_ANTHROPIC_TEXT_MODELS, DEFAULT_OPENAI_TEXT_MODELS, type PayloadKey } from './policies.js';
 
 /** Embedded defaults for `npm start` keep their state here (git-ignored). */
 export const DATA_DIR = path.resolve(fileURLToPath(new URL('../../.data', import.meta.url)));
@@ -84,7 +84,7 @@ const booleanFlag = z
   .transform((value) => value === 'true' || value === '1');
 
 /** Every provider Kiln has an adapter for; src/providers/configured-providers.ts offers them. */
-const PROVIDER_NAMES = ['local', 'openai', 'replicate'] as const;
+const PROVIDER_NAMES = ['local', 'openai', 'replicate', 'anthropic'] as const;
 
 /** Every variable Kiln reads, with its default. */
 export const envSchema = z.object({
@@ -151,6 +151,18 @@ export const envSchema = z.object({
     .transform((value) => value.split(',').map((model) => model.trim()))
     .pipe(z.array(z.string().min(1).max(128)).min(1))
     .default([...DEFAULT_OPENAI_TEXT_MODELS]),
+  /** Enables the `anthropic` text provider (Claude, over the Messages API). */
+  ANTHROPIC_API_KEY: optionalString,
+  /** A proxy or gateway speaking Anthropic's Messages API. Default: Anthropic's own. */
+  ANTHROPIC_BASE_URL: optionalString.pipe(
+    z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
+  ),
+  /** Claude models offered for text jobs, comma-separated; the first is the default. */
+  ANTHROPIC_TEXT_MODELS: z
+    .string()
+    .transform((value) => value.split(',').map((model) => model.trim()))
+    .pipe(z.array(z.string().min(1).max(128)).min(1))
+    .default([...DEFAULT_ANTHROPIC_TEXT_MODELS]),
   /** Enables the `replicate` provider (submit a prediction, then poll it). */
   REPLICATE_API_TOKEN: optionalString,
   /** Any server speaking Replicate's predictions API. Default: Replicate's own. */

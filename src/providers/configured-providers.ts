@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { createAnthropicTextProvider } from './anthropic-text-provider.js';
 import { createLocalProvider } from './local-provider.js';
 import { createLocalTextProvider } from './local-text-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
@@ -32,6 +33,11 @@ export function configuredProviders(config: Config): ProviderRegistry {
         requestTimeoutMs: Math.min(attemptMs, REQUEST_TIMEOUT_CAP_MS),
       }),
     );
+  }
+  const { anthropic } = config.providers;
+  if (anthropic) {
+    const { apiKey, baseURL, textModels: models } = anthropic;
+    textProviders.push(createAnthropicTextProvider({ apiKey, baseURL, timeoutMs: attemptMs, models }));
   }
   return createProviderRegistry(providers, textProviders);
 }

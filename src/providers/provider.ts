@@ -67,11 +67,19 @@ export interface TextGenerationInput {
   maxTokens?: number;
 }
 
+/** The tokens a text call was billed for, as the provider counted them. */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
 export interface GeneratedText {
   text: string;
   quota?: ProviderQuota;
   /** As for images: the provider's own id of the request. */
   requestId?: string;
+  /** Where the provider reports it. */
+  usage?: TokenUsage;
 }
 
 /** Hooks the caller gives a text provider for one call. */

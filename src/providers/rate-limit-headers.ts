@@ -46,3 +46,15 @@ export function quotaFrom(headers: Headers): ProviderQuota | undefined {
   if (!Number.isInteger(limit) || !Number.isInteger(remaining) || resetInMs === undefined) return undefined;
   return { limit, remaining, resetInMs };
 }
+
+/**
+ * Anthropic's `anthropic-ratelimit-requests-{limit,remaining,reset}`, when it sends all three; its reset is
+ * the RFC 3339 time the window is full again.
+ */
+export function anthropicQuotaFrom(headers: Headers, now = Date.now()): ProviderQuota | undefined {
+  const limit = Number(headers.get('anthropic-ratelimit-requests-limit') ?? Number.NaN);
+  const remaining = Number(headers.get('anthropic-ratelimit-requests-remaining') ?? Number.NaN);
+  const resetAt = Date.parse(headers.get('anthropic-ratelimit-requests-reset') ?? '');
+  if (!Number.isInteger(limit) || !Number.isInteger(remaining) || Number.isNaN(resetAt)) return undefined;
+  return { limit, remaining, resetInMs: Math.max(0, resetAt - now) };
+}
