@@ -60,6 +60,9 @@ interface ConfigFields {
         }
       | undefined;
     replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
+    fal:
+      | { apiKey: string; baseURL: string | undefined; pollIntervalMs: number; imageUrlsAllowPrivate: boolean }
+      | undefined;
     local: { delayMs: number; steps: number };
   };
   timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
@@ -121,6 +124,7 @@ function databaseConfig(e: Env): Config['database'] {
 const PROVIDER_CREDENTIALS = {
   openai: 'OPENAI_API_KEY',
   replicate: 'REPLICATE_API_TOKEN',
+  fal: 'FAL_KEY',
 } as const satisfies Record<Exclude<Env['DEFAULT_PROVIDER'], 'local'>, keyof Env>;
 
 /** `env` checked against the schema, then the variables that must agree with each other. */
@@ -191,6 +195,14 @@ function providersConfig(e: Env): Config['providers'] {
           apiToken: e.REPLICATE_API_TOKEN,
           baseURL: e.REPLICATE_BASE_URL,
           pollIntervalMs: e.REPLICATE_POLL_INTERVAL_MS,
+        }
+      : undefined,
+    fal: e.FAL_KEY
+      ? {
+          apiKey: e.FAL_KEY,
+          baseURL: e.FAL_BASE_URL,
+          pollIntervalMs: e.FAL_POLL_INTERVAL_MS,
+          imageUrlsAllowPrivate: e.FAL_IMAGE_URLS_ALLOW_PRIVATE,
         }
       : undefined,
     local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },

@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { createFalProvider } from './fal-provider.js';
 import { createLocalProvider } from './local-provider.js';
 import { createLocalTextProvider } from './local-text-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
@@ -30,6 +31,18 @@ export function configuredProviders(config: Config): ProviderRegistry {
         baseURL: replicate.baseURL,
         pollIntervalMs: replicate.pollIntervalMs,
         requestTimeoutMs: Math.min(attemptMs, REQUEST_TIMEOUT_CAP_MS),
+      }),
+    );
+  }
+  const { fal } = config.providers;
+  if (fal) {
+    providers.push(
+      createFalProvider({
+        apiKey: fal.apiKey,
+        baseURL: fal.baseURL,
+        pollIntervalMs: fal.pollIntervalMs,
+        requestTimeoutMs: Math.min(attemptMs, REQUEST_TIMEOUT_CAP_MS),
+        imageUrlGuard: { allowPrivate: fal.imageUrlsAllowPrivate },
       }),
     );
   }
