@@ -61,7 +61,12 @@ interface ConfigFields {
       | undefined;
     replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
     fal:
-      | { apiKey: string; baseURL: string | undefined; pollIntervalMs: number; imageUrlsAllowPrivate: boolean }
+      | {
+          apiKey: string;
+          baseURL: string | undefined;
+          pollIntervalMs: number;
+          imageUrlsAllowPrivate: boolean;
+        }
       | undefined;
     local: { delayMs: number; steps: number };
   };
