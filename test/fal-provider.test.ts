@@ -263,7 +263,7 @@ describe('fal provider against the fake queue API', () => {
     }
   });
 
-  test('an image URL on a loopback address is refused by default, final, and never fetched', async () => {
+  test('an image URL on a loopback address is refused by default, and final', async () => {
     const error = await failureOf(providerWith({ imageUrlGuard: undefined }));
     assert.deepEqual([error.code, error.retryable], ['invalid_output', false]);
     assert.match(error.message, /loopback/);
