@@ -93,6 +93,8 @@ describe('loadConfig', () => {
       ['LOG_LEVEL', 'loud'],
       ['METRICS_TOKEN', 'too-short'],
       ['OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4318'],
+      ['FAL_BASE_URL', 'queue.fal.run'],
+      ['FAL_POLL_INTERVAL_MS', '0'],
     ] as const) {
       assert.throws(
         () => loadConfig({ [name]: value }),
@@ -116,6 +118,7 @@ describe('loadConfig', () => {
         { DEFAULT_PROVIDER: 'replicate', OPENAI_API_KEY: 'sk-test' },
         /DEFAULT_PROVIDER: replicate needs REPLICATE_API_TOKEN/,
       ],
+      [{ DEFAULT_PROVIDER: 'fal' }, /DEFAULT_PROVIDER: fal needs FAL_KEY/],
     ] as const) {
       assert.throws(
         () => loadConfig(env),

@@ -138,6 +138,8 @@ export function createProviderGeneration(
       {
         ...abort,
         onProgress: progressReporter(jobId, heartbeat, request.webhook?.events.includes('progress') ?? false),
+        onQueuePosition: (queuePosition) =>
+          logger.info({ jobId, provider: provider.name, queuePosition }, "waiting in the provider's queue"),
         resumeTaskId: heartbeat.taskId,
         onTaskAccepted: async (taskId) => {
           heartbeat.taskId = taskId;

@@ -61,6 +61,14 @@ interface ConfigFields {
       | undefined;
     replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
     anthropic: { apiKey: string; baseURL: string | undefined; textModels: readonly string[] } | undefined;
+    fal:
+      | {
+          apiKey: string;
+          baseURL: string | undefined;
+          pollIntervalMs: number;
+          imageUrlsAllowPrivate: boolean;
+        }
+      | undefined;
     local: { delayMs: number; steps: number };
   };
   timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
@@ -123,6 +131,7 @@ const PROVIDER_CREDENTIALS = {
   openai: 'OPENAI_API_KEY',
   replicate: 'REPLICATE_API_TOKEN',
   anthropic: 'ANTHROPIC_API_KEY',
+  fal: 'FAL_KEY',
 } as const satisfies Record<Exclude<Env['DEFAULT_PROVIDER'], 'local'>, keyof Env>;
 
 /** `env` checked against the schema, then the variables that must agree with each other. */
@@ -136,7 +145,9 @@ function parseEnv(env: NodeJS.ProcessEnv): Env {
   // A deployment without a build (or a build of no deployment) names no version a worker could poll as.
   if ((e.WORKER_DEPLOYMENT_NAME === undefined) !== (e.WORKER_BUILD_ID === undefined)) {
     const missing = e.WORKER_BUILD_ID === undefined ? 'WORKER_BUILD_ID' : 'WORKER_DEPLOYMENT_NAME';
-    throw new ConfigError(`invalid configuration: ${missing}: required with the other Worker Versioning variable`);
+    throw new ConfigError(
+      `invalid configuration: ${missing}: required with the other Worker Versioning variable`,
+    );
   }
   // A default provider without its key would be offered to no request, so every default job would fail.
   const provider = e.DEFAULT_PROVIDER;
@@ -197,6 +208,14 @@ function providersConfig(e: Env): Config['providers'] {
       : undefined,
     anthropic: e.ANTHROPIC_API_KEY
       ? { apiKey: e.ANTHROPIC_API_KEY, baseURL: e.ANTHROPIC_BASE_URL, textModels: e.ANTHROPIC_TEXT_MODELS }
+      : undefined,
+    fal: e.FAL_KEY
+      ? {
+          apiKey: e.FAL_KEY,
+          baseURL: e.FAL_BASE_URL,
+          pollIntervalMs: e.FAL_POLL_INTERVAL_MS,
+          imageUrlsAllowPrivate: e.FAL_IMAGE_URLS_ALLOW_PRIVATE,
+        }
       : undefined,
     local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
   };

@@ -84,7 +84,7 @@ const booleanFlag = z
   .transform((value) => value === 'true' || value === '1');
 
 /** Every provider Kiln has an adapter for; src/providers/configured-providers.ts offers them. */
-const PROVIDER_NAMES = ['local', 'openai', 'replicate', 'anthropic'] as const;
+const PROVIDER_NAMES = ['local', 'openai', 'replicate', 'anthropic', 'fal'] as const;
 
 /** Every variable Kiln reads, with its default. */
 export const envSchema = z.object({
@@ -169,6 +169,14 @@ export const envSchema = z.object({
   REPLICATE_BASE_URL: optionalString,
   /** How often a Replicate prediction is polled. Default 1000 ms. */
   REPLICATE_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
+  /** Enables the `fal` provider (fal's queue: submit a request, then poll it). */
+  FAL_KEY: optionalString,
+  /** Any server speaking fal's queue API (a proxy). Default: fal's own, `https://queue.fal.run`. */
+  FAL_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional()),
+  /** How often a fal request's status is polled. Default 1000 ms. */
+  FAL_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
+  /** Let the image URLs fal answers with be on private or loopback addresses (a proxy). Default false. */
+  FAL_IMAGE_URLS_ALLOW_PRIVATE: booleanFlag.default(false),
   /** How long the local provider takes per image, to behave like a real one. Default 6000 ms. */
   LOCAL_PROVIDER_DELAY_MS: z.coerce.number().int().min(0).default(6000),
   /** Progress steps the local provider reports over that delay. Default 6. */

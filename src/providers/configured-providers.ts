@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.js';
 import { createAnthropicTextProvider } from './anthropic-text-provider.js';
+import { createFalProvider } from './fal-provider.js';
 import { createLocalProvider } from './local-provider.js';
 import { createLocalTextProvider } from './local-text-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
@@ -38,6 +39,18 @@ export function configuredProviders(config: Config): ProviderRegistry {
   if (anthropic) {
     const { apiKey, baseURL, textModels: models } = anthropic;
     textProviders.push(createAnthropicTextProvider({ apiKey, baseURL, timeoutMs: attemptMs, models }));
+  }
+  const { fal } = config.providers;
+  if (fal) {
+    providers.push(
+      createFalProvider({
+        apiKey: fal.apiKey,
+        baseURL: fal.baseURL,
+        pollIntervalMs: fal.pollIntervalMs,
+        requestTimeoutMs: Math.min(attemptMs, REQUEST_TIMEOUT_CAP_MS),
+        imageUrlGuard: { allowPrivate: fal.imageUrlsAllowPrivate },
+      }),
+    );
   }
   return createProviderRegistry(providers, textProviders);
 }

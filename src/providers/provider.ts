@@ -36,6 +36,11 @@ export interface ProviderCallContext {
   /** Progress 0–100, reported as the provider learns it. */
   onProgress(percent: number): void;
   /**
+   * Requests ahead of this one in the provider's own queue (fal's `queue_position`), reported as it
+   * changes while the task waits there: a wait Kiln's own queue estimate cannot see.
+   */
+  onQueuePosition?(position: number): void;
+  /**
    * A task the provider accepted during an earlier attempt of this job. Providers that work by
    * submit-then-poll resume it instead of submitting (and paying for) a second one.
    */
