@@ -117,3 +117,26 @@ async function waitForAsync(condition: () => Promise<boolean>, timeoutMs: number
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+test('a poll that fails while the task runs is followed by a resume of that task, not a second submit', async () => {
+  replicate.setDurationMs(3000);
+  const worker = spawnWorkerProcess(ctx);
+  await worker.ready;
+  const body = {
+    kind: 'image',
+    prompt: `poll ${randomUUID()}`,
+    provider: 'replicate',
+    params: { size: '256x256' },
+  };
+  const submitsBefore = replicate.submits();
+  const accepted = await submit(api, body, randomUUID());
+  const id = String(accepted.body.id);
+  await waitForAsync(async () => Boolean((await findJob(ctx.database.db, id))?.provider_task_id), 30_000);
+  // The call fails on the poll (provider_unavailable, retryable); the prediction itself runs on.
+  replicate.failPolls(1);
+
+  const job = await pollUntilDone(api, id, 60_000);
+  assert.equal(job.status, 'succeeded');
+  assert.equal(replicate.submits() - submitsBefore, 1, 'the next call resumed the running prediction');
+  await worker.stop();
+});

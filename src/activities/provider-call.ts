@@ -38,6 +38,11 @@ export interface CallProviderInput extends GenerationAsk {
    * a call that waits for a slot tells the job table. Workflows of release 0.1.0 send none.
    */
   budget?: { attempt: number; maxCalls: number };
+  /**
+   * The job's call before this one failed, and may have left a task the provider still runs (a poll
+   * that failed, not the task): this call looks for it in the job row, as a retried attempt does.
+   */
+  afterFailedCall?: boolean;
 }
 
 /**
@@ -73,10 +78,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
   const { generate } = createProviderGeneration(deps, afterCallChange);
 
   /** A task accepted before a crash: from the last heartbeat, or from Postgres if that heartbeat was lost. */
-  async function taskToResume(jobId: string): Promise<string | undefined> {
+  async function taskToResume({ jobId, afterFailedCall }: CallProviderInput): Promise<string | undefined> {
     const { info } = Context.current();
     const fromHeartbeat = (info.heartbeatDetails as CallHeartbeat | undefined)?.taskId;
-    if (fromHeartbeat || info.attempt === 1) return fromHeartbeat;
+    if (fromHeartbeat || (info.attempt === 1 && !afterFailedCall)) return fromHeartbeat;
     return (await findJob(db, jobId))?.provider_task_id ?? undefined;
   }
 
@@ -178,8 +183,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
   async function onFailure({ input, callable, capacity }: Call, error: unknown, hadTask: boolean) {
     if (!(error instanceof ProviderError)) return;
     await capacity.failed(error);
-    // The task failed for good: the next call must submit anew, not resume it.
-    if (hadTask) await recordProviderTask(db, input.jobId, null);
+    // The task failed: the next call must submit anew, not resume it. A failed poll leaves the task
+    // running (and billed), so the next call resumes it instead of paying for another.
+    if (hadTask && !error.taskLivesOn) await recordProviderTask(db, input.jobId, null);
     if (error.code === FailureCode.authentication) {
       const { jobId } = input;
       const provider = callable.provider.name;
@@ -246,7 +252,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
       if (kept) return reused(input, kept);
       const callable = callableProvider(providers, request);
       const capacity = providerCapacity(deps, callable.provider.name, request.model);
-      const resumeTaskId = await taskToResume(jobId);
+      const resumeTaskId = await taskToResume(input);
       const heartbeat = () => Context.current().heartbeat({ taskId: resumeTaskId } satisfies CallHeartbeat);
       let reason: SlotWaitReason = WaitReason.providerSlot;
       const slot = await capacity.acquireSlot(jobId, heartbeat, async (why, retryInMs) => {

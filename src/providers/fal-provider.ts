@@ -10,7 +10,7 @@ import {
   type FalQueueStatus,
 } from './fal-queue-api.js';
 import { fetchImageUrl } from './openai-image-url.js';
-import { ProviderError } from './provider-error.js';
+import { followingTask, ProviderError } from './provider-error.js';
 import type { ImageGenerationInput, ImageProvider, ProviderCallContext } from './provider.js';
 
 /** How to reach fal, and how to follow a request there. */
@@ -158,7 +158,7 @@ async function completed(
   progress.from(status);
   while (status.status !== 'COMPLETED') {
     await pause(pollIntervalMs, context.signal);
-    status = api.statusOf(await api.status(model, id, context.signal), id);
+    status = await followingTask(async () => api.statusOf(await api.status(model, id, context.signal), id));
     progress.from(status);
   }
   return api.result(model, id, context.signal);

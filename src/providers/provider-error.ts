@@ -13,7 +13,26 @@ export class ProviderError extends Error {
     readonly retryAfterMs?: number,
     /** The provider's own id of the failed request, where it answered with one. */
     readonly requestId?: string,
+    /**
+     * Met while following a task the provider had accepted (a poll that failed, not the task): the task
+     * may still run, and be billed, so a later attempt resumes it rather than submit another.
+     */
+    readonly taskLivesOn = false,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A read that follows a task the provider accepted (a poll): its ProviderError says the task lives on
+ * (see `taskLivesOn`); anything else, an abort's reason included, passes as it is.
+ */
+export async function followingTask<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (!(error instanceof ProviderError) || error.taskLivesOn) throw error;
+    const { code, message, retryable, retryAfterMs, requestId } = error;
+    throw new ProviderError(code, message, retryable, retryAfterMs, requestId, true);
   }
 }

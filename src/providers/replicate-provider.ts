@@ -7,7 +7,7 @@ import {
   classifyReplicateHttpFailure,
   type ReplicateRequestKind,
 } from './classify-replicate-error.js';
-import { ProviderError } from './provider-error.js';
+import { followingTask, ProviderError } from './provider-error.js';
 import type { ImageGenerationInput, ImageProvider, ProviderCallContext } from './provider.js';
 
 /** How to reach Replicate. */
@@ -243,7 +243,8 @@ async function settled(
   progress.fromLogs(prediction);
   while (prediction.status === 'starting' || prediction.status === 'processing') {
     await pause(pollIntervalMs, context.signal);
-    prediction = predictionFrom(await api.get(prediction.id, context.signal), 'poll');
+    const { id } = prediction;
+    prediction = await followingTask(async () => predictionFrom(await api.get(id, context.signal), 'poll'));
     progress.fromLogs(prediction);
   }
   if (prediction.status === 'succeeded') return prediction;

@@ -123,7 +123,9 @@ export async function callProviderWithRetries(
     const budget = { attempt: calls + 1, maxCalls: retry.maxCalls };
     waits.calling(budget.attempt);
     try {
-      const outcome = await activity.callProvider({ jobId: input.jobId, request, seed: input.seed, budget });
+      const afterFailedCall = lastFailure !== undefined;
+      const ask = { jobId: input.jobId, request, seed: input.seed, budget, afterFailedCall };
+      const outcome = await activity.callProvider(ask);
       waits.called();
       if (outcome.kind === 'generated') return outcome;
       waitMs = outcome.retryInMs;

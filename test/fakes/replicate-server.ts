@@ -39,6 +39,8 @@ export interface FakeReplicateServer {
   predictions(): FakePredictionView[];
   /** The answer for the next `times` submits; after those, `ok`. */
   queueBehaviour(behaviour: FakeReplicateBehaviour, times?: number): void;
+  /** The next `times` polls answer 503, as a Replicate having a bad moment does; the predictions run on. */
+  failPolls(times: number): void;
   /** How long predictions submitted from now on take from `starting` to their end. */
   setDurationMs(ms: number): void;
   /** Stops listening and drops every open connection. */
@@ -131,6 +133,7 @@ export async function startFakeReplicateServer(
   const predictions = new Map<string, FakePrediction>();
   const queue: FakeReplicateBehaviour[] = [];
   const counts = { submits: 0, polls: 0, cancels: 0 };
+  let pollsToFail = 0;
   let durationMs = options.durationMs ?? 300;
   let origin = '';
 
@@ -207,6 +210,10 @@ export async function startFakeReplicateServer(
     const prediction = predictions.get(id);
     if (method === 'GET' && !isCancel) {
       counts.polls++;
+      if (pollsToFail > 0) {
+        pollsToFail--;
+        return sendProblem(res, 503, 'Service Unavailable', 'Replicate is having a bad moment');
+      }
       if (prediction) return sendJson(res, 200, toJson(prediction));
     }
     if (method === 'POST' && isCancel) {
@@ -252,6 +259,9 @@ export async function startFakeReplicateServer(
     },
     setDurationMs(ms) {
       durationMs = ms;
+    },
+    failPolls(times) {
+      pollsToFail = times;
     },
     async close() {
       const closed = new Promise<void>((resolve, reject) =>
