@@ -1,0 +1,224 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { PNG } from 'pngjs';
+import { FailureCode } from '../src/jobs/job.js';
+import type { GeminiProviderOptions } from '../src/providers/gemini-client.js';
+import { createGeminiProvider } from '../src/providers/gemini-provider.js';
+import { createGeminiTextProvider } from '../src/providers/gemini-text-provider.js';
+import { ProviderError } from '../src/providers/provider-error.js';
+import type { ImageProvider, TextProvider } from '../src/providers/provider.js';
+import {
+  startFakeGeminiServer,
+  type FakeGeminiBehaviour,
+  type FakeGeminiServer,
+} from './fakes/gemini-server.js';
+
+const IMAGE_MODEL = 'gemini-2.5-flash-image';
+const TEXT_MODEL = 'gemini-2.5-flash';
+/** Port 1 (tcpmux) is not served on a test machine: connecting is refused. */
+const UNREACHABLE = 'http://127.0.0.1:1';
+
+/** What the promise rejected with, which must be a ProviderError; fails the test if it resolved. */
+async function providerErrorOf(promise: Promise<unknown>, what: string): Promise<ProviderError> {
+  const error = await promise.then(
+    () => assert.fail(`${what} succeeded`),
+    (rejection: unknown) => rejection,
+  );
+  assert.ok(error instanceof ProviderError, `${what}: expected a ProviderError, got ${String(error)}`);
+  return error;
+}
+
+/** Each case: what the fake answers, the code it must be classified as, and whether it is retryable. */
+type Case = [FakeGeminiBehaviour, FailureCode, boolean];
+
+/** Failures an image and a text call share: the error answers and a refused prompt. */
+const SHARED_CASES: Case[] = [
+  [{ kind: 'error', code: 400 }, FailureCode.invalidRequest, false],
+  [{ kind: 'error', code: 403 }, FailureCode.authentication, false],
+  [{ kind: 'error', code: 500 }, FailureCode.providerUnavailable, true],
+  [{ kind: 'error', code: 503 }, FailureCode.providerUnavailable, true],
+  [{ kind: 'prompt_blocked' }, FailureCode.contentPolicy, false],
+  [{ kind: 'prompt_blocked', reason: 'PROHIBITED_CONTENT' }, FailureCode.contentPolicy, false],
+];
+
+describe('the Gemini adapters against the fake Gemini API', () => {
+  let gemini: FakeGeminiServer;
+  let images: ImageProvider;
+  let texts: TextProvider;
+  const options = () => ({ apiKey: gemini.apiKey, baseURL: gemini.url, timeoutMs: 5_000 });
+  const context = (signal = new AbortController().signal) => ({ signal, onProgress: () => {} });
+  const imageInput = { prompt: 'a kiln at dusk', model: IMAGE_MODEL, size: '1024x1024' as const, seed: 3 };
+  const textInput = { prompt: 'adapter', model: TEXT_MODEL };
+  const generateText = ({ provider = texts, signal = new AbortController().signal, maxTokens = 64 } = {}) => {
+    const deltas: string[] = [];
+    const input = { ...textInput, maxTokens };
+    const result = provider.generateText(input, { signal, onDelta: (delta) => deltas.push(delta) });
+    return { deltas, result };
+  };
+  const imagesWith = (overrides: Partial<GeminiProviderOptions>) =>
+    createGeminiProvider({ ...options(), ...overrides });
+  const textsWith = (overrides: Partial<GeminiProviderOptions>) =>
+    createGeminiTextProvider({ ...options(), models: [TEXT_MODEL], ...overrides });
+  const image = (provider: ImageProvider, model = IMAGE_MODEL) =>
+    provider.generateImage({ ...imageInput, model }, context());
+  const text = (provider: TextProvider) => generateText({ provider }).result;
+
+  before(async () => {
+    gemini = await startFakeGeminiServer();
+    images = imagesWith({});
+    texts = textsWith({});
+  });
+  after(() => gemini.close());
+
+  test('an image is a 1024x1024 PNG, asked for as an image alone, square, with the seed', async () => {
+    const image = await images.generateImage(imageInput, context());
+    const png = PNG.sync.read(Buffer.from(image.bytes));
+    assert.deepEqual([png.width, png.height, image.contentType], [1024, 1024, 'image/png']);
+    assert.ok(image.requestId, 'the responseId is kept');
+    const sent = gemini.requests.at(-1);
+    assert.deepEqual([sent?.model, sent?.method], [IMAGE_MODEL, 'generateContent']);
+    assert.deepEqual(sent?.body.generationConfig, {
+      responseModalities: ['IMAGE'],
+      imageConfig: { aspectRatio: '1:1' },
+      seed: 3,
+    });
+  });
+
+  test('text arrives delta by delta, adds up to the answer, and maxTokens is maxOutputTokens', async () => {
+    const { deltas, result } = generateText();
+    const { text, requestId } = await result;
+    assert.equal(text, gemini.replyFor('adapter'));
+    assert.ok(deltas.length > 3, `${deltas.length} deltas`);
+    assert.equal(deltas.join(''), text);
+    assert.ok(requestId);
+    const sent = gemini.requests.at(-1);
+    assert.deepEqual(
+      [sent?.method, sent?.body.generationConfig],
+      ['streamGenerateContent', { maxOutputTokens: 64 }],
+    );
+  });
+
+  test('a quota 429 is rate_limited with the RetryInfo delay, or else Retry-After', async () => {
+    const quota = (retry: Partial<Extract<FakeGeminiBehaviour, { kind: 'error' }>>) =>
+      ({ kind: 'error', code: 429, ...retry }) as const;
+    for (const [behaviour, retryAfterMs] of [
+      [quota({ retryDelaySeconds: 13 }), 13_000],
+      [quota({ retryDelaySeconds: 13, retryAfterSeconds: 2 }), 13_000],
+      [quota({ retryAfterSeconds: 7 }), 7_000],
+      [quota({}), undefined],
+    ] as const) {
+      for (const call of [() => image(images), () => text(texts)]) {
+        gemini.queueBehaviour(behaviour);
+        const error = await providerErrorOf(call(), JSON.stringify(behaviour));
+        assert.deepEqual(
+          [error.code, error.retryable, error.retryAfterMs],
+          ['rate_limited', true, retryAfterMs],
+        );
+      }
+    }
+  });
+
+  test('each failure of an image call is classified once', async () => {
+    const cases: Case[] = [
+      ...SHARED_CASES,
+      [{ kind: 'finish', reason: 'IMAGE_SAFETY' }, FailureCode.contentPolicy, false],
+      [{ kind: 'finish', reason: 'PROHIBITED_CONTENT' }, FailureCode.contentPolicy, false],
+      [{ kind: 'finish', reason: 'NO_IMAGE' }, FailureCode.invalidOutput, true],
+      [{ kind: 'text_only' }, FailureCode.invalidOutput, true],
+      [{ kind: 'jpeg' }, FailureCode.invalidOutput, true],
+      [{ kind: 'cut', afterTokens: 0 }, FailureCode.providerUnavailable, true],
+    ];
+    for (const [behaviour, code, retryable] of cases) {
+      gemini.queueBehaviour(behaviour);
+      const what = JSON.stringify(behaviour);
+      const sent = gemini.requests.length;
+      const error = await providerErrorOf(image(images), what);
+      assert.deepEqual([error.code, error.retryable], [code, retryable], what);
+      assert.equal(gemini.requests.length - sent, 1, `${what}: the client retried on its own`);
+    }
+  });
+
+  test('each failure of a text stream is classified once', async () => {
+    const cases: Case[] = [
+      ...SHARED_CASES,
+      [{ kind: 'finish', reason: 'SAFETY', afterTokens: 2 }, FailureCode.contentPolicy, false],
+      [{ kind: 'finish', reason: 'PROHIBITED_CONTENT' }, FailureCode.contentPolicy, false],
+      [{ kind: 'finish', reason: 'OTHER', afterTokens: 2 }, FailureCode.invalidOutput, true],
+      [{ kind: 'cut', afterTokens: 0 }, FailureCode.providerUnavailable, true],
+      [{ kind: 'cut', afterTokens: 2 }, FailureCode.providerUnavailable, true],
+      // A clean end of the body before any finishReason: the answer is cut short, not complete.
+      [{ kind: 'ends_early', afterTokens: 2 }, FailureCode.providerUnavailable, true],
+      [{ kind: 'stream_error', afterTokens: 2 }, FailureCode.providerUnavailable, true],
+    ];
+    for (const [behaviour, code, retryable] of cases) {
+      gemini.queueBehaviour(behaviour);
+      const what = JSON.stringify(behaviour);
+      const sent = gemini.requests.length;
+      const error = await providerErrorOf(text(texts), what);
+      assert.deepEqual([error.code, error.retryable], [code, retryable], what);
+      assert.equal(gemini.requests.length - sent, 1, `${what}: the client retried or resumed on its own`);
+    }
+  });
+
+  test('a wrong key, an unknown model and an unreachable API', async () => {
+    const cases: [string, () => Promise<unknown>, FailureCode, boolean][] = [
+      [
+        'wrong key, image',
+        () => image(imagesWith({ apiKey: 'AIza-wrong' })),
+        FailureCode.authentication,
+        false,
+      ],
+      ['wrong key, text', () => text(textsWith({ apiKey: 'AIza-wrong' })), FailureCode.authentication, false],
+      ['unknown model', () => image(images, 'imagen-9'), FailureCode.invalidRequest, false],
+      ['unreachable', () => text(textsWith({ baseURL: UNREACHABLE })), FailureCode.providerUnavailable, true],
+    ];
+    for (const [what, call, code, retryable] of cases) {
+      const error = await providerErrorOf(call(), what);
+      assert.deepEqual([error.code, error.retryable], [code, retryable], what);
+    }
+  });
+
+  test('past timeoutMs a call fails as a retryable timeout, waiting for an image or mid-stream', async () => {
+    gemini.queueBehaviour({ kind: 'hang' });
+    const waiting = await providerErrorOf(image(imagesWith({ timeoutMs: 300 })), 'image');
+    gemini.queueBehaviour({ kind: 'ok', delayMs: 200 });
+    const streaming = await providerErrorOf(text(textsWith({ timeoutMs: 300 })), 'stream');
+    for (const error of [waiting, streaming]) {
+      assert.deepEqual([error.code, error.retryable], [FailureCode.timeout, true]);
+    }
+  });
+
+  test('a token limit reached mid-answer is the answer so far; one spent before any text is final', async () => {
+    const { deltas, result } = generateText({ maxTokens: 3 });
+    const { text: answer } = await result;
+    const full = gemini.replyFor('adapter');
+    assert.ok(answer.length > 0 && answer.length < full.length && full.startsWith(answer), answer);
+    assert.equal(deltas.length, 3);
+    gemini.queueBehaviour({ kind: 'finish', reason: 'MAX_TOKENS' });
+    const error = await providerErrorOf(text(texts), 'a limit spent on thinking');
+    assert.deepEqual([error.code, error.retryable], [FailureCode.invalidRequest, false]);
+  });
+
+  test('an abort closes the request and rejects with its own reason, for an image and a stream', async () => {
+    const reason = new Error('job canceled');
+    for (const call of [
+      (signal: AbortSignal) => images.generateImage(imageInput, context(signal)),
+      (signal: AbortSignal) => generateText({ signal }).result,
+    ]) {
+      gemini.queueBehaviour({ kind: 'hang' });
+      const index = gemini.requests.length;
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(reason), 100);
+      await assert.rejects(call(controller.signal), (error) => error === reason);
+      await waitFor(() => gemini.answeredAt[index] !== undefined, 'the request to close');
+    }
+  });
+});
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
