@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
+import { ConfigError, loadConfig } from '../src/config/index.js';
 import { FailureCode } from '../src/jobs/job.js';
 import type { GeminiProviderOptions } from '../src/providers/gemini-client.js';
 import { createGeminiProvider } from '../src/providers/gemini-provider.js';
@@ -222,3 +223,25 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+describe('Gemini configuration', () => {
+  test('GEMINI_API_KEY enables gemini; its models and base URL are checked at start', () => {
+    assert.equal(loadConfig({}).providers.gemini, undefined);
+    const config = loadConfig({
+      GEMINI_API_KEY: 'AIza-test',
+      GEMINI_TEXT_MODELS: 'gemini-2.5-pro, gemini-2.5-flash',
+    });
+    assert.deepEqual(config.providers.gemini?.textModels, ['gemini-2.5-pro', 'gemini-2.5-flash']);
+    for (const [env, message] of [
+      [{ DEFAULT_PROVIDER: 'gemini' }, /DEFAULT_PROVIDER: gemini needs GEMINI_API_KEY/],
+      [{ GEMINI_TEXT_MODELS: ' , ' }, /GEMINI_TEXT_MODELS/],
+      [{ GEMINI_BASE_URL: 'localhost:8080' }, /GEMINI_BASE_URL: not an http\(s\) URL/],
+    ] as const) {
+      assert.throws(
+        () => loadConfig(env),
+        (error) => error instanceof ConfigError && message.test(error.message),
+        JSON.stringify(env),
+      );
+    }
+  });
+});

@@ -60,6 +60,7 @@ interface ConfigFields {
         }
       | undefined;
     replicate: { apiToken: string; baseURL: string | undefined; pollIntervalMs: number } | undefined;
+    gemini: { apiKey: string; baseURL: string | undefined; textModels: readonly string[] } | undefined;
     local: { delayMs: number; steps: number };
   };
   timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
@@ -121,6 +122,7 @@ function databaseConfig(e: Env): Config['database'] {
 const PROVIDER_CREDENTIALS = {
   openai: 'OPENAI_API_KEY',
   replicate: 'REPLICATE_API_TOKEN',
+  gemini: 'GEMINI_API_KEY',
 } as const satisfies Record<Exclude<Env['DEFAULT_PROVIDER'], 'local'>, keyof Env>;
 
 /** `env` checked against the schema, then the variables that must agree with each other. */
@@ -192,6 +194,9 @@ function providersConfig(e: Env): Config['providers'] {
           baseURL: e.REPLICATE_BASE_URL,
           pollIntervalMs: e.REPLICATE_POLL_INTERVAL_MS,
         }
+      : undefined,
+    gemini: e.GEMINI_API_KEY
+      ? { apiKey: e.GEMINI_API_KEY, baseURL: e.GEMINI_BASE_URL, textModels: e.GEMINI_TEXT_MODELS }
       : undefined,
     local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
   };

@@ -1,4 +1,6 @@
 import type { Config } from '../config/index.js';
+import { createGeminiProvider } from './gemini-provider.js';
+import { createGeminiTextProvider } from './gemini-text-provider.js';
 import { createLocalProvider } from './local-provider.js';
 import { createLocalTextProvider } from './local-text-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
@@ -32,6 +34,12 @@ export function configuredProviders(config: Config): ProviderRegistry {
         requestTimeoutMs: Math.min(attemptMs, REQUEST_TIMEOUT_CAP_MS),
       }),
     );
+  }
+  const gemini = config.providers.gemini;
+  if (gemini) {
+    const options = { apiKey: gemini.apiKey, baseURL: gemini.baseURL, timeoutMs: attemptMs };
+    providers.push(createGeminiProvider(options));
+    textProviders.push(createGeminiTextProvider({ ...options, models: gemini.textModels }));
   }
   return createProviderRegistry(providers, textProviders);
 }
