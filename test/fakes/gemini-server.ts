@@ -88,12 +88,16 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 async function stillWanted(ms: number, res: ServerResponse, closing: AbortSignal): Promise<boolean> {
   if (res.destroyed) return false;
   const gone = new AbortController();
-  res.once('close', () => gone.abort());
+  const leave = () => gone.abort();
+  res.once('close', leave);
   try {
     await sleep(ms, undefined, { signal: AbortSignal.any([gone.signal, closing]) });
     return true;
   } catch {
     return false;
+  } finally {
+    // Called once per streamed token: a listener left behind each time would pile up.
+    res.off('close', leave);
   }
 }
 
