@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
+import { createKilnClient, type KilnClient } from '../src/client/kiln-client.js';
 import { ConfigError, loadConfig } from '../src/config/index.js';
-import { FailureCode } from '../src/jobs/job.js';
+import { NO_TEXT, type TextUpdate } from '../src/events/text-stream.js';
+import { FailureCode, isTerminal, type Job } from '../src/jobs/job.js';
 import type { GeminiProviderOptions } from '../src/providers/gemini-client.js';
 import { createGeminiProvider } from '../src/providers/gemini-provider.js';
 import { createGeminiTextProvider } from '../src/providers/gemini-text-provider.js';
@@ -13,6 +16,9 @@ import {
   type FakeGeminiBehaviour,
   type FakeGeminiServer,
 } from './fakes/gemini-server.js';
+import { apiFetch, getJob, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
+import { startApi, startWorker } from './harness/kiln-processes.js';
+import { createTestContext, type TestContext } from './harness/test-context.js';
 
 const IMAGE_MODEL = 'gemini-2.5-flash-image';
 const TEXT_MODEL = 'gemini-2.5-flash';
@@ -223,6 +229,136 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+describe('gemini jobs through the API and a worker', () => {
+  let gemini: FakeGeminiServer;
+  let ctx: TestContext;
+  let api: ApiTarget;
+  let client: KilnClient;
+
+  before(async () => {
+    gemini = await startFakeGeminiServer();
+    ctx = await createTestContext({
+      GEMINI_API_KEY: gemini.apiKey,
+      GEMINI_BASE_URL: gemini.url,
+      DEFAULT_PROVIDER: 'gemini',
+      PROVIDER_BACKOFF_INITIAL_MS: '100',
+      // These tests are about one job's calls; the shared breaker has its own test.
+      BREAKER_FAILURE_THRESHOLD: '1000',
+    });
+    await startWorker(ctx);
+    api = await startApi(ctx);
+    client = createKilnClient({ baseUrl: api.url, apiKey: api.apiKey, pollIntervalMs: 100 });
+  });
+  after(async () => {
+    await ctx.cleanup();
+    await gemini.close();
+  });
+
+  /** Submits a job after queueing `answers`; its id, and the fake's requests that were for it. */
+  async function submitAfter(answers: FakeGeminiBehaviour[], body: object) {
+    const prompt = `gemini ${randomUUID()}`;
+    for (const answer of answers) gemini.queueBehaviour(answer);
+    const accepted = await submit(api, { prompt, ...body }, randomUUID());
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    const calls = () => gemini.requests.filter((request) => request.prompt === prompt);
+    return { id: String(accepted.body.id), prompt, calls };
+  }
+  const imageJob = (answers: FakeGeminiBehaviour[] = []) => submitAfter(answers, { kind: 'image' });
+  const textJob = (answers: FakeGeminiBehaviour[] = []) => submitAfter(answers, { kind: 'text' });
+
+  test('an image job stores the 1024x1024 PNG Gemini drew', async () => {
+    const { id, calls } = await imageJob();
+    const job = await pollUntilDone(api, id);
+    assert.deepEqual(
+      [job.status, job.provider, job.model, job.size],
+      ['succeeded', 'gemini', IMAGE_MODEL, '1024x1024'],
+    );
+    const png = PNG.sync.read(Buffer.from(await (await client.content(id)).arrayBuffer()));
+    assert.deepEqual([png.width, png.height], [1024, 1024]);
+    assert.equal(calls().length, 1);
+  });
+
+  test('a size Gemini cannot make is refused before anything is paid for', async () => {
+    const before = gemini.requests.length;
+    const refused = await submit(
+      api,
+      { kind: 'image', prompt: 'small', params: { size: '256x256' } },
+      randomUUID(),
+    );
+    assert.equal(refused.status, 400);
+    assert.equal((refused.body as { error: { code: string } }).error.code, 'unsupported_size');
+    assert.equal(gemini.requests.length, before);
+  });
+
+  test('a text job streams its answer, and the answer is the result', async () => {
+    const { id, prompt } = await textJob([{ kind: 'ok', delayMs: 30 }]);
+    const pieces: TextUpdate[] = [];
+    let job: Job | undefined;
+    for await (const event of client.watch(id, { onText: (_, update) => pieces.push(update) })) {
+      job = event.job;
+    }
+    assert.equal(job?.status, 'succeeded');
+    assert.ok(pieces.length > 3, `${pieces.length} pieces`);
+    assert.equal(await (await client.content(id)).text(), gemini.replyFor(prompt));
+  });
+
+  test('a stream cut mid-answer is retried: a reset, then the whole answer from the next call', async () => {
+    const { id, prompt, calls } = await textJob([{ kind: 'cut', afterTokens: 4, delayMs: 50 }]);
+    let text = NO_TEXT;
+    const updates: TextUpdate[] = [];
+    for await (const event of client.watch(id, {
+      onText: (now, update) => {
+        text = now;
+        updates.push(update);
+      },
+    })) {
+      if (isTerminal(event.job.status)) assert.equal(event.job.status, 'succeeded');
+    }
+    assert.ok(
+      updates.some((update) => update.type === 'reset' && update.attempt === 2),
+      JSON.stringify(updates.map(({ type, attempt }) => [type, attempt])),
+    );
+    assert.deepEqual(text, { attempt: 2, text: gemini.replyFor(prompt) });
+    assert.equal(calls().length, 2);
+  });
+
+  test('a quota 429 is retried after the RetryInfo delay, not before', async () => {
+    const started = Date.now();
+    const { id, calls } = await imageJob([{ kind: 'error', code: 429, retryDelaySeconds: 2 }]);
+    const job = await pollUntilDone(api, id);
+    assert.equal(job.status, 'succeeded');
+    assert.equal(calls().length, 2);
+    assert.ok(Date.now() - started >= 2000, 'the retry waited for the RetryInfo delay');
+  });
+
+  test('a safety block fails the job content_policy after one call, images and text alike', async () => {
+    for (const submitted of [
+      await imageJob([{ kind: 'finish', reason: 'IMAGE_SAFETY' }]),
+      await textJob([{ kind: 'finish', reason: 'SAFETY', afterTokens: 2 }]),
+    ]) {
+      const job = await pollUntilDone(api, submitted.id);
+      assert.deepEqual(
+        [job.status, job.failure?.code, submitted.calls().length],
+        ['failed', 'content_policy', 1],
+      );
+    }
+  });
+
+  test('a cancel aborts the request in flight and ends the job canceled', async () => {
+    for (const submitted of [await imageJob([{ kind: 'hang' }]), await textJob([{ kind: 'hang' }])]) {
+      await waitFor(() => submitted.calls().length === 1, 'the call to reach Gemini', 30_000);
+      const index = gemini.requests.lastIndexOf(submitted.calls()[0]!);
+      assert.equal(
+        (await apiFetch(api, `/v1/generations/${submitted.id}/cancel`, { method: 'POST' })).status,
+        202,
+      );
+      await waitFor(() => gemini.answeredAt[index] !== undefined, 'the request to close', 15_000);
+      assert.equal((await pollUntilDone(api, submitted.id)).status, 'canceled');
+      assert.equal((await getJob(api, submitted.id)).attempts, 1);
+    }
+  });
+});
 
 describe('Gemini configuration', () => {
   test('GEMINI_API_KEY enables gemini; its models and base URL are checked at start', () => {
