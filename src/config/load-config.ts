@@ -69,6 +69,7 @@ interface ConfigFields {
           imageUrlsAllowPrivate: boolean;
         }
       | undefined;
+    gemini: { apiKey: string; baseURL: string | undefined; textModels: readonly string[] } | undefined;
     local: { delayMs: number; steps: number };
   };
   timeouts: { providerHeartbeatSeconds: number; providerAttemptSeconds: number };
@@ -132,6 +133,7 @@ const PROVIDER_CREDENTIALS = {
   replicate: 'REPLICATE_API_TOKEN',
   anthropic: 'ANTHROPIC_API_KEY',
   fal: 'FAL_KEY',
+  gemini: 'GEMINI_API_KEY',
 } as const satisfies Record<Exclude<Env['DEFAULT_PROVIDER'], 'local'>, keyof Env>;
 
 /** `env` checked against the schema, then the variables that must agree with each other. */
@@ -216,6 +218,9 @@ function providersConfig(e: Env): Config['providers'] {
           pollIntervalMs: e.FAL_POLL_INTERVAL_MS,
           imageUrlsAllowPrivate: e.FAL_IMAGE_URLS_ALLOW_PRIVATE,
         }
+      : undefined,
+    gemini: e.GEMINI_API_KEY
+      ? { apiKey: e.GEMINI_API_KEY, baseURL: e.GEMINI_BASE_URL, textModels: e.GEMINI_TEXT_MODELS }
       : undefined,
     local: { delayMs: e.LOCAL_PROVIDER_DELAY_MS, steps: e.LOCAL_PROVIDER_STEPS },
   };

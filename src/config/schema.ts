@@ -79,12 +79,20 @@ const origins = z
     ),
   );
 
+/** Model names, comma-separated; the first is the default. */
+const modelList = (defaults: readonly string[]) =>
+  z
+    .string()
+    .transform((value) => value.split(',').map((model) => model.trim()))
+    .pipe(z.array(z.string().min(1).max(128)).min(1))
+    .default([...defaults]);
+
 const booleanFlag = z
   .enum(['true', 'false', '1', '0'])
   .transform((value) => value === 'true' || value === '1');
 
 /** Every provider Kiln has an adapter for; src/providers/configured-providers.ts offers them. */
-const PROVIDER_NAMES = ['local', 'openai', 'replicate', 'anthropic', 'fal'] as const;
+const PROVIDER_NAMES = ['local', 'openai', 'replicate', 'anthropic', 'fal', 'gemini'] as const;
 
 /** Every variable Kiln reads, with its default. */
 export const envSchema = z.object({
@@ -177,6 +185,17 @@ export const envSchema = z.object({
   FAL_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(1000),
   /** Let the image URLs fal answers with be on private or loopback addresses (a proxy). Default false. */
   FAL_IMAGE_URLS_ALLOW_PRIVATE: booleanFlag.default(false),
+  /** Enables the `gemini` provider (Google's Gemini API, with an AI Studio key). */
+  GEMINI_API_KEY: optionalString,
+  /** Any server speaking the Gemini API (a proxy; the tests' fake). Default: Google's own. */
+  GEMINI_BASE_URL: optionalString.pipe(
+    z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }).optional(),
+  ),
+  /**
+   * Gemini models offered for text jobs, comma-separated; the first is the default. Default
+   * `gemini-2.5-flash,gemini-2.5-pro,gemini-2.5-flash-lite`.
+   */
+  GEMINI_TEXT_MODELS: modelList(['gemini-2.5-flash', 'gemini-2.5-pro', 'gemini-2.5-flash-lite']),
   /** How long the local provider takes per image, to behave like a real one. Default 6000 ms. */
   LOCAL_PROVIDER_DELAY_MS: z.coerce.number().int().min(0).default(6000),
   /** Progress steps the local provider reports over that delay. Default 6. */

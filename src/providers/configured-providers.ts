@@ -1,6 +1,8 @@
 import type { Config } from '../config/index.js';
 import { createAnthropicTextProvider } from './anthropic-text-provider.js';
 import { createFalProvider } from './fal-provider.js';
+import { createGeminiProvider } from './gemini-provider.js';
+import { createGeminiTextProvider } from './gemini-text-provider.js';
 import { createLocalProvider } from './local-provider.js';
 import { createLocalTextProvider } from './local-text-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
@@ -51,6 +53,12 @@ export function configuredProviders(config: Config): ProviderRegistry {
         imageUrlGuard: { allowPrivate: fal.imageUrlsAllowPrivate },
       }),
     );
+  }
+  const gemini = config.providers.gemini;
+  if (gemini) {
+    const options = { apiKey: gemini.apiKey, baseURL: gemini.baseURL, timeoutMs: attemptMs };
+    providers.push(createGeminiProvider(options));
+    textProviders.push(createGeminiTextProvider({ ...options, models: gemini.textModels }));
   }
   return createProviderRegistry(providers, textProviders);
 }
