@@ -10,7 +10,8 @@ import {
   type FalQueueStatus,
 } from './fal-queue-api.js';
 import { fetchImageUrl } from './openai-image-url.js';
-import { followingTask, ProviderError } from './provider-error.js';
+import { cancelingOnAbort, followingTask } from './accepted-task.js';
+import { ProviderError } from './provider-error.js';
 import type { ImageGenerationInput, ImageProvider, ProviderCallContext } from './provider.js';
 
 /** How to reach fal, and how to follow a request there. */
@@ -98,32 +99,17 @@ async function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Runs `work` on a request we know; if the caller aborts meanwhile, fal is asked to cancel it, unless a
- * later attempt is to resume it: that one would find it canceled and pay for a fresh one.
- */
-async function cancelingOnAbort<T>(
-  api: FalQueueApi,
-  model: string,
-  id: string,
-  context: ProviderCallContext,
-  work: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (context.signal.aborted && !context.taskOutlivesAbort?.()) await api.cancelQuietly(model, id);
-    throw error;
-  }
-}
-
-/**
  * The request an earlier attempt submitted, if fal still knows it (404: canceled while queued, or long
  * gone). Whatever else became of it, the result tells.
  */
 async function resumed(api: FalQueueApi, model: string, context: ProviderCallContext) {
   const id = context.resumeTaskId;
   if (id === undefined) return undefined;
-  const reply = await cancelingOnAbort(api, model, id, context, () => api.status(model, id, context.signal));
+  const reply = await cancelingOnAbort(
+    context,
+    () => api.cancelQuietly(model, id),
+    () => api.status(model, id, context.signal),
+  );
   if (reply.status === 404) return undefined;
   return { id, status: api.statusOf(reply, id) };
 }
@@ -199,8 +185,10 @@ export function createFalProvider(options: FalProviderOptions): ImageProvider {
     async generateImage(input, context) {
       const progress = progressReporter(context);
       const accepted = (await resumed(api, input.model, context)) ?? (await submitted(api, input, context));
-      const result = await cancelingOnAbort(api, input.model, accepted.id, context, () =>
-        completed(api, input.model, accepted, context, progress, options.pollIntervalMs),
+      const result = await cancelingOnAbort(
+        context,
+        () => api.cancelQuietly(input.model, accepted.id),
+        () => completed(api, input.model, accepted, context, progress, options.pollIntervalMs),
       );
       const image = await fetchImageUrl(imageUrlOf(result, accepted.id), {
         guard: options.imageUrlGuard ?? { allowPrivate: false },

@@ -22,17 +22,3 @@ export class ProviderError extends Error {
     super(message);
   }
 }
-
-/**
- * A read that follows a task the provider accepted (a poll): its ProviderError says the task lives on
- * (see `taskLivesOn`); anything else, an abort's reason included, passes as it is.
- */
-export async function followingTask<T>(read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (error) {
-    if (!(error instanceof ProviderError) || error.taskLivesOn) throw error;
-    const { code, message, retryable, retryAfterMs, requestId } = error;
-    throw new ProviderError(code, message, retryable, retryAfterMs, requestId, true);
-  }
-}

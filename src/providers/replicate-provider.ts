@@ -7,7 +7,8 @@ import {
   classifyReplicateHttpFailure,
   type ReplicateRequestKind,
 } from './classify-replicate-error.js';
-import { followingTask, ProviderError } from './provider-error.js';
+import { cancelingOnAbort, followingTask } from './accepted-task.js';
+import { ProviderError } from './provider-error.js';
 import type { ImageGenerationInput, ImageProvider, ProviderCallContext } from './provider.js';
 
 /** How to reach Replicate. */
@@ -181,31 +182,17 @@ function createReplicateApi(options: ReplicateProviderOptions) {
 type ReplicateApi = ReturnType<typeof createReplicateApi>;
 
 /**
- * Runs `work` on a prediction we know; if the caller aborts meanwhile, Replicate is asked to stop it, unless
- * a later attempt is to resume it: that one would find it canceled and pay for a fresh one.
- */
-async function cancelingOnAbort<T>(
-  api: ReplicateApi,
-  id: string,
-  context: ProviderCallContext,
-  work: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (context.signal.aborted && !context.taskOutlivesAbort?.()) await api.cancelQuietly(id);
-    throw error;
-  }
-}
-
-/**
  * The prediction an earlier attempt accepted, if it is still worth following. One that is gone (404) or
  * ended in a retryable failure gives way to a fresh submit; one that failed for good fails this attempt too.
  */
 async function resumed(api: ReplicateApi, context: ProviderCallContext): Promise<Prediction | undefined> {
   const id = context.resumeTaskId;
   if (id === undefined) return undefined;
-  const reply = await cancelingOnAbort(api, id, context, () => api.get(id, context.signal));
+  const reply = await cancelingOnAbort(
+    context,
+    () => api.cancelQuietly(id),
+    () => api.get(id, context.signal),
+  );
   if (reply.status === 404) return undefined;
   const prediction = predictionFrom(reply, 'poll');
   if (prediction.status !== 'failed' && prediction.status !== 'canceled') return prediction;
@@ -265,8 +252,10 @@ export function createReplicateProvider(options: ReplicateProviderOptions): Imag
     async generateImage(input, context) {
       const progress = progressReporter(context);
       const accepted = (await resumed(api, context)) ?? (await submitted(api, input, context));
-      const finished = await cancelingOnAbort(api, accepted.id, context, () =>
-        settled(api, accepted, context, progress, options.pollIntervalMs),
+      const finished = await cancelingOnAbort(
+        context,
+        () => api.cancelQuietly(accepted.id),
+        () => settled(api, accepted, context, progress, options.pollIntervalMs),
       );
       const bytes = pngFrom(await api.download(outputUrlOf(finished), context.signal));
       progress.done();
