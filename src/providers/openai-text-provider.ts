@@ -72,6 +72,8 @@ export function createOpenAITextProvider(options: OpenAITextProviderOptions): Te
         if (error instanceof APIUserAbortError || context.signal.aborted) throw error;
         throw classifyStreamError(error);
       }
+      // The SDK ends an aborted stream as if it had finished: the abort is told as itself, not as a cut.
+      context.signal.throwIfAborted();
       // A body that ends without a finish_reason was cut short (a proxy or the provider closed it
       // cleanly mid-reply): the text is a fragment, never a result.
       if (reply.finishReason === null) {
