@@ -14,7 +14,7 @@
  *   submits a fresh one instead of asking again.
  */
 import { FailureCode } from '../jobs/job.js';
-import { hasNetworkErrorCode } from './network-error.js';
+import { classifyFetchError } from './network-error.js';
 import { ProviderError } from './provider-error.js';
 import { retryAfterMsFrom } from './rate-limit-headers.js';
 
@@ -82,19 +82,7 @@ export function classifyFalHttpFailure(failure: FalHttpFailure): ProviderError {
   return error(FailureCode.invalidRequest, false);
 }
 
-/**
- * Turns what `fetch` throws into a ProviderError. Aborts by the caller's own signal are not failures: the
- * adapter rethrows those before calling this, so an AbortSignal timeout is the only abort that lands here.
- */
+/** What `fetch` throws calling fal, classified as for any vendor spoken to over plain HTTP. */
 export function classifyFalFetchError(error: unknown): ProviderError {
-  if (error instanceof ProviderError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof Error && error.name === 'TimeoutError') {
-    return new ProviderError(FailureCode.timeout, `fal request timed out: ${message}`, true);
-  }
-  // undici wraps every connection failure in `TypeError: fetch failed`, whatever its cause.
-  if ((error instanceof TypeError && message === 'fetch failed') || hasNetworkErrorCode(error)) {
-    return new ProviderError(FailureCode.providerUnavailable, `fal unreachable: ${message}`, true);
-  }
-  return new ProviderError(FailureCode.internal, `unexpected error calling fal: ${message}`, false);
+  return classifyFetchError('fal', error);
 }

@@ -13,7 +13,7 @@
  */
 import { FailureCode } from '../jobs/job.js';
 import { retryAfterMsFrom } from './rate-limit-headers.js';
-import { hasNetworkErrorCode } from './network-error.js';
+import { classifyFetchError } from './network-error.js';
 import { ProviderError } from './provider-error.js';
 
 /** Which of the adapter's requests failed: the same status means different things on each. */
@@ -70,19 +70,7 @@ export function classifyEndedPrediction(prediction: EndedPrediction): ProviderEr
   return new ProviderError(FailureCode.invalidRequest, message, false);
 }
 
-/**
- * Turns what `fetch` throws into a ProviderError. Aborts by the caller's own signal are not failures: the
- * adapter rethrows those before calling this, so an AbortSignal timeout is the only abort that lands here.
- */
+/** What `fetch` throws calling Replicate, classified as for any vendor spoken to over plain HTTP. */
 export function classifyReplicateFetchError(error: unknown): ProviderError {
-  if (error instanceof ProviderError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof Error && error.name === 'TimeoutError') {
-    return new ProviderError(FailureCode.timeout, `Replicate request timed out: ${message}`, true);
-  }
-  // undici wraps every connection failure in `TypeError: fetch failed`, whatever its cause.
-  if ((error instanceof TypeError && message === 'fetch failed') || hasNetworkErrorCode(error)) {
-    return new ProviderError(FailureCode.providerUnavailable, `Replicate unreachable: ${message}`, true);
-  }
-  return new ProviderError(FailureCode.internal, `unexpected error calling Replicate: ${message}`, false);
+  return classifyFetchError('Replicate', error);
 }

@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { behaviourSchedule, closeFakeServer } from './fake-server.js';
 
 /** How the fake answers an authorised, well-formed streaming request. */
 export type FakeMessagesBehaviour =
@@ -114,8 +115,7 @@ export async function startFakeAnthropicServer(
   const headers: IncomingHttpHeaders[] = [];
   const paid: boolean[] = [];
   const closedAt: number[] = [];
-  const queue: FakeMessagesBehaviour[] = [];
-  let persistent: FakeMessagesBehaviour = options.behaviour ?? { kind: 'ok' };
+  const behaviours = behaviourSchedule<FakeMessagesBehaviour>(options.behaviour ?? { kind: 'ok' });
   let lastRequestId: string | undefined;
   let open = 0;
   const closing = new AbortController();
@@ -272,7 +272,7 @@ export async function startFakeAnthropicServer(
         message: 'this fake answers streams only',
       });
     }
-    paid[index] = await answer(res, parsed.data, index, queue.shift() ?? persistent);
+    paid[index] = await answer(res, parsed.data, index, behaviours.next());
   }
 
   const server = createServer((req, res) => {
@@ -295,17 +295,8 @@ export async function startFakeAnthropicServer(
     openRequests: () => open,
     replyFor: (prompt) => reply(prompt).join(''),
     lastRequestId: () => lastRequestId,
-    setBehaviour(behaviour) {
-      persistent = behaviour;
-    },
-    queueBehaviour(behaviour, times = 1) {
-      for (let i = 0; i < times; i++) queue.push(behaviour);
-    },
-    async close() {
-      closing.abort();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-    },
+    setBehaviour: behaviours.set,
+    queueBehaviour: behaviours.queue,
+    close: () => closeFakeServer(server, closing),
   };
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { renderPromptPng } from '../../src/providers/png-renderer.js';
 import {
   API_KEY_INVALID,
@@ -17,6 +16,7 @@ import {
   type ErrorCode,
   type GenerateContentBody,
 } from './gemini-wire.js';
+import { behaviourSchedule, closeFakeServer, stillWanted } from './fake-server.js';
 
 /** How the fake answers a request that is authorised and well formed. */
 export type FakeGeminiBehaviour =
@@ -82,23 +82,6 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-}
-
-/** Sleeps, but gives up when the client goes away or the server closes. */
-async function stillWanted(ms: number, res: ServerResponse, closing: AbortSignal): Promise<boolean> {
-  if (res.destroyed) return false;
-  const gone = new AbortController();
-  const leave = () => gone.abort();
-  res.once('close', leave);
-  try {
-    await sleep(ms, undefined, { signal: AbortSignal.any([gone.signal, closing]) });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    // Called once per streamed token: a listener left behind each time would pile up.
-    res.off('close', leave);
-  }
 }
 
 function sendError(res: ServerResponse, behaviour: Extract<FakeGeminiBehaviour, { kind: 'error' }>) {
@@ -253,8 +236,7 @@ export async function startFakeGeminiServer(
   const reply = options.reply ?? defaultReply;
   const requests: FakeGeminiRequest[] = [];
   const answeredAt: number[] = [];
-  const queue: FakeGeminiBehaviour[] = [];
-  let persistent: FakeGeminiBehaviour = options.behaviour ?? { kind: 'ok' };
+  const behaviours = behaviourSchedule<FakeGeminiBehaviour>(options.behaviour ?? { kind: 'ok' });
   const closing = new AbortController();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -276,7 +258,7 @@ export async function startFakeGeminiServer(
     if (!model.startsWith('gemini-')) {
       return sendJson(res, 404, statusBody(404, `models/${model} is not found for API version v1beta.`));
     }
-    const behaviour = queue.shift() ?? persistent;
+    const behaviour = behaviours.next();
     const asksForImage = request.body.generationConfig?.responseModalities?.includes('IMAGE') ?? false;
     if (!model.includes('-image') && asksForImage) {
       const message = 'Model does not support the requested response modalities: image';
@@ -308,17 +290,8 @@ export async function startFakeGeminiServer(
     answeredAt,
     openRequests: () => open,
     replyFor: (prompt) => reply(prompt).join(''),
-    setBehaviour(behaviour) {
-      persistent = behaviour;
-    },
-    queueBehaviour(behaviour, times = 1) {
-      for (let i = 0; i < times; i++) queue.push(behaviour);
-    },
-    async close() {
-      closing.abort();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-    },
+    setBehaviour: behaviours.set,
+    queueBehaviour: behaviours.queue,
+    close: () => closeFakeServer(server, closing),
   };
 }

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { behaviourSchedule, closeFakeServer } from './fake-server.js';
 
 /** How the fake answers an authorised, well-formed streaming request. */
 export type FakeChatBehaviour =
@@ -96,8 +97,7 @@ export async function startFakeOpenAIChatServer(
   const requests: ChatBody[] = [];
   const paid: boolean[] = [];
   const firstTokenAt: number[] = [];
-  const queue: FakeChatBehaviour[] = [];
-  let persistent: FakeChatBehaviour = options.behaviour ?? { kind: 'ok' };
+  const behaviours = behaviourSchedule<FakeChatBehaviour>(options.behaviour ?? { kind: 'ok' });
   let tokensSent = 0;
   const closing = new AbortController();
 
@@ -183,7 +183,7 @@ export async function startFakeOpenAIChatServer(
         code: 'invalid_api_key',
       });
     }
-    paid[index] = await answer(res, parsed.data, index, queue.shift() ?? persistent);
+    paid[index] = await answer(res, parsed.data, index, behaviours.next());
   }
 
   const server = createServer((req, res) => {
@@ -202,17 +202,8 @@ export async function startFakeOpenAIChatServer(
     firstTokenAt,
     tokensSent: () => tokensSent,
     replyFor: (prompt) => reply(prompt).join(''),
-    setBehaviour(behaviour) {
-      persistent = behaviour;
-    },
-    queueBehaviour(behaviour, times = 1) {
-      for (let i = 0; i < times; i++) queue.push(behaviour);
-    },
-    async close() {
-      closing.abort();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-    },
+    setBehaviour: behaviours.set,
+    queueBehaviour: behaviours.queue,
+    close: () => closeFakeServer(server, closing),
   };
 }

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { renderPromptPng } from '../../src/providers/png-renderer.js';
 import { imageFiles, type ImageFile } from './image-files.js';
+import { behaviourSchedule, closeFakeServer, stillWanted } from './fake-server.js';
 
 /** How the fake answers a request that is authorised and well formed. */
 export type FakeImagesBehaviour =
@@ -217,18 +217,6 @@ function sendContentPolicy(res: ServerResponse, model: string): void {
   }
 }
 
-/** Sleeps, but gives up when the client goes away or the server closes. */
-async function stillWanted(ms: number, res: ServerResponse, closing: AbortSignal): Promise<boolean> {
-  const gone = new AbortController();
-  res.once('close', () => gone.abort());
-  try {
-    await sleep(ms, undefined, { signal: AbortSignal.any([gone.signal, closing]) });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function answer(
   res: ServerResponse,
   body: ImageGenerationBody,
@@ -279,8 +267,7 @@ export async function startFakeOpenAIImagesServer(
   const bucket = options.requestLimit ? tokenBucket(options.requestLimit) : undefined;
   let exhaustedUntil = 0;
   let rateLimited = 0;
-  const queue: FakeImagesBehaviour[] = [];
-  let persistent: FakeImagesBehaviour = options.behaviour ?? { kind: 'ok' };
+  const behaviours = behaviourSchedule<FakeImagesBehaviour>(options.behaviour ?? { kind: 'ok' });
   const closing = new AbortController();
   const files = imageFiles();
 
@@ -321,7 +308,7 @@ export async function startFakeOpenAIImagesServer(
       return sendRateLimited(res, limit.headers);
     }
     for (const [name, value] of Object.entries(limit?.headers ?? {})) res.setHeader(name, value);
-    await answer(res, body, queue.shift() ?? persistent, closing.signal, linkTo);
+    await answer(res, body, behaviours.next(), closing.signal, linkTo);
     paid[index] = res.statusCode === 200 && res.writableEnded;
   }
 
@@ -351,19 +338,8 @@ export async function startFakeOpenAIImagesServer(
       requests.filter((body) => prompt === undefined || body.prompt === prompt).length,
     openRequests: () => open,
     fileFetches: files.fetched,
-    setBehaviour(behaviour) {
-      persistent = behaviour;
-    },
-    queueBehaviour(behaviour, times = 1) {
-      for (let i = 0; i < times; i++) queue.push(behaviour);
-    },
-    async close() {
-      closing.abort();
-      const closed = new Promise<void>((resolve, reject) =>
-        server.close((error) => (error ? reject(error) : resolve())),
-      );
-      server.closeAllConnections();
-      await closed;
-    },
+    setBehaviour: behaviours.set,
+    queueBehaviour: behaviours.queue,
+    close: () => closeFakeServer(server, closing),
   };
 }
