@@ -111,10 +111,9 @@ function finishAs(ending: JobEnding, error: unknown): void {
  * has no deployment name) refuses a behavior, so none is given there: such a change goes behind
  * `patched()`, as release histories in CI make sure.
  */
-setWorkflowOptions(
-  () => (workflowInfo().currentDeploymentVersion?.deploymentName ? { versioningBehavior: 'PINNED' } : {}),
-  runGeneration,
-);
+export const pinnedWhenVersioned = () =>
+  workflowInfo().currentDeploymentVersion?.deploymentName ? ({ versioningBehavior: 'PINNED' } as const) : {};
+setWorkflowOptions(pinnedWhenVersioned, runGeneration);
 
 /** One generation job: queued → running → storing → succeeded | failed | canceled | expired. */
 export async function runGeneration(input: GenerationInput): Promise<void> {

@@ -1,6 +1,6 @@
-import { setWorkflowOptions, sleep, workflowInfo } from '@temporalio/workflow';
+import { setWorkflowOptions, sleep } from '@temporalio/workflow';
 import type { GenerationInput } from '../../src/workflows/definitions.js';
-import { runGeneration as released } from '../../src/workflows/run-generation.js';
+import { pinnedWhenVersioned, runGeneration as released } from '../../src/workflows/run-generation.js';
 
 /*
  * A next release whose runGeneration issues other commands than today's (a timer first): a job started
@@ -17,7 +17,4 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
   return released(input);
 }
 
-setWorkflowOptions(
-  () => (workflowInfo().currentDeploymentVersion?.deploymentName ? { versioningBehavior: 'PINNED' } : {}),
-  runGeneration,
-);
+setWorkflowOptions(pinnedWhenVersioned, runGeneration);
