@@ -17,6 +17,7 @@ import { createLogger } from '../src/logger.js';
 import { illegalTransitions } from '../src/observability/metrics.js';
 import { createLocalProvider } from '../src/providers/local-provider.js';
 import { createProviderRegistry } from '../src/providers/provider-registry.js';
+import { configuredProviders } from '../src/providers/configured-providers.js';
 import { resultKeyFor } from '../src/storage/job-object-keys.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -58,6 +59,7 @@ describe('the job state machine', () => {
           logger: createLogger(ctx.config.logLevel, 'test-api'),
           config: ctx.config,
           costs: ctx.config.costs,
+          providers: configuredProviders(ctx.config),
           queues: new RecentQueues(ctx.database.db, ctx.config),
         },
         { userId: ctx.userId, keySha256: hashApiKey(ctx.apiKey) },

@@ -1,6 +1,14 @@
-import { recordWaiting, transitionJob, type JobPatch } from '../db/job-repository.js';
+import { recordProviderSwitch, recordWaiting, transitionJob, type JobPatch } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
-import { isTerminal, JobStatus, type JobEnding, type JobFailureCode, type JobWaiting } from '../jobs/job.js';
+import {
+  isTerminal,
+  JobStatus,
+  type JobEnding,
+  type JobFailureCode,
+  type JobWaiting,
+  type ServedBy,
+} from '../jobs/job.js';
+import { countProviderSwitch } from '../observability/job-metrics.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextOf, type ActivityDependencies } from './dependencies.js';
 import type { StoredObject } from '../storage/object-store.js';
@@ -10,6 +18,16 @@ export interface StoreResultInput {
   jobId: string;
   /** The provider's output as the store confirmed it, at the job's result key. */
   output: StoredObject;
+  /**
+   * The price of the fallback that served the job, when its reservation covered a dearer entry of its
+   * chain; unset, the reservation is spent whole.
+   */
+  settleAt?: number;
+}
+
+export interface RecordProviderSwitchInput {
+  jobId: string;
+  servedBy: ServedBy;
 }
 
 export interface RecordWaitingInput {
@@ -39,10 +57,10 @@ function endingOf(row: JobRow): JobEnding {
 export function createJobTableActivities(deps: ActivityDependencies) {
   const { db, logger } = deps;
   /** `known`: the row as this activity last wrote it, which spares the write its read. */
-  async function transition(jobId: string, to: JobStatus, patch: JobPatch = {}, known?: JobRow) {
+  async function transition(jobId: string, to: JobStatus, patch: JobPatch = {}, settleAt?: number) {
     let row;
     try {
-      row = await transitionJob(db, jobId, to, patch, known);
+      row = await transitionJob(db, jobId, to, patch, undefined, settleAt);
     } catch (error) {
       throw jobTableFailure(error, logger, jobId);
     }
@@ -51,8 +69,8 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     return row;
   }
 
-  async function end(jobId: string, to: JobStatus, patch: JobPatch, known?: JobRow) {
-    return endingOf(await transition(jobId, to, patch, known));
+  async function end(jobId: string, to: JobStatus, patch: JobPatch, settleAt?: number) {
+    return endingOf(await transition(jobId, to, patch, settleAt));
   }
 
   return {
@@ -61,14 +79,15 @@ export function createJobTableActivities(deps: ActivityDependencies) {
      * key (that call left the job `storing`). A job that ended meanwhile (a cancel) keeps its end, and
      * its output is left for the workflow to discard. Safe to repeat, as every transition here.
      */
-    async storeResultAndSucceed({ jobId, output }: StoreResultInput): Promise<JobEnding> {
-      return end(jobId, JobStatus.succeeded, {
+    async storeResultAndSucceed({ jobId, output, settleAt }: StoreResultInput): Promise<JobEnding> {
+      const stored = {
         completed_at: new Date(),
         storage_key: output.key,
         content_type: output.contentType,
         byte_size: output.byteSize,
         result_sha256: output.sha256,
-      });
+      };
+      return end(jobId, JobStatus.succeeded, stored, settleAt);
     },
     async markJobFailed({ jobId, code, message }: MarkJobFailedInput): Promise<JobEnding> {
       return end(jobId, JobStatus.failed, {
@@ -92,6 +111,19 @@ export function createJobTableActivities(deps: ActivityDependencies) {
         throw jobTableFailure(error, logger, jobId);
       });
       if (row) await afterJobChange(jobChangeContextOf(deps), { row });
+    },
+    /**
+     * The job moves on to the next entry of its fallback chain, with its `provider_switched` event.
+     * Safe to repeat: a job at that entry or past it is not written (nor counted) again.
+     */
+    async recordProviderSwitch({ jobId, servedBy }: RecordProviderSwitchInput): Promise<void> {
+      const row = await recordProviderSwitch(db, jobId, servedBy).catch((error: unknown) => {
+        throw jobTableFailure(error, logger, jobId);
+      });
+      if (!row) return;
+      if (servedBy.switched) countProviderSwitch(servedBy.switched.from, servedBy, servedBy.switched.reason);
+      logger.info({ jobId, servedBy }, 'job moved on to its next provider');
+      await afterJobChange(jobChangeContextOf(deps), { row });
     },
   };
 }

@@ -208,7 +208,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const started = await startCall(call, probe);
     if (!started) return keptMeanwhile(input);
     const { row, log } = started;
-    const callMetrics = observeProviderCall(row, {
+    // Labelled by the entry called, which a fallback makes another than the one the row was submitted for.
+    const { provider, model } = input.request;
+    const callMetrics = observeProviderCall({ provider, model, attempts: row.attempts }, {
       isNew: resumeTaskId === undefined,
       afterLostAttempt: Context.current().info.attempt > 1,
     });

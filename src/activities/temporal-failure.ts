@@ -16,7 +16,13 @@ export function toTemporalFailure(error: unknown, call: { probe: boolean } = { p
       message: error.message,
       type: error.code,
       nonRetryable: !error.retryable,
-      details: [{ retryAfterMs: error.retryAfterMs, probe: call.probe } satisfies ProviderFailureDetails],
+      details: [
+        {
+          retryAfterMs: error.retryAfterMs,
+          probe: call.probe,
+          taskLivesOn: error.taskLivesOn,
+        } satisfies ProviderFailureDetails,
+      ],
     });
   }
   if (error instanceof IllegalTransitionError) {

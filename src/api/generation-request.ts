@@ -6,6 +6,7 @@ import {
   type GenerationRequest,
   type ImageSize,
   type JobKind,
+  type ProviderChoice,
   type WebhookEvent,
 } from '../jobs/job.js';
 import { DEFAULT_WEBHOOK_EVENTS } from '../webhooks/webhook-event.js';
@@ -105,13 +106,43 @@ const paramsOf = <Shape extends z.ZodRawShape>(kind: 'image' | 'text', shape: Sh
     error: (issue) => (issue.code === 'unrecognized_keys' ? `not a parameter of ${kind} jobs` : undefined),
   });
 
+/** The most providers a request may name to fall back on. */
+const MAX_FALLBACKS = 5;
+
+/** A request's own fallback chain, or `false` for none; each entry takes its kind's parameters. */
+const fallbackOf = <Shape extends z.ZodRawShape>(kind: 'image' | 'text', shape: Shape) =>
+  z
+    .union([
+      z.literal(false),
+      z
+        .array(
+          z.strictObject({
+            provider: z.string().min(1).max(64),
+            model: z.string().min(1).max(128).optional(),
+            ...shape,
+          }),
+        )
+        .min(1)
+        .max(MAX_FALLBACKS),
+    ])
+    .optional()
+    .describe(
+      `Providers to fall back on, in order, when this one cannot serve the job in time (at most ${MAX_FALLBACKS}); ` +
+        '`false` for none. Default: the chain the deployment configures for provider:model',
+    );
+
 const imageParamsSchema = paramsOf('image', {
   size: z.enum(IMAGE_SIZES).optional().describe(`Default ${DEFAULT_SIZE}`),
 });
 
 /** Unknown fields are rejected, in both kinds, so typos do not pass silently. */
 export const imageRequestSchema = z
-  .object({ kind: z.literal('image'), ...requestFields, params: imageParamsSchema.optional() })
+  .object({
+    kind: z.literal('image'),
+    ...requestFields,
+    params: imageParamsSchema.optional(),
+    fallback: fallbackOf('image', { size: z.enum(IMAGE_SIZES).optional() }),
+  })
   .strict();
 
 export const textRequestSchema = z
@@ -127,6 +158,7 @@ export const textRequestSchema = z
         .optional()
         .describe(`The completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
     }).optional(),
+    fallback: fallbackOf('text', { maxTokens: z.number().int().min(1).max(MAX_MAX_TOKENS).optional() }),
   })
   .strict();
 
@@ -145,39 +177,74 @@ export function parseIdempotencyKey(header: string | undefined): string {
   return header;
 }
 
-/** The model asked for (or the provider's default), if the provider makes that kind with it. */
-function modelFor(providers: ProviderRegistry, kind: JobKind, provider: string, model?: string): string {
+/**
+ * The model asked for (or the provider's default), if the provider makes that kind with it. `at`: where
+ * the provider was named, as a refusal's field path (`''` at the top, `fallback[0].` in a fallback).
+ */
+function modelFor(
+  providers: ProviderRegistry,
+  kind: JobKind,
+  provider: string,
+  model: string | undefined,
+  at = '',
+): string {
   if (!providers.names(kind).includes(provider)) {
     throw new ApiError('unknown_provider', `provider ${provider} makes no ${kind} jobs here`, {
-      field: 'provider',
+      field: `${at}provider`,
       available: providers.names(kind),
     });
   }
   const resolved = providers.resolveModel(kind, provider, model);
   if (!resolved) {
     throw new ApiError('unknown_model', `provider ${provider} has no ${kind} model ${model}`, {
-      field: 'model',
+      field: `${at}model`,
       available: providers.models(kind, provider),
     });
   }
   return resolved;
 }
 
-/** The image size asked for (or the default), if the model makes it. */
+/** The image size asked for (or the default), if the model makes it; `field` names it in a refusal. */
 function imageSize(
   providers: ProviderRegistry,
   provider: string,
   model: string,
   size = DEFAULT_SIZE,
+  field = 'params.size',
 ): ImageSize {
   const sizes = providers.image(provider)?.models[model] ?? [];
   if (!sizes.includes(size)) {
     throw new ApiError('unsupported_size', `model ${model} cannot make ${size} images`, {
-      field: 'params.size',
+      field,
       available: sizes,
     });
   }
   return size;
+}
+
+type GenerationBody = z.output<typeof generationBodySchema>;
+
+/** A request's own fallbacks, checked as its provider is, with the request's parameters where unset. */
+function fallbackChoices(
+  providers: ProviderRegistry,
+  body: GenerationBody,
+  primary: Pick<ProviderChoice, 'size' | 'maxTokens'>,
+): ProviderChoice[] | false | undefined {
+  if (!body.fallback) return body.fallback;
+  const choices: ProviderChoice[] = [];
+  for (const [index, entry] of body.fallback.entries()) {
+    const at = `fallback[${index}].`;
+    const model = modelFor(providers, body.kind, entry.provider, entry.model, at);
+    if (body.kind === 'image') {
+      const asked = ('size' in entry ? entry.size : undefined) ?? primary.size ?? DEFAULT_SIZE;
+      const size = imageSize(providers, entry.provider, model, asked, `${at}size`);
+      choices.push({ provider: entry.provider, model, size, maxTokens: null });
+    } else {
+      const maxTokens = ('maxTokens' in entry ? entry.maxTokens : undefined) ?? primary.maxTokens;
+      choices.push({ provider: entry.provider, model, size: null, maxTokens });
+    }
+  }
+  return choices;
 }
 
 /** Validates a body and fills in defaults, so that equal requests compare equal. */
@@ -191,16 +258,20 @@ export function parseGenerationRequest(
   const { kind, prompt, deadline, webhook } = parsed.data;
   const provider = parsed.data.provider ?? defaultProvider;
   const model = modelFor(providers, kind, provider, parsed.data.model);
+  const params =
+    parsed.data.kind === 'image'
+      ? { size: imageSize(providers, provider, model, parsed.data.params?.size), maxTokens: null }
+      : { size: null, maxTokens: parsed.data.params?.maxTokens ?? DEFAULT_MAX_TOKENS };
+  const fallback = fallbackChoices(providers, parsed.data, params);
   return {
     kind,
     prompt,
     provider,
     model,
-    ...(parsed.data.kind === 'image'
-      ? { size: imageSize(providers, provider, model, parsed.data.params?.size), maxTokens: null }
-      : { size: null, maxTokens: parsed.data.params?.maxTokens ?? DEFAULT_MAX_TOKENS }),
+    ...params,
     ...(deadline ? { deadline } : {}),
     ...(webhook ? { webhook: { url: webhook.url, events: webhookEvents(webhook.events) } } : {}),
+    ...(fallback === undefined ? {} : { fallback }),
   };
 }
 

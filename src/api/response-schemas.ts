@@ -8,11 +8,14 @@ import {
   JOB_FAILURE_CODES,
   JOB_KINDS,
   JobStatus,
+  SwitchReason,
   WAIT_REASONS,
   type Job,
   type JobDeadline,
   type JobWaiting,
+  type ServedBy,
 } from '../jobs/job.js';
+import type { JobEventType } from '../events/job-event.js';
 import { deadlineSchema } from './generation-request.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
@@ -42,6 +45,31 @@ export const jobWaitingSchema = z
   })
   .describe('Why a job waits') satisfies z.ZodType<JobWaiting>;
 
+export const servedBySchema = z
+  .object({
+    provider: z.string(),
+    model: z.string(),
+    size: z.enum(IMAGE_SIZES).nullable().describe('The size asked of this provider; null for text jobs'),
+    entry: count.describe('0: the provider submitted for; 1, 2, …: its fallbacks, in order'),
+    switched: z
+      .object({
+        from: z.object({ provider: z.string(), model: z.string() }),
+        reason: z
+          .enum(SwitchReason)
+          .describe(
+            '`circuit_open`: the provider failed repeatedly; `rate_limited`: its pause outlasts what the job may wait; `provider_unavailable`: calls failed in a row; `authentication`: it refused the credentials; `start_deadline`: its queue cannot start the job in time',
+          ),
+      })
+      .nullable()
+      .describe('How the job came to this entry; null on the one submitted for'),
+  })
+  .describe(
+    'The provider the job calls now, or last called (the one that made the result, once succeeded)',
+  ) satisfies z.ZodType<ServedBy>;
+
+/** Every type of numbered job event, as events and webhook deliveries name them. */
+export const JOB_EVENT_TYPES = ['status', 'progress', 'waiting', 'provider_switched'] as const satisfies readonly JobEventType[];
+
 export const jobSchema = z
   .object({
     id: z.string(),
@@ -63,6 +91,7 @@ export const jobSchema = z
       .nullable(),
     purgedAt: timestamp.nullable().describe('When retention removed the result'),
     waiting: jobWaitingSchema.nullable().describe('Null while the job is worked on, and once it ended'),
+    servedBy: servedBySchema,
   })
   .describe('A job as the API shows it; never carries the prompt, only its hash') satisfies z.ZodType<Job>;
 
@@ -149,7 +178,7 @@ export const webhookDeliverySchema = z
   .object({
     id: z.string().describe('The `webhook-id` header of every attempt'),
     seq: z.int().positive().describe("The event's seq"),
-    event: z.enum(['status', 'progress', 'waiting']),
+    event: z.enum(JOB_EVENT_TYPES),
     url: z.string(),
     status: z.enum(['pending', 'succeeded', 'failed']).describe('`failed`: gave up; may be redelivered'),
     run: z.int().positive().describe('1, then one more per redelivery'),

@@ -64,6 +64,38 @@ export interface Job {
   purgedAt: string | null;
   /** Why the job waits; null while it is worked on, and once it ended. */
   waiting: JobWaiting | null;
+  /** The provider the job calls now, or last called: the one that made the result, once succeeded. */
+  servedBy: ServedBy;
+}
+
+/**
+ * Why a job moved on to the next provider of its fallback chain: the provider's circuit is open, its
+ * pause after a 429 outlasts what the job may wait, its calls failed in a row, it refused Kiln's
+ * credentials, or its queue cannot start the job before its start deadline.
+ */
+export type SwitchReason =
+  'circuit_open' | 'rate_limited' | 'provider_unavailable' | 'authentication' | 'start_deadline';
+
+export interface ServedBy {
+  provider: string;
+  model: string;
+  /** The size asked of this provider; null for text jobs. */
+  size: ImageSize | null;
+  /** 0: the provider submitted for; 1, 2, …: its fallbacks, in order. */
+  entry: number;
+  /** How the job came to this entry; null on the one submitted for. */
+  switched: { from: { provider: string; model: string }; reason: SwitchReason } | null;
+}
+
+/** A provider a job may fall back on, and what to ask of it. */
+export interface FallbackChoice {
+  provider: string;
+  /** Default: the provider's default model. */
+  model?: string;
+  /** Image jobs; default: the job's own size. */
+  size?: ImageSize;
+  /** Text jobs; default: the job's own limit. */
+  maxTokens?: number;
 }
 
 /**
@@ -86,9 +118,10 @@ export interface JobWaiting {
 
 /**
  * `status`: the job entered a status (or started another provider call); `progress`: only progress
- * moved; `waiting`: only why the job waits changed.
+ * moved; `waiting`: only why the job waits changed; `provider_switched`: the job moved on to the next
+ * provider of its fallback chain (see `servedBy`).
  */
-export type JobEventType = 'status' | 'progress' | 'waiting';
+export type JobEventType = 'status' | 'progress' | 'waiting' | 'provider_switched';
 
 /** One change of a job; `seq` counts 1, 2, 3… per job with no gaps. */
 export interface JobEvent {
@@ -97,8 +130,11 @@ export interface JobEvent {
   job: Job;
 }
 
-/** What a job's webhook may be told about: the job entering one of these statuses, its progress, why it waits. */
-export type WebhookEvent = JobStatus | 'progress' | 'waiting';
+/**
+ * What a job's webhook may be told about: the job entering one of these statuses, its progress, why it
+ * waits, its move to a fallback provider.
+ */
+export type WebhookEvent = JobStatus | 'progress' | 'waiting' | 'provider_switched';
 
 /** What a submission of either kind takes. */
 interface GenerationFields {
@@ -109,6 +145,11 @@ interface GenerationFields {
   deadline?: JobDeadline;
   /** Where the job's events are POSTed (signed), and which of them; default the terminal statuses. */
   webhook?: { url: string; events?: WebhookEvent[] };
+  /**
+   * The providers to fall back on when this one cannot serve the job in time: `false` for none, a list
+   * for these; unset, the chain the deployment configures.
+   */
+  fallback?: false | FallbackChoice[];
 }
 
 export interface ImageGenerationBody extends GenerationFields {

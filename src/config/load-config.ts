@@ -10,7 +10,7 @@ import type {
   StreamLimits,
   WebhookRetryPolicy,
 } from './policies.js';
-import { envSchema, type Env, type Plan, type ProviderLimit } from './schema.js';
+import { envSchema, type Env, type FallbackEntry, type Plan, type ProviderLimit } from './schema.js';
 
 /**
  * `T` with every property readonly, all the way down, as deepFreeze leaves it at run time; byte arrays
@@ -81,6 +81,8 @@ interface ConfigFields {
   providerLimits: { byKey: Readonly<Record<string, ProviderLimit>>; fallback: ProviderLimit };
   plans: { byName: Readonly<Record<string, Plan>>; defaultPlan: string };
   costs: { byKey: Readonly<Record<string, number>>; fallback: number };
+  /** Fallback chains by `provider:model`, and the failed calls in a row that move a job on. */
+  fallback: { chains: Readonly<Record<string, readonly FallbackEntry[]>>; afterFailedCalls: number };
   demoUserCredits: number;
   submitRateLimit: { perMinute: number; burst: number };
   /** What one API key may hold open on one API process: sockets and event streams, and subscriptions. */
@@ -268,7 +270,13 @@ function usagePolicies(
   e: Env,
 ): Pick<
   Config,
-  'providerLimits' | 'plans' | 'costs' | 'demoUserCredits' | 'submitRateLimit' | 'streamLimits'
+  | 'providerLimits'
+  | 'plans'
+  | 'costs'
+  | 'fallback'
+  | 'demoUserCredits'
+  | 'submitRateLimit'
+  | 'streamLimits'
 > {
   return {
     providerLimits: {
@@ -277,6 +285,7 @@ function usagePolicies(
     },
     plans: { byName: e.PLANS, defaultPlan: e.DEFAULT_PLAN },
     costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
+    fallback: { chains: e.FALLBACK_CHAINS, afterFailedCalls: e.FALLBACK_AFTER_FAILED_CALLS },
     demoUserCredits: e.DEMO_USER_CREDITS,
     submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },
     streamLimits: { streamsPerKey: e.MAX_STREAMS_PER_KEY, subscriptionsPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY },

@@ -41,6 +41,20 @@ const providerLimitSchema = z.object({
 });
 export type ProviderLimit = z.infer<typeof providerLimitSchema>;
 
+/** `WIDTHxHEIGHT`; whether a provider makes it is checked against the providers, at start. */
+const imageSize = z.string().regex(/^[0-9]+x[0-9]+$/, 'not WIDTHxHEIGHT');
+
+/** One equivalent a `provider:model` falls back on, and how the request's parameters map to it. */
+const fallbackEntrySchema = z.strictObject({
+  provider: z.string().min(1),
+  model: z.string().min(1),
+  /** The size asked of this entry for each size the request asks for; unmapped sizes pass as they are. */
+  sizes: z.record(imageSize, imageSize).optional(),
+  /** This entry's ceiling on the request's `maxTokens`. */
+  maxTokens: z.number().int().min(1).optional(),
+});
+export type FallbackEntry = z.infer<typeof fallbackEntrySchema>;
+
 const PAYLOAD_KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** 32 bytes in standard base64, as `openssl rand -base64 32` prints them. */
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
@@ -231,6 +245,17 @@ export const envSchema = z.object({
   }),
   /** Plan of a new user. Default `free`. */
   DEFAULT_PLAN: z.string().default('free'),
+  /**
+   * Fallback chains: for each `provider:model`, the equivalents its jobs move to, in order, when it
+   * cannot serve them in time: `{"openai:gpt-image-1":[{"provider":"fal","model":"fal-ai/flux/dev",
+   * "sizes":{"256x256":"512x512"}}]}`. Every entry must name a configured provider and model of the
+   * same kind. Default: none.
+   */
+  FALLBACK_CHAINS: jsonValue(
+    z.record(z.string().regex(/^[^:]+:.+$/, 'not provider:model'), z.array(fallbackEntrySchema).min(1).max(5)),
+  ).default({}),
+  /** Failed calls (`provider_unavailable` or timeouts) in a row on one entry before a job moves on. Default 2. */
+  FALLBACK_AFTER_FAILED_CALLS: z.coerce.number().int().min(1).default(2),
   /** Credits a job costs, by `provider`, `provider:model` or `provider:model:size` (most specific wins). */
   JOB_COSTS: jsonValue(z.record(z.string().min(1), z.number().int().min(0))).default({}),
   /** Cost of a job that JOB_COSTS does not price. Default 1. */

@@ -101,12 +101,19 @@ export async function reserveCreditsAgain(trx: Transaction<Database>, jobId: str
 /**
  * Settles or refunds a job's reservation (its latest run's), as parts of the statement that records the
  * job's terminal status (run only if its `updated` part wrote the row). A refund gives back exactly what
- * the ledger says was reserved. A job reserved nothing (created before credits existed) closes nothing;
- * a second close of the same run is refused by the unique index.
+ * the ledger says was reserved. A settle spends it all, or `settleAt` of it (the price of the fallback
+ * that served a job whose reservation covered a dearer one) and gives back the rest. A job reserved
+ * nothing (created before credits existed) closes nothing; a second close of the same run is refused by
+ * the unique index.
  */
-export function closeReservationParts(jobId: string, status: keyof typeof CLOSE_KIND): RawBuilder<unknown>[] {
+export function closeReservationParts(
+  jobId: string,
+  status: keyof typeof CLOSE_KIND,
+  settleAt?: number,
+): RawBuilder<unknown>[] {
   const kind = CLOSE_KIND[status];
-  const amount = kind === 'refund' ? sql`-amount` : sql`0`;
+  const amount =
+    kind === 'refund' ? sql`-amount` : settleAt === undefined ? sql`0` : sql`greatest(-amount - ${settleAt}, 0)`;
   return [
     sql`closed as (
       insert into credit_ledger (user_id, job_id, kind, amount, run)

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { JobStatus, UNFINISHED_STATUSES, type Job, type JobWaiting } from '../jobs/job.js';
+import { JobStatus, UNFINISHED_STATUSES, type Job, type JobWaiting, type ServedBy } from '../jobs/job.js';
 import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
 import { JOB_EVENTS_CHANNEL, encodeJobEvent, type JobEvent, type JobEventType } from '../events/job-event.js';
 import { currentTraceId } from '../observability/trace-context.js';
@@ -36,6 +36,13 @@ export function toJob(row: JobRow): Job {
         ? { contentType: row.content_type, byteSize: row.byte_size, sha256: row.result_sha256 }
         : null,
     waiting: row.waiting,
+    servedBy: row.served_by ?? {
+      provider: row.provider,
+      model: row.model,
+      size: row.size,
+      entry: 0,
+      switched: null,
+    },
   };
 }
 
@@ -54,6 +61,7 @@ type PatchOf = JobPatch | ((row: JobRow) => JobPatch | undefined);
 
 function eventTypeOf(patch: JobPatch): JobEventType {
   if (patch.status !== undefined) return 'status';
+  if (patch.served_by !== undefined) return 'provider_switched';
   return patch.waiting === undefined ? 'progress' : 'waiting';
 }
 
@@ -68,6 +76,7 @@ async function writeChange(
   before: JobRow,
   allowedStatuses: readonly JobStatus[],
   patch: JobPatch,
+  settleAt?: number,
 ): Promise<JobRow | undefined> {
   const after: JobRow = { ...before, ...patch, version: before.version + 1, updated_at: new Date() };
   const event: JobEvent = { seq: after.version, type: eventTypeOf(patch), job: toJob(after) };
@@ -84,7 +93,7 @@ async function writeChange(
       select id, version, ${event.type}, ${JSON.stringify(event.job)}::jsonb, ${currentTraceId() ?? null}::text
       from updated)`,
     ...(closesReservation(after.status) && patch.status !== undefined
-      ? closeReservationParts(before.id, after.status)
+      ? closeReservationParts(before.id, after.status, settleAt)
       : []),
     ...[webhookDeliveryPart(after, event)].filter((part) => part !== undefined),
   ];
@@ -108,12 +117,13 @@ async function updateAndPublish(
   allowedStatuses: readonly JobStatus[],
   patchOf: PatchOf,
   known?: JobRow,
+  settleAt?: number,
 ): Promise<{ written?: JobRow; current?: JobRow }> {
   let current = known ?? (await findJob(db, id));
   while (current && allowedStatuses.includes(current.status)) {
     const patch = typeof patchOf === 'function' ? patchOf(current) : patchOf;
     if (!patch) break;
-    const written = await writeChange(db, current, allowedStatuses, patch);
+    const written = await writeChange(db, current, allowedStatuses, patch, settleAt);
     if (written) return { written, current: written };
     current = await findJob(db, id);
   }
@@ -137,7 +147,8 @@ export class IllegalTransitionError extends Error {
  * `to` (ended, even another way) is returned as it is: the write is a repeat, which any activity may
  * be, at any later point of the job. Anything else illegal throws. A
  * terminal status settles or refunds the job's credits in the same transaction, so no crash can record
- * the end of a job without its credits, or the other way round.
+ * the end of a job without its credits, or the other way round; `succeeded` settles at `settleAt`
+ * credits, when the job was served by a cheaper provider than its reservation covered.
  */
 export async function transitionJob(
   db: Kysely<Database>,
@@ -145,6 +156,7 @@ export async function transitionJob(
   to: JobStatus,
   patch: JobPatch = {},
   known?: JobRow,
+  settleAt?: number,
 ): Promise<JobRow> {
   const { written, current } = await updateAndPublish(
     db,
@@ -153,6 +165,7 @@ export async function transitionJob(
     // A job that moves on waits no more; one that waits again says so after.
     { ...patch, status: to, waiting: null },
     known,
+    settleAt,
   );
   if (written) return written;
   if (current && isAtOrPast(current.status, to)) return current;
@@ -175,6 +188,8 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
     // The next run's workflow is not running yet either: if its start is lost, the orphan sweep ends it.
     workflow_seen_at: null,
     waiting: null,
+    // The next run starts again from the provider the job was submitted for.
+    served_by: null,
   };
   return db.transaction().execute(async (trx) => {
     const { written, current } = await updateAndPublish(trx, id, ENTERED_FROM.queued, reset);
@@ -225,6 +240,24 @@ export async function recordWaiting(
     row.waiting?.reason === waiting.reason && row.waiting.attempt === waiting.attempt
       ? undefined
       : { waiting },
+  );
+  return written;
+}
+
+/**
+ * Moves a job on to entry `servedBy.entry` of its fallback chain, with a `provider_switched` event; it
+ * waits no more for the entry it leaves, and has no task there to resume. A job already at that entry
+ * or past it is not written again, so a repeated write makes no second event.
+ */
+export async function recordProviderSwitch(
+  db: Kysely<Database>,
+  id: string,
+  servedBy: ServedBy,
+): Promise<JobRow | undefined> {
+  const { written } = await updateAndPublish(db, id, [JobStatus.queued, JobStatus.running], (row) =>
+    (row.served_by?.entry ?? 0) >= servedBy.entry
+      ? undefined
+      : { served_by: servedBy, waiting: null, provider_task_id: null },
   );
   return written;
 }

@@ -23,6 +23,7 @@ import * as wakeOnlyWaitingWorkflows from './migrations/2026_11_23_0020_wake_onl
 import * as queueProviderSlotWaiters from './migrations/2026_11_23_0021_queue_provider_slot_waiters.js';
 import * as addJobWaiting from './migrations/2026_12_07_0022_add_job_waiting.js';
 import * as addJobEventTraceIds from './migrations/2026_12_07_0023_add_job_event_trace_ids.js';
+import * as addJobServedBy from './migrations/2026_12_07_0024_add_job_served_by.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -49,6 +50,7 @@ const migrations: Record<string, Migration> = {
   '2026_11_23_0021_queue_provider_slot_waiters': queueProviderSlotWaiters,
   '2026_12_07_0022_add_job_waiting': addJobWaiting,
   '2026_12_07_0023_add_job_event_trace_ids': addJobEventTraceIds,
+  '2026_12_07_0024_add_job_served_by': addJobServedBy,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { JobEventType } from '../events/job-event.js';
-import type { ImageSize, JobFailureCode, JobKind, JobStatus, JobWaiting, JobWebhook } from '../jobs/job.js';
+import type { ImageSize, JobFailureCode, JobKind, JobStatus, JobWaiting, JobWebhook, ServedBy } from '../jobs/job.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** Filled by a column default on insert. */
@@ -46,6 +46,8 @@ export interface JobsTable {
   webhook: ColumnType<JobWebhook | null, string | null | undefined, string | null>;
   /** Why the job waits, while it does (see JobWaiting). */
   waiting: ColumnType<JobWaiting | null, null | undefined, JobWaiting | null>;
+  /** The fallback entry the job calls, once it left the one submitted for (see ServedBy); else null. */
+  served_by: ColumnType<ServedBy | null, null | undefined, ServedBy | null>;
 }
 
 export type JobRow = Selectable<JobsTable>;

@@ -63,6 +63,7 @@ const INSERTED_DEFAULTS = {
   admitted_at: null,
   workflow_seen_at: null,
   waiting: null,
+  served_by: null,
 } satisfies Omit<JobRow, keyof NewJob>;
 
 function firstEvent(job: NewJob): JobEvent {

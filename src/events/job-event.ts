@@ -6,9 +6,10 @@ export const JOB_EVENTS_CHANNEL = 'kiln_job_events';
 
 /**
  * `status`: the job entered a status (or started another provider call); `progress`: only progress
- * moved; `waiting`: only why the job waits changed.
+ * moved; `waiting`: only why the job waits changed; `provider_switched`: the job moved on to the next
+ * provider of its fallback chain (its `servedBy` says which, from which, and why).
  */
-export type JobEventType = 'status' | 'progress' | 'waiting';
+export type JobEventType = 'status' | 'progress' | 'waiting' | 'provider_switched';
 
 /**
  * One change of a job, as every way of watching it tells it. `seq` counts 1, 2, 3… per job with no gaps:

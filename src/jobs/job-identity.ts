@@ -24,10 +24,17 @@ export function seedFor(jobId: string): number {
 
 /** Stable across key order, so the same request always hashes the same. */
 export function requestFingerprint(request: GenerationRequest): string {
-  const { kind, prompt, provider, model, size, maxTokens, deadline, webhook } = request;
+  const { kind, prompt, provider, model, size, maxTokens, deadline, webhook, fallback } = request;
   const limits = [deadline?.startWithinSeconds ?? null, deadline?.finishWithinSeconds ?? null];
   // Appended only when present, so that image requests without a webhook keep the fingerprints they had.
   const hook = webhook ? [[webhook.url, webhook.events]] : [];
   const tokens = maxTokens === null ? [] : [['maxTokens', maxTokens]];
-  return sha256Hex(JSON.stringify([kind, prompt, provider, model, size, limits, ...hook, ...tokens]));
+  // What the client asked for, not the chain it resolves to: a changed configuration is no other request.
+  const chain =
+    fallback === undefined
+      ? []
+      : [['fallback', fallback && fallback.map((c) => [c.provider, c.model, c.size, c.maxTokens])]];
+  return sha256Hex(
+    JSON.stringify([kind, prompt, provider, model, size, limits, ...hook, ...tokens, ...chain]),
+  );
 }

@@ -75,6 +75,46 @@ export interface JobWaiting {
   maxCalls: number;
 }
 
+/**
+ * Why a job left one entry of its fallback chain for the next: its circuit is open; its pause after a
+ * 429 (or its `Retry-After`) outlasts what the job may wait; it failed `provider_unavailable` (or timed
+ * out) call after call; it refused Kiln's credentials; its queue cannot start the call before the job's
+ * start deadline. Never the request's own fault (`invalid_request`, `content_policy`).
+ */
+export const SwitchReason = {
+  circuitOpen: 'circuit_open',
+  rateLimited: 'rate_limited',
+  providerUnavailable: 'provider_unavailable',
+  authentication: 'authentication',
+  startDeadline: 'start_deadline',
+} as const;
+export type SwitchReason = (typeof SwitchReason)[keyof typeof SwitchReason];
+
+/** One provider and model a job may be served by, with the parameters mapped to it. */
+export interface ProviderChoice {
+  provider: string;
+  model: string;
+  /** Image jobs only; null for text. */
+  size: ImageSize | null;
+  /** Text jobs only; null for images. */
+  maxTokens: number | null;
+}
+
+/**
+ * The entry of its fallback chain a job calls now, or, once it ended, the last one it called (the one
+ * that made its result, if it succeeded): the requested provider until the job switches.
+ */
+export interface ServedBy {
+  provider: string;
+  model: string;
+  /** Image jobs only; null for text. */
+  size: ImageSize | null;
+  /** 0: the requested provider; 1, 2, …: the fallbacks, in the chain's order. */
+  entry: number;
+  /** How the job came to this entry; null on the requested one. */
+  switched: { from: { provider: string; model: string }; reason: SwitchReason } | null;
+}
+
 /** `image`: a PNG; `text`: a chat completion, streamed to subscribers token by token. */
 export const JOB_KINDS = ['image', 'text'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
@@ -127,8 +167,16 @@ export interface JobDeadline {
   finishWithinSeconds?: number;
 }
 
-/** What a job's webhook may be told about: the job entering one of these statuses, its progress, or why it waits. */
-export const WEBHOOK_EVENTS = [...Object.values(JobStatus), 'progress', 'waiting'] as const;
+/**
+ * What a job's webhook may be told about: the job entering one of these statuses, its progress, why it
+ * waits, or its move to the next provider of its fallback chain.
+ */
+export const WEBHOOK_EVENTS = [
+  ...Object.values(JobStatus),
+  'progress',
+  'waiting',
+  'provider_switched',
+] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 /** Where a job's events are POSTed, and which of them. */
@@ -150,6 +198,11 @@ export interface GenerationRequest {
   maxTokens: number | null;
   deadline?: JobDeadline;
   webhook?: JobWebhook;
+  /**
+   * The providers to fall back on, as the client asked: `false` for none, a list for its own chain;
+   * unset for the chain the deployment configures for `provider:model`.
+   */
+  fallback?: false | ProviderChoice[];
 }
 
 /** A job as the public API shows it. Never carries the prompt text: only its hash. */
@@ -175,4 +228,5 @@ export interface Job {
   purgedAt: string | null;
   /** Why the job waits; null while it is worked on, and once it ended. */
   waiting: JobWaiting | null;
+  servedBy: ServedBy;
 }

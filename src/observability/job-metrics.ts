@@ -1,6 +1,6 @@
 import { Counter, Histogram } from 'prom-client';
 import type { JobRow } from '../db/schema.js';
-import { JobStatus } from '../jobs/job.js';
+import { JobStatus, type SwitchReason } from '../jobs/job.js';
 import { ProviderError } from '../providers/provider-error.js';
 import { metricsRegistry } from './metrics.js';
 
@@ -86,7 +86,25 @@ const outputsReused = new Counter({
   registers,
 });
 
+const providerSwitches = new Counter({
+  name: 'kiln_provider_switches_total',
+  help: 'Jobs moved on to the next provider of their fallback chain, from which to which, and why',
+  labelNames: ['from_provider', 'from_model', 'to_provider', 'to_model', 'reason'] as const,
+  registers,
+});
+
 type JobLabels = Pick<JobRow, 'provider' | 'model'>;
+
+/** A job left `from` for `to`, the next entry of its fallback chain, for `reason`. */
+export function countProviderSwitch(from: JobLabels, to: JobLabels, reason: SwitchReason): void {
+  providerSwitches.inc({
+    from_provider: from.provider,
+    from_model: from.model,
+    to_provider: to.provider,
+    to_model: to.model,
+    reason,
+  });
+}
 
 /** A retried attempt found an earlier attempt's output kept and used it instead of calling again. */
 export function countOutputReused({ provider, model }: JobLabels): void {

@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { checkFallbackChains } from '../fallback/fallback-chain.js';
 import { createAnthropicTextProvider } from './anthropic-text-provider.js';
 import { createFalProvider } from './fal-provider.js';
 import { createGeminiProvider } from './gemini-provider.js';
@@ -14,7 +15,10 @@ import { createReplicateProvider } from './replicate-provider.js';
 /** One HTTP request to a provider never outlives this, whatever the attempt timeout. */
 const REQUEST_TIMEOUT_CAP_MS = 60_000;
 
-/** The providers this deployment offers: always `local`, the others when their keys are configured. */
+/**
+ * The providers this deployment offers: always `local`, the others when their keys are configured.
+ * Throws a ConfigError for a fallback chain that names one it does not offer.
+ */
 export function configuredProviders(config: Config): ProviderRegistry {
   const providers: ImageProvider[] = [createLocalProvider(config.providers.local)];
   const textProviders: TextProvider[] = [createLocalTextProvider(config.providers.local)];
@@ -60,5 +64,8 @@ export function configuredProviders(config: Config): ProviderRegistry {
     providers.push(createGeminiProvider(options));
     textProviders.push(createGeminiTextProvider({ ...options, models: gemini.textModels }));
   }
-  return createProviderRegistry(providers, textProviders);
+  const registry = createProviderRegistry(providers, textProviders);
+  // Checked here, where what is offered is first known: API and worker alike refuse to start.
+  checkFallbackChains(config.fallback.chains, registry);
+  return registry;
 }

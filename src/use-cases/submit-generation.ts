@@ -1,7 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Config, Plan } from '../config/index.js';
-import { costOf } from '../credits/job-cost.js';
 import { recordEventTrace } from '../db/job-event-repository.js';
 import type { Database, JobRow } from '../db/schema.js';
 import { submitJob, type NewJob, type SubmitJobResult } from '../db/submission-repository.js';
@@ -14,7 +13,9 @@ import type { Logger } from '../logger.js';
 import { currentTraceId } from '../observability/trace-context.js';
 import { planNamed } from '../jobs/plans.js';
 import { limitKeyFor, providerTaskQueue } from '../capacity/provider-limits.js';
-import type { GenerationInput } from '../workflows/definitions.js';
+import { resolveFallbackRoute } from '../fallback/fallback-chain.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import type { FallbackRoute, GenerationInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { insufficientCredits, type InsufficientCredits } from './insufficient-credits.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
@@ -27,9 +28,18 @@ export interface SubmitDependencies {
   logger: Logger;
   /** What a job costs, from `config.costs`. */
   costs: Config['costs'];
+  /** What the job may fall back on must be offered here. */
+  providers: ProviderRegistry;
   config: Pick<
     Config,
-    'temporal' | 'timeouts' | 'retry' | 'providerLimits' | 'plans' | 'webhooks' | 'submitRateLimit'
+    | 'temporal'
+    | 'timeouts'
+    | 'retry'
+    | 'providerLimits'
+    | 'plans'
+    | 'webhooks'
+    | 'submitRateLimit'
+    | 'fallback'
   >;
   /** This process's recent reads of each provider's queue, for the estimates of new jobs. */
   queues: RecentQueues;
@@ -70,6 +80,7 @@ async function startWorkflow(
   row: JobRow,
   request: GenerationRequest,
   plan: Plan,
+  fallback: FallbackRoute | undefined,
 ): Promise<string | undefined> {
   const { temporal, providerLimits } = deps.config;
   const limitKey = limitKeyFor(providerLimits, request.provider, request.model);
@@ -83,6 +94,7 @@ async function startWorkflow(
     },
     retry: deps.config.retry,
     providerTaskQueue: providerTaskQueue(temporal.taskQueue, limitKey),
+    ...(fallback ? { fallback } : {}),
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.
@@ -149,7 +161,11 @@ export async function submitGeneration(
 ): Promise<SubmitOutcome> {
   const job = newJob(userId, idempotencyKey, request);
   const rate = deps.config.submitRateLimit;
-  const cost = costOf(deps.costs, request);
+  const { route, reserve: cost } = resolveFallbackRoute(
+    { ...deps.config, costs: deps.costs },
+    deps.providers,
+    request,
+  );
   const result = await submitJob(deps.db, { keySha256, rate, job, cost });
   if (result.kind !== 'created' && result.kind !== 'replayed') return refusalOf(result, rate);
   const { row } = result;
@@ -162,7 +178,7 @@ export async function submitGeneration(
   // The estimate reads only the job table: it runs while the workflow starts, not after it; so does
   // noting the trace of the first event, which `submit_job` wrote without it (tracing on only).
   const [runId, estimate] = await Promise.all([
-    created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, plan) : undefined,
+    created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, plan, route) : undefined,
     created ? deps.queues.ofNewJob(row, plan) : estimateQueue(deps.db, deps.config, row, plan),
     created && traceId ? recordEventTrace(deps.db, row.id, row.version, traceId) : undefined,
   ]);

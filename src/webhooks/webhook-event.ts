@@ -4,7 +4,7 @@ import { TERMINAL_STATUSES, type JobWebhook, type WebhookEvent } from '../jobs/j
 /** What a webhook is told when a request names no events: how the job ended. */
 export const DEFAULT_WEBHOOK_EVENTS: readonly WebhookEvent[] = TERMINAL_STATUSES;
 
-/** Whether `event` is one the webhook asked for: a status it lists, or progress or waiting if it lists them. */
+/** Whether `event` is one the webhook asked for: a status it lists, or another type of event it lists. */
 export function webhookWants(webhook: JobWebhook, event: JobEvent): boolean {
   const name: WebhookEvent = event.type === 'status' ? event.job.status : event.type;
   return webhook.events.includes(name);

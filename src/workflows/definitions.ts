@@ -1,6 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ProviderRetryPolicy, WebhookRetryPolicy } from '../config/policies.js';
-import type { GenerationRequest, JobDeadline, JobStatus, JobWaiting } from '../jobs/job.js';
+import type { GenerationRequest, JobDeadline, JobStatus, JobWaiting, ProviderChoice } from '../jobs/job.js';
 
 // Defined by the configuration, which produces them; re-exported because the workflow inputs carry them.
 export type { ProviderRetryPolicy, WebhookRetryPolicy };
@@ -15,6 +15,22 @@ export interface GenerationInput {
   retry: ProviderRetryPolicy;
   /** The provider's own task queue: its server-side rate limit paces every worker's calls together. */
   providerTaskQueue: string;
+  /** Resolved at submission; absent when the job has nothing to fall back on (and before release 0.2.0). */
+  fallback?: FallbackRoute;
+}
+
+/** One provider a job may be served by, as the workflow calls it: through its own task queue, at its price. */
+export interface RouteEntry extends ProviderChoice {
+  taskQueue: string;
+  /** Credits a job served by this entry costs. */
+  cost: number;
+}
+
+/** A job's fallback chain: the provider it was submitted for first, then its equivalents in order. */
+export interface FallbackRoute {
+  entries: RouteEntry[];
+  /** Failed calls (`provider_unavailable`, timeouts) in a row on one entry before the job moves on. */
+  afterFailedCalls: number;
 }
 
 /** Where the workflow stands; answers before the first job-table write and in the Temporal UI. */

@@ -7,18 +7,12 @@ import {
   TimeoutFailure,
 } from '@temporalio/workflow';
 import type { ProviderActivities } from '../activities/index.js';
-import type { ProviderFailureDetails } from '../jobs/failures.js';
+import type { ProviderFailure, ProviderFailureDetails } from '../jobs/failures.js';
 import { FailureCode, isJobFailureCode, WaitReason, type JobFailureCode } from '../jobs/job.js';
 import type { GenerationInput } from './definitions.js';
 import type { JobDeadlines } from './job-deadlines.js';
 import type { JobWaits } from './job-waits.js';
-
-/** A provider failure as the retry loop sees it. */
-export interface ProviderFailure extends ProviderFailureDetails {
-  code: JobFailureCode;
-  message: string;
-  retryable: boolean;
-}
+import { ProviderRoute } from './provider-route.js';
 
 /** Ends the job: its code and message go to the job table. */
 export class JobFailure extends Error {
@@ -44,6 +38,7 @@ export function failureOf(error: unknown): ProviderFailure {
       retryable: !cause.nonRetryable,
       retryAfterMs: details?.retryAfterMs,
       probe: details?.probe ?? false,
+      taskLivesOn: details?.taskLivesOn ?? false,
     };
   }
   // Temporal's own retries of this activity ran out on lost workers: as retryable as a provider timeout.
@@ -60,10 +55,10 @@ export function failureOf(error: unknown): ProviderFailure {
   return { code: FailureCode.internal, message, retryable: false, retryAfterMs: undefined, probe: false };
 }
 
-function providerCallActivity({ providerTimeouts, providerTaskQueue }: GenerationInput) {
+function providerCallActivity({ providerTimeouts }: GenerationInput, taskQueue: string) {
   const { heartbeatSeconds, attemptSeconds } = providerTimeouts;
   return proxyActivities<ProviderActivities>({
-    taskQueue: providerTaskQueue,
+    taskQueue,
     startToCloseTimeout: `${attemptSeconds}s`,
     // Far below the attempt timeout: a worker that dies mid-call is noticed in seconds.
     heartbeatTimeout: `${heartbeatSeconds}s`,
@@ -98,17 +93,23 @@ export interface CallLimits {
   startedAtMs: number;
 }
 
+/** The latest time the job may wait to: no later than its retry budget, its finish deadline, and, before its first call, its start deadline. */
+function canWaitUntil({ deadlines }: CallLimits, budgetEndsAt: number, started: boolean): number {
+  const startBy = started ? Infinity : deadlines.startBy();
+  return Math.min(budgetEndsAt, startBy, deadlines.finishBy() ?? Infinity);
+}
+
 /**
  * Calls the provider until it produces an output, within the job's limits: at most `maxCalls` calls,
  * no retry past the budget, no first call past the start deadline. Waits the breaker asks for are
- * durable timers: they cost neither calls nor worker slots.
+ * durable timers: they cost neither calls nor worker slots. A job with a fallback chain moves on to
+ * its next entry when the one it calls cannot serve it in time (see ProviderRoute), within the same
+ * limits; it is charged `settleAt`, the price of the entry that served it.
  */
-export async function callProviderWithRetries(
-  input: GenerationInput,
-  { deadlines, waits, startedAtMs }: CallLimits,
-) {
-  const { retry, request } = input;
-  const activity = providerCallActivity(input);
+export async function callProviderWithRetries(input: GenerationInput, limits: CallLimits) {
+  const { retry } = input;
+  const { deadlines, waits, startedAtMs } = limits;
+  const route = new ProviderRoute(input);
   const budgetEndsAt = startedAtMs + retry.budgetSeconds * 1000;
   let calls = 0;
   // Set by the first call that reached the provider (a failed probe included): past that, no expiry.
@@ -124,13 +125,22 @@ export async function callProviderWithRetries(
     waits.calling(budget.attempt);
     try {
       const afterFailedCall = lastFailure !== undefined;
-      const ask = { jobId: input.jobId, request, seed: input.seed, budget, afterFailedCall };
-      const outcome = await activity.callProvider(ask);
+      const ask = { jobId: input.jobId, request: route.request, seed: input.seed, budget, afterFailedCall };
+      const outcome = await providerCallActivity(input, route.taskQueue).callProvider(ask);
       waits.called();
-      if (outcome.kind === 'generated') return outcome;
+      if (outcome.kind === 'generated') return { output: outcome.output, settleAt: route.settleAt };
       waitMs = outcome.retryInMs;
       // Outcomes of workers that told no reason: what they waited for was a slot.
       reason = outcome.reason ?? WaitReason.providerSlot;
+      const moveOn = route.afterWait(
+        reason,
+        Date.now() + waitMs,
+        canWaitUntil(limits, budgetEndsAt, started),
+      );
+      if (moveOn) {
+        await route.switchFor(moveOn);
+        continue;
+      }
     } catch (error) {
       if (isCancellation(error)) throw error;
       waits.callFailed();
@@ -139,10 +149,20 @@ export async function callProviderWithRetries(
       // A refused call (429) did no paid work: like a probe, it spends budget time but no call.
       if (!lastFailure.probe && lastFailure.code !== FailureCode.rateLimited) calls += 1;
       if (lastFailure.code === FailureCode.invalidOutput) invalidOutputs += 1;
-      if (!lastFailure.retryable || calls >= retry.maxCalls || invalidOutputs > retry.maxInvalidOutputs) {
+      waitMs = lastFailure.retryAfterMs ?? backoffMs(Math.max(1, calls), retry);
+      const moveOn = route.afterFailure(
+        lastFailure,
+        Date.now() + waitMs,
+        canWaitUntil(limits, budgetEndsAt, true),
+      );
+      if (calls >= retry.maxCalls || invalidOutputs > retry.maxInvalidOutputs) {
         throw new JobFailure(lastFailure.code, lastFailure.message);
       }
-      waitMs = lastFailure.retryAfterMs ?? backoffMs(Math.max(1, calls), retry);
+      if (moveOn) {
+        await route.switchFor(moveOn);
+        continue;
+      }
+      if (!lastFailure.retryable) throw new JobFailure(lastFailure.code, lastFailure.message);
       reason = waitAfter(lastFailure);
     }
     if (Date.now() + waitMs > budgetEndsAt) {

@@ -41,8 +41,8 @@ async function generateAndStore(
   const { jobId } = input;
   await waitForAdmission(jobId, limits.deadlines, limits.waits);
   setStatus(JobStatus.running);
-  const { output } = await callProviderWithRetries(input, limits);
-  return results.storeResultAndSucceed({ jobId, output });
+  const { output, settleAt } = await callProviderWithRetries(input, limits);
+  return results.storeResultAndSucceed({ jobId, output, ...(settleAt === undefined ? {} : { settleAt }) });
 }
 
 /** Resolves once the finish deadline passes, as extensions have moved it by then. */

@@ -25,7 +25,14 @@ type TerminalWrite = 'storeResultAndSucceed' | 'markJobFailed' | 'markJobExpired
 export type Answer =
   | { kind: 'generated' }
   | { kind: 'waiting'; retryInMs: number; reason?: WaitReason }
-  | { kind: 'failure'; code: FailureCode; retryable: boolean; retryAfterMs?: number; probe: boolean }
+  | {
+      kind: 'failure';
+      code: FailureCode;
+      retryable: boolean;
+      retryAfterMs?: number;
+      probe: boolean;
+      taskLivesOn?: boolean;
+    }
   /** An ApplicationFailure whose type is no FailureCode: what a bug, not a provider, throws. */
   | { kind: 'unclassified'; type: string }
   /** Heartbeats until Temporal cancels the call, then ends as that cancellation, as the real one does. */
@@ -47,7 +54,10 @@ export const waiting = (retryInMs: number, reason?: WaitReason): Answer => ({
   reason,
 });
 export const unclassified = (type: string): Answer => ({ kind: 'unclassified', type });
-export function failure(code: FailureCode, options: { retryAfterMs?: number; probe?: boolean } = {}): Answer {
+export function failure(
+  code: FailureCode,
+  options: { retryAfterMs?: number; probe?: boolean; taskLivesOn?: boolean } = {},
+): Answer {
   return { kind: 'failure', code, retryable: !PERMANENT.has(code), probe: false, ...options };
 }
 
@@ -115,7 +125,15 @@ export function createFakes(script: Script): Fakes {
       case 'waiting':
         return { kind: 'waiting', retryInMs: next.retryInMs, reason: next.reason } as const;
       case 'failure': {
-        const error = new ProviderError(next.code, `fake ${next.code}`, next.retryable, next.retryAfterMs);
+        const { code, retryable, retryAfterMs, taskLivesOn } = next;
+        const error = new ProviderError(
+          code,
+          `fake ${code}`,
+          retryable,
+          retryAfterMs,
+          undefined,
+          taskLivesOn,
+        );
         throw toTemporalFailure(error, { probe: next.probe });
       }
       case 'unclassified':
@@ -160,6 +178,10 @@ export function createFakes(script: Script): Fakes {
     },
     recordJobWaiting(input) {
       record('recordJobWaiting', input);
+      return Promise.resolve();
+    },
+    recordProviderSwitch(input) {
+      record('recordProviderSwitch', input);
       return Promise.resolve();
     },
   };

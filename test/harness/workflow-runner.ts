@@ -38,13 +38,33 @@ const RETRY: ProviderRetryPolicy = {
   maxBackoffMs: 40,
 };
 
-/** The job's limits a test sets: its retry policy and the client's deadlines. */
+/** The job's limits a test sets: its retry policy, the client's deadlines, and its fallback chain. */
 export interface Limits {
   retry?: Partial<ProviderRetryPolicy>;
   deadline?: JobDeadline;
+  /** Providers to fall back on after `fake`, in order: each makes 512x512 images, on the same fake queue. */
+  fallbacks?: string[];
+  afterFailedCalls?: number;
 }
 
-function inputFor(jobId: string, taskQueue: string, { retry, deadline }: Limits): GenerationInput {
+/** What the chain's entries cost: `fake` the most, each fallback one credit less than the one before. */
+export const PRIMARY_COST = 5;
+
+function fallbackRoute(providerTaskQueue: string, fallbacks: string[], afterFailedCalls = 2) {
+  const entry = (provider: string, index: number) => ({
+    provider,
+    model: `${provider}-1`,
+    size: index === 0 ? ('256x256' as const) : ('512x512' as const),
+    maxTokens: null,
+    taskQueue: providerTaskQueue,
+    cost: PRIMARY_COST - index,
+  });
+  return { entries: ['fake', ...fallbacks].map(entry), afterFailedCalls };
+}
+
+function inputFor(jobId: string, taskQueue: string, limits: Limits): GenerationInput {
+  const { retry, deadline, fallbacks } = limits;
+  const providerTaskQueue = `${taskQueue}.provider.fake`;
   return {
     jobId,
     request: {
@@ -60,7 +80,8 @@ function inputFor(jobId: string, taskQueue: string, { retry, deadline }: Limits)
     // A 1 s heartbeat timeout: a cancel reaches a call within 0.8 s (the heartbeat throttle).
     providerTimeouts: { heartbeatSeconds: 1, attemptSeconds: 10 },
     retry: { ...RETRY, ...retry },
-    providerTaskQueue: `${taskQueue}.provider.fake`,
+    providerTaskQueue,
+    ...(fallbacks ? { fallback: fallbackRoute(providerTaskQueue, fallbacks, limits.afterFailedCalls) } : {}),
   };
 }
 

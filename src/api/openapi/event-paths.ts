@@ -1,6 +1,7 @@
 import type { JobEventType } from '../../events/job-event.js';
 import type { TextUpdate } from '../../events/text-stream.js';
 import { MAX_SEQ_DIGITS } from '../job-events-sse.js';
+import { JOB_EVENT_TYPES } from '../response-schemas.js';
 import type { Tag } from './description.js';
 import { errors, jobId, ref, unauthorized } from './schema-parts.js';
 
@@ -34,7 +35,7 @@ function serverSentEvent(
 }
 
 const jobEvent = serverSentEvent(
-  ['status', 'progress', 'waiting'],
+  [...JOB_EVENT_TYPES],
   'Job',
   {
     type: 'string',

@@ -1,0 +1,85 @@
+import type { ProviderFailure } from '../jobs/failures.js';
+import { FailureCode, SwitchReason, WaitReason, type GenerationRequest } from '../jobs/job.js';
+import { jobTable } from './activity-stubs.js';
+import type { GenerationInput, RouteEntry } from './definitions.js';
+
+/**
+ * Where a job stands on its fallback chain: the entry it calls, and whether that entry can still serve
+ * it in time. A job without a chain has one entry, the provider it was submitted for, and never moves.
+ * Only what is the provider's fault moves a job on; the request's own faults end it wherever it is.
+ */
+export class ProviderRoute {
+  private index = 0;
+  /** `provider_unavailable` and timeouts in a row on the entry called now. */
+  private failuresInRow = 0;
+
+  constructor(private readonly input: GenerationInput) {}
+
+  private get entries(): readonly RouteEntry[] {
+    return this.input.fallback?.entries ?? [];
+  }
+
+  private get hasNext(): boolean {
+    return this.index + 1 < this.entries.length;
+  }
+
+  /** The request as the entry called now takes it: its provider and model, the parameters mapped. */
+  get request(): GenerationRequest {
+    const entry = this.entries[this.index];
+    if (!entry) return this.input.request;
+    const { provider, model, size, maxTokens } = entry;
+    return { ...this.input.request, provider, model, size, maxTokens };
+  }
+
+  get taskQueue(): string {
+    return this.entries[this.index]?.taskQueue ?? this.input.providerTaskQueue;
+  }
+
+  /** What the job is charged if the entry called now serves it; unset without a chain (the whole reservation). */
+  get settleAt(): number | undefined {
+    return this.entries[this.index]?.cost;
+  }
+
+  /**
+   * Whether the job moves on rather than wait `reason` until `untilMs`: an open circuit always; a pause
+   * or a queue that outlasts `canWaitUntilMs` (the job's deadlines and retry budget).
+   */
+  afterWait(reason: WaitReason, untilMs: number, canWaitUntilMs: number): SwitchReason | undefined {
+    if (!this.hasNext) return undefined;
+    if (reason === WaitReason.circuitOpen) return SwitchReason.circuitOpen;
+    if (untilMs <= canWaitUntilMs) return undefined;
+    return reason === WaitReason.rateLimited ? SwitchReason.rateLimited : SwitchReason.startDeadline;
+  }
+
+  /**
+   * Whether the job moves on after a failed call rather than retry here. Never while the provider may
+   * still run the task the call had it accept: the next call resumes it, paid for once.
+   */
+  afterFailure(failure: ProviderFailure, untilMs: number, canWaitUntilMs: number): SwitchReason | undefined {
+    const unavailable =
+      failure.code === FailureCode.providerUnavailable || failure.code === FailureCode.timeout;
+    this.failuresInRow = unavailable ? this.failuresInRow + 1 : 0;
+    if (!this.hasNext || failure.taskLivesOn) return undefined;
+    switch (failure.code) {
+      case FailureCode.authentication:
+        return SwitchReason.authentication;
+      case FailureCode.rateLimited:
+        return untilMs > canWaitUntilMs ? SwitchReason.rateLimited : undefined;
+      default: {
+        const threshold = this.input.fallback?.afterFailedCalls ?? Infinity;
+        return unavailable && this.failuresInRow >= threshold ? SwitchReason.providerUnavailable : undefined;
+      }
+    }
+  }
+
+  /** Moves on to the next entry, which the job table and every watcher hear of first. */
+  async switchFor(reason: SwitchReason): Promise<void> {
+    const from = this.request;
+    this.index += 1;
+    this.failuresInRow = 0;
+    const { provider, model, size } = this.request;
+    const switched = { from: { provider: from.provider, model: from.model }, reason };
+    const servedBy = { provider, model, size, entry: this.index, switched };
+    await jobTable.recordProviderSwitch({ jobId: this.input.jobId, servedBy });
+  }
+}
