@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { CallProviderInput } from '../src/activities/provider-call.js';
 import type { RecordProviderSwitchInput, StoreResultInput } from '../src/activities/job-table.js';
 import { FailureCode, WaitReason, type SwitchReason } from '../src/jobs/job.js';
-import { failure, generated, waiting, type Answer } from './harness/generation-fakes.js';
+import { failure, waiting, type Answer } from './harness/generation-fakes.js';
 import {
   PRIMARY_COST,
   startWorkflowRunner,
