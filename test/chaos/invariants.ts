@@ -122,7 +122,7 @@ export const INVARIANTS: readonly Invariant[] = [
     name: 'ledger = balance, one settle-or-refund per job',
     check: async ({ stack, rows }) => [
       ...(await balanceProblems(stack.ctx.database.db)),
-      ...(await jobLedgerProblems(stack.ctx.database.db, rows.map(toJob))),
+      ...(await jobLedgerProblems(stack.ctx.database.db, rows.map(toJob), stack.ctx.config.costs)),
     ],
   },
   {

@@ -1,6 +1,8 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.js';
+import type { Config } from '../../src/config/index.js';
+import { costOf } from '../../src/credits/job-cost.js';
 import { createS3Client } from '../../src/storage/s3-object-store.js';
 import { isTerminal, type Job, type JobStatus } from '../../src/jobs/job.js';
 import { findJob, toJob } from '../../src/db/job-repository.js';
@@ -85,17 +87,23 @@ export async function balanceProblems(db: Kysely<Database>): Promise<string[]> {
 
 /**
  * The entries a job must have: one reservation of its cost, closed once when it ended (settled if it
- * succeeded, refunded in full otherwise), still open if it has not ended.
+ * succeeded, refunded in full otherwise), still open if it has not ended. A settle gives back what the
+ * reservation held beyond `servedCost`, the price of the provider that served the job.
  */
-function expectedEntries(status: JobStatus, cost: number): string[] {
-  if (status === 'succeeded') return [`reserve:${-cost}`, 'settle:0'];
+function expectedEntries(status: JobStatus, cost: number, servedCost = cost): string[] {
+  if (status === 'succeeded') return [`reserve:${-cost}`, `settle:${Math.max(0, cost - servedCost)}`];
   return isTerminal(status) ? [`reserve:${-cost}`, `refund:${cost}`] : [`reserve:${-cost}`];
 }
 
-/** Jobs whose ledger entries are not exactly the ones their status calls for. */
+/**
+ * Jobs whose ledger entries are not exactly the ones their status calls for. With `costs`, a succeeded
+ * job must have been charged the price of the provider its `servedBy` names (a fallback may be cheaper
+ * than what it reserved); without, the whole reservation.
+ */
 export async function jobLedgerProblems(
   db: Kysely<Database>,
-  jobs: Pick<Job, 'id' | 'status'>[],
+  jobs: (Pick<Job, 'id' | 'status'> & Partial<Pick<Job, 'servedBy'>>)[],
+  costs?: Config['costs'],
 ): Promise<string[]> {
   if (jobs.length === 0) return [];
   const entries = await db
@@ -111,7 +119,8 @@ export async function jobLedgerProblems(
     const own = entries.filter((entry) => entry.job_id === job.id);
     const cost = -(own.find((entry) => entry.kind === 'reserve')?.amount ?? 0);
     const actual = own.map((entry) => `${entry.kind}:${entry.amount}`).sort();
-    const expected = expectedEntries(job.status, cost).sort();
+    const servedCost = costs && job.servedBy ? costOf(costs, job.servedBy) : undefined;
+    const expected = expectedEntries(job.status, cost, servedCost).sort();
     return JSON.stringify(actual) === JSON.stringify(expected)
       ? []
       : [`job ${job.id} ${job.status}: ledger ${actual.join(' ')}, expected ${expected.join(' ')}`];
