@@ -1,7 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { toJob } from '../../src/db/job-repository.js';
 import type { JobRow } from '../../src/db/schema.js';
-import { isTerminal } from '../../src/jobs/job.js';
+import { isTerminal, type Job } from '../../src/jobs/job.js';
 import { balanceProblems, isLost, jobLedgerProblems, listObjectKeys } from '../harness/fault-checks.js';
 import type { SubmittedJob } from './load.js';
 import type { ChaosStack } from './stack.js';
@@ -108,7 +108,10 @@ export const INVARIANTS: readonly Invariant[] = [
         outcome.submitted.flatMap((job) => {
           const row = rows.get(job.id);
           if (!row) return [];
-          const { made, paid } = calls.get(job.prompt) ?? { made: 0, paid: 0 };
+          const { made, paid: paidAtFakes } = calls.get(job.prompt) ?? { made: 0, paid: 0 };
+          // The local provider, which some jobs fall back on, is paid nothing but counts as a payment.
+          const servedLocally = row.status === 'succeeded' && row.served_by?.provider === 'local';
+          const paid = paidAtFakes + (servedLocally ? 1 : 0);
           const allowed = 1 + workerKillsDuring(row, outcome.faults);
           const said = `${job.id} (${job.kind}, ${row.status}, ${row.attempts} attempts): ${made} calls, ${paid} paid`;
           if (paid > allowed) return [`${said}, ${allowed} allowed`];
@@ -138,6 +141,26 @@ export const INVARIANTS: readonly Invariant[] = [
         .filter((event) => (event.data as { waiting: unknown }).waiting === null)
         .map((event) => `${event.job_id}: waiting event ${event.seq} says no wait`);
       return [...waitingEnded, ...empty];
+    },
+  },
+  {
+    name: 'every switch to a fallback is one event, in chain order',
+    check: async ({ stack, rows }) => {
+      const told = await stack.ctx.database.db
+        .selectFrom('job_events')
+        .select(['job_id', 'data'])
+        .where('type', '=', 'provider_switched')
+        .orderBy('seq')
+        .execute();
+      return rows.flatMap((row) => {
+        const entries = told
+          .filter((event) => event.job_id === row.id)
+          .map((event) => (event.data as Job).servedBy.entry);
+        const expected = Array.from({ length: row.served_by?.entry ?? 0 }, (_, i) => i + 1);
+        return JSON.stringify(entries) === JSON.stringify(expected)
+          ? []
+          : [`${row.id}: switch events to entries ${entries.join(',')}, row at entry ${expected.length}`];
+      });
     },
   },
   {

@@ -74,6 +74,8 @@ function requestFor(random: Random, prompt: string, webhookUrl: string | undefin
       ? { kind, prompt, model: 'gpt-4o-mini' }
       : { kind, prompt, model: 'dall-e-2', params: { size: '256x256' } };
   if (webhookUrl) body.webhook = { url: webhookUrl };
+  // The local provider never fails: a job that falls back on it ends served, whatever the fake does.
+  if (random.chance(0.3)) body.fallback = [{ provider: 'local' }];
   if (random.chance(0.1)) body.deadline = { finishWithinSeconds: random.int(3, 20) };
   return { kind, body };
 }

@@ -105,6 +105,8 @@ export async function startChaosStack(): Promise<ChaosStack> {
       PROVIDER_MAX_CALLS: '20',
       BREAKER_FAILURE_THRESHOLD: '5',
       BREAKER_COOLDOWN_SECONDS: '2',
+      // What some jobs fall back on: quick, so that the campaign drains as fast with them as without.
+      LOCAL_PROVIDER_DELAY_MS: '500',
       // A hung call is given up after this, not the default 180 s: the campaign must drain in minutes.
       PROVIDER_ATTEMPT_TIMEOUT_SECONDS: '20',
       ORPHAN_JOB_GRACE_SECONDS: '20',
