@@ -87,6 +87,8 @@ describe('text jobs', () => {
       OPENAI_BASE_URL: chat.url,
       DEFAULT_PROVIDER: 'openai',
       PROVIDER_BACKOFF_INITIAL_MS: '200',
+      // What a fallback test moves on to: quick, as the fake is.
+      LOCAL_PROVIDER_DELAY_MS: '600',
       // Encrypted, as in production: the history search below must decode through the codec.
       PAYLOAD_ENCRYPTION_KEYS: `stream:${randomBytes(32).toString('base64')}`,
     });
@@ -202,6 +204,43 @@ describe('text jobs', () => {
     assert.equal(chat.requests.length - requestsBefore, 2);
     const job = await pollUntilDone(api, id);
     assert.equal(job.attempts, 2);
+  });
+
+  test('a stream cut after its first tokens moves on to a fallback: the switch is told, then the stream starts again', async () => {
+    chat.queueBehaviour({ kind: 'cut', afterTokens: 3, tokenDelayMs: 30 }, 2);
+    const prompt = `fallback ${randomUUID()}`;
+    const accepted = await submit(
+      api,
+      { kind: 'text', prompt, fallback: [{ provider: 'local' }] },
+      randomUUID(),
+    );
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    const id = String(accepted.body.id);
+    const { socket, messages, done } = await watchOverSocket(api, id);
+    await done;
+    socket.close();
+
+    const switchedAt = messages.findIndex((m) => m.type === 'job' && m.event === 'provider_switched');
+    assert.ok(switchedAt > 0, `no switch in ${JSON.stringify(messages.map((m) => m.type))}`);
+    const switched = messages[switchedAt] as Extract<ServerMessage, { type: 'job' }>;
+    assert.deepEqual(switched.job.servedBy.switched, {
+      from: { provider: 'openai', model: 'gpt-4o-mini' },
+      reason: 'provider_unavailable',
+    });
+    const fromOpenAI = textOf(messages.slice(0, switchedAt));
+    assert.ok(
+      fromOpenAI.text.length > 0 && chat.replyFor(prompt).startsWith(fromOpenAI.text),
+      'tokens came first',
+    );
+    const resetAt = messages.findIndex((m, i) => i > switchedAt && m.type === 'reset');
+    assert.deepEqual(messages[resetAt], { type: 'reset', id, attempt: 3 });
+
+    const job = await pollUntilDone(api, id);
+    assert.equal(job.status, 'succeeded');
+    assert.equal(job.servedBy.provider, 'local');
+    const content = await (await apiFetch(api, `/v1/generations/${id}/content`)).text();
+    assert.deepEqual(textOf(messages), { attempt: 3, text: content });
+    assert.ok(!content.startsWith(fromOpenAI.text), 'the result is the fallback’s text alone, not a mix');
   });
 
   test('a slow reader is closed with 4008 rather than buffered, and resumes by seq', async () => {
