@@ -110,6 +110,19 @@ describe('runGeneration: moving on along a fallback chain', { timeout: 120_000 }
     });
   });
 
+  describe('a queue that no worker takes the call from', PARALLEL, () => {
+    test('past the start deadline: nothing was sent, the fallback is called', async () => {
+      const run = await runJob({
+        fallbacks: ['spare'],
+        fakeUnpolled: true,
+        deadline: { startWithinSeconds: 2 },
+      });
+      assert.deepEqual(calledProviders(run), ['spare']);
+      assert.deepEqual(switches(run), ['fake→spare:start_deadline']);
+      assert.deepEqual(run.end, succeeded);
+    });
+  });
+
   describe('what does not move a job on', PARALLEL, () => {
     for (const code of [FailureCode.invalidRequest, FailureCode.contentPolicy]) {
       test(`${code}: the request's own fault ends the job where it is`, async () => {

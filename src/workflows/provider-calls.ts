@@ -8,10 +8,11 @@ import {
 } from '@temporalio/workflow';
 import type { ProviderActivities } from '../activities/index.js';
 import type { ProviderFailure, ProviderFailureDetails } from '../jobs/failures.js';
-import { FailureCode, isJobFailureCode, WaitReason, type JobFailureCode } from '../jobs/job.js';
+import { FailureCode, isJobFailureCode, SwitchReason, WaitReason, type JobFailureCode } from '../jobs/job.js';
 import type { GenerationInput } from './definitions.js';
 import type { JobDeadlines } from './job-deadlines.js';
 import type { JobWaits } from './job-waits.js';
+import type { StoredObject } from '../storage/object-store.js';
 import { ProviderRoute } from './provider-route.js';
 
 /** Ends the job: its code and message go to the job table. */
@@ -55,10 +56,19 @@ export function failureOf(error: unknown): ProviderFailure {
   return { code: FailureCode.internal, message, retryable: false, retryAfterMs: undefined, probe: false };
 }
 
-function providerCallActivity({ providerTimeouts }: GenerationInput, taskQueue: string) {
+/**
+ * The provider call on `taskQueue`. `startWithinMs`: how long it may wait there for a worker, set only
+ * when the job could move on to a fallback if the queue cannot start it before its start deadline.
+ */
+function providerCallActivity(
+  { providerTimeouts }: GenerationInput,
+  taskQueue: string,
+  startWithinMs: number | undefined,
+) {
   const { heartbeatSeconds, attemptSeconds } = providerTimeouts;
   return proxyActivities<ProviderActivities>({
     taskQueue,
+    ...(startWithinMs === undefined ? {} : { scheduleToStartTimeout: Math.max(1000, startWithinMs) }),
     startToCloseTimeout: `${attemptSeconds}s`,
     // Far below the attempt timeout: a worker that dies mid-call is noticed in seconds.
     heartbeatTimeout: `${heartbeatSeconds}s`,
@@ -73,6 +83,15 @@ function providerCallActivity({ providerTimeouts }: GenerationInput, taskQueue: 
       maximumAttempts: 5,
     },
   });
+}
+
+/** The call waited in its provider's task queue past the time it was given: no worker took it, nothing was sent. */
+function queuedTooLong(error: unknown): boolean {
+  return (
+    error instanceof ActivityFailure &&
+    error.cause instanceof TimeoutFailure &&
+    error.cause.timeoutType === 'SCHEDULE_TO_START'
+  );
 }
 
 /** Exponential backoff with equal jitter, so that jobs failing together do not retry together. */
@@ -93,88 +112,133 @@ export interface CallLimits {
   startedAtMs: number;
 }
 
-/** The latest time the job may wait to: no later than its retry budget, its finish deadline, and, before its first call, its start deadline. */
-function canWaitUntil({ deadlines }: CallLimits, budgetEndsAt: number, started: boolean): number {
-  const startBy = started ? Infinity : deadlines.startBy();
-  return Math.min(budgetEndsAt, startBy, deadlines.finishBy() ?? Infinity);
-}
+/** What a fallback is left to start in when the queue before it may use the rest of the start deadline. */
+const FALLBACK_START_RESERVE_MS = 5000;
+
+/** What one turn of the loop came to: an output, a move to the next entry, or a wait before the next call. */
+type Turn =
+  | { kind: 'generated'; output: StoredObject }
+  | { kind: 'moved_on' }
+  | { kind: 'wait'; waitMs: number; reason: WaitReason };
 
 /**
- * Calls the provider until it produces an output, within the job's limits: at most `maxCalls` calls,
- * no retry past the budget, no first call past the start deadline. Waits the breaker asks for are
- * durable timers: they cost neither calls nor worker slots. A job with a fallback chain moves on to
- * its next entry when the one it calls cannot serve it in time (see ProviderRoute), within the same
- * limits; it is charged `settleAt`, the price of the entry that served it.
+ * One job's provider calls, within its limits: at most `maxCalls` calls, no retry past the budget, no
+ * first call past the start deadline. Waits the breaker asks for are durable timers: they cost neither
+ * calls nor worker slots. A job with a fallback chain moves on to its next entry when the one it calls
+ * cannot serve it in time (see ProviderRoute), within the same limits.
  */
-export async function callProviderWithRetries(input: GenerationInput, limits: CallLimits) {
-  const { retry } = input;
-  const { deadlines, waits, startedAtMs } = limits;
-  const route = new ProviderRoute(input);
-  const budgetEndsAt = startedAtMs + retry.budgetSeconds * 1000;
-  let calls = 0;
-  // Set by the first call that reached the provider (a failed probe included): past that, no expiry.
-  let started = false;
-  let invalidOutputs = 0;
-  let lastFailure: ProviderFailure | undefined;
-  for (;;) {
-    if (!started && Date.now() >= deadlines.startBy())
-      throw new JobExpired('start deadline passed before the provider call');
-    let waitMs: number;
-    let reason: WaitReason;
-    const budget = { attempt: calls + 1, maxCalls: retry.maxCalls };
-    waits.calling(budget.attempt);
+class ProviderCalls {
+  private readonly route: ProviderRoute;
+  private readonly budgetEndsAt: number;
+  private calls = 0;
+  /** Set by the first call that reached the provider (a failed probe included): past that, no expiry. */
+  private started = false;
+  private invalidOutputs = 0;
+  private lastFailure: ProviderFailure | undefined;
+
+  constructor(
+    private readonly input: GenerationInput,
+    private readonly limits: CallLimits,
+  ) {
+    this.route = new ProviderRoute(input);
+    this.budgetEndsAt = limits.startedAtMs + input.retry.budgetSeconds * 1000;
+  }
+
+  /** Until an output: it and `settleAt`, the price of the entry that made it (unset without a chain). */
+  async run(): Promise<{ output: StoredObject; settleAt: number | undefined }> {
+    for (;;) {
+      if (!this.started && Date.now() >= this.limits.deadlines.startBy())
+        throw new JobExpired('start deadline passed before the provider call');
+      const turn = await this.callOnce();
+      if (turn.kind === 'generated') return { output: turn.output, settleAt: this.route.settleAt };
+      if (turn.kind === 'wait') await this.wait(turn.waitMs, turn.reason);
+    }
+  }
+
+  /** The latest time the job may wait to: its retry budget, its finish deadline, and before its first call, its start deadline. */
+  private canWaitUntil(): number {
+    const { deadlines } = this.limits;
+    const startBy = this.started ? Infinity : deadlines.startBy();
+    return Math.min(this.budgetEndsAt, startBy, deadlines.finishBy() ?? Infinity);
+  }
+
+  /**
+   * How long the call may wait in its provider's task queue for a worker: bounded only when a fallback
+   * could start the job sooner, and then short of the start deadline by what the fallback needs to
+   * start (half the time left, at most 5 s).
+   */
+  private queueTimeMs(): number | undefined {
+    const startBy = this.limits.deadlines.startBy();
+    if (this.started || !this.route.canMoveOn || !Number.isFinite(startBy)) return undefined;
+    const left = startBy - Date.now();
+    return left - Math.min(left / 2, FALLBACK_START_RESERVE_MS);
+  }
+
+  private async callOnce(): Promise<Turn> {
+    const { input, limits, route } = this;
+    const budget = { attempt: this.calls + 1, maxCalls: input.retry.maxCalls };
+    limits.waits.calling(budget.attempt);
     try {
-      const afterFailedCall = lastFailure !== undefined;
+      const afterFailedCall = this.lastFailure !== undefined;
       const ask = { jobId: input.jobId, request: route.request, seed: input.seed, budget, afterFailedCall };
-      const outcome = await providerCallActivity(input, route.taskQueue).callProvider(ask);
-      waits.called();
-      if (outcome.kind === 'generated') return { output: outcome.output, settleAt: route.settleAt };
-      waitMs = outcome.retryInMs;
+      const activity = providerCallActivity(input, route.taskQueue, this.queueTimeMs());
+      const outcome = await activity.callProvider(ask);
+      limits.waits.called();
+      if (outcome.kind === 'generated') return outcome;
       // Outcomes of workers that told no reason: what they waited for was a slot.
-      reason = outcome.reason ?? WaitReason.providerSlot;
-      const moveOn = route.afterWait(
-        reason,
-        Date.now() + waitMs,
-        canWaitUntil(limits, budgetEndsAt, started),
-      );
-      if (moveOn) {
-        await route.switchFor(moveOn);
-        continue;
-      }
+      const reason = outcome.reason ?? WaitReason.providerSlot;
+      const moveOn = route.afterWait(reason, Date.now() + outcome.retryInMs, this.canWaitUntil());
+      return moveOn ? this.moveOn(moveOn) : { kind: 'wait', waitMs: outcome.retryInMs, reason };
     } catch (error) {
       if (isCancellation(error)) throw error;
-      waits.callFailed();
-      lastFailure = failureOf(error);
-      started = true;
-      // A refused call (429) did no paid work: like a probe, it spends budget time but no call.
-      if (!lastFailure.probe && lastFailure.code !== FailureCode.rateLimited) calls += 1;
-      if (lastFailure.code === FailureCode.invalidOutput) invalidOutputs += 1;
-      waitMs = lastFailure.retryAfterMs ?? backoffMs(Math.max(1, calls), retry);
-      const moveOn = route.afterFailure(
-        lastFailure,
-        Date.now() + waitMs,
-        canWaitUntil(limits, budgetEndsAt, true),
-      );
-      if (calls >= retry.maxCalls || invalidOutputs > retry.maxInvalidOutputs) {
-        throw new JobFailure(lastFailure.code, lastFailure.message);
+      if (queuedTooLong(error)) {
+        limits.waits.called();
+        return this.moveOn(SwitchReason.startDeadline);
       }
-      if (moveOn) {
-        await route.switchFor(moveOn);
-        continue;
-      }
-      if (!lastFailure.retryable) throw new JobFailure(lastFailure.code, lastFailure.message);
-      reason = waitAfter(lastFailure);
+      limits.waits.callFailed();
+      return this.afterFailure(failureOf(error));
     }
-    if (Date.now() + waitMs > budgetEndsAt) {
-      const why = lastFailure ? `${lastFailure.message}; ` : '';
-      throw new JobFailure(
-        lastFailure?.code ?? FailureCode.providerUnavailable,
-        `${why}retry budget exhausted`,
-      );
+  }
+
+  private async afterFailure(failure: ProviderFailure): Promise<Turn> {
+    const { retry } = this.input;
+    this.lastFailure = failure;
+    this.started = true;
+    // A refused call (429) did no paid work: like a probe, it spends budget time but no call.
+    if (!failure.probe && failure.code !== FailureCode.rateLimited) this.calls += 1;
+    if (failure.code === FailureCode.invalidOutput) this.invalidOutputs += 1;
+    if (this.calls >= retry.maxCalls || this.invalidOutputs > retry.maxInvalidOutputs) {
+      throw new JobFailure(failure.code, failure.message);
     }
-    const sleepMs = started ? waitMs : Math.min(waitMs, Math.max(1, deadlines.startBy() - Date.now()));
-    await waits.enter(reason, calls + 1, Date.now() + sleepMs);
+    const waitMs = failure.retryAfterMs ?? backoffMs(Math.max(1, this.calls), retry);
+    const moveOn = this.route.afterFailure(failure, Date.now() + waitMs, this.canWaitUntil());
+    if (moveOn) return this.moveOn(moveOn);
+    if (!failure.retryable) throw new JobFailure(failure.code, failure.message);
+    return { kind: 'wait', waitMs, reason: waitAfter(failure) };
+  }
+
+  private async moveOn(reason: SwitchReason): Promise<Turn> {
+    await this.route.switchFor(reason);
+    return { kind: 'moved_on' };
+  }
+
+  /** A wait within the budget, cut short at the start deadline before the first call. */
+  private async wait(waitMs: number, reason: WaitReason): Promise<void> {
+    const { deadlines, waits } = this.limits;
+    if (Date.now() + waitMs > this.budgetEndsAt) {
+      const failure = this.lastFailure;
+      const why = failure ? `${failure.message}; ` : '';
+      throw new JobFailure(failure?.code ?? FailureCode.providerUnavailable, `${why}retry budget exhausted`);
+    }
+    const untilStart = Math.max(1, deadlines.startBy() - Date.now());
+    const sleepMs = this.started ? waitMs : Math.min(waitMs, untilStart);
+    await waits.enter(reason, this.calls + 1, Date.now() + sleepMs);
     await sleep(sleepMs);
     waits.leave();
   }
+}
+
+/** Calls the provider until it produces an output, within the job's limits (see ProviderCalls). */
+export function callProviderWithRetries(input: GenerationInput, limits: CallLimits) {
+  return new ProviderCalls(input, limits).run();
 }

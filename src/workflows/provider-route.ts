@@ -19,7 +19,8 @@ export class ProviderRoute {
     return this.input.fallback?.entries ?? [];
   }
 
-  private get hasNext(): boolean {
+  /** Whether there is an entry left to move on to. */
+  get canMoveOn(): boolean {
     return this.index + 1 < this.entries.length;
   }
 
@@ -45,7 +46,7 @@ export class ProviderRoute {
    * or a queue that outlasts `canWaitUntilMs` (the job's deadlines and retry budget).
    */
   afterWait(reason: WaitReason, untilMs: number, canWaitUntilMs: number): SwitchReason | undefined {
-    if (!this.hasNext) return undefined;
+    if (!this.canMoveOn) return undefined;
     if (reason === WaitReason.circuitOpen) return SwitchReason.circuitOpen;
     if (untilMs <= canWaitUntilMs) return undefined;
     return reason === WaitReason.rateLimited ? SwitchReason.rateLimited : SwitchReason.startDeadline;
@@ -59,7 +60,7 @@ export class ProviderRoute {
     const unavailable =
       failure.code === FailureCode.providerUnavailable || failure.code === FailureCode.timeout;
     this.failuresInRow = unavailable ? this.failuresInRow + 1 : 0;
-    if (!this.hasNext || failure.taskLivesOn) return undefined;
+    if (!this.canMoveOn || failure.taskLivesOn) return undefined;
     switch (failure.code) {
       case FailureCode.authentication:
         return SwitchReason.authentication;

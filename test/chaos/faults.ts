@@ -128,6 +128,11 @@ export const FAULTS: readonly Fault[] = [
     stack.images.setBehaviour({ kind: 'server_error', status: 503 });
     stack.chat.setBehaviour({ kind: 'stream_error', afterTokens: 2 });
   }),
+  // Long enough to open the breaker: jobs with a fallback move on, the others wait it out.
+  providerWindow('provider down', 2, (stack) => {
+    stack.images.setBehaviour({ kind: 'server_error', status: 503 });
+    stack.chat.setBehaviour({ kind: 'stream_error', afterTokens: 0 });
+  }),
   providerWindow('provider slow', 1, (stack) => {
     stack.images.setBehaviour({ kind: 'ok', delayMs: 6000 });
     stack.chat.setBehaviour({ kind: 'ok', tokenDelayMs: 400 });

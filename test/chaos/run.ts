@@ -97,6 +97,8 @@ async function campaign(seed: number, seconds: number, clients: number): Promise
     console.log(
       `  succeeded ${count('succeeded')}, failed ${count('failed')}, canceled ${count('canceled')}, expired ${count('expired')}`,
     );
+    const switched = rows.filter((row) => row.served_by !== null).length;
+    console.log(`  ${switched} moved on to a fallback`);
     const injected = new Map<string, number>();
     for (const fault of faults) injected.set(fault.name, (injected.get(fault.name) ?? 0) + 1);
     printTable(

@@ -45,18 +45,23 @@ export interface Limits {
   /** Providers to fall back on after `fake`, in order: each makes 512x512 images, on the same fake queue. */
   fallbacks?: string[];
   afterFailedCalls?: number;
+  /** `fake`'s calls go to a task queue no worker polls: they wait there until given up on. */
+  fakeUnpolled?: boolean;
 }
 
 /** What the chain's entries cost: `fake` the most, each fallback one credit less than the one before. */
 export const PRIMARY_COST = 5;
 
-function fallbackRoute(providerTaskQueue: string, fallbacks: string[], afterFailedCalls = 2) {
+function fallbackRoute(
+  providerTaskQueue: string,
+  { fallbacks = [], afterFailedCalls = 2, fakeUnpolled }: Limits,
+) {
   const entry = (provider: string, index: number) => ({
     provider,
     model: `${provider}-1`,
     size: index === 0 ? ('256x256' as const) : ('512x512' as const),
     maxTokens: null,
-    taskQueue: providerTaskQueue,
+    taskQueue: index === 0 && fakeUnpolled ? `${providerTaskQueue}.unpolled` : providerTaskQueue,
     cost: PRIMARY_COST - index,
   });
   return { entries: ['fake', ...fallbacks].map(entry), afterFailedCalls };
@@ -81,7 +86,7 @@ function inputFor(jobId: string, taskQueue: string, limits: Limits): GenerationI
     providerTimeouts: { heartbeatSeconds: 1, attemptSeconds: 10 },
     retry: { ...RETRY, ...retry },
     providerTaskQueue,
-    ...(fallbacks ? { fallback: fallbackRoute(providerTaskQueue, fallbacks, limits.afterFailedCalls) } : {}),
+    ...(fallbacks ? { fallback: fallbackRoute(providerTaskQueue, limits) } : {}),
   };
 }
 
