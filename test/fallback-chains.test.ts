@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { PNG } from 'pngjs';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import type { Job } from '../src/jobs/job.js';
@@ -34,6 +35,8 @@ before(async () => {
     PROVIDER_BACKOFF_MAX_MS: '400',
     LOCAL_PROVIDER_DELAY_MS: '300',
     WEBHOOK_ALLOW_PRIVATE: 'true',
+    // One slot: a test fills it to see that a job with somewhere else to go does not wait for it.
+    PROVIDER_LIMITS: JSON.stringify({ openai: { rpm: 600, concurrency: 1 } }),
   });
 });
 after(async () => {
@@ -189,6 +192,45 @@ describe('a provider down: jobs move on to its configured fallback', () => {
       randomUUID(),
     );
     assert.equal(textParam.status, 400);
+  });
+});
+
+describe('an open circuit', () => {
+  test('moves a job with a fallback on at once, without waiting for (or spending) the dead provider’s slot', async () => {
+    const { db } = stack.ctx.database;
+    const until = sql<Date>`now() + interval '60 seconds'`;
+    await db
+      .insertInto('provider_slots')
+      .values({ job_id: 'phantom', limit_key: 'openai', expires_at: until })
+      .execute();
+    await db
+      .insertInto('provider_circuits')
+      .values({ provider: 'openai', state: 'open', consecutive_failures: 5, open_until: until })
+      .onConflict((oc) => oc.column('provider').doUpdateSet({ state: 'open', open_until: until }))
+      .execute();
+    try {
+      const api = await userWith(20);
+      const callsBefore = stack.provider.requests.length;
+      const id = await submitted(api, { provider: 'openai', model: 'dall-e-2', params: { size: '256x256' } });
+      const job = await pollUntilDone(api, id, 60_000);
+      assert.equal(job.status, 'succeeded');
+      assert.equal(job.servedBy.switched?.reason, 'circuit_open');
+      assert.equal(stack.provider.requests.length, callsBefore, 'nothing was sent to the dead provider');
+      const waits = await db
+        .selectFrom('job_events')
+        .select('data')
+        .where('job_id', '=', id)
+        .where('type', '=', 'waiting')
+        .execute();
+      assert.deepEqual(
+        waits.map(({ data }) => (data as Job).waiting?.reason),
+        [],
+        'the job never waited for the slot the phantom holds',
+      );
+    } finally {
+      await db.deleteFrom('provider_slots').where('job_id', '=', 'phantom').execute();
+      await db.deleteFrom('provider_circuits').where('provider', '=', 'openai').execute();
+    }
   });
 });
 

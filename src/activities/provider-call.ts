@@ -34,15 +34,15 @@ import { jobTableFailure, toTemporalFailure } from './temporal-failure.js';
 
 export interface CallProviderInput extends GenerationAsk {
   /**
-   * Which of the job's calls this is, as its retry policy counts them, and how many it may make: what
-   * a call that waits for a slot tells the job table. Workflows of release 0.1.0 send none.
-   */
-  budget?: { attempt: number; maxCalls: number };
-  /**
    * The job's call before this one failed, and may have left a task the provider still runs (a poll
    * that failed, not the task): this call looks for it in the job row, as a retried attempt does.
    */
   afterFailedCall?: boolean;
+  /**
+   * The job has a fallback to move on to: an open circuit is told at once, before waiting for (and
+   * spending) one of the dead provider's slots, and ends a wait for one.
+   */
+  canMoveOn?: boolean;
 }
 
 /**
@@ -210,10 +210,13 @@ export function createProviderActivities(deps: ActivityDependencies) {
     const { row, log } = started;
     // Labelled by the entry called, which a fallback makes another than the one the row was submitted for.
     const { provider, model } = input.request;
-    const callMetrics = observeProviderCall({ provider, model, attempts: row.attempts }, {
-      isNew: resumeTaskId === undefined,
-      afterLostAttempt: Context.current().info.attempt > 1,
-    });
+    const callMetrics = observeProviderCall(
+      { provider, model, attempts: row.attempts },
+      {
+        isNew: resumeTaskId === undefined,
+        afterLostAttempt: Context.current().info.attempt > 1,
+      },
+    );
     const heartbeat: CallHeartbeat = { taskId: resumeTaskId };
     try {
       // Keeping too: a store slower than the heartbeat timeout must not have the attempt given up on.
@@ -242,6 +245,37 @@ export function createProviderActivities(deps: ActivityDependencies) {
     }
   }
 
+  /** The provider's circuit, while it cools down, as word to wait: what moves a job with a fallback on. */
+  async function openCircuit(capacity: ProviderCapacity): Promise<CallProviderOutcome | undefined> {
+    const openForMs = await capacity.circuitOpenForMs();
+    return openForMs === undefined
+      ? undefined
+      : { kind: 'waiting', retryInMs: openForMs, reason: WaitReason.circuitOpen };
+  }
+
+  /**
+   * A call slot, or word to wait and why. A job that watches the circuit stops waiting for one when the
+   * circuit opens meanwhile: it has somewhere else to go.
+   */
+  async function slotFor(
+    input: CallProviderInput,
+    capacity: ProviderCapacity,
+    resumeTaskId: string | undefined,
+    watchesCircuit: boolean,
+  ): Promise<HeldSlot | { outcome: CallProviderOutcome }> {
+    const heartbeat = () => Context.current().heartbeat({ taskId: resumeTaskId } satisfies CallHeartbeat);
+    let reason: SlotWaitReason = WaitReason.providerSlot;
+    const onWait = async (why: SlotWaitReason, retryInMs: number) => {
+      reason = why;
+      await tellWaiting(input, why, retryInMs);
+    };
+    const giveUp = watchesCircuit ? async () => (await openCircuit(capacity)) !== undefined : undefined;
+    const slot = await capacity.acquireSlot(input.jobId, heartbeat, onWait, giveUp);
+    if ('release' in slot) return slot;
+    const open = watchesCircuit ? await openCircuit(capacity) : undefined;
+    return { outcome: open ?? { kind: 'waiting', retryInMs: slot.retryInMs, reason } };
+  }
+
   return {
     /**
      * The paid call, within the provider's fleet-wide slots and behind its shared circuit breaker.
@@ -255,13 +289,12 @@ export function createProviderActivities(deps: ActivityDependencies) {
       const callable = callableProvider(providers, request);
       const capacity = providerCapacity(deps, callable.provider.name, request.model);
       const resumeTaskId = await taskToResume(input);
-      const heartbeat = () => Context.current().heartbeat({ taskId: resumeTaskId } satisfies CallHeartbeat);
-      let reason: SlotWaitReason = WaitReason.providerSlot;
-      const slot = await capacity.acquireSlot(jobId, heartbeat, async (why, retryInMs) => {
-        reason = why;
-        await tellWaiting(input, why, retryInMs);
-      });
-      if (!('release' in slot)) return { kind: 'waiting', retryInMs: slot.retryInMs, reason };
+      // A task to resume is no new call: the breaker is not asked, and the job does not move on.
+      const watchesCircuit = input.canMoveOn === true && resumeTaskId === undefined;
+      const open = watchesCircuit ? await openCircuit(capacity) : undefined;
+      if (open) return open;
+      const slot = await slotFor(input, capacity, resumeTaskId, watchesCircuit);
+      if (!('release' in slot)) return slot.outcome;
       try {
         return await callHoldingSlot({ input, callable, capacity, slot, resumeTaskId });
       } finally {

@@ -1,8 +1,8 @@
 import { Context } from '@temporalio/activity';
 import type { ActivityCancellationDetails } from '@temporalio/common';
-import { recordProviderTask, updateProgress } from '../db/job-repository.js';
+import { recordProviderTask, recordWaiting, updateProgress } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
-import { FailureCode, type GenerationRequest, type ImageSize } from '../jobs/job.js';
+import { FailureCode, WaitReason, type GenerationRequest, type ImageSize } from '../jobs/job.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
 import type { ImageProvider, ProviderCallContext, TextProvider } from '../providers/provider.js';
@@ -17,6 +17,12 @@ export interface GenerationAsk {
   jobId: string;
   request: GenerationRequest;
   seed: number;
+  /**
+   * Which of the job's calls this is, as its retry policy counts them, and how many it may make: what
+   * a call that waits (for a slot, or in the provider's own queue) tells the job table. Workflows of
+   * release 0.1.0 send none.
+   */
+  budget?: { attempt: number; maxCalls: number };
 }
 
 /** What the provider-call activity keeps in its heartbeat details between attempts. */
@@ -125,21 +131,47 @@ export function createProviderGeneration(
     };
   }
 
+  /**
+   * The provider holds the task in its own queue: the job waits there (`provider_queue`, with the
+   * requests ahead), told to the job table in order, off the call's path. The write that follows the
+   * task's first progress ends the wait.
+   */
+  function queueReporter(providerName: string, { jobId, budget }: GenerationAsk) {
+    let pending = Promise.resolve();
+    return (position: number) => {
+      logger.info(
+        { jobId, provider: providerName, queuePosition: position },
+        "waiting in the provider's queue",
+      );
+      if (!budget) return;
+      const since = new Date().toISOString();
+      const waiting = { reason: WaitReason.providerQueue, since, until: null, ...budget, position };
+      pending = pending
+        .then(() => recordWaiting(db, jobId, waiting))
+        .then(async (row) => {
+          if (row) await afterChange(row);
+        })
+        .catch((error: unknown) =>
+          logger.warn({ jobId, err: error }, "the provider's queue position not recorded"),
+        );
+    };
+  }
+
   /** Runs the image call; `heartbeat.taskId` holds the provider's task id once there is one. */
   async function generateImage(
     provider: ImageProvider,
-    { jobId, request, seed }: GenerationAsk,
+    ask: GenerationAsk,
     heartbeat: CallHeartbeat,
     abort: CallAbort,
   ): Promise<Output> {
+    const { jobId, request, seed } = ask;
     const context = Context.current();
     const image = await provider.generateImage(
       { prompt: request.prompt, model: request.model, size: imageSizeOf(request), seed },
       {
         ...abort,
         onProgress: progressReporter(jobId, heartbeat, request.webhook?.events.includes('progress') ?? false),
-        onQueuePosition: (queuePosition) =>
-          logger.info({ jobId, provider: provider.name, queuePosition }, "waiting in the provider's queue"),
+        onQueuePosition: queueReporter(provider.name, ask),
         resumeTaskId: heartbeat.taskId,
         onTaskAccepted: async (taskId) => {
           heartbeat.taskId = taskId;

@@ -19,7 +19,7 @@ import { WEBHOOK_URL } from './webhook-url.js';
 export const MAX_PROMPT_LENGTH = 4000;
 export const DEFAULT_SIZE: ImageSize = '1024x1024';
 const DEFAULT_MAX_TOKENS = 1024;
-const MAX_MAX_TOKENS = 16_384;
+export const MAX_MAX_TOKENS = 16_384;
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
 const MAX_WEBHOOK_URL_LENGTH = 2048;
 /** How long a submission waits for the webhook host's addresses; past it, each delivery's check decides. */
@@ -107,7 +107,7 @@ const paramsOf = <Shape extends z.ZodRawShape>(kind: 'image' | 'text', shape: Sh
   });
 
 /** The most providers a request may name to fall back on. */
-const MAX_FALLBACKS = 5;
+export const MAX_FALLBACKS = 5;
 
 /** A request's own fallback chain, or `false` for none; each entry takes its kind's parameters. */
 const fallbackOf = <Shape extends z.ZodRawShape>(kind: 'image' | 'text', shape: Shape) =>

@@ -36,12 +36,13 @@ export const jobWaitingSchema = z
     reason: z
       .enum(WAIT_REASONS)
       .describe(
-        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next',
+        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next; `provider_queue`: the provider took the call into its own queue and has not started it',
       ),
     since: timestamp,
     until: timestamp.nullable().describe('When the job looks again at the latest; null when unknown'),
     attempt: z.int().positive().describe('The provider call the job waits to make'),
     maxCalls: z.int().positive().describe('The most calls its retry policy allows'),
+    position: count.optional().describe("`provider_queue` only: requests ahead in the provider's own queue"),
   })
   .describe('Why a job waits') satisfies z.ZodType<JobWaiting>;
 
@@ -68,7 +69,12 @@ export const servedBySchema = z
   ) satisfies z.ZodType<ServedBy>;
 
 /** Every type of numbered job event, as events and webhook deliveries name them. */
-export const JOB_EVENT_TYPES = ['status', 'progress', 'waiting', 'provider_switched'] as const satisfies readonly JobEventType[];
+export const JOB_EVENT_TYPES = [
+  'status',
+  'progress',
+  'waiting',
+  'provider_switched',
+] as const satisfies readonly JobEventType[];
 
 export const jobSchema = z
   .object({

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { CircuitPolicy, Config } from '../config/index.js';
 import {
+  circuitOpenForMs,
   recordCallFailed,
   recordCallSucceeded,
   requestCallPermit,
@@ -66,21 +67,28 @@ export function providerCapacity(deps: CapacityDependencies, provider: string, m
 
     /**
      * A call slot at its turn, waited for in place while short; else how long the workflow should sleep.
-     * `onWait` hears once that the call waits, and what for.
+     * `onWait` hears once that the call waits, and what for; `giveUp`, asked after each wait, ends the
+     * wait in place early.
      */
     acquireSlot(
       jobId: string,
       heartbeat: () => void,
       onWait: (reason: SlotWaitReason, retryInMs: number) => Promise<void>,
+      giveUp?: () => Promise<boolean>,
     ): Promise<HeldSlot | { retryInMs: number }> {
       const limit = limitOf(providerLimits, limitKey);
       const told = async (retryInMs: number) => onWait(await slotWaitReason(), retryInMs);
-      return acquireProviderSlot({ db, limitKey, jobId, limit, heartbeat, onWait: told, logger });
+      return acquireProviderSlot({ db, limitKey, jobId, limit, heartbeat, onWait: told, giveUp, logger });
     },
 
     /** Whether the breaker lets a new call through now, and whether it is the probe. */
     permit(): Promise<CallPermit> {
       return requestCallPermit(db, provider, circuit);
+    },
+
+    /** How long the breaker stays open from now, while it cools down; undefined when it is not. */
+    circuitOpenForMs(): Promise<number | undefined> {
+      return circuitOpenForMs(db, provider);
     },
 
     /** After an answer: closes a circuit that was not healthy, and pauses when the quota is used up. */

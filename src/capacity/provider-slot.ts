@@ -58,6 +58,8 @@ export interface SlotRequest {
   heartbeat(): void;
   /** Told once, when the call first finds no slot free, how long it will be at least. */
   onWait(retryInMs: number): Promise<void>;
+  /** Asked after each wait in place: true ends it, the call no longer wanting this provider's slot. */
+  giveUp?(): Promise<boolean>;
   logger: Logger;
 }
 
@@ -106,6 +108,7 @@ export async function acquireProviderSlot(request: SlotRequest): Promise<HeldSlo
       waited = true;
       if (Date.now() + verdict.retryInMs > giveUpAt) return { retryInMs: verdict.retryInMs };
       await context.sleep(verdict.retryInMs);
+      if (await request.giveUp?.()) return { retryInMs: 0 };
     }
   } finally {
     clearInterval(beat);

@@ -103,7 +103,8 @@ export interface FallbackChoice {
  * provider's pacing (`provider_slot`), the provider's pause after a 429 (`rate_limited`), the
  * provider's circuit breaker cooling down (`circuit_open`), or the backoff after a failed call.
  */
-export type WaitReason = 'admission' | 'provider_slot' | 'rate_limited' | 'circuit_open' | 'backoff';
+export type WaitReason =
+  'admission' | 'provider_slot' | 'rate_limited' | 'circuit_open' | 'backoff' | 'provider_queue';
 
 export interface JobWaiting {
   reason: WaitReason;
@@ -114,6 +115,8 @@ export interface JobWaiting {
   attempt: number;
   /** The most calls its retry policy allows. */
   maxCalls: number;
+  /** `provider_queue` only: requests ahead of the job's in the provider's own queue. */
+  position?: number;
 }
 
 /**

@@ -6,6 +6,7 @@ const REASONS: Record<WaitReason, string> = {
   rate_limited: 'the provider asked for a pause',
   circuit_open: 'the provider is failing; waiting for it to recover',
   backoff: 'waiting to retry after a failed call',
+  provider_queue: "waiting in the provider's own queue",
 };
 
 /**
@@ -14,6 +15,7 @@ const REASONS: Record<WaitReason, string> = {
  */
 export function describeWaiting(waiting: JobWaiting, now: number = Date.now()): string {
   const parts = [REASONS[waiting.reason]];
+  if (waiting.position !== undefined) parts.push(`${waiting.position} ahead`);
   if (waiting.until)
     parts.push(`about ${Math.max(1, Math.ceil((Date.parse(waiting.until) - now) / 1000))} s`);
   const words = parts.join(', ');

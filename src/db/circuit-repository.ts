@@ -62,6 +62,22 @@ export async function requestCallPermit(
   return { granted: false, retryInMs: Math.max(100, retryInMs) };
 }
 
+/**
+ * How long the provider's circuit stays open from now, while it cools down; undefined when it is not
+ * (closed, past its cool-down with a probe to take, or awaiting a probe's verdict). A read only: no
+ * probe is taken.
+ */
+export async function circuitOpenForMs(db: Kysely<Database>, provider: string): Promise<number | undefined> {
+  const circuit = await db
+    .selectFrom('provider_circuits')
+    .select(sql<number>`extract(epoch from (open_until - now())) * 1000`.as('open_for_ms'))
+    .where('provider', '=', provider)
+    .where('state', '=', 'open')
+    .where('open_until', '>', sql<Date>`now()`)
+    .executeTakeFirst();
+  return circuit ? Math.ceil(Number(circuit.open_for_ms)) : undefined;
+}
+
 /** A call went through: the circuit closes and its failure count resets. */
 export async function recordCallSucceeded(db: Kysely<Database>, provider: string): Promise<void> {
   await db

@@ -59,10 +59,11 @@ export type JobPatch = Partial<Omit<JobRow, 'id' | 'version' | 'updated_at' | 'w
  */
 type PatchOf = JobPatch | ((row: JobRow) => JobPatch | undefined);
 
+/** A change's event type, by what it is about: a progress write also ends a wait in the provider's queue. */
 function eventTypeOf(patch: JobPatch): JobEventType {
   if (patch.status !== undefined) return 'status';
   if (patch.served_by !== undefined) return 'provider_switched';
-  return patch.waiting === undefined ? 'progress' : 'waiting';
+  return patch.progress === undefined ? 'waiting' : 'progress';
 }
 
 /**
@@ -237,7 +238,9 @@ export async function recordWaiting(
   waiting: JobWaiting,
 ): Promise<JobRow | undefined> {
   const { written } = await updateAndPublish(db, id, [JobStatus.queued, JobStatus.running], (row) =>
-    row.waiting?.reason === waiting.reason && row.waiting.attempt === waiting.attempt
+    row.waiting?.reason === waiting.reason &&
+    row.waiting.attempt === waiting.attempt &&
+    row.waiting.position === waiting.position
       ? undefined
       : { waiting },
   );
@@ -277,7 +280,9 @@ export async function updateProgress(
   id: string,
   progress: number,
 ): Promise<JobRow | undefined> {
-  return (await updateAndPublish(db, id, [JobStatus.running], { progress })).written;
+  // A task that makes progress has left the provider's queue.
+  const patch = (row: JobRow): JobPatch => (row.waiting ? { progress, waiting: null } : { progress });
+  return (await updateAndPublish(db, id, [JobStatus.running], patch)).written;
 }
 
 /**

@@ -51,7 +51,8 @@ export interface JobEnding {
  * What a job that is not being worked on waits for. Before a call: one of its user's running slots
  * (`admission`), a provider call slot or the provider's pacing (`provider_slot`), the provider's pause
  * after a 429 or an emptied quota (`rate_limited`), the shared circuit breaker's cool-down
- * (`circuit_open`). Between calls: the backoff after a failed one (`backoff`).
+ * (`circuit_open`). Between calls: the backoff after a failed one (`backoff`). During a call: a turn
+ * in the provider's own queue, which took the task but has not started it (`provider_queue`, fal).
  */
 export const WaitReason = {
   admission: 'admission',
@@ -59,6 +60,7 @@ export const WaitReason = {
   rateLimited: 'rate_limited',
   circuitOpen: 'circuit_open',
   backoff: 'backoff',
+  providerQueue: 'provider_queue',
 } as const;
 export type WaitReason = (typeof WaitReason)[keyof typeof WaitReason];
 export const WAIT_REASONS: readonly WaitReason[] = Object.values(WaitReason);
@@ -73,6 +75,8 @@ export interface JobWaiting {
   attempt: number;
   /** The most calls its retry policy allows. */
   maxCalls: number;
+  /** `provider_queue` only: requests ahead of the job's in the provider's own queue. */
+  position?: number;
 }
 
 /**

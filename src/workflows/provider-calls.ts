@@ -180,7 +180,14 @@ class ProviderCalls {
     limits.waits.calling(budget.attempt);
     try {
       const afterFailedCall = this.lastFailure !== undefined;
-      const ask = { jobId: input.jobId, request: route.request, seed: input.seed, budget, afterFailedCall };
+      const ask = {
+        jobId: input.jobId,
+        request: route.request,
+        seed: input.seed,
+        budget,
+        afterFailedCall,
+        ...(route.canMoveOn ? { canMoveOn: true } : {}),
+      };
       const activity = providerCallActivity(input, route.taskQueue, this.queueTimeMs());
       const outcome = await activity.callProvider(ask);
       limits.waits.called();

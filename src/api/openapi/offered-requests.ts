@@ -1,7 +1,13 @@
 import { z } from 'zod';
-import type { ImageSize, JobKind } from '../../jobs/job.js';
+import { IMAGE_SIZES, type ImageSize, type JobKind } from '../../jobs/job.js';
 import type { ProviderRegistry } from '../../providers/provider-registry.js';
-import { DEFAULT_SIZE, imageRequestSchema, textRequestSchema } from '../generation-request.js';
+import {
+  DEFAULT_SIZE,
+  imageRequestSchema,
+  MAX_FALLBACKS,
+  MAX_MAX_TOKENS,
+  textRequestSchema,
+} from '../generation-request.js';
 
 /*
  * The submit body as this deployment takes it: the request schemas the server validates with, their
@@ -58,6 +64,32 @@ function choice(providers: ProviderRegistry, kind: JobKind, group: ModelGroup, d
   return z.object({ ...fields, params });
 }
 
+/**
+ * What one group takes as a fallback entry: its provider, its model (left out: the default, where the
+ * group has it) and, for images, a size it makes, which may be left out (the job's own size) only where
+ * it makes every size a job can ask for.
+ */
+function fallbackChoice(providers: ProviderRegistry, kind: JobKind, group: ModelGroup) {
+  const model = z.enum(group.models);
+  const defaultModel = providers.resolveModel(kind, group.provider);
+  const fields = {
+    provider: z.literal(group.provider),
+    model: defaultModel !== undefined && group.models.includes(defaultModel) ? model.optional() : model,
+  };
+  if (kind === 'text')
+    return z.strictObject({ ...fields, maxTokens: z.int().min(1).max(MAX_MAX_TOKENS).optional() });
+  const size = z.enum(group.sizes);
+  const everySize = IMAGE_SIZES.every((each) => group.sizes.includes(each));
+  return z.strictObject({ ...fields, size: everySize ? size.optional() : size });
+}
+
+/** A request's own fallback chain, each entry one the groups offered take. */
+function offeredFallback(providers: ProviderRegistry, kind: JobKind, groups: ModelGroup[]) {
+  const [first, ...more] = groups.map((group) => fallbackChoice(providers, kind, group));
+  const entry = more.length > 0 ? z.union([first!, ...more]) : first!;
+  return z.union([z.literal(false), z.array(entry).min(1).max(MAX_FALLBACKS)]).optional();
+}
+
 /** The request schema narrowed to the groups offered; a schema nothing matches when there are none. */
 function offered(
   providers: ProviderRegistry,
@@ -71,6 +103,7 @@ function offered(
   const narrowed = base.extend({
     provider: z.enum([...new Set(groups.map((group) => group.provider))]).optional(),
     model: z.enum(groups.flatMap((group) => group.models)).optional(),
+    fallback: offeredFallback(providers, kind, groups),
   });
   // Document only: parsing leaves these checks to the registry, which answers each with its own code.
   return narrowed.meta({ anyOf: z.toJSONSchema(z.union([first, ...more]), { io: 'input' }).anyOf });
