@@ -4,6 +4,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PNG } from 'pngjs';
 import { findJob } from '../src/db/job-repository.js';
+import type { Job } from '../src/jobs/job.js';
 import { startFakeFalServer, type FakeFalServer } from './fakes/fal-queue-server.js';
 import { apiFetch, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { spawnWorkerProcess, startApi, type WorkerProcess } from './harness/kiln-processes.js';
@@ -52,7 +53,7 @@ describe('fal jobs through the API, the workflow and a worker process', () => {
   };
   const taskIdOf = async (id: string) => (await findJob(ctx.database.db, id))?.provider_task_id ?? undefined;
 
-  test('a job waits in fal’s queue, its position logged, and ends with the PNG', async () => {
+  test('a job waits in fal’s queue, its position told as the job’s wait, and ends with the PNG', async () => {
     fal.setTiming({ queuedMs: 600, ahead: 3 });
     const submits = fal.submits();
     const job = await pollUntilDone(api, await submitJob());
@@ -70,6 +71,24 @@ describe('fal jobs through the API, the workflow and a worker process', () => {
       logged.join('\n'),
     );
     assert.equal(await taskIdOf(job.id), undefined, 'the request id is cleared once done');
+
+    // Each position fal gave is a `waiting` event of the running job; the task's start ends the wait.
+    const events = await ctx.database.db
+      .selectFrom('job_events')
+      .select(['type', 'data'])
+      .where('job_id', '=', job.id)
+      .orderBy('seq')
+      .execute();
+    const told = events.map(({ type, data }) => {
+      const { status, waiting } = data as Job;
+      return `${type} ${status} ${waiting ? `${waiting.reason}:${waiting.position}` : '-'}`;
+    });
+    const waits = told.filter((line) => line.startsWith('waiting'));
+    assert.ok(waits.length >= 1, told.join('\n'));
+    assert.equal(waits[0], 'waiting running provider_queue:3', told.join('\n'));
+    assert.ok(told.at(-1)?.endsWith(' -'), 'the job waits for nothing once it ended');
+    const lastWait = told.lastIndexOf(waits.at(-1)!);
+    assert.ok(told[lastWait + 1]?.endsWith(' -'), `the next change ends the wait: ${told.join('\n')}`);
   });
 
   test('the model’s refusal fails the job content_policy after one paid request', async () => {
