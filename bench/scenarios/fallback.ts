@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from '../../src/jobs/job.js';
 import { allWithin, atRate, JobWatcher, submitTimed, type Submitted } from '../lib/jobs.js';
 import { openaiBody, startOpenAIBench, type OpenAIBench } from '../lib/openai-setup.js';
@@ -71,6 +72,18 @@ async function circuitOpenedAt(bench: OpenAIBench): Promise<number | undefined> 
   return new Date(row.open_until).getTime() - BREAKER_COOLDOWN_S * 1000;
 }
 
+/**
+ * The circuit's first opening in a run, read every 20 ms until `over()`: a failed probe re-opens it
+ * later with a later `open_until`, which a single read at the end would take for the first.
+ */
+async function firstOpening(bench: OpenAIBench, over: () => boolean): Promise<number | undefined> {
+  for (;;) {
+    const openedAt = await circuitOpenedAt(bench);
+    if (openedAt !== undefined || over()) return openedAt;
+    await sleep(20);
+  }
+}
+
 /** The fake answers again and the circuit is forgotten, as after a cool-down and a successful probe. */
 async function healProvider(bench: OpenAIBench): Promise<void> {
   bench.provider.setBehaviour({ kind: 'ok', delayMs: PROVIDER_DELAY_MS });
@@ -99,16 +112,18 @@ async function streamThroughFailure(bench: OpenAIBench, watcher: JobWatcher, qui
   return { failedAt, jobIds, jobs };
 }
 
-async function measureOnce(bench: OpenAIBench, watcher: JobWatcher, quick: boolean, run: number) {
-  await healProvider(bench);
-  const requestsBefore = bench.provider.requests.length;
-  const { failedAt, jobIds, jobs } = await streamThroughFailure(bench, watcher, quick, run);
-  const openedAt = await circuitOpenedAt(bench);
-  if (openedAt === undefined) throw new Error('the openai circuit never opened');
-  const { switches, successes, createdAt } = await momentsOf(bench, jobIds);
+/** What one run saw, on one clock (ms since the epoch): the figures are differences of these. */
+interface RunMoments extends Moments {
+  failedAt: number;
+  openedAt: number;
+  /** When each call of the run reached the fake. */
+  arrivals: number[];
+  jobs: Job[];
+}
+
+function figuresOf({ failedAt, openedAt, arrivals, jobs, switches, successes, createdAt }: RunMoments) {
   const firstSwitch = switches[0]?.at ?? Number.NaN;
   const firstServed = successes.find((s) => s.entry === 1)?.at ?? Number.NaN;
-  const arrivals = bench.provider.arrivals.slice(requestsBefore);
   // Submit → moment of the jobs submitted in a window: with the circuit open, what moving on costs
   // a job that never calls openai; before T, the healthy path to compare it with.
   const sinceSubmit = (moments: { jobId: string; at: number }[], from: number, to: number) =>
@@ -134,6 +149,21 @@ async function measureOnce(bench: OpenAIBench, watcher: JobWatcher, quick: boole
   };
 }
 
+async function measureOnce(bench: OpenAIBench, watcher: JobWatcher, quick: boolean, run: number) {
+  await healProvider(bench);
+  const requestsBefore = bench.provider.requests.length;
+  let streamed = false;
+  const opening = firstOpening(bench, () => streamed);
+  const { failedAt, jobIds, jobs } = await streamThroughFailure(bench, watcher, quick, run).finally(
+    () => (streamed = true),
+  );
+  const openedAt = await opening;
+  if (openedAt === undefined) throw new Error('the openai circuit never opened');
+  const moments = await momentsOf(bench, jobIds);
+  const arrivals = bench.provider.arrivals.slice(requestsBefore);
+  return figuresOf({ ...moments, failedAt, openedAt, arrivals, jobs });
+}
+
 /** A steady stream on the OpenAI fake, which starts answering 503 mid-stream; local is its fallback. */
 export const fallback: Scenario = {
   name: 'fallback',
@@ -144,7 +174,8 @@ export const fallback: Scenario = {
     `openai:dall-e-2 → local (LOCAL_PROVIDER_DELAY_MS ${LOCAL_DELAY_MS}); defaults otherwise: breaker ` +
     `${BREAKER_THRESHOLD} failures / ${BREAKER_COOLDOWN_S} s cool-down, FALLBACK_AFTER_FAILED_CALLS ` +
     `${FALLBACK_AFTER_FAILED_CALLS}, backoff from 1 s; breaker open = the circuit row's open_until − ` +
-    'cool-down; first served = the first job to succeed on the fallback (its `succeeded` job event); ' +
+    'cool-down, read every 20 ms for the first opening; first served = the first job to succeed on ' +
+    'the fallback (its `succeeded` job event); ' +
     '`served_beyond_breaker` = first served − breaker open; the circuit row is deleted between runs; ' +
     '1 worker process, 1 API process',
   targets: [
