@@ -2,6 +2,7 @@ import type { Scenario } from '../lib/scenario.js';
 import { cancel } from './cancel.js';
 import { capacity } from './capacity.js';
 import { fairness } from './fairness.js';
+import { fallback } from './fallback.js';
 import { firstToken } from './first-token.js';
 import { footprint } from './footprint.js';
 import { orchestrationOverhead } from './orchestration-overhead.js';
@@ -22,6 +23,7 @@ export const SCENARIOS: Scenario[] = [
   footprint,
   cancel,
   firstToken,
+  fallback,
 ];
 
 /**
@@ -36,6 +38,7 @@ export const RUN_ORDER: string[] = [
   'recovery',
   'cancel',
   'first-token',
+  'fallback',
   'footprint',
   'fairness',
   'submit',
