@@ -160,6 +160,17 @@ describe('runGeneration: moving on along a fallback chain', { timeout: 120_000 }
       assert.deepEqual(run.end, succeeded);
     });
 
+    test('a task that may still run holds the job through any wait, an open circuit included', async () => {
+      const lost = failure(FailureCode.providerUnavailable, { taskLivesOn: true });
+      const run = await runJob({
+        answers: [lost, waiting(100, WaitReason.circuitOpen)],
+        fallbacks: ['spare'],
+      });
+      assert.equal(run.count('recordProviderSwitch'), 0);
+      assert.deepEqual(calledProviders(run), ['fake', 'fake', 'fake']);
+      assert.deepEqual(run.end, succeeded);
+    });
+
     test('the last entry has nowhere to go: it waits out its circuit as a job without a chain does', async () => {
       const run = await runJob({
         answers: [waiting(30_000, WaitReason.circuitOpen), waiting(100, WaitReason.circuitOpen)],

@@ -12,6 +12,11 @@ export class ProviderRoute {
   private index = 0;
   /** `provider_unavailable` and timeouts in a row on the entry called now. */
   private failuresInRow = 0;
+  /**
+   * The last call failed with the provider maybe still running (and billing) its task: the job stays
+   * until a call resumes it to its end, whatever it waits for meanwhile.
+   */
+  private taskLivesOn = false;
 
   constructor(private readonly input: GenerationInput) {}
 
@@ -46,7 +51,7 @@ export class ProviderRoute {
    * or a queue that outlasts `canWaitUntilMs` (the job's deadlines and retry budget).
    */
   afterWait(reason: WaitReason, untilMs: number, canWaitUntilMs: number): SwitchReason | undefined {
-    if (!this.canMoveOn) return undefined;
+    if (!this.canMoveOn || this.taskLivesOn) return undefined;
     if (reason === WaitReason.circuitOpen) return SwitchReason.circuitOpen;
     if (untilMs <= canWaitUntilMs) return undefined;
     return reason === WaitReason.rateLimited ? SwitchReason.rateLimited : SwitchReason.startDeadline;
@@ -60,7 +65,8 @@ export class ProviderRoute {
     const unavailable =
       failure.code === FailureCode.providerUnavailable || failure.code === FailureCode.timeout;
     this.failuresInRow = unavailable ? this.failuresInRow + 1 : 0;
-    if (!this.canMoveOn || failure.taskLivesOn) return undefined;
+    this.taskLivesOn = failure.taskLivesOn ?? false;
+    if (!this.canMoveOn || this.taskLivesOn) return undefined;
     switch (failure.code) {
       case FailureCode.authentication:
         return SwitchReason.authentication;
