@@ -91,6 +91,26 @@ describe('fal jobs through the API, the workflow and a worker process', () => {
     assert.ok(told[lastWait + 1]?.endsWith(' -'), `the next change ends the wait: ${told.join('\n')}`);
   });
 
+  test('a submission replayed while fal queues the request is told fal’s position', async () => {
+    fal.setTiming({ queuedMs: 4000, ahead: 5 });
+    const body = {
+      kind: 'image',
+      prompt: `fal ${randomUUID()}`,
+      provider: 'fal',
+      params: { size: '512x512' },
+    };
+    const key = randomUUID();
+    const first = await submit(api, body, key);
+    const id = String(first.body.id);
+    await waitFor(async () => (await findJob(ctx.database.db, id))?.waiting?.reason === 'provider_queue');
+    const replayed = await submit(api, body, key);
+    assert.equal(replayed.status, 202);
+    const position = Number(replayed.body.queuePosition);
+    assert.ok(position >= 1 && position <= 5, `queuePosition ${position}`);
+    assert.ok(Number(replayed.body.estimatedWaitSeconds) > 0);
+    assert.equal((await pollUntilDone(api, id)).status, 'succeeded');
+  });
+
   test('the model’s refusal fails the job content_policy after one paid request', async () => {
     fal.queueBehaviour('content_policy');
     const submits = fal.submits();

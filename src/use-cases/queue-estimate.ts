@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Config, Plan } from '../config/index.js';
 import type { Database, JobRow } from '../db/schema.js';
-import { JobStatus } from '../jobs/job.js';
+import { JobStatus, WaitReason } from '../jobs/job.js';
 import { planNamed } from '../jobs/plans.js';
 import { dispatchesPerSecond, limitKeyFor, limitOf } from '../capacity/provider-limits.js';
 
@@ -134,13 +134,33 @@ export function fairEstimate(
   return { queuePosition, estimatedWaitSeconds: Math.round(waitSeconds * 10) / 10 };
 }
 
-/** The estimate of a queued job read straight from the table (zero for one that left the queue). */
+/**
+ * A call waiting in the provider's own queue (fal's `queue_position`): the requests ahead, over what the
+ * provider gets through for Kiln, its slots over recent call times.
+ */
+async function providerQueueEstimate(
+  db: Kysely<Database>,
+  config: EstimateConfig,
+  row: JobRow,
+  position: number,
+): Promise<QueueEstimate> {
+  const limit = limitOf(config.providerLimits, limitKeyFor(config.providerLimits, row.provider, row.model));
+  const waitSeconds = (position * (await recentCallSeconds(db, row))) / limit.concurrency;
+  return { queuePosition: position, estimatedWaitSeconds: Math.round(waitSeconds * 10) / 10 };
+}
+
+/**
+ * The estimate of a queued job read straight from the table; of a call waiting in the provider's own
+ * queue, from the position the provider gave; zero for one being worked on.
+ */
 export async function estimateQueue(
   db: Kysely<Database>,
   config: EstimateConfig,
   row: JobRow,
   plan: Plan,
 ): Promise<QueueEstimate> {
+  const position = row.waiting?.reason === WaitReason.providerQueue ? row.waiting.position : undefined;
+  if (position !== undefined) return providerQueueEstimate(db, config, row, position);
   if (row.status !== JobStatus.queued) return { queuePosition: 0, estimatedWaitSeconds: 0 };
   const [ahead, callSeconds] = await Promise.all([queuedAhead(db, config, row), recentCallSeconds(db, row)]);
   return fairEstimate(config, row, plan, waitingOn(config, row, ahead), callSeconds);
