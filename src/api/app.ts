@@ -8,6 +8,7 @@ import { ApiError, errorMiddleware, notFoundRoute } from './api-error.js';
 import { CODEC_PATH, codecRoutes } from './codec-routes.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
+import { providersRoute } from './providers-route.js';
 import { methodNotAllowed } from './method-not-allowed.js';
 import { WEBHOOK_SECRET_PATH, webhookSecretRoutes } from './webhook-secret-routes.js';
 import { webPageRoutes } from '../web/web-page.js';
@@ -41,6 +42,7 @@ export function createApp(deps: AppDependencies): Express {
   app.get(OPENAPI_PATH, openApiRoute({ providers: deps.providers, defaultProvider, adminApi, metricsToken }));
   app.use('/v1/generations', generationsRoutes(deps));
   app.use('/v1/me', meRoute(deps.db));
+  app.use('/v1/providers', providersRoute(deps.db, deps.providers, defaultProvider, deps.costs));
   app.use(WEBHOOK_SECRET_PATH, webhookSecretRoutes(deps.db));
   // Without an admin key there is no operator API at all: its paths answer 404 like any unknown one.
   if (deps.config.adminApiKey) app.use(ADMIN_PATH, adminRoutes(deps, deps.config.adminApiKey));
