@@ -129,6 +129,7 @@ export type GenerationBody = ImageGenerationBody | TextGenerationBody;
 /** The query of `GET /v1/generations`. */
 export interface ListQuery {
   status?: JobStatus;
+  kind?: JobKind;
   /** 1–100. Default 20. */
   limit?: number;
   cursor?: string;
