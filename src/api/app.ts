@@ -18,7 +18,16 @@ export interface AppDependencies extends GenerationsRouteDependencies {
   logger: Logger;
   config: GenerationsRouteDependencies['config'] &
     AdminRouteDependencies['config'] &
-    Pick<Config, 'adminApiKey' | 'codecServer' | 'observability'>;
+    Pick<Config, 'adminApiKey' | 'codecServer' | 'observability' | 'temporal'>;
+}
+
+/**
+ * Where the page links a job in the Temporal Web UI: the first UI allowed to call the codec is the one
+ * operators use, and a workflow's id is its job's id.
+ */
+function temporalWorkflowsUrl(config: Pick<Config, 'codecServer' | 'temporal'>): string | undefined {
+  const [ui] = config.codecServer.allowedOrigins;
+  return ui && `${ui}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/`;
 }
 
 export function createApp(deps: AppDependencies): Express {
@@ -48,7 +57,7 @@ export function createApp(deps: AppDependencies): Express {
   if (deps.config.adminApiKey) app.use(ADMIN_PATH, adminRoutes(deps, deps.config.adminApiKey));
   // The Temporal Web UI's codec server decrypts any job's prompt: behind the same key, or absent.
   if (deps.config.adminApiKey) app.use(CODEC_PATH, codecRoutes(deps, deps.config.adminApiKey));
-  app.use(webPageRoutes());
+  app.use(webPageRoutes(temporalWorkflowsUrl(deps.config)));
   app.use(methodNotAllowed(app));
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));
