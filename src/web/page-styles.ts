@@ -57,7 +57,8 @@ export const PAGE_STYLES = `
   #detail-params { display: grid; grid-template-columns: max-content 1fr; gap: .2rem .75rem; }
   #detail-params dt { font-weight: 600; }
   #detail-params dd { margin: 0; overflow-wrap: anywhere; }
-  #detail-timeline { padding-left: 1.2rem; }
+  #detail-timeline { list-style: none; padding-left: 0; }
+  #detail-timeline .seq { color: #666; }
   #detail-timeline time { color: #666; }
   [hidden] { display: none !important; }
 `;

@@ -29,7 +29,9 @@ function eventTime({ type, job }: JobEvent): string | null {
   if (type === 'waiting') return job.waiting?.since ?? null;
   if (type !== 'status') return null;
   if (isTerminal(job.status)) return job.completedAt;
-  return job.status === 'queued' ? job.createdAt : job.startedAt;
+  if (job.status === 'queued') return job.createdAt;
+  // A job keeps when it started and when it ended; when it began storing is not kept.
+  return job.status === 'running' ? job.startedAt : null;
 }
 
 /**
