@@ -112,6 +112,7 @@ export class JobSocket {
         if (message.id) this.refused(message.id, message.error);
         return;
       case 'canceling':
+        // The card has said "canceling…" since the click; the job's own events end it.
         return;
     }
   }
