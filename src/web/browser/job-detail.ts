@@ -117,8 +117,11 @@ export class JobDetail {
   }
 
   private parameters({ job }: JobView): HTMLElement[] {
-    const params = rememberedSubmission(job.id)?.body.params;
-    const maxTokens = params && 'maxTokens' in params ? String(params.maxTokens) : 'the default';
+    const submitted = rememberedSubmission(job.id);
+    const params = submitted?.body.params;
+    const asked = params && 'maxTokens' in params ? String(params.maxTokens) : 'the default (1024)';
+    // The job does not carry its token limit: only a submission from this browser knows it.
+    const maxTokens = submitted ? asked : 'not kept in this browser';
     const rows: [string, string][] = [
       ['Kind', job.kind],
       ['Provider', job.provider],
