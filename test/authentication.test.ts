@@ -68,6 +68,22 @@ describe('API keys: who is calling', () => {
     assert.equal(status, 401);
   });
 
+  test('a browser socket offers its key as a subprotocol, and is answered without it', async () => {
+    const url = `${alice.url.replace(/^http/, 'ws')}/v1/stream`;
+    const opened = (protocols: string[]) => {
+      const socket = new WebSocket(url, protocols);
+      return new Promise<{ status?: number; protocol?: string }>((resolve) => {
+        socket.once('unexpected-response', (_req, res) => resolve({ status: res.statusCode }));
+        socket.once('open', () => {
+          resolve({ protocol: socket.protocol });
+          socket.close();
+        });
+      });
+    };
+    assert.deepEqual(await opened(['kiln', `kiln.key.${alice.apiKey}`]), { protocol: 'kiln' });
+    assert.deepEqual(await opened(['kiln', 'kiln.key.kiln_wrong']), { status: 401 });
+  });
+
   test("a socket subscription to another user's job is answered as not found", async () => {
     const { socket, messages } = await openStream(bob);
     socket.send(JSON.stringify({ type: 'subscribe', id: aliceJobId }));

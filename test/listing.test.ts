@@ -63,8 +63,31 @@ test('status filters the listing', async () => {
   assert.equal(canceled.nextCursor, null);
 });
 
+test('kind filters the listing, and pages within it by the same cursor', async () => {
+  const text = { kind: 'text', prompt: `list ${randomUUID()}` };
+  const texts: string[] = [];
+  for (let i = 0; i < 3; i++) texts.push(String((await submit(api, text, randomUUID())).body.id));
+  const first = await page('kind=text&limit=2');
+  const second = await page(`kind=text&limit=2&cursor=${first.nextCursor}`);
+  assert.deepEqual(
+    [...first.data, ...second.data].map((job) => job.id),
+    [...texts].reverse(),
+  );
+  assert.equal(second.nextCursor, null);
+  const images = await page('kind=image&limit=100');
+  assert.ok(images.data.length > 0 && images.data.every((job) => job.kind === 'image'));
+});
+
 test('bad queries get 400 in the error shape, and a cursor of another user is refused', async () => {
-  for (const query of ['limit=0', 'limit=101', 'limit=abc', 'status=done', 'other=1', 'cursor=bm9wZQ']) {
+  for (const query of [
+    'limit=0',
+    'limit=101',
+    'limit=abc',
+    'status=done',
+    'kind=video',
+    'other=1',
+    'cursor=bm9wZQ',
+  ]) {
     const response = await apiFetch(api, `/v1/generations?${query}`);
     assert.equal(response.status, 400, query);
   }

@@ -5,6 +5,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { openApiDocument } from '../src/api/openapi.js';
+import { offeredProviders } from '../src/api/providers-route.js';
 import { loadConfig } from '../src/config/index.js';
 import { markPurged } from '../src/db/retention-repository.js';
 import type { WebhookDelivery } from '../src/db/webhook-repository.js';
@@ -61,6 +62,7 @@ const TEXT = 'GET /v1/generations/{id}/text';
 const CANCEL = 'POST /v1/generations/{id}/cancel';
 const DEADLINE = 'POST /v1/generations/{id}/deadline';
 const ME = 'GET /v1/me';
+const OFFERED = 'GET /v1/providers';
 const EVENTS = 'GET /v1/generations/{id}/events';
 const WEBHOOKS = 'GET /v1/generations/{id}/webhooks';
 const REDELIVER = 'POST /v1/generations/{id}/webhooks/{deliveryId}/redeliver';
@@ -260,7 +262,7 @@ test('public operations answer without a key; every other one answers 401 withou
   await check(await call('GET /metrics', { apiKey: null }), 200);
   await check(await call('GET /openapi.json', { apiKey: null }), 200);
   const operations = [
-    ...[SUBMIT, LIST, GET, CONTENT, TEXT, EVENTS, CANCEL, DEADLINE, ME, WEBHOOKS, REDELIVER],
+    ...[SUBMIT, LIST, GET, CONTENT, TEXT, EVENTS, CANCEL, DEADLINE, ME, OFFERED, WEBHOOKS, REDELIVER],
     ...[WEBHOOK_SECRET, ROTATE_SECRET, ...ADMIN],
   ];
   for (const operation of operations) {
@@ -505,6 +507,36 @@ test('the document and the server take and refuse the same submissions', async (
   const { pattern = '' } = document.components.schemas.ImageGenerationRequest?.properties?.prompt ?? {};
   assert.doesNotMatch(' \t\r\n\u00a0\u2028\u3000\ufeff', new RegExp(pattern, 'u'));
   assert.match(' \u001c ', new RegExp(pattern, 'u'), 'String#trim keeps U+001C, so the server takes it');
+});
+
+test('the providers listing is what the deployment calls, with what each job costs', async () => {
+  const listed = await check(await call(OFFERED), 200);
+  const everySize = ['256x256', '512x512', '1024x1024'].map((size) => ({ size, credits: 1 }));
+  assert.deepEqual(listed, {
+    data: [
+      {
+        name: 'local',
+        kind: 'image',
+        isDefault: true,
+        defaultModel: 'kiln-sketch-1',
+        models: [{ name: 'kiln-sketch-1', prices: everySize }],
+      },
+      {
+        name: 'local',
+        kind: 'text',
+        isDefault: true,
+        defaultModel: 'kiln-verse-1',
+        models: [{ name: 'kiln-verse-1', prices: [{ size: null, credits: 1 }] }],
+      },
+    ],
+  });
+  // Priced as a submission is charged: the most specific of provider:model:size, provider:model, provider.
+  const costs = { byKey: { 'local:kiln-sketch-1:1024x1024': 3, local: 2 }, fallback: 1 };
+  const priced = offeredProviders(configuredProviders(ctx.config), 'local', costs).data;
+  assert.deepEqual(
+    priced.map((provider) => provider.models[0]?.prices.map(({ credits }) => credits)),
+    [[2, 2, 3], [2]],
+  );
 });
 
 test("the providers, models and sizes are the deployment's, read from its configuration", () => {

@@ -1,171 +1,194 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { findJob } from '../src/db/job-repository.js';
-import { submit, type ApiTarget } from './harness/job-watcher.js';
-import { launchChromium } from './harness/chromium.js';
-import { startApi, startWorker } from './harness/kiln-processes.js';
-import { createTestContext, type TestContext } from './harness/test-context.js';
+import { apiFetch, submit } from './harness/job-watcher.js';
+import {
+  card,
+  cardProgress,
+  cardShows,
+  closePlayground,
+  decodedWidth,
+  freshUser,
+  openPlayground,
+  screenshot,
+  startPlaygroundStack,
+  submitFromPage,
+  until,
+  type PlaygroundStack,
+} from './harness/playground-page.js';
 
-const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
+/*
+ * The page at `/` in Chromium: its form, a job live on its card, the socket lost and found again, a text
+ * job's tokens, refusals, a phone's screen. Its grid and detail view: web-page-jobs.test.ts.
+ */
 
-let ctx: TestContext;
-let api: ApiTarget;
-let browser: Browser;
+let stack: PlaygroundStack;
 
 before(async () => {
-  // Long enough to reload and to go offline while the job runs.
-  ctx = await createTestContext({
-    LOCAL_PROVIDER_DELAY_MS: '5000',
-    LOCAL_PROVIDER_STEPS: '10',
-    // `solo` runs one job at a time: its second job waits, and says why.
-    PLANS: JSON.stringify({ free: { maxRunning: 50, weight: 1 }, solo: { maxRunning: 1, weight: 1 } }),
-  });
-  await startWorker(ctx);
-  api = await startApi(ctx);
-  browser = await launchChromium();
+  stack = await startPlaygroundStack();
 });
 after(async () => {
-  await browser?.close();
-  await ctx.cleanup();
+  await stack?.browser.close();
+  await stack?.ctx.cleanup();
 });
 
-/** Waits until the current job's status reads `status` (a regular expression's source). */
-function statusShown(page: Page, status: string, timeout = 30_000): Promise<void> {
-  return page.locator('#current-status', { hasText: new RegExp(`^(${status})$`) }).waitFor({ timeout });
+async function optionsOf(page: Page, label: string): Promise<string[]> {
+  return page.getByLabel(label, { exact: true }).locator('option').allTextContents();
 }
 
-async function submitFromPage(page: Page, prompt: string, expected = 'running'): Promise<string> {
-  await page.getByLabel('Prompt').fill(prompt);
-  await page.getByLabel('Size').selectOption('256x256');
-  await page.getByRole('button', { name: 'Generate' }).click();
-  await statusShown(page, expected);
-  return (await page.locator('#current').getAttribute('data-job-id')) ?? '';
-}
+test('the empty page offers only configured providers, with prices and the balance, and keeps the form', async () => {
+  const user = await freshUser(stack, { credits: 50 });
+  const playground = await openPlayground(stack.browser, stack.api, { apiKey: user.apiKey });
+  const { page } = playground;
+  await page.locator('#empty').waitFor();
+  await page.locator('#balance', { hasText: 'Your balance: 50 credits (0 reserved).' }).waitFor();
+  const listed = await (await apiFetch(user, '/v1/providers')).json();
+  const offered = (kind: string) =>
+    (listed as { data: { kind: string; name: string }[] }).data
+      .filter((p) => p.kind === kind)
+      .map((p) => p.name);
+  assert.deepEqual(await optionsOf(page, 'Provider'), offered('image'));
+  assert.deepEqual(await optionsOf(page, 'Provider'), ['local']);
+  await page.getByLabel('Size', { exact: true }).selectOption('1024x1024');
+  assert.equal(await page.locator('#price').textContent(), 'This job costs 3 credits.');
+  await page.getByLabel('Size', { exact: true }).selectOption('256x256');
+  assert.equal(await page.locator('#price').textContent(), 'This job costs 1 credit.');
+  await screenshot(page, 'empty-page');
 
-/** The progress bar's value; setting `.value` in the page reflects to the attribute. */
-async function progressOf(page: Page): Promise<number> {
-  return Number(await page.locator('#current-progress').getAttribute('value'));
-}
-
-async function waitForProgress(page: Page): Promise<void> {
-  while ((await progressOf(page)) === 0) await new Promise((resolve) => setTimeout(resolve, 100));
-}
-
-/** Waits for success and returns the shown image's decoded width. */
-async function waitForImage(page: Page): Promise<number> {
-  await statusShown(page, 'succeeded');
-  const image = page.locator('#current-image');
-  await image.waitFor({ state: 'visible' });
-  return image.evaluate(async (img: { decode(): Promise<void>; naturalWidth: number }) => {
-    await img.decode();
-    return img.naturalWidth;
-  });
-}
-
-test('the page submits, shows live progress and the image, and resumes a job after a reload', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${api.url}/#key=${api.apiKey}`);
-  const jobId = await submitFromPage(page, 'a kiln seen from a browser');
-  assert.match(jobId, /^job_[0-9a-f]{32}$/);
-  await waitForProgress(page);
-
+  await page.getByLabel('Kind', { exact: true }).selectOption('text');
+  assert.deepEqual(await optionsOf(page, 'Model'), ['kiln-verse-1']);
+  assert.equal(await page.getByLabel('Size', { exact: true }).isDisabled(), true);
+  await page.getByLabel('Prompt', { exact: true }).fill('a poem kept across a reload');
+  await page.getByLabel('Max tokens', { exact: true }).fill('64');
   await page.reload();
-  // The key came from the address once and is remembered; the job is picked up from its events.
-  assert.equal(new URL(page.url()).hash, '');
-  assert.equal(await waitForImage(page), 256);
-  assert.equal(await page.locator('#current').getAttribute('data-job-id'), jobId);
-  assert.equal(await progressOf(page), 100);
-  assert.equal((await findJob(ctx.database.db, jobId))?.status, 'succeeded');
-  const card = page.locator(`#history li[data-job-id="${jobId}"]`);
-  await card.locator('img').waitFor({ state: 'visible' });
-  assert.match((await card.textContent()) ?? '', /succeeded/);
-
-  await mkdir(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: `${ARTIFACTS}web-page.png`, fullPage: true });
-  await page.close();
+  await page.locator('#app').waitFor();
+  assert.equal(await page.getByLabel('Kind', { exact: true }).inputValue(), 'text');
+  assert.equal(await page.getByLabel('Prompt', { exact: true }).inputValue(), 'a poem kept across a reload');
+  assert.equal(await page.getByLabel('Max tokens', { exact: true }).inputValue(), '64');
+  await closePlayground(playground);
 });
 
-test('with the event stream cut, the page shows it is reconnecting, polls, and resumes the stream', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${api.url}/#key=${api.apiKey}`);
-  const streamCut = '**/v1/generations/*/events';
-  await page.route(streamCut, (route) => route.abort('connectionreset'));
-  const jobId = await submitFromPage(page, 'a kiln through a bad connection', 'queued|running');
-  await page.locator('#reconnecting').waitFor({ state: 'visible' });
-  // Polling still follows the job while the stream is out of reach.
-  await waitForProgress(page);
-  await page.unroute(streamCut);
-  assert.equal(await waitForImage(page), 256);
-  await page.locator('#reconnecting').waitFor({ state: 'hidden' });
-  assert.equal(await page.locator('#current').getAttribute('data-job-id'), jobId);
-  await page.close();
-});
-
-/** Waits until the current job's text satisfies `done`. */
-async function textShown(page: Page, done: (text: string) => boolean): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!done((await page.locator('#current-text').textContent()) ?? '')) {
-    assert.ok(Date.now() < deadline, 'the text never showed');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-test('a text job shows its words as they stream, and its text once done, also after a reload', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${api.url}/#key=${api.apiKey}`);
-  await page.getByLabel('Kind').selectOption('text');
-  assert.equal(await page.getByLabel('Size').isDisabled(), true);
-  await page.getByLabel('Prompt').fill('a poem about a kiln');
-  await page.getByRole('button', { name: 'Generate' }).click();
-  await statusShown(page, 'running');
-  const text = page.getByLabel('generated text');
-  // The local model writes a word per step: part of the text shows while the job still runs.
-  await textShown(page, (shown) => shown.split(' ').length >= 3);
-  assert.equal(await page.locator('#current-status').textContent(), 'running');
-  const partial = (await text.textContent()) ?? '';
-  await page.reload();
-  await statusShown(page, 'succeeded');
-  await textShown(page, (shown) => shown.endsWith('.'));
-  const jobId = (await page.locator('#current').getAttribute('data-job-id')) ?? '';
-  const content = await fetch(`${api.url}/v1/generations/${jobId}/content`, {
-    headers: { Authorization: `Bearer ${api.apiKey}` },
-  });
-  const final = await content.text();
-  assert.equal(await text.textContent(), final);
-  assert.ok(
-    final.startsWith(partial),
-    `${JSON.stringify(partial)} is not how ${JSON.stringify(final)} starts`,
+test('a job runs live on its card, shows its prompt and timings, and is picked up again after a reload', async () => {
+  const user = await freshUser(stack);
+  const playground = await openPlayground(stack.browser, stack.api, { apiKey: user.apiKey });
+  const { page } = playground;
+  const jobId = await submitFromPage(page, { prompt: 'a kiln seen from a browser' });
+  await cardShows(page, jobId, 'running');
+  await until(
+    () => cardProgress(page, jobId),
+    (progress) => (progress ?? 0) > 0,
+    'the progress bar',
   );
-  const card = page.locator(`#history li[data-job-id="${jobId}"]`);
-  await card.locator('p', { hasText: final }).waitFor({ state: 'visible' });
-  await page.screenshot({ path: `${ARTIFACTS}web-page-text.png`, fullPage: true });
-  await page.close();
+  const shown = card(page, jobId);
+  assert.match((await shown.textContent()) ?? '', /image · local\/kiln-sketch-1 · 256x256/);
+  assert.match((await shown.locator('.cost').textContent()) ?? '', /^1 credit, reserved$/);
+
+  await page.reload();
+  // The key came from the address once and is remembered; the job is followed again from its version.
+  assert.equal(new URL(page.url()).hash, '');
+  await cardShows(page, jobId, 'succeeded');
+  const image = shown.locator('img');
+  await image.waitFor();
+  assert.equal(await decodedWidth(image), 256);
+  assert.equal(await shown.locator('.card-open').textContent(), 'a kiln seen from a browser');
+  assert.match((await shown.locator('.timings').textContent()) ?? '', /^queued .+ · ran .+ · total .+$/);
+  assert.equal(await shown.locator('.cost').textContent(), '1 credit');
+  assert.equal((await findJob(stack.ctx.database.db, jobId))?.status, 'succeeded');
+  await closePlayground(playground);
 });
 
-test('cancel on the page cancels the job', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${api.url}/#key=${api.apiKey}`);
-  const jobId = await submitFromPage(page, 'a kiln never fired');
-  await page.getByRole('button', { name: 'Cancel' }).click();
-  await statusShown(page, 'canceled');
-  assert.equal((await findJob(ctx.database.db, jobId))?.status, 'canceled');
-  await page.close();
+test('with the socket cut, the page shows it is reconnecting, polls, and takes the socket up again', async () => {
+  const user = await freshUser(stack);
+  let cut = true;
+  // While cut, every socket the page opens is closed at once, before the server sees it.
+  const prepare = (page: Page) =>
+    page.routeWebSocket('**/v1/stream', (socket) => {
+      if (cut) void socket.close();
+      else socket.connectToServer();
+    });
+  const playground = await openPlayground(stack.browser, stack.api, { apiKey: user.apiKey, prepare });
+  const { page } = playground;
+  const jobId = await submitFromPage(page, { prompt: 'a kiln through a bad connection' });
+  await page.locator('#reconnecting').waitFor();
+  // Polling follows the job while the socket is out of reach.
+  await until(
+    () => cardProgress(page, jobId),
+    (progress) => (progress ?? 0) > 0,
+    'the progress bar, polled',
+  );
+  cut = false;
+  await cardShows(page, jobId, 'succeeded');
+  await page.locator('#reconnecting').waitFor({ state: 'hidden' });
+  await card(page, jobId).locator('img').waitFor();
+  await closePlayground(playground);
 });
 
-test('a job that waits says why, in words', async () => {
-  const solo = { url: api.url, apiKey: (await ctx.createUser({ plan: 'solo' })).apiKey };
-  const ahead = { kind: 'image', prompt: 'a kiln ahead', params: { size: '256x256' } };
-  assert.equal((await submit(solo, ahead, randomUUID())).status, 202);
-  const page = await browser.newPage();
-  await page.goto(`${api.url}/#key=${solo.apiKey}`);
-  await submitFromPage(page, 'a kiln that waits its turn', 'queued');
-  const detail = page.locator('#current-detail', { hasText: 'waiting for one of your running slots' });
-  await detail.waitFor({ timeout: 10_000 });
-  await statusShown(page, 'running');
-  assert.equal(await page.locator('#current-detail').textContent(), '');
-  await page.close();
+test('a text job shows its tokens and their count as they arrive, and its whole text once done', async () => {
+  const user = await freshUser(stack);
+  const playground = await openPlayground(stack.browser, stack.api, { apiKey: user.apiKey });
+  const { page } = playground;
+  const jobId = await submitFromPage(page, { prompt: 'a poem about a kiln', kind: 'text' });
+  const shown = card(page, jobId);
+  const tokens = async () =>
+    Number(/(\d+) tokens?/.exec((await shown.locator('.meta').textContent()) ?? '')?.[1]);
+  await until(tokens, (count) => count >= 3, 'the token count');
+  // Still running, its bar is indeterminate rather than stuck at 0, and part of the text shows.
+  assert.equal(await shown.getAttribute('data-status'), 'running');
+  assert.equal(await cardProgress(page, jobId), null);
+  const partial = (await shown.locator('.text-result').textContent()) ?? '';
+  assert.ok(partial.split(' ').length >= 3, partial);
+  await cardShows(page, jobId, 'succeeded');
+  const content = await (await apiFetch(user, `/v1/generations/${jobId}/content`)).text();
+  await shown.locator('.text-result', { hasText: content }).waitFor();
+  assert.ok(content.startsWith(partial.trim()), `${JSON.stringify(partial)} does not start ${content}`);
+  await closePlayground(playground);
+});
+
+test('a refusal is explained next to the field it concerns: 400, 402 and 429', async () => {
+  const broke = await freshUser(stack, { credits: 0 });
+  const playground = await openPlayground(stack.browser, stack.api, { apiKey: broke.apiKey });
+  const { page } = playground;
+  await page.getByLabel('Prompt', { exact: true }).fill('   ');
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await page.locator('#prompt-error', { hasText: /^prompt: / }).waitFor();
+  await page.getByLabel('Prompt', { exact: true }).fill('a kiln on credit');
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await page.locator('#cost-error', { hasText: 'This job costs 1 credit and your balance is 0.' }).waitFor();
+  assert.equal(await page.locator('#prompt-error').isHidden(), true);
+
+  // Refused submissions use the key's submit tokens too: these use up its burst.
+  const statuses: number[] = [];
+  while (statuses.at(-1) !== 429) {
+    assert.ok(statuses.length < 100, `never refused for its rate: ${statuses.join()}`);
+    statuses.push((await submit(broke, { kind: 'image', prompt: '' }, randomUUID())).status);
+  }
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await page
+    .locator('#submit-error', { hasText: /^Too many submissions: .* Try again in \d+ s\.$/ })
+    .waitFor();
+  await closePlayground(playground, /status of (400|402|429)/);
+});
+
+test('on a phone-sized screen the page fits its width and a card still opens', async () => {
+  const user = await freshUser(stack);
+  const phone = { width: 390, height: 844 };
+  const playground = await openPlayground(stack.browser, stack.api, { apiKey: user.apiKey, viewport: phone });
+  const { page } = playground;
+  const text = await submitFromPage(page, { prompt: 'a haiku on a small screen', kind: 'text' });
+  const image = await submitFromPage(page, { prompt: 'a kiln in a pocket' });
+  await cardShows(page, text, 'succeeded');
+  await cardShows(page, image, 'succeeded');
+  await card(page, image).locator('img').waitFor();
+  const widths = await page.evaluate<{ scroll: number; view: number }>(
+    '({ scroll: document.documentElement.scrollWidth, view: innerWidth })',
+  );
+  assert.ok(widths.scroll <= widths.view, `the page is ${widths.scroll}px wide on a ${widths.view}px screen`);
+  const cardBox = await card(page, image).boundingBox();
+  assert.ok(cardBox && cardBox.x >= 0 && cardBox.x + cardBox.width <= phone.width, JSON.stringify(cardBox));
+  await screenshot(page, 'phone-layout');
+  await card(page, image).click();
+  await page.getByRole('dialog').waitFor();
+  await closePlayground(playground);
 });

@@ -12,7 +12,7 @@ import { findOwnedJob } from '../use-cases/owned-job.js';
 import { ApiError } from './api-error.js';
 import { createApp } from './app.js';
 import { answerClientError } from './client-error.js';
-import { callerOfRequest } from './authenticate.js';
+import { callerOfUpgrade } from './authenticate.js';
 import { JobEventHub } from './job-event-hub.js';
 import { createJobStream, STREAM_PATH } from './job-stream.js';
 import { KeySessions } from './key-sessions.js';
@@ -52,7 +52,7 @@ export async function startApiServer(deps: ApiServerDependencies): Promise<Runni
     hub: events.hub,
     sessions: keys.sessions,
     logger,
-    callerOf: (req) => callerOfRequest(database.db, req),
+    callerOf: (req) => callerOfUpgrade(database.db, req),
     cancel: (userId, jobId) => cancelGeneration({ db: database.db, temporal: deps.temporal }, userId, jobId),
     extendDeadline: (userId, jobId, extension) =>
       extendDeadline({ db: database.db, temporal: deps.temporal }, userId, jobId, extension),

@@ -8,6 +8,7 @@ import { ApiError, errorMiddleware, notFoundRoute } from './api-error.js';
 import { CODEC_PATH, codecRoutes } from './codec-routes.js';
 import { generationsRoutes, type GenerationsRouteDependencies } from './generations-routes.js';
 import { meRoute } from './me-route.js';
+import { providersRoute } from './providers-route.js';
 import { methodNotAllowed } from './method-not-allowed.js';
 import { WEBHOOK_SECRET_PATH, webhookSecretRoutes } from './webhook-secret-routes.js';
 import { webPageRoutes } from '../web/web-page.js';
@@ -17,7 +18,16 @@ export interface AppDependencies extends GenerationsRouteDependencies {
   logger: Logger;
   config: GenerationsRouteDependencies['config'] &
     AdminRouteDependencies['config'] &
-    Pick<Config, 'adminApiKey' | 'codecServer' | 'observability'>;
+    Pick<Config, 'adminApiKey' | 'codecServer' | 'observability' | 'temporal'>;
+}
+
+/**
+ * Where the page links a job in the Temporal Web UI: the first UI allowed to call the codec is the one
+ * operators use, and a workflow's id is its job's id.
+ */
+function temporalWorkflowsUrl(config: Pick<Config, 'codecServer' | 'temporal'>): string | undefined {
+  const [ui] = config.codecServer.allowedOrigins;
+  return ui && `${ui}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/`;
 }
 
 export function createApp(deps: AppDependencies): Express {
@@ -41,12 +51,13 @@ export function createApp(deps: AppDependencies): Express {
   app.get(OPENAPI_PATH, openApiRoute({ providers: deps.providers, defaultProvider, adminApi, metricsToken }));
   app.use('/v1/generations', generationsRoutes(deps));
   app.use('/v1/me', meRoute(deps.db));
+  app.use('/v1/providers', providersRoute(deps.db, deps.providers, defaultProvider, deps.costs));
   app.use(WEBHOOK_SECRET_PATH, webhookSecretRoutes(deps.db));
   // Without an admin key there is no operator API at all: its paths answer 404 like any unknown one.
   if (deps.config.adminApiKey) app.use(ADMIN_PATH, adminRoutes(deps, deps.config.adminApiKey));
   // The Temporal Web UI's codec server decrypts any job's prompt: behind the same key, or absent.
   if (deps.config.adminApiKey) app.use(CODEC_PATH, codecRoutes(deps, deps.config.adminApiKey));
-  app.use(webPageRoutes());
+  app.use(webPageRoutes(temporalWorkflowsUrl(deps.config)));
   app.use(methodNotAllowed(app));
   app.use(notFoundRoute);
   app.use(errorMiddleware(deps.logger));

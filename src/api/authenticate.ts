@@ -7,6 +7,7 @@ import { findCallerByApiKey, type Caller } from '../db/user-repository.js';
 import type { Submitter } from '../use-cases/submit-generation.js';
 import { ApiError } from './api-error.js';
 import type { KnownKeys } from './known-keys.js';
+import { keyOfStreamProtocols } from './stream-key-protocol.js';
 
 /** Resolves the API key of a request (header `Authorization: Bearer …`) to its user, if any. */
 export async function callerOfRequest(
@@ -14,6 +15,16 @@ export async function callerOfRequest(
   req: IncomingMessage,
 ): Promise<Caller | undefined> {
   const key = bearerToken(req.headers.authorization);
+  return key ? findCallerByApiKey(db, key) : undefined;
+}
+
+/** A socket upgrade's caller: by its `Authorization` header, or the key a browser offers as a subprotocol. */
+export async function callerOfUpgrade(
+  db: Kysely<Database>,
+  req: IncomingMessage,
+): Promise<Caller | undefined> {
+  const key =
+    bearerToken(req.headers.authorization) ?? keyOfStreamProtocols(req.headers['sec-websocket-protocol']);
   return key ? findCallerByApiKey(db, key) : undefined;
 }
 

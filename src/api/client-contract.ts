@@ -11,6 +11,7 @@ import type {
   jobPageSchema,
   jobSchema,
   meSchema,
+  providerListSchema,
   submittedSchema,
 } from './response-schemas.js';
 
@@ -35,6 +36,7 @@ export type ClientContract = [
   Holds<Same<client.DeadlineExtended, z.output<typeof deadlineExtendedSchema>>>,
   Holds<Accepted<client.JobDeadline, z.input<typeof deadlineExtensionSchema>>>,
   Holds<Same<client.Me, z.output<typeof meSchema>>>,
+  Holds<Same<client.ProviderList, z.output<typeof providerListSchema>>>,
   Holds<Same<client.StreamedText, StreamedText>>,
   Holds<Same<client.TextUpdate, TextUpdate>>,
   // Requests one way: whatever the client can send, the server's schema takes.

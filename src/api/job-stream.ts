@@ -17,6 +17,7 @@ import { extendRefusal } from './refusals.js';
 import type { ApiErrorCode } from './api-error-codes.js';
 import type { JobEventHub, JobWatcher } from './job-event-hub.js';
 import { TOO_MANY_STREAMS, type KeySession, type KeySessions } from './key-sessions.js';
+import { chooseStreamProtocol } from './stream-key-protocol.js';
 
 export const STREAM_PATH = '/v1/stream';
 
@@ -116,7 +117,11 @@ function parseMessage(data: unknown): z.infer<typeof clientMessageSchema> | unde
 
 /** Serves `/v1/stream`: clients subscribe to jobs by id and receive each state change until the end. */
 export function createJobStream(deps: JobStreamDependencies) {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    handleProtocols: chooseStreamProtocol,
+  });
   const alive = new WeakSet<WebSocket>();
 
   function onConnection(socket: WebSocket, { userId, keyId }: Pick<Caller, 'userId' | 'keyId'>): void {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JobStatus } from '../jobs/job.js';
+import { JOB_KINDS, JobStatus } from '../jobs/job.js';
 import type { ListQuery } from '../use-cases/list-generations.js';
 import { validationError } from './invalid-request.js';
 import { queryInteger } from './query-integer.js';
@@ -8,6 +8,7 @@ import { queryInteger } from './query-integer.js';
 export const listQuerySchema = z
   .object({
     status: z.enum(Object.values(JobStatus) as [JobStatus, ...JobStatus[]]).optional(),
+    kind: z.enum(JOB_KINDS).optional(),
     limit: queryInteger(1, 100, 20),
     cursor: z.string().max(200).optional(),
   })

@@ -19,6 +19,7 @@ import type { JobEventType } from '../events/job-event.js';
 import { deadlineSchema } from './generation-request.js';
 import { API_ERROR_CODES } from './api-error-codes.js';
 import type { ApiError } from './api-error.js';
+import type { ProviderList } from './providers-route.js';
 import type { JobPage } from '../use-cases/list-generations.js';
 import type { QueueEstimate } from '../use-cases/queue-estimate.js';
 
@@ -145,6 +146,34 @@ export const meSchema = z.object({
     running: count.describe('Jobs running or storing their result'),
   }) satisfies z.ZodType<Awaited<ReturnType<typeof countUnfinishedJobs>>>,
 });
+
+export const providerListSchema = z
+  .object({
+    data: z.array(
+      z.object({
+        name: z.string(),
+        kind: z.enum(JOB_KINDS),
+        isDefault: z.boolean().describe('A submission of this kind naming no provider goes to it'),
+        defaultModel: z.string().describe('What a submission to it naming no model gets'),
+        models: z.array(
+          z.object({
+            name: z.string(),
+            prices: z
+              .array(
+                z.object({
+                  size: z.enum(IMAGE_SIZES).nullable().describe('Null for text models'),
+                  credits: count.describe('What one job costs, reserved at submission'),
+                }),
+              )
+              .describe('Each size an image model makes, or the one price of a text model'),
+          }),
+        ),
+      }),
+    ),
+  })
+  .describe(
+    'The providers this deployment calls, by kind, with their models and prices',
+  ) satisfies z.ZodType<ProviderList>;
 
 export const streamedTextSchema = z
   .object({

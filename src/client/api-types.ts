@@ -173,6 +173,7 @@ export type GenerationBody = ImageGenerationBody | TextGenerationBody;
 /** The query of `GET /v1/generations`. */
 export interface ListQuery {
   status?: JobStatus;
+  kind?: JobKind;
   /** 1–100. Default 20. */
   limit?: number;
   cursor?: string;
@@ -228,6 +229,28 @@ export interface Me {
   plan: string;
   credits: { balance: number; reserved: number };
   jobs: { queued: number; running: number };
+}
+
+/** What one job of a model costs: per size for images, one price (size null) for text. */
+export interface ModelPrice {
+  size: ImageSize | null;
+  credits: number;
+}
+
+/** A provider the deployment calls, for one kind of job. */
+export interface OfferedProvider {
+  name: string;
+  kind: JobKind;
+  /** A submission of this kind that names no provider goes to it. */
+  isDefault: boolean;
+  /** The model a submission to it that names none gets. */
+  defaultModel: string;
+  models: { name: string; prices: ModelPrice[] }[];
+}
+
+/** The `200` of `GET /v1/providers`. */
+export interface ProviderList {
+  data: OfferedProvider[];
 }
 
 /** A text job's output as streamed so far by its latest attempt (0 before the first). */

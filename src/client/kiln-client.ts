@@ -8,6 +8,7 @@ import type {
   JobPage,
   ListQuery,
   Me,
+  ProviderList,
   StreamedText,
 } from './api-types.js';
 import { runJob, type RunOptions, type RunResult } from './run-job.js';
@@ -126,6 +127,8 @@ export function createKilnClient(options: KilnClientOptions) {
         body: JSON.stringify(deadline),
       }),
     me: () => transport.json<Me>('/v1/me'),
+    /** The providers this deployment calls, with their models, sizes and credit prices. */
+    providers: () => transport.json<ProviderList>('/v1/providers'),
     content,
     /** A text job's output so far (its latest attempt's). */
     text: (id: string) => transport.json<StreamedText>(`${jobPath(id)}/text`),

@@ -1,5 +1,12 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { JobStatus, UNFINISHED_STATUSES, type Job, type JobWaiting, type ServedBy } from '../jobs/job.js';
+import {
+  JobStatus,
+  UNFINISHED_STATUSES,
+  type Job,
+  type JobKind,
+  type JobWaiting,
+  type ServedBy,
+} from '../jobs/job.js';
 import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
 import { JOB_EVENTS_CHANNEL, encodeJobEvent, type JobEvent, type JobEventType } from '../events/job-event.js';
 import { currentTraceId } from '../observability/trace-context.js';
@@ -293,10 +300,11 @@ export async function updateProgress(
 export async function listJobs(
   db: Kysely<Database>,
   userId: string,
-  options: { status?: JobStatus; limit: number; afterId?: string },
+  options: { status?: JobStatus; kind?: JobKind; limit: number; afterId?: string },
 ): Promise<JobRow[]> {
   let query = db.selectFrom('jobs').selectAll().where('user_id', '=', userId);
   if (options.status) query = query.where('status', '=', options.status);
+  if (options.kind) query = query.where('kind', '=', options.kind);
   if (options.afterId) {
     query = query.where(
       sql<boolean>`(created_at, id) < (select c.created_at, c.id from jobs c where c.id = ${options.afterId})`,

@@ -1,12 +1,13 @@
 import type { Kysely } from 'kysely';
 import { listJobs, toJob } from '../db/job-repository.js';
 import type { Database } from '../db/schema.js';
-import type { Job, JobStatus } from '../jobs/job.js';
+import type { Job, JobKind, JobStatus } from '../jobs/job.js';
 import { findOwnedJob } from './owned-job.js';
 
 /** Which of the caller's jobs to list, and from where. */
 export interface ListQuery {
   status?: JobStatus;
+  kind?: JobKind;
   limit: number;
   /** A page's `nextCursor`, for the page after it. */
   cursor?: string;
@@ -42,12 +43,12 @@ async function decodeCursor(
 export async function listGenerations(
   db: Kysely<Database>,
   userId: string,
-  { status, limit, cursor }: ListQuery,
+  { status, kind, limit, cursor }: ListQuery,
 ): Promise<ListOutcome> {
   const afterId = cursor === undefined ? undefined : await decodeCursor(db, userId, cursor);
   if (cursor !== undefined && afterId === undefined) return { kind: 'refused', reason: 'invalid_cursor' };
   // One row more than asked tells whether another page exists without a count query.
-  const rows = await listJobs(db, userId, { status, limit: limit + 1, afterId });
+  const rows = await listJobs(db, userId, { status, kind, limit: limit + 1, afterId });
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   const nextCursor = rows.length > limit && last ? encodeCursor(last.id) : null;

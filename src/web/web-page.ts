@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { Router } from 'express';
-import { PAGE_HTML } from './page-html.js';
+import { pageHtml } from './page-html.js';
 
 // The same from src/web and dist/web: the browser code is always bundled from its TypeScript source.
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,9 +21,13 @@ async function bundle(): Promise<string> {
   return result.outputFiles[0]!.text;
 }
 
-/** `/`: the web page, and `/app.js`: its script, bundled once on first request (about 100 ms). */
-export function webPageRoutes(): Router {
+/**
+ * `/`: the web page, and `/app.js`: its script, bundled once on first request (about 100 ms). Its jobs
+ * link to `temporalWorkflowsUrl` + their id, when there is a Web UI to link to.
+ */
+export function webPageRoutes(temporalWorkflowsUrl: string | undefined): Router {
   const router = Router();
+  const html = pageHtml(temporalWorkflowsUrl);
   let script: Promise<string> | undefined;
   router.get('/', (_req, res) => {
     res
@@ -34,7 +38,7 @@ export function webPageRoutes(): Router {
         'Content-Security-Policy':
           "default-src 'self'; img-src 'self' blob:; style-src 'self' 'unsafe-inline'; object-src 'none'",
       })
-      .send(PAGE_HTML);
+      .send(html);
   });
   router.get('/app.js', async (_req, res) => {
     // A failed build is not kept: the next request tries again.

@@ -17,6 +17,17 @@ export function accountPaths() {
         responses: { 200: json('The caller', 'Me'), ...unauthorized },
       },
     },
+    '/v1/providers': {
+      get: {
+        operationId: 'listProviders',
+        summary: 'The providers this deployment calls, with their models, sizes and credit prices',
+        description:
+          'One entry per provider and kind: only configured providers are listed, so a form that offers ' +
+          'these offers nothing the server refuses as `unknown_provider` or `unknown_model`.',
+        tags: ['generations'] satisfies Tag[],
+        responses: { 200: json('The providers', 'ProviderList'), ...unauthorized },
+      },
+    },
     [WEBHOOK_SECRET_PATH]: {
       get: {
         operationId: 'getWebhookSecret',

@@ -1,4 +1,5 @@
 import { STREAM_PATH } from '../job-stream.js';
+import { STREAM_KEY_PROTOCOL_PREFIX, STREAM_PROTOCOL } from '../stream-key-protocol.js';
 import { WEBHOOK_SECRET_PATH } from '../webhook-secret-routes.js';
 
 /** The document's introduction: what OpenAPI cannot say, the WebSocket and webhooks above all. */
@@ -9,7 +10,8 @@ once, then read the job, or its content once it has succeeded. Errors come as \
 
 Each change of a job is an event numbered \`seq\` 1, 2, 3… per job (the job's \`version\` after it). Events \
 stream as Server-Sent Events from \`/v1/generations/{id}/events\`, and over a WebSocket at \`${STREAM_PATH}\`, \
-which OpenAPI cannot describe: connect with the same \`Authorization\` header, send \
+which OpenAPI cannot describe: connect with the same \`Authorization\` header (a browser, which cannot set it, \
+offers the subprotocols \`${STREAM_PROTOCOL}\` and \`${STREAM_KEY_PROTOCOL_PREFIX}\` followed by the key, and is answered \`${STREAM_PROTOCOL}\`), send \
 \`{ "type": "subscribe", "id", "since"? }\` and receive \`{ "type": "job", "seq", "event", "job" }\` (\`event\` is \
 \`status\` or \`progress\`, \`job\` a \`Job\`) for every event after \`since\` until the job ends, then \
 \`{ "type": "subscription_ended", "id", "status" }\` (at once for a job that has ended with nothing after \

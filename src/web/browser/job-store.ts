@@ -1,0 +1,62 @@
+import type { Job, StreamedText, TextUpdate } from '../../client/index.js';
+import { applyTextUpdate, NO_TEXT } from '../../client/text-updates.js';
+
+/** A job as the page shows it: the job, and what the page knows beside it. */
+export interface JobView {
+  job: Job;
+  /** A text job's text as streamed so far (NO_TEXT for image jobs and before the first token). */
+  text: StreamedText;
+  /**
+   * Tokens of the text as they arrived, one per streamed piece. A piece at offset 0 is the whole text so
+   * far (the first after subscribing or polling), counted by its words, which is what a token is for the
+   * local model and near it for the others.
+   */
+  tokens: number;
+  /** A cancel was asked for and the job has not ended yet. */
+  canceling: boolean;
+}
+
+const wordsIn = (text: string) => text.match(/\S+/g)?.length ?? 0;
+
+/** The jobs the page knows, by id; every change is told to the listeners, with the view as it now is. */
+export class JobStore {
+  private readonly views = new Map<string, JobView>();
+  private readonly listeners = new Set<(view: JobView) => void>();
+
+  get(id: string): JobView | undefined {
+    return this.views.get(id);
+  }
+
+  onChange(listener: (view: JobView) => void): void {
+    this.listeners.add(listener);
+  }
+
+  /** Keeps the job unless the page already has a newer version of it (events and polls can cross). */
+  put(job: Job): void {
+    const known = this.views.get(job.id);
+    if (known && known.job.version > job.version) return;
+    const canceling = (known?.canceling ?? false) && job.status !== 'canceled' && job.completedAt === null;
+    this.change({ text: NO_TEXT, tokens: 0, ...known, job, canceling });
+  }
+
+  takeText(id: string, update: TextUpdate): void {
+    const known = this.views.get(id);
+    if (!known) return;
+    const text = applyTextUpdate(known.text, update);
+    if (text === known.text) return;
+    const restarted = text.attempt !== known.text.attempt || update.type === 'reset';
+    const counted = restarted ? 0 : known.tokens;
+    const tokens = update.type === 'text' && update.offset === 0 ? wordsIn(update.delta) : counted + 1;
+    this.change({ ...known, text, tokens: update.type === 'reset' ? 0 : tokens });
+  }
+
+  setCanceling(id: string, canceling: boolean): void {
+    const known = this.views.get(id);
+    if (known && known.canceling !== canceling) this.change({ ...known, canceling });
+  }
+
+  private change(view: JobView): void {
+    this.views.set(view.job.id, view);
+    for (const listener of this.listeners) listener(view);
+  }
+}

@@ -1,0 +1,94 @@
+import { describeWaiting, type Job, type JobFailureCode } from '../../client/index.js';
+import type { JobView } from './job-store.js';
+import type { RememberedSubmission } from './remembered-submissions.js';
+
+/* What a card and the detail view say about a job, in words for a person. */
+
+const FAILURES: Record<JobFailureCode, string> = {
+  invalid_request: 'the provider refused the request as invalid',
+  content_policy: 'the provider refused the prompt under its content policy',
+  authentication: "the provider refused this deployment's credentials",
+  rate_limited: 'the provider kept asking for a pause',
+  provider_unavailable: 'the provider was unavailable',
+  timeout: 'the provider took too long',
+  invalid_output: 'the provider answered with something unusable',
+  deadline_exceeded: 'the job did not finish by its deadline',
+  internal: 'an error inside Kiln',
+  illegal_transition: 'the job could not move on from where it was',
+};
+
+export function statusWords(view: JobView): string {
+  return view.canceling ? 'canceling…' : view.job.status;
+}
+
+/** How a job that ended without a result ended; undefined for the others. */
+export function endingWords(job: Job): string | undefined {
+  if (job.status === 'failed') {
+    const code = job.failure?.code ?? 'internal';
+    const said = job.failure?.message ? `: “${job.failure.message}”` : '';
+    return `Failed: ${FAILURES[code]} (${code})${said}`;
+  }
+  if (job.status === 'canceled')
+    return job.startedAt ? 'Canceled while it ran.' : 'Canceled before it started.';
+  if (job.status === 'expired') return 'Expired: it had not started by its start deadline.';
+  return undefined;
+}
+
+export function durationWords(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  const seconds = ms / 1000;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** Queued (until it started), ran (until it ended) and total; the unfinished ones count up to `now`. */
+export function timingWords(job: Job, now: number): string {
+  const created = Date.parse(job.createdAt);
+  const started = job.startedAt ? Date.parse(job.startedAt) : undefined;
+  const ended = job.completedAt ? Date.parse(job.completedAt) : undefined;
+  const parts = [`queued ${durationWords((started ?? ended ?? now) - created)}`];
+  if (started !== undefined) parts.push(`ran ${durationWords((ended ?? now) - started)}`);
+  if (ended !== undefined) parts.push(`total ${durationWords(ended - created)}`);
+  return parts.join(' · ');
+}
+
+/** An image's size, or a text's tokens so far. */
+export function sizeWords(view: JobView): string {
+  if (view.job.kind === 'image') return view.job.size ?? '';
+  return `${view.tokens} ${view.tokens === 1 ? 'token' : 'tokens'}`;
+}
+
+export function creditWords(credits: number): string {
+  return `${credits} ${credits === 1 ? 'credit' : 'credits'}`;
+}
+
+/** What the job costs, and whether that was charged, is held, or was given back. */
+export function costWords(job: Job, credits: number | undefined): string {
+  if (credits === undefined) return 'price not listed';
+  const amount = creditWords(credits);
+  if (job.status === 'succeeded') return amount;
+  if (job.status === 'failed' || job.status === 'canceled' || job.status === 'expired')
+    return `${amount}, refunded`;
+  return `${amount}, reserved`;
+}
+
+/**
+ * Why a queued job waits, with where it stood in the queue when the page submitted it and what is left
+ * of the wait estimated then; undefined for a job that does not wait.
+ */
+export function waitingWords(
+  job: Job,
+  submitted: RememberedSubmission | undefined,
+  now: number,
+): string | undefined {
+  if (job.status !== 'queued' && !job.waiting) return undefined;
+  const parts = [job.waiting ? describeWaiting(job.waiting, now) : 'waiting to start'];
+  if (submitted && job.status === 'queued') {
+    const left = Date.parse(job.createdAt) + submitted.estimatedWaitSeconds * 1000 - now;
+    parts.push(`${submitted.queuePosition} ahead at submission`);
+    parts.push(left > 0 ? `about ${Math.ceil(left / 1000)} s estimated` : 'past its estimated wait');
+  }
+  return parts.join(' · ');
+}
