@@ -3,6 +3,7 @@ import { cancel } from './cancel.js';
 import { capacity } from './capacity.js';
 import { fairness } from './fairness.js';
 import { fallback } from './fallback.js';
+import { fallbackBacklog } from './fallback-backlog.js';
 import { firstToken } from './first-token.js';
 import { footprint } from './footprint.js';
 import { orchestrationOverhead } from './orchestration-overhead.js';
@@ -24,6 +25,7 @@ export const SCENARIOS: Scenario[] = [
   cancel,
   firstToken,
   fallback,
+  fallbackBacklog,
 ];
 
 /**
@@ -39,6 +41,7 @@ export const RUN_ORDER: string[] = [
   'cancel',
   'first-token',
   'fallback',
+  'fallback-backlog',
   'footprint',
   'fairness',
   'submit',
