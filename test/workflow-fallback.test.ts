@@ -110,6 +110,16 @@ describe('runGeneration: moving on along a fallback chain', { timeout: 120_000 }
     });
   });
 
+  describe('a circuit found open before the call is queued', PARALLEL, () => {
+    test('moves the job on without queuing a call on the dead provider', async () => {
+      const run = await runJob({ fallbacks: ['spare'], openCircuits: ['fake'] });
+      assert.deepEqual(calledProviders(run), ['spare']);
+      assert.deepEqual(switches(run), ['fake→spare:circuit_open']);
+      assert.deepEqual(run.argsOf('providerCircuitOpenForMs'), ['fake'], 'the last entry is not asked');
+      assert.deepEqual(run.end, succeeded);
+    });
+  });
+
   describe('a queue that no worker takes the call from', PARALLEL, () => {
     test('past the start deadline: nothing was sent, the fallback is called', async () => {
       const run = await runJob({

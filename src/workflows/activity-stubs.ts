@@ -2,6 +2,7 @@ import { proxyLocalActivities } from '@temporalio/workflow';
 import type {
   AdmissionActivities,
   JobTableActivities,
+  ProviderCircuitActivities,
   ResultStorageActivities,
 } from '../activities/index.js';
 
@@ -11,7 +12,9 @@ import type {
  * queue round trip and no workflow task of their own, which was most of a job's orchestration time. A
  * worker lost mid-write re-runs it on replay, which idempotence makes harmless.
  */
-export const jobTable = proxyLocalActivities<JobTableActivities & AdmissionActivities>({
+export const jobTable = proxyLocalActivities<
+  JobTableActivities & AdmissionActivities & ProviderCircuitActivities
+>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });

@@ -176,6 +176,8 @@ class ProviderCalls {
 
   private async callOnce(): Promise<Turn> {
     const { input, limits, route } = this;
+    const moveOnFirst = await route.beforeCall();
+    if (moveOnFirst) return this.moveOn(moveOnFirst);
     const budget = { attempt: this.calls + 1, maxCalls: input.retry.maxCalls };
     limits.waits.calling(budget.attempt);
     try {

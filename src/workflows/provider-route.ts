@@ -79,6 +79,17 @@ export class ProviderRoute {
     }
   }
 
+  /**
+   * Whether the job moves on before it queues its next call: the entry's circuit is open, and the
+   * provider's task queue, which hands calls out at the provider's rate whatever the circuit says,
+   * would make it wait its turn only to hear so. Asked only where the job could move on.
+   */
+  async beforeCall(): Promise<SwitchReason | undefined> {
+    if (!this.canMoveOn || this.taskLivesOn) return undefined;
+    const openForMs = await jobTable.providerCircuitOpenForMs(this.request.provider);
+    return openForMs === null ? undefined : SwitchReason.circuitOpen;
+  }
+
   /** Moves on to the next entry, which the job table and every watcher hear of first. */
   async switchFor(reason: SwitchReason): Promise<void> {
     const from = this.request;

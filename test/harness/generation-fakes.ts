@@ -4,6 +4,7 @@ import type {
   AdmissionActivities,
   JobTableActivities,
   ProviderActivities,
+  ProviderCircuitActivities,
   ResultStorageActivities,
 } from '../../src/activities/index.js';
 import { toTemporalFailure } from '../../src/activities/temporal-failure.js';
@@ -14,7 +15,10 @@ import { ProviderError } from '../../src/providers/provider-error.js';
  * What `runGeneration` runs as local activities, in the worker that runs its workflow tasks: the groups
  * its proxies are typed to, so that a changed or added activity breaks the fakes at compile time.
  */
-export type LocalActivities = AdmissionActivities & JobTableActivities & ResultStorageActivities;
+export type LocalActivities = AdmissionActivities &
+  JobTableActivities &
+  ProviderCircuitActivities &
+  ResultStorageActivities;
 
 /** What it runs on the provider's own task queue. */
 export type { ProviderActivities };
@@ -69,6 +73,8 @@ export interface Script {
   admissions?: boolean[];
   /** How long each admitWaitingJobs takes. */
   admitDelayMs?: number;
+  /** Providers whose circuit the workflow finds open when it asks before a call. */
+  openCircuits?: string[];
   /** What a terminal write says the row ended as, when not what it was asked to write. */
   endings?: Partial<Record<TerminalWrite, JobEnding>>;
 }
@@ -183,6 +189,10 @@ export function createFakes(script: Script): Fakes {
     recordProviderSwitch(input) {
       record('recordProviderSwitch', input);
       return Promise.resolve();
+    },
+    providerCircuitOpenForMs(provider) {
+      record('providerCircuitOpenForMs', provider);
+      return Promise.resolve(script.openCircuits?.includes(provider) ? 30_000 : null);
     },
   };
   const provider: ProviderActivities = {
