@@ -10,7 +10,7 @@ import { costOf } from '../src/credits/job-cost.js';
 import { findJob } from '../src/db/job-repository.js';
 import { createUser, issueApiKey } from '../src/db/user-repository.js';
 import type { FakeOpenAIImagesServer } from './fakes/openai-images-server.js';
-import { balanceProblems, jobLedgerProblems } from './harness/fault-checks.js';
+import { balanceProblems, jobLedgerProblems, ledgerEntriesOf } from './harness/fault-checks.js';
 import { apiFetch, getJob, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
 import type { TestContext } from './harness/test-context.js';
@@ -92,15 +92,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     return (await response.json()) as Me;
   }
 
-  async function entriesOf(jobId: string): Promise<string[]> {
-    const rows = await ctx.database.db
-      .selectFrom('credit_ledger')
-      .select(['kind', 'amount'])
-      .where('job_id', '=', jobId)
-      .orderBy('id')
-      .execute();
-    return rows.map((row) => `${row.kind}:${row.amount}`);
-  }
+  const entriesOf = (jobId: string) => ledgerEntriesOf(ctx.database.db, jobId);
 
   const openai = (size = '256x256') => ({ provider: 'openai', model: 'dall-e-2', params: { size } });
 

@@ -8,7 +8,7 @@ import type { Job } from '../src/jobs/job.js';
 import { metricsRegistry } from '../src/observability/metrics.js';
 import { configuredProviders } from '../src/providers/configured-providers.js';
 import { startWebhookReceiver, type FakeWebhookReceiver } from './fakes/webhook-receiver.js';
-import { balanceProblems, jobLedgerProblems } from './harness/fault-checks.js';
+import { balanceProblems, jobLedgerProblems, ledgerEntriesOf } from './harness/fault-checks.js';
 import { apiFetch, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
 
@@ -18,6 +18,7 @@ import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
  */
 
 const COSTS = { openai: 5, local: 2 };
+const OPENAI_256 = { provider: 'openai', model: 'dall-e-2', params: { size: '256x256' } };
 const CHAINS = {
   'openai:dall-e-2': [{ provider: 'local', model: 'kiln-sketch-1', sizes: { '256x256': '512x512' } }],
 };
@@ -68,16 +69,6 @@ async function eventTypes(jobId: string): Promise<string[]> {
   return events.map((event) => event.type);
 }
 
-async function ledgerOf(jobId: string): Promise<string[]> {
-  const rows = await stack.ctx.database.db
-    .selectFrom('credit_ledger')
-    .select(['kind', 'amount'])
-    .where('job_id', '=', jobId)
-    .orderBy('id')
-    .execute();
-  return rows.map((row) => `${row.kind}:${row.amount}`);
-}
-
 async function pngSize(api: ApiTarget, jobId: string): Promise<string> {
   const response = await apiFetch(api, `/v1/generations/${jobId}/content`);
   assert.equal(response.status, 200);
@@ -100,9 +91,7 @@ describe('a provider down: jobs move on to its configured fallback', () => {
     const api = await userWith(20);
     const countedBefore = await switchesCounted('provider_unavailable');
     const id = await submitted(api, {
-      provider: 'openai',
-      model: 'dall-e-2',
-      params: { size: '256x256' },
+      ...OPENAI_256,
       webhook: { url: receiver.endpoint('switches'), events: ['provider_switched', 'succeeded'] },
     });
     const job = await pollUntilDone(api, id, 60_000);
@@ -126,7 +115,7 @@ describe('a provider down: jobs move on to its configured fallback', () => {
     );
 
     // Reserved at the dearer openai price, settled at local's: 3 of the 5 credits come back.
-    assert.deepEqual(await ledgerOf(id), ['reserve:-5', 'settle:3']);
+    assert.deepEqual(await ledgerEntriesOf(stack.ctx.database.db, id), ['reserve:-5', 'settle:3']);
     const me = (await (await apiFetch(api, '/v1/me')).json()) as { credits: { balance: number } };
     assert.equal(me.credits.balance, 18);
     assert.deepEqual(await jobLedgerProblems(stack.ctx.database.db, [job], stack.ctx.config.costs), []);
@@ -143,12 +132,7 @@ describe('a provider down: jobs move on to its configured fallback', () => {
   test("a request's own list replaces the configured chain, with its own parameters", async () => {
     stack.provider.setBehaviour({ kind: 'server_error', status: 503 });
     const api = await userWith(20);
-    const id = await submitted(api, {
-      provider: 'openai',
-      model: 'dall-e-2',
-      params: { size: '256x256' },
-      fallback: [{ provider: 'local', size: '1024x1024' }],
-    });
+    const id = await submitted(api, { ...OPENAI_256, fallback: [{ provider: 'local', size: '1024x1024' }] });
     const job = await pollUntilDone(api, id, 60_000);
     assert.equal(job.status, 'succeeded');
     assert.equal(job.servedBy.size, '1024x1024');
@@ -159,9 +143,7 @@ describe('a provider down: jobs move on to its configured fallback', () => {
     stack.provider.setBehaviour({ kind: 'server_error', status: 503 });
     const api = await userWith(20);
     const id = await submitted(api, {
-      provider: 'openai',
-      model: 'dall-e-2',
-      params: { size: '256x256' },
+      ...OPENAI_256,
       fallback: false,
       deadline: { finishWithinSeconds: 3 },
     });
@@ -170,7 +152,7 @@ describe('a provider down: jobs move on to its configured fallback', () => {
     assert.equal(job.servedBy.entry, 0);
     assert.equal(job.servedBy.provider, 'openai');
     assert.ok(!(await eventTypes(id)).includes('provider_switched'));
-    assert.deepEqual(await ledgerOf(id), ['reserve:-5', 'refund:5']);
+    assert.deepEqual(await ledgerEntriesOf(stack.ctx.database.db, id), ['reserve:-5', 'refund:5']);
   });
 
   test('a request naming a fallback this deployment cannot call is refused, field by field', async () => {
@@ -211,7 +193,7 @@ describe('an open circuit', () => {
     try {
       const api = await userWith(20);
       const callsBefore = stack.provider.requests.length;
-      const id = await submitted(api, { provider: 'openai', model: 'dall-e-2', params: { size: '256x256' } });
+      const id = await submitted(api, OPENAI_256);
       const job = await pollUntilDone(api, id, 60_000);
       assert.equal(job.status, 'succeeded');
       assert.equal(job.servedBy.switched?.reason, 'circuit_open');

@@ -72,6 +72,17 @@ export async function storageMatches(ctx: TestContext, jobs: Job[]): Promise<boo
   return JSON.stringify(keys) === JSON.stringify(expected);
 }
 
+/** A job's ledger entries in the order written, as `kind:amount`. */
+export async function ledgerEntriesOf(db: Kysely<Database>, jobId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('credit_ledger')
+    .select(['kind', 'amount'])
+    .where('job_id', '=', jobId)
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => `${row.kind}:${row.amount}`);
+}
+
 /** Users whose balance is negative or differs from the sum of their ledger entries. */
 export async function balanceProblems(db: Kysely<Database>): Promise<string[]> {
   const users = await db
