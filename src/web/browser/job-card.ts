@@ -1,7 +1,15 @@
 import { isTerminal } from '../../client/index.js';
 import type { JobResults } from './job-results.js';
 import type { JobView } from './job-store.js';
-import { costWords, endingWords, sizeWords, statusWords, timingWords, waitingWords } from './job-words.js';
+import {
+  costWords,
+  endingWords,
+  fallbackWords,
+  sizeWords,
+  statusWords,
+  timingWords,
+  waitingWords,
+} from './job-words.js';
 import { make } from './page-elements.js';
 import type { ProviderCatalog } from './provider-catalog.js';
 import { rememberedSubmission } from './remembered-submissions.js';
@@ -53,10 +61,12 @@ function details(view: JobView, context: CardContext, now: number): HTMLElement[
   const status = make('span', { class: `status status-${job.status}` }, statusWords(view));
   const ending = endingWords(job);
   const waiting = waitingWords(job, submitted, now);
+  const fallback = fallbackWords(job);
   const unfinished = !isTerminal(job.status);
   return [
     make('p', { class: 'meta' }, `${job.kind} · ${job.provider}/${job.model} · ${sizeWords(view)}`),
     make('p', { class: 'state' }, status, unfinished && progressBar(view)),
+    fallback && make('p', { class: 'fallback' }, fallback),
     ending && make('p', { class: 'ending' }, ending),
     waiting && make('p', { class: 'waiting' }, waiting),
     make('p', { class: 'timings' }, timingWords(job, now)),

@@ -10,7 +10,15 @@ import { NO_PROMPT, progressBar, promptOf } from './job-card.js';
 import type { JobResults } from './job-results.js';
 import type { JobSocket } from './job-socket.js';
 import type { JobStore, JobView } from './job-store.js';
-import { costWords, endingWords, sizeWords, statusWords, timingWords, waitingWords } from './job-words.js';
+import {
+  costWords,
+  endingWords,
+  fallbackWords,
+  sizeWords,
+  statusWords,
+  timingWords,
+  waitingWords,
+} from './job-words.js';
 import { element, make } from './page-elements.js';
 import type { ProviderCatalog } from './provider-catalog.js';
 import { rememberedSubmission } from './remembered-submissions.js';
@@ -18,6 +26,7 @@ import { rememberedSubmission } from './remembered-submissions.js';
 /** What one event of the timeline says happened. */
 function eventWords({ type, job }: JobEvent): string {
   if (type === 'progress') return `progress ${job.progress}%`;
+  if (type === 'provider_switched') return fallbackWords(job) ?? 'moved to another provider';
   if (type === 'waiting')
     return job.waiting ? describeWaiting(job.waiting, Date.parse(job.waiting.since)) : 'stopped waiting';
   const attempt = job.status === 'running' && job.attempts > 1 ? ` (call ${job.attempts})` : '';

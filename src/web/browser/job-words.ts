@@ -1,4 +1,4 @@
-import { describeWaiting, type Job, type JobFailureCode } from '../../client/index.js';
+import { describeWaiting, type Job, type JobFailureCode, type SwitchReason } from '../../client/index.js';
 import type { JobView } from './job-store.js';
 import type { RememberedSubmission } from './remembered-submissions.js';
 
@@ -16,6 +16,24 @@ const FAILURES: Record<JobFailureCode, string> = {
   internal: 'an error inside Kiln',
   illegal_transition: 'the job could not move on from where it was',
 };
+
+const SWITCH_REASONS: Record<SwitchReason, string> = {
+  circuit_open: 'it kept failing',
+  rate_limited: 'it asked for a longer pause than the job could wait',
+  provider_unavailable: 'it was unavailable',
+  authentication: "it refused this deployment's credentials",
+  start_deadline: 'it could not start the job in time',
+};
+
+/**
+ * Which fallback serves the job and why it left the one before: "served by local/kiln-sketch-1
+ * instead of openai/dall-e-2: it kept failing"; undefined for a job on the provider it asked for.
+ */
+export function fallbackWords({ servedBy }: Job): string | undefined {
+  if (!servedBy.switched) return undefined;
+  const { from, reason } = servedBy.switched;
+  return `served by ${servedBy.provider}/${servedBy.model} instead of ${from.provider}/${from.model}: ${SWITCH_REASONS[reason]}`;
+}
 
 export function statusWords(view: JobView): string {
   return view.canceling ? 'canceling…' : view.job.status;

@@ -24,7 +24,9 @@ export class ProviderCatalog {
     return prices?.find((price) => price.size === size)?.credits;
   }
 
+  /** What the job costs: a succeeded one, what the provider that served it costs (a fallback's price). */
   creditsOf(job: Job): number | undefined {
-    return this.credits(job.kind, job.provider, job.model, job.size);
+    const { provider, model, size } = job.status === 'succeeded' ? job.servedBy : job;
+    return this.credits(job.kind, provider, model, size);
   }
 }
