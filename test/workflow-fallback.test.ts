@@ -99,9 +99,9 @@ describe('runGeneration: moving on along a fallback chain', { timeout: 120_000 }
 
     test('a queue that cannot start the call before the start deadline', async () => {
       const run = await runJob({
-        answers: [waiting(5000, WaitReason.providerSlot)],
+        answers: [waiting(20_000, WaitReason.providerSlot)],
         fallbacks: ['spare'],
-        deadline: { startWithinSeconds: 2 },
+        deadline: { startWithinSeconds: 4 },
       });
       assert.deepEqual(calledProviders(run), ['fake', 'spare']);
       assert.deepEqual(switches(run), ['fake→spare:start_deadline']);
@@ -125,7 +125,7 @@ describe('runGeneration: moving on along a fallback chain', { timeout: 120_000 }
       const run = await runJob({
         fallbacks: ['spare'],
         fakeUnpolled: true,
-        deadline: { startWithinSeconds: 2 },
+        deadline: { startWithinSeconds: 6 },
       });
       assert.deepEqual(calledProviders(run), ['spare']);
       assert.deepEqual(switches(run), ['fake→spare:start_deadline']);
