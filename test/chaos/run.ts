@@ -97,8 +97,14 @@ async function campaign(seed: number, seconds: number, clients: number): Promise
     console.log(
       `  succeeded ${count('succeeded')}, failed ${count('failed')}, canceled ${count('canceled')}, expired ${count('expired')}`,
     );
-    const switched = rows.filter((row) => row.served_by !== null).length;
-    console.log(`  ${switched} moved on to a fallback`);
+    const reasons = new Map<string, number>();
+    for (const row of rows) {
+      const reason = row.served_by?.switched?.reason;
+      if (reason) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    }
+    const switched = [...reasons.values()].reduce((sum, n) => sum + n, 0);
+    const why = [...reasons].map(([reason, n]) => `${reason} ${n}`).join(', ');
+    console.log(`  ${switched} of ${rows.length} moved on to a fallback${why ? ` (${why})` : ''}`);
     const injected = new Map<string, number>();
     for (const fault of faults) injected.set(fault.name, (injected.get(fault.name) ?? 0) + 1);
     printTable(
