@@ -3,6 +3,7 @@ import type { ActivityDependencies } from './dependencies.js';
 import { createJobTableActivities } from './job-table.js';
 import { createOrphanJobActivities } from './orphan-jobs.js';
 import { createProviderActivities } from './provider-call.js';
+import { createResultCacheActivities } from './result-cache.js';
 import { createResultStorageActivities } from './result-storage.js';
 import { createRetentionActivities } from './retention.js';
 import { createWebhookDeliveryActivities } from './webhook-delivery.js';
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createJobTableActivities(deps),
     ...createOrphanJobActivities(deps),
     ...createProviderActivities(deps),
+    ...createResultCacheActivities(deps),
     ...createResultStorageActivities(deps),
     ...createRetentionActivities(deps),
     ...createWebhookDeliveryActivities(deps),
@@ -29,6 +31,7 @@ export type AdmissionActivities = ReturnType<typeof createAdmissionActivities>;
 export type JobTableActivities = ReturnType<typeof createJobTableActivities>;
 export type OrphanJobActivities = ReturnType<typeof createOrphanJobActivities>;
 export type ProviderActivities = ReturnType<typeof createProviderActivities>;
+export type ResultCacheActivities = ReturnType<typeof createResultCacheActivities>;
 export type ResultStorageActivities = ReturnType<typeof createResultStorageActivities>;
 export type RetentionActivities = ReturnType<typeof createRetentionActivities>;
 export type WebhookDeliveryActivities = ReturnType<typeof createWebhookDeliveryActivities>;

@@ -4,6 +4,7 @@ import type { WebhookDelivery } from '../db/webhook-repository.js';
 import type { WebhookSecret } from '../db/webhook-secret-repository.js';
 import type { StreamedText, TextUpdate } from '../events/text-stream.js';
 import {
+  CACHE_OUTCOMES,
   IMAGE_SIZES,
   JOB_FAILURE_CODES,
   JOB_KINDS,
@@ -98,6 +99,12 @@ export const jobSchema = z
     purgedAt: timestamp.nullable().describe('When retention removed the result'),
     waiting: jobWaitingSchema.nullable().describe('Null while the job is worked on, and once it ended'),
     servedBy: servedBySchema,
+    cacheOutcome: z
+      .enum(CACHE_OUTCOMES)
+      .nullable()
+      .describe(
+        "`joined`: an identical job's provider call served this one (set while it waits on that call); `reused`: an identical job's stored result served it at once; null: it called a provider itself",
+      ),
   })
   .describe('A job as the API shows it; never carries the prompt, only its hash') satisfies z.ZodType<Job>;
 

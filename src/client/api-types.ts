@@ -66,6 +66,11 @@ export interface Job {
   waiting: JobWaiting | null;
   /** The provider the job calls now, or last called: the one that made the result, once succeeded. */
   servedBy: ServedBy;
+  /**
+   * `joined`: an identical job's provider call served this one (set while it waits on that call);
+   * `reused`: an identical job's stored result served it at once; null: it called a provider itself.
+   */
+  cacheOutcome: 'joined' | 'reused' | null;
 }
 
 /**
@@ -153,6 +158,12 @@ interface GenerationFields {
    * for these; unset, the chain the deployment configures.
    */
   fallback?: false | FallbackChoice[];
+  /**
+   * `reuse`: an identical request in flight is joined, or the stored result of one that succeeded
+   * recently serves this one, at the deployment's cache price; `off`: a provider is called. Unset, the
+   * plan's default.
+   */
+  cache?: 'reuse' | 'off';
 }
 
 export interface ImageGenerationBody extends GenerationFields {

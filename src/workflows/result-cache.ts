@@ -1,0 +1,64 @@
+import { condition, setHandler } from '@temporalio/workflow';
+import type { JobEnding } from '../jobs/job.js';
+import { resultCache } from './activity-stubs.js';
+import { sourceEndedSignal, type ResultCacheInput } from './definitions.js';
+import type { JobDeadlines } from './job-deadlines.js';
+import { JobExpired } from './provider-calls.js';
+
+/** A wake-up lost to a crash costs at most this long: a job that joined another's call looks again. */
+const RECHECK_MS = 15_000;
+
+/**
+ * Waits for the end of the job this one joined (its signal, or the next look). Before that job left the
+ * queue, this one's start deadline still holds: a job that has not started cannot start this one either.
+ */
+async function waitForSource(
+  deadlines: JobDeadlines,
+  sourceStarted: boolean,
+  woken: () => boolean,
+): Promise<void> {
+  if (sourceStarted) {
+    await condition(woken, RECHECK_MS);
+    return;
+  }
+  const left = deadlines.startBy() - Date.now();
+  if (left <= 0) throw new JobExpired('start deadline passed while the identical job it joined was queued');
+  await condition(woken, Math.min(RECHECK_MS, left));
+}
+
+/**
+ * Serves the job from an identical one if it can (see claimGeneration): the stored result of one that
+ * succeeded, or the call of one in flight, waited for. Resolves to how the job ended when it was
+ * served, or to undefined when the job is to call the provider itself: no identical job could serve
+ * it, or the one it joined ended without a result (failed, canceled, expired) and this job took its
+ * place. A job whose source was purged meanwhile claims again.
+ */
+export async function serveFromIdentical(
+  jobId: string,
+  cache: ResultCacheInput,
+  deadlines: JobDeadlines,
+): Promise<JobEnding | undefined> {
+  let wakes = 0;
+  setHandler(sourceEndedSignal, () => {
+    wakes += 1;
+  });
+  for (;;) {
+    // Counted before the claim: an end signalled while the claim ran is not waited for again.
+    const seen = wakes;
+    const claim = await resultCache.claimGeneration({ jobId, cache });
+    switch (claim.kind) {
+      case 'lead':
+        return undefined;
+      case 'reuse': {
+        const { sourceJobId, outcome } = claim;
+        const served = await resultCache.serveFromCache({ jobId, sourceJobId, outcome, cache });
+        if (served.kind === 'served') return served.ending;
+        if (served.leading) return undefined;
+        break;
+      }
+      case 'join':
+        await waitForSource(deadlines, claim.sourceStarted, () => wakes !== seen);
+        break;
+    }
+  }
+}
