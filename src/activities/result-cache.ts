@@ -2,6 +2,7 @@ import { findJob, transitionJob } from '../db/job-repository.js';
 import { claimGeneration, takeOverFrom, type CacheClaim } from '../db/result-cache-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
+import { admitAndWake } from '../job-changes/admission-wake.js';
 import { isTerminal, JobStatus, type CacheOutcome, type JobEnding } from '../jobs/job.js';
 import { countServedFromCache } from '../observability/cache-metrics.js';
 import { copyObject } from '../storage/copy-object.js';
@@ -77,9 +78,15 @@ export function createResultCacheActivities(deps: ActivityDependencies) {
     /** Whether the job calls the provider, joins an identical job in flight, or reuses its result. */
     async claimGeneration({ jobId, cache }: ClaimGenerationInput): Promise<CacheClaim> {
       const { scope, fingerprint, maxAgeSeconds } = cache;
-      return claimGeneration(db, jobId, { scope, fingerprint }, maxAgeSeconds).catch((error: unknown) => {
-        throw jobTableFailure(error, logger, jobId);
-      });
+      const claim = await claimGeneration(db, jobId, { scope, fingerprint }, maxAgeSeconds).catch(
+        (error: unknown) => {
+          throw jobTableFailure(error, logger, jobId);
+        },
+      );
+      // A running slot the job gave back goes on to its user's next waiting job. The same call marks
+      // its workflow seen, so the orphan sweep passes it by while it waits.
+      if (claim.kind === 'join') await admitAndWake(jobChangeContextOf(deps), jobId);
+      return claim;
     },
     /**
      * Copies the source's result to the job's own result key (each job's result lives and is purged on

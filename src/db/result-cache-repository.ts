@@ -53,12 +53,19 @@ async function sourceOf(trx: Trx, sourceJobId: string, maxAgeSeconds: number) {
     .executeTakeFirst();
 }
 
+/**
+ * Records whom the job follows (none: it leads). A job that joins gives back a running slot admission
+ * may have handed it before its claim (it calls no provider), and admission hands it none while it
+ * follows; the caller passes the slot on.
+ */
 async function follow(trx: Trx, jobId: string, sourceJobId: string | null): Promise<void> {
+  const joined = sourceJobId === null ? {} : { admitted_at: null };
   await trx
     .updateTable('jobs')
     .set({
       cache_outcome: sourceJobId === null ? null : CacheOutcome.joined,
       cache_source_job_id: sourceJobId,
+      ...joined,
     })
     .where('id', '=', jobId)
     .where('status', 'in', UNFINISHED_STATUSES)
