@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { markPurged } from '../src/db/retention-repository.js';
-import type { Job } from '../src/jobs/job.js';
+import { cacheFingerprint, requestFingerprint } from '../src/jobs/job-identity.js';
+import type { GenerationRequest, Job } from '../src/jobs/job.js';
 import { metricsRegistry } from '../src/observability/metrics.js';
 import { resultKeyFor } from '../src/storage/job-object-keys.js';
 import { balanceProblems, jobLedgerProblems } from './harness/fault-checks.js';
@@ -189,5 +190,36 @@ describe('identical requests are made once', () => {
     assert.equal(served!.cacheOutcome, null);
     assert.equal(stack.provider.countRequests(prompt), 2);
     await ledgerIsExact([failed!, served!]);
+  });
+});
+
+describe('what names a request for the cache', () => {
+  const request: GenerationRequest = {
+    kind: 'image',
+    prompt: 'Caf\u00e9 at dusk',
+    provider: 'openai',
+    model: 'dall-e-2',
+    size: '256x256',
+    maxTokens: null,
+  };
+
+  test('its delivery is no part of it, and the same text typed two ways is one prompt', () => {
+    const delivered = {
+      ...request,
+      prompt: 'Cafe\u0301 at dusk',
+      deadline: { finishWithinSeconds: 30 },
+      webhook: { url: 'https://example.com/hook', events: ['succeeded' as const] },
+      cache: 'reuse' as const,
+    };
+    assert.equal(cacheFingerprint(delivered), cacheFingerprint(request));
+    assert.notEqual(cacheFingerprint({ ...request, size: '512x512' }), cacheFingerprint(request));
+    assert.notEqual(cacheFingerprint({ ...request, fallback: false }), cacheFingerprint(request));
+  });
+
+  test('the idempotency fingerprint of a request that says nothing of cache is the one it had', () => {
+    // The value requestFingerprint gave this request before `cache` existed (at a8c50e5).
+    const before = '3705ffb6f182fcfad7103d211ecfaaa76320fb0ffcf88a2045094c23c02437af';
+    assert.equal(requestFingerprint(request), before);
+    assert.notEqual(requestFingerprint({ ...request, cache: 'reuse' }), before);
   });
 });
