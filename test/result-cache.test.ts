@@ -113,13 +113,11 @@ describe('identical requests are made once', () => {
     const api = await newUser();
     const prompt = `reuse ${randomUUID()}`;
     const [first] = await doneAll(api, [await submitted(api, requestFor(prompt))]);
-    const startedAt = Date.now();
     const [again] = await doneAll(api, [await submitted(api, requestFor(`  ${prompt}  `))]);
     assert.equal(again!.status, 'succeeded');
     assert.equal(again!.cacheOutcome, 'reused');
     assert.equal(again!.attempts, 0);
     assert.equal(again!.result?.sha256, first!.result?.sha256);
-    assert.ok(Date.now() - startedAt < 1500, 'no provider call was waited for');
     assert.equal(stack.provider.countRequests(prompt), 1);
     // Without `cache: "reuse"` (and a plan that does not reuse), the same request calls the provider.
     const [own] = await doneAll(api, [await submitted(api, requestFor(prompt, { cache: 'off' }))]);

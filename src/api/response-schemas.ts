@@ -37,7 +37,7 @@ export const jobWaitingSchema = z
     reason: z
       .enum(WAIT_REASONS)
       .describe(
-        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next; `provider_queue`: the provider took the call into its own queue and has not started it',
+        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next; `provider_queue`: the provider took the call into its own queue and has not started it; `identical_job`: an identical job’s call serves this one (the result cache)',
       ),
     since: timestamp,
     until: timestamp.nullable().describe('When the job looks again at the latest; null when unknown'),

@@ -106,10 +106,17 @@ export interface FallbackChoice {
 /**
  * What a job waits for: one of its user's running slots (`admission`), a provider call slot or the
  * provider's pacing (`provider_slot`), the provider's pause after a 429 (`rate_limited`), the
- * provider's circuit breaker cooling down (`circuit_open`), or the backoff after a failed call.
+ * provider's circuit breaker cooling down (`circuit_open`), the backoff after a failed call, a turn in
+ * the provider's own queue (`provider_queue`), or an identical job's call it joined (`identical_job`).
  */
 export type WaitReason =
-  'admission' | 'provider_slot' | 'rate_limited' | 'circuit_open' | 'backoff' | 'provider_queue';
+  | 'admission'
+  | 'provider_slot'
+  | 'rate_limited'
+  | 'circuit_open'
+  | 'backoff'
+  | 'provider_queue'
+  | 'identical_job';
 
 export interface JobWaiting {
   reason: WaitReason;

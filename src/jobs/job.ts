@@ -53,6 +53,7 @@ export interface JobEnding {
  * after a 429 or an emptied quota (`rate_limited`), the shared circuit breaker's cool-down
  * (`circuit_open`). Between calls: the backoff after a failed one (`backoff`). During a call: a turn
  * in the provider's own queue, which took the task but has not started it (`provider_queue`, fal).
+ * Instead of a call: the call of an identical job it joined (`identical_job`, the result cache).
  */
 export const WaitReason = {
   admission: 'admission',
@@ -61,6 +62,7 @@ export const WaitReason = {
   circuitOpen: 'circuit_open',
   backoff: 'backoff',
   providerQueue: 'provider_queue',
+  identicalJob: 'identical_job',
 } as const;
 export type WaitReason = (typeof WaitReason)[keyof typeof WaitReason];
 export const WAIT_REASONS: readonly WaitReason[] = Object.values(WaitReason);

@@ -1,29 +1,29 @@
 import { condition, setHandler } from '@temporalio/workflow';
-import type { JobEnding } from '../jobs/job.js';
+import { WaitReason, type JobEnding } from '../jobs/job.js';
 import { resultCache } from './activity-stubs.js';
 import { sourceEndedSignal, type ResultCacheInput } from './definitions.js';
-import type { JobDeadlines } from './job-deadlines.js';
-import { JobExpired } from './provider-calls.js';
+import { JobExpired, type CallLimits } from './provider-calls.js';
 
 /** A wake-up lost to a crash costs at most this long: a job that joined another's call looks again. */
 const RECHECK_MS = 15_000;
 
 /**
- * Waits for the end of the job this one joined (its signal, or the next look). Before that job left the
- * queue, this one's start deadline still holds: a job that has not started cannot start this one either.
+ * Waits for the end of the job this one joined (its signal, or the next look), as an `identical_job`
+ * wait. Before that job left the queue, this one's start deadline still holds: a job that has not
+ * started cannot start this one either.
  */
 async function waitForSource(
-  deadlines: JobDeadlines,
+  limits: Pick<CallLimits, 'deadlines' | 'waits'>,
   sourceStarted: boolean,
   woken: () => boolean,
 ): Promise<void> {
-  if (sourceStarted) {
-    await condition(woken, RECHECK_MS);
-    return;
-  }
-  const left = deadlines.startBy() - Date.now();
+  const { deadlines, waits } = limits;
+  const startBy = sourceStarted ? Infinity : deadlines.startBy();
+  const left = startBy - Date.now();
   if (left <= 0) throw new JobExpired('start deadline passed while the identical job it joined was queued');
+  await waits.enter(WaitReason.identicalJob, 1, startBy);
   await condition(woken, Math.min(RECHECK_MS, left));
+  waits.leave();
 }
 
 /**
@@ -36,7 +36,7 @@ async function waitForSource(
 export async function serveFromIdentical(
   jobId: string,
   cache: ResultCacheInput,
-  deadlines: JobDeadlines,
+  limits: Pick<CallLimits, 'deadlines' | 'waits'>,
 ): Promise<JobEnding | undefined> {
   let wakes = 0;
   setHandler(sourceEndedSignal, () => {
@@ -57,7 +57,7 @@ export async function serveFromIdentical(
         break;
       }
       case 'join':
-        await waitForSource(deadlines, claim.sourceStarted, () => wakes !== seen);
+        await waitForSource(limits, claim.sourceStarted, () => wakes !== seen);
         break;
     }
   }

@@ -49,7 +49,7 @@ async function generateAndStore(
 ): Promise<JobEnding> {
   const { jobId, cache } = input;
   if (cache && patched(RESULT_CACHE_PATCH)) {
-    const served = await serveFromIdentical(jobId, cache, limits.deadlines);
+    const served = await serveFromIdentical(jobId, cache, limits);
     if (served) return served;
   }
   await waitForAdmission(jobId, limits.deadlines, limits.waits);
