@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { markPurged } from '../src/db/retention-repository.js';
+import { ensureWebhookSecret } from '../src/db/webhook-secret-repository.js';
 import { cacheFingerprint, requestFingerprint } from '../src/jobs/job-identity.js';
 import type { GenerationRequest, Job } from '../src/jobs/job.js';
 import { metricsRegistry } from '../src/observability/metrics.js';
 import { resultKeyFor } from '../src/storage/job-object-keys.js';
+import { startWebhookReceiver, type FakeWebhookReceiver } from './fakes/webhook-receiver.js';
 import { balanceProblems, jobLedgerProblems } from './harness/fault-checks.js';
-import { apiFetch, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
+import { apiFetch, getJob, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startOpenAIStack, type OpenAIStack } from './harness/openai-stack.js';
 
 /*
@@ -19,9 +21,12 @@ const COST = 5;
 const CACHE_PRICE = 1;
 
 let stack: OpenAIStack;
+let receiver: FakeWebhookReceiver;
 
 before(async () => {
+  receiver = await startWebhookReceiver();
   stack = await startOpenAIStack({
+    WEBHOOK_ALLOW_PRIVATE: 'true',
     JOB_COSTS: JSON.stringify({ openai: COST }),
     RESULT_CACHE_PRICE: String(CACHE_PRICE),
     PLANS: JSON.stringify({ free: { maxRunning: 8, weight: 1 } }),
@@ -32,9 +37,10 @@ before(async () => {
 });
 after(async () => {
   await stack?.stop();
+  await receiver?.close();
 });
 
-async function newUser(): Promise<ApiTarget> {
+async function newUser(): Promise<ApiTarget & { userId: string }> {
   return { url: stack.api.url, ...(await stack.ctx.createUser({ credits: 100 })) };
 }
 
@@ -57,6 +63,14 @@ async function providerCalled(prompt: string, count = 1): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (stack.provider.countRequests(prompt) < count) {
     if (Date.now() > deadline) throw new Error(`the provider never got ${count} requests for ${prompt}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function waitFor(done: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('not done in time');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -88,7 +102,16 @@ describe('identical requests are made once', () => {
     const api = await newUser();
     const prompt = `duplicates ${randomUUID()}`;
     const joinedBefore = await callsSaved('joined');
-    const ids = await Promise.all([1, 2, 3].map(() => submitted(api, requestFor(prompt))));
+    receiver.setSecret((await ensureWebhookSecret(stack.ctx.database.db, api.userId)).secret);
+    const hooks = [1, 2, 3].map(() => randomUUID());
+    const ids = await Promise.all(
+      hooks.map((hook) =>
+        submitted(
+          api,
+          requestFor(prompt, { webhook: { url: receiver.endpoint(hook), events: ['succeeded'] } }),
+        ),
+      ),
+    );
     const jobs = await doneAll(api, ids);
     assert.deepEqual(
       jobs.map((job) => job.status),
@@ -106,6 +129,14 @@ describe('identical requests are made once', () => {
       assert.ok(await stack.ctx.store.stat(resultKeyFor(job.id)), 'each job has its own result object');
     }
     assert.equal((await callsSaved('joined')) - joinedBefore, 2);
+    // Each job's own webhook says it succeeded, and how.
+    await waitFor(() => hooks.every((hook) => receiver.received(hook).length > 0));
+    for (const [index, hook] of hooks.entries()) {
+      const [delivery] = receiver.received(hook);
+      assert.equal(delivery?.verified, true);
+      assert.equal(delivery?.payload?.data.id, ids[index]);
+      assert.equal(delivery?.payload?.data.cacheOutcome, jobs[index]!.cacheOutcome);
+    }
     await ledgerIsExact(jobs);
   });
 
@@ -159,7 +190,19 @@ describe('identical requests are made once', () => {
     const leader = await submitted(api, requestFor(prompt));
     await providerCalled(prompt);
     const followers = await Promise.all([1, 2].map(() => submitted(api, requestFor(prompt))));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // While the leader's call runs, each follower says whom it waits on.
+    for (const id of followers) {
+      const deadline = Date.now() + 10_000;
+      let job = await getJob(api, id);
+      // The row is read before the workflow is asked why it waits: the two may tell moments apart.
+      while ((job.waiting?.reason !== 'identical_job' || !job.cacheOutcome) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        job = await getJob(api, id);
+      }
+      assert.equal(job.status, 'queued');
+      assert.equal(job.waiting?.reason, 'identical_job');
+      assert.equal(job.cacheOutcome, 'joined');
+    }
     const canceled = await apiFetch(api, `/v1/generations/${leader}/cancel`, { method: 'POST' });
     assert.equal(canceled.status, 202);
     const [ended, ...served] = await doneAll(api, [leader, ...followers]);
@@ -190,6 +233,36 @@ describe('identical requests are made once', () => {
     await ledgerIsExact([failed!, served!]);
   });
 });
+
+describe('at deployment scope', () => {
+  test("another user's identical request is served by the result this user's job made, each charged their own", async () => {
+    const shared = await startOpenAIStack({
+      JOB_COSTS: JSON.stringify({ openai: COST }),
+      RESULT_CACHE_SCOPE: 'deployment',
+    });
+    try {
+      const users = await Promise.all(
+        [1, 2].map(async () => ({ url: shared.api.url, ...(await shared.ctx.createUser({ credits: 100 })) })),
+      );
+      const prompt = `deployment ${randomUUID()}`;
+      const first = await pollUntilDone(users[0]!, await submittedTo(users[0]!, prompt));
+      const second = await pollUntilDone(users[1]!, await submittedTo(users[1]!, prompt));
+      assert.equal(second.status, 'succeeded');
+      assert.equal(second.cacheOutcome, 'reused');
+      assert.equal(second.result?.sha256, first.result?.sha256);
+      assert.equal(shared.provider.countRequests(prompt), 1);
+      const { db } = shared.ctx.database;
+      assert.deepEqual(await jobLedgerProblems(db, [first, second], undefined, 0), []);
+      assert.deepEqual(await balanceProblems(db), []);
+    } finally {
+      await shared.stop();
+    }
+  });
+});
+
+async function submittedTo(api: ApiTarget, prompt: string): Promise<string> {
+  return submitted(api, requestFor(prompt));
+}
 
 describe('what names a request for the cache', () => {
   const request: GenerationRequest = {
