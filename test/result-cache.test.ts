@@ -216,6 +216,26 @@ describe('identical requests are made once', () => {
     await ledgerIsExact([ended!, ...served]);
   });
 
+  test("a leader refused for the request's own fault fails its followers the same way, without another call", async () => {
+    const api = await newUser();
+    const prompt = `refused ${randomUUID()}`;
+    stack.provider.queueBehaviour({ kind: 'content_policy', delayMs: 1500 }, 1);
+    const leader = await submitted(api, requestFor(prompt));
+    await providerCalled(prompt);
+    const follower = await submitted(api, requestFor(prompt));
+    const jobs = await doneAll(api, [leader, follower]);
+    assert.deepEqual(
+      jobs.map((job) => [job.status, job.failure?.code]),
+      [
+        ['failed', 'content_policy'],
+        ['failed', 'content_policy'],
+      ],
+    );
+    assert.equal(jobs[1]!.cacheOutcome, 'joined');
+    assert.equal(stack.provider.countRequests(prompt), 1);
+    await ledgerIsExact(jobs);
+  });
+
   test('a leader that fails strands no follower: it takes over and calls itself', async () => {
     const api = await newUser();
     const prompt = `failed leader ${randomUUID()}`;

@@ -1,5 +1,11 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { CacheOutcome, JobStatus, UNFINISHED_STATUSES } from '../jobs/job.js';
+import {
+  CacheOutcome,
+  FailureCode,
+  JobStatus,
+  UNFINISHED_STATUSES,
+  type JobFailureCode,
+} from '../jobs/job.js';
 import type { Database } from './schema.js';
 
 /** Where a request's result is looked up: its cache scope and its `cacheFingerprint`. */
@@ -11,14 +17,23 @@ export interface CacheEntryKey {
 /**
  * What a job that may be served by an identical one does: call the provider itself (`lead`), wait on
  * the identical job in flight (`join`; `sourceStarted` once that job left the queue), or take the
- * stored result of the one that succeeded (`reuse`, as `outcome`: `joined` if it had joined that job).
+ * stored result of the one that succeeded (`reuse`, as `outcome`: `joined` if it had joined that job),
+ * or fail as the job it joined did when that was the request's own fault (`fail`).
  */
 export type CacheClaim =
   | { kind: 'lead' }
+  /** The job it joined failed for the request's own fault: an identical request fails the same way. */
+  | { kind: 'fail'; sourceJobId: string; code: JobFailureCode; message: string }
   | { kind: 'join'; sourceJobId: string; sourceStarted: boolean }
   | { kind: 'reuse'; sourceJobId: string; outcome: CacheOutcome };
 
 type Trx = Transaction<Database>;
+
+/**
+ * Failures an identical request would meet again: the request's own faults, not the provider's. A job
+ * that joined one that failed so shares its failure rather than pay for the same refusal.
+ */
+const REQUEST_FAULTS: readonly JobFailureCode[] = [FailureCode.invalidRequest, FailureCode.contentPolicy];
 
 /** The entry's job, or `jobId`'s claim on a new entry; locked, so claims of one request queue. */
 async function entryJobId(trx: Trx, key: CacheEntryKey, jobId: string): Promise<string | undefined> {
@@ -46,7 +61,7 @@ async function entryJobId(trx: Trx, key: CacheEntryKey, jobId: string): Promise<
 async function sourceOf(trx: Trx, sourceJobId: string, maxAgeSeconds: number) {
   return trx
     .selectFrom('jobs')
-    .select(['status', 'purged_at', 'storage_key'])
+    .select(['status', 'purged_at', 'storage_key', 'failure_code', 'failure_message'])
     .select(sql<boolean>`completed_at >= now() - make_interval(secs => ${maxAgeSeconds})`.as('fresh'))
     .where('id', '=', sourceJobId)
     .forShare()
@@ -104,17 +119,20 @@ export async function claimGeneration(
       await follow(trx, jobId, sourceJobId);
       return { kind: 'join', sourceJobId, sourceStarted: source.status !== JobStatus.queued };
     }
-    const usable = source?.status === JobStatus.succeeded && !source.purged_at && source.storage_key;
-    if (usable) {
-      const me = await trx
-        .selectFrom('jobs')
-        .select('cache_source_job_id')
-        .where('id', '=', jobId)
-        .executeTakeFirstOrThrow();
-      const joined = me.cache_source_job_id === sourceJobId;
+    const me = await trx
+      .selectFrom('jobs')
+      .select('cache_source_job_id')
+      .where('id', '=', jobId)
+      .executeTakeFirstOrThrow();
+    const joined = me.cache_source_job_id === sourceJobId;
+    if (source?.status === JobStatus.succeeded && !source.purged_at && source.storage_key) {
       if (joined || source.fresh) {
         return { kind: 'reuse', sourceJobId, outcome: joined ? CacheOutcome.joined : CacheOutcome.reused };
       }
+    }
+    if (joined && source?.failure_code && REQUEST_FAULTS.includes(source.failure_code)) {
+      const { failure_code: code, failure_message: message } = source;
+      return { kind: 'fail', sourceJobId, code, message: message ?? code };
     }
     return takeOver(trx, key, jobId);
   });

@@ -2,7 +2,7 @@ import { condition, setHandler } from '@temporalio/workflow';
 import { WaitReason, type JobEnding } from '../jobs/job.js';
 import { resultCache } from './activity-stubs.js';
 import { sourceEndedSignal, type ResultCacheInput } from './definitions.js';
-import { JobExpired, type CallLimits } from './provider-calls.js';
+import { JobExpired, JobFailure, type CallLimits } from './provider-calls.js';
 
 /** A wake-up lost to a crash costs at most this long: a job that joined another's call looks again. */
 const RECHECK_MS = 15_000;
@@ -31,7 +31,8 @@ async function waitForSource(
  * succeeded, or the call of one in flight, waited for. Resolves to how the job ended when it was
  * served, or to undefined when the job is to call the provider itself: no identical job could serve
  * it, or the one it joined ended without a result (failed, canceled, expired) and this job took its
- * place. A job whose source was purged meanwhile claims again.
+ * place. Throws the failure of the job it joined when that was the request's own fault (it would meet
+ * it again). A job whose source was purged meanwhile claims again.
  */
 export async function serveFromIdentical(
   jobId: string,
@@ -49,6 +50,8 @@ export async function serveFromIdentical(
     switch (claim.kind) {
       case 'lead':
         return undefined;
+      case 'fail':
+        throw new JobFailure(claim.code, claim.message);
       case 'reuse': {
         const { sourceJobId, outcome } = claim;
         const served = await resultCache.serveFromCache({ jobId, sourceJobId, outcome, cache });
