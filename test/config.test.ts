@@ -47,9 +47,28 @@ describe('loadConfig', () => {
     const config = loadConfig({ PLANS: '{"team":{"maxRunning":4,"weight":2}}', DEFAULT_PLAN: 'team' });
     assert.deepEqual(Object.keys(config.plans.byName), ['team']);
     assert.deepEqual(loadConfig({}).plans.byName, {
-      free: { maxRunning: 2, weight: 1 },
-      pro: { maxRunning: 8, weight: 4 },
+      free: { maxRunning: 2, weight: 1, cache: 'off' },
+      pro: { maxRunning: 8, weight: 4, cache: 'off' },
     });
+  });
+
+  test('the result cache: user scope, a day, free by default; a plan may reuse; a bad scope is named at start', () => {
+    assert.deepEqual(loadConfig({}).resultCache, { scope: 'user', maxAgeSeconds: 86_400, price: 0 });
+    const config = loadConfig({
+      RESULT_CACHE_SCOPE: 'deployment',
+      RESULT_CACHE_MAX_AGE_SECONDS: '0',
+      RESULT_CACHE_PRICE: '1',
+      PLANS: '{"team":{"maxRunning":4,"weight":2,"cache":"reuse"}}',
+      DEFAULT_PLAN: 'team',
+    });
+    assert.deepEqual(config.resultCache, { scope: 'deployment', maxAgeSeconds: 0, price: 1 });
+    assert.equal(config.plans.byName.team?.cache, 'reuse');
+    assert.throws(
+      () => loadConfig({ RESULT_CACHE_SCOPE: 'tenant' }),
+      (error: unknown) => {
+        return error instanceof ConfigError && error.message.includes('RESULT_CACHE_SCOPE');
+      },
+    );
   });
 
   test('embedded state lives in .data at the repository root', () => {

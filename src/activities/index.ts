@@ -4,6 +4,7 @@ import { createJobTableActivities } from './job-table.js';
 import { createOrphanJobActivities } from './orphan-jobs.js';
 import { createProviderActivities } from './provider-call.js';
 import { createProviderCircuitActivities } from './provider-circuit.js';
+import { createResultCacheActivities } from './result-cache.js';
 import { createResultStorageActivities } from './result-storage.js';
 import { createRetentionActivities } from './retention.js';
 import { createWebhookDeliveryActivities } from './webhook-delivery.js';
@@ -18,6 +19,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createOrphanJobActivities(deps),
     ...createProviderActivities(deps),
     ...createProviderCircuitActivities(deps),
+    ...createResultCacheActivities(deps),
     ...createResultStorageActivities(deps),
     ...createRetentionActivities(deps),
     ...createWebhookDeliveryActivities(deps),
@@ -32,6 +34,7 @@ export type JobTableActivities = ReturnType<typeof createJobTableActivities>;
 export type OrphanJobActivities = ReturnType<typeof createOrphanJobActivities>;
 export type ProviderActivities = ReturnType<typeof createProviderActivities>;
 export type ProviderCircuitActivities = ReturnType<typeof createProviderCircuitActivities>;
+export type ResultCacheActivities = ReturnType<typeof createResultCacheActivities>;
 export type ResultStorageActivities = ReturnType<typeof createResultStorageActivities>;
 export type RetentionActivities = ReturnType<typeof createRetentionActivities>;
 export type WebhookDeliveryActivities = ReturnType<typeof createWebhookDeliveryActivities>;

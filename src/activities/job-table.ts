@@ -41,7 +41,8 @@ export interface MarkJobFailedInput {
   message: string;
 }
 
-function endingOf(row: JobRow): JobEnding {
+/** How the row says the job ended; for rows a terminal write returned. */
+export function endingOf(row: JobRow): JobEnding {
   // Only reached after a terminal write, which returns the row at or past it: ended.
   if (!isTerminal(row.status)) throw new Error(`job ${row.id} is ${row.status} after a terminal write`);
   const failure = row.failure_code ? { code: row.failure_code, message: row.failure_message ?? '' } : null;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
+  CACHE_MODES,
   IMAGE_SIZES,
   WEBHOOK_EVENTS,
   type GenerationRequest,
@@ -98,6 +99,12 @@ const requestFields = {
   model: z.string().min(1).max(128).optional(),
   deadline: deadlineSchema.optional(),
   webhook: webhookSchema.optional(),
+  cache: z
+    .enum(CACHE_MODES)
+    .optional()
+    .describe(
+      "`reuse`: an identical request in flight is joined (one provider call serves both), or the stored result of one that succeeded recently serves this one at once, at the deployment's cache price; `off`: a provider is called. Default: the plan's",
+    ),
 };
 
 /** A strict object whose unknown keys are refused as not being parameters of `kind` jobs. */
@@ -255,7 +262,7 @@ export function parseGenerationRequest(
 ): GenerationRequest {
   const parsed = generationBodySchema.safeParse(body);
   if (!parsed.success) throw validationError(parsed.error, '(body)');
-  const { kind, prompt, deadline, webhook } = parsed.data;
+  const { kind, prompt, deadline, webhook, cache } = parsed.data;
   const provider = parsed.data.provider ?? defaultProvider;
   const model = modelFor(providers, kind, provider, parsed.data.model);
   const params =
@@ -272,6 +279,7 @@ export function parseGenerationRequest(
     ...(deadline ? { deadline } : {}),
     ...(webhook ? { webhook: { url: webhook.url, events: webhookEvents(webhook.events) } } : {}),
     ...(fallback === undefined ? {} : { fallback }),
+    ...(cache === undefined ? {} : { cache }),
   };
 }
 

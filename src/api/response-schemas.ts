@@ -4,6 +4,7 @@ import type { WebhookDelivery } from '../db/webhook-repository.js';
 import type { WebhookSecret } from '../db/webhook-secret-repository.js';
 import type { StreamedText, TextUpdate } from '../events/text-stream.js';
 import {
+  CACHE_OUTCOMES,
   IMAGE_SIZES,
   JOB_FAILURE_CODES,
   JOB_KINDS,
@@ -37,7 +38,7 @@ export const jobWaitingSchema = z
     reason: z
       .enum(WAIT_REASONS)
       .describe(
-        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next; `provider_queue`: the provider took the call into its own queue and has not started it',
+        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next; `provider_queue`: the provider took the call into its own queue and has not started it; `identical_job`: an identical job’s call serves this one (the result cache)',
       ),
     since: timestamp,
     until: timestamp.nullable().describe('When the job looks again at the latest; null when unknown'),
@@ -99,6 +100,12 @@ export const jobSchema = z
     purgedAt: timestamp.nullable().describe('When retention removed the result'),
     waiting: jobWaitingSchema.nullable().describe('Null while the job is worked on, and once it ended'),
     servedBy: servedBySchema,
+    cacheOutcome: z
+      .enum(CACHE_OUTCOMES)
+      .nullable()
+      .describe(
+        "`joined`: an identical job's provider call served this one (set while it waits on that call); `reused`: an identical job's stored result served it at once; null: it called a provider itself",
+      ),
   })
   .describe('A job as the API shows it; never carries the prompt, only its hash') satisfies z.ZodType<Job>;
 

@@ -66,6 +66,11 @@ export interface Job {
   waiting: JobWaiting | null;
   /** The provider the job calls now, or last called: the one that made the result, once succeeded. */
   servedBy: ServedBy;
+  /**
+   * `joined`: an identical job's provider call served this one (set while it waits on that call);
+   * `reused`: an identical job's stored result served it at once; null: it called a provider itself.
+   */
+  cacheOutcome: 'joined' | 'reused' | null;
 }
 
 /**
@@ -101,10 +106,17 @@ export interface FallbackChoice {
 /**
  * What a job waits for: one of its user's running slots (`admission`), a provider call slot or the
  * provider's pacing (`provider_slot`), the provider's pause after a 429 (`rate_limited`), the
- * provider's circuit breaker cooling down (`circuit_open`), or the backoff after a failed call.
+ * provider's circuit breaker cooling down (`circuit_open`), the backoff after a failed call, a turn in
+ * the provider's own queue (`provider_queue`), or an identical job's call it joined (`identical_job`).
  */
 export type WaitReason =
-  'admission' | 'provider_slot' | 'rate_limited' | 'circuit_open' | 'backoff' | 'provider_queue';
+  | 'admission'
+  | 'provider_slot'
+  | 'rate_limited'
+  | 'circuit_open'
+  | 'backoff'
+  | 'provider_queue'
+  | 'identical_job';
 
 export interface JobWaiting {
   reason: WaitReason;
@@ -153,6 +165,12 @@ interface GenerationFields {
    * for these; unset, the chain the deployment configures.
    */
   fallback?: false | FallbackChoice[];
+  /**
+   * `reuse`: an identical request in flight is joined, or the stored result of one that succeeded
+   * recently serves this one, at the deployment's cache price; `off`: a provider is called. Unset, the
+   * plan's default.
+   */
+  cache?: 'reuse' | 'off';
 }
 
 export interface ImageGenerationBody extends GenerationFields {

@@ -7,6 +7,7 @@ const REASONS: Record<WaitReason, string> = {
   circuit_open: 'the provider is failing; waiting for it to recover',
   backoff: 'waiting to retry after a failed call',
   provider_queue: "waiting in the provider's own queue",
+  identical_job: "waiting for an identical job's result",
 };
 
 /**

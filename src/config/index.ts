@@ -8,6 +8,7 @@ export {
   type ObjectStoreConfig,
   type PayloadKey,
   type ProviderRetryPolicy,
+  type ResultCachePolicy,
   type RetentionPolicy,
   type S3ObjectStoreOptions,
   type StreamLimits,

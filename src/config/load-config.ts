@@ -6,6 +6,7 @@ import type {
   ObjectStoreConfig,
   PayloadKey,
   ProviderRetryPolicy,
+  ResultCachePolicy,
   RetentionPolicy,
   StreamLimits,
   WebhookRetryPolicy,
@@ -83,6 +84,8 @@ interface ConfigFields {
   costs: { byKey: Readonly<Record<string, number>>; fallback: number };
   /** Fallback chains by `provider:model`, and the failed calls in a row that move a job on. */
   fallback: { chains: Readonly<Record<string, readonly FallbackEntry[]>>; afterFailedCalls: number };
+  /** Who shares results of identical requests, for how long, and at what price (see ResultCachePolicy). */
+  resultCache: ResultCachePolicy;
   demoUserCredits: number;
   submitRateLimit: { perMinute: number; burst: number };
   /** What one API key may hold open on one API process: sockets and event streams, and subscriptions. */
@@ -274,6 +277,7 @@ function usagePolicies(
   | 'plans'
   | 'costs'
   | 'fallback'
+  | 'resultCache'
   | 'demoUserCredits'
   | 'submitRateLimit'
   | 'streamLimits'
@@ -286,6 +290,11 @@ function usagePolicies(
     plans: { byName: e.PLANS, defaultPlan: e.DEFAULT_PLAN },
     costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
     fallback: { chains: e.FALLBACK_CHAINS, afterFailedCalls: e.FALLBACK_AFTER_FAILED_CALLS },
+    resultCache: {
+      scope: e.RESULT_CACHE_SCOPE,
+      maxAgeSeconds: e.RESULT_CACHE_MAX_AGE_SECONDS,
+      price: e.RESULT_CACHE_PRICE,
+    },
     demoUserCredits: e.DEMO_USER_CREDITS,
     submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },
     streamLimits: { streamsPerKey: e.MAX_STREAMS_PER_KEY, subscriptionsPerKey: e.MAX_SUBSCRIPTIONS_PER_KEY },

@@ -43,6 +43,19 @@ export interface RetentionPolicy {
   unsuccessfulDays: number;
 }
 
+/** Who shares results of identical requests (`cache: "reuse"`), for how long, and at what price. */
+export interface ResultCachePolicy {
+  /**
+   * `user`: a user's requests are served only by their own jobs; `deployment`: by any user's. (Kiln has
+   * no tenants yet: a tenant scope comes with them.)
+   */
+  scope: 'user' | 'deployment';
+  /** How long after its job succeeded a stored result serves identical requests; 0: only jobs in flight are joined. */
+  maxAgeSeconds: number;
+  /** Credits a job served by the cache is charged (at most what it reserved). */
+  price: number;
+}
+
 /** What one API key may hold open on one API process. */
 export interface StreamLimits {
   /** WebSockets and event streams. */

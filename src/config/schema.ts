@@ -30,6 +30,8 @@ const planSchema = z.object({
   maxRunning: z.number().int().min(1),
   /** Share of a busy provider relative to other plans (Temporal fairness weight). */
   weight: z.number().positive().max(1000),
+  /** Whether its users' requests that say nothing of `cache` may reuse identical ones. Default `off`. */
+  cache: z.enum(['reuse', 'off']).default('off'),
 });
 export type Plan = z.infer<typeof planSchema>;
 
@@ -238,10 +240,10 @@ export const envSchema = z.object({
   PROVIDER_DEFAULT_RPM: z.coerce.number().positive().default(600),
   /** Calls in flight of a provider with no entry in PROVIDER_LIMITS. Default 8. */
   PROVIDER_DEFAULT_CONCURRENCY: z.coerce.number().int().min(1).default(8),
-  /** Plans by name: `{"free":{"maxRunning":2,"weight":1},…}`. */
+  /** Plans by name: `{"free":{"maxRunning":2,"weight":1,"cache":"reuse"},…}` (`cache` optional). */
   PLANS: jsonValue(z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/), planSchema)).default({
-    free: { maxRunning: 2, weight: 1 },
-    pro: { maxRunning: 8, weight: 4 },
+    free: { maxRunning: 2, weight: 1, cache: 'off' },
+    pro: { maxRunning: 8, weight: 4, cache: 'off' },
   }),
   /** Plan of a new user. Default `free`. */
   DEFAULT_PLAN: z.string().default('free'),
@@ -252,7 +254,10 @@ export const envSchema = z.object({
    * same kind. Default: none.
    */
   FALLBACK_CHAINS: jsonValue(
-    z.record(z.string().regex(/^[^:]+:.+$/, 'not provider:model'), z.array(fallbackEntrySchema).min(1).max(5)),
+    z.record(
+      z.string().regex(/^[^:]+:.+$/, 'not provider:model'),
+      z.array(fallbackEntrySchema).min(1).max(5),
+    ),
   ).default({}),
   /** Failed calls (`provider_unavailable` or timeouts) in a row on one entry before a job moves on. Default 2. */
   FALLBACK_AFTER_FAILED_CALLS: z.coerce.number().int().min(1).default(2),
@@ -260,6 +265,15 @@ export const envSchema = z.object({
   JOB_COSTS: jsonValue(z.record(z.string().min(1), z.number().int().min(0))).default({}),
   /** Cost of a job that JOB_COSTS does not price. Default 1. */
   JOB_COST_DEFAULT: z.coerce.number().int().min(0).default(1),
+  /**
+   * Who shares results of identical requests (`cache: "reuse"`): `user` (each user their own) or
+   * `deployment` (every user of this deployment). Default `user`.
+   */
+  RESULT_CACHE_SCOPE: z.enum(['user', 'deployment']).default('user'),
+  /** How long a succeeded job's result serves identical requests. Default 86400 s (24 h). */
+  RESULT_CACHE_MAX_AGE_SECONDS: z.coerce.number().int().min(0).default(86_400),
+  /** Credits a job served by another's call or result costs (at most its own price). Default 0. */
+  RESULT_CACHE_PRICE: z.coerce.number().int().min(0).default(0),
   /** Credits the `npm start` demo user is granted when created. Default 1000. */
   DEMO_USER_CREDITS: z.coerce.number().int().min(0).default(1000),
   /** Submissions per minute per API key. Default 120. */

@@ -50,6 +50,7 @@ export function toJob(row: JobRow): Job {
       entry: 0,
       switched: null,
     },
+    cacheOutcome: row.cache_outcome,
   };
 }
 
@@ -198,6 +199,9 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
     waiting: null,
     // The next run starts again from the provider the job was submitted for.
     served_by: null,
+    // The next run looks for an identical job afresh, if it may.
+    cache_outcome: null,
+    cache_source_job_id: null,
   };
   return db.transaction().execute(async (trx) => {
     const { written, current } = await updateAndPublish(trx, id, ENTERED_FROM.queued, reset);

@@ -24,6 +24,8 @@ import * as queueProviderSlotWaiters from './migrations/2026_11_23_0021_queue_pr
 import * as addJobWaiting from './migrations/2026_12_07_0022_add_job_waiting.js';
 import * as addJobEventTraceIds from './migrations/2026_12_07_0023_add_job_event_trace_ids.js';
 import * as addJobServedBy from './migrations/2026_12_07_0024_add_job_served_by.js';
+import * as createGenerationResults from './migrations/2026_12_07_0025_create_generation_results.js';
+import * as admitNoCacheFollowers from './migrations/2026_12_07_0026_admit_no_cache_followers.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -51,6 +53,8 @@ const migrations: Record<string, Migration> = {
   '2026_12_07_0022_add_job_waiting': addJobWaiting,
   '2026_12_07_0023_add_job_event_trace_ids': addJobEventTraceIds,
   '2026_12_07_0024_add_job_served_by': addJobServedBy,
+  '2026_12_07_0025_create_generation_results': createGenerationResults,
+  '2026_12_07_0026_admit_no_cache_followers': admitNoCacheFollowers,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

@@ -1,6 +1,15 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { JobEventType } from '../events/job-event.js';
-import type { ImageSize, JobFailureCode, JobKind, JobStatus, JobWaiting, JobWebhook, ServedBy } from '../jobs/job.js';
+import type {
+  CacheOutcome,
+  ImageSize,
+  JobFailureCode,
+  JobKind,
+  JobStatus,
+  JobWaiting,
+  JobWebhook,
+  ServedBy,
+} from '../jobs/job.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** Filled by a column default on insert. */
@@ -48,6 +57,10 @@ export interface JobsTable {
   waiting: ColumnType<JobWaiting | null, null | undefined, JobWaiting | null>;
   /** The fallback entry the job calls, once it left the one submitted for (see ServedBy); else null. */
   served_by: ColumnType<ServedBy | null, null | undefined, ServedBy | null>;
+  /** How the result cache served the job (see CacheOutcome); null when it called a provider itself. */
+  cache_outcome: ColumnType<CacheOutcome | null, null | undefined, CacheOutcome | null>;
+  /** The job whose call it joined or whose result it reused; its end wakes the job while it waits. */
+  cache_source_job_id: ColumnType<string | null, null | undefined, string | null>;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -225,8 +238,19 @@ export interface SignalStatesTable {
   changed_at: DefaultedTimestamp;
 }
 
+/** Per cache scope and request fingerprint, the job that produces (or produced) its result. */
+export interface GenerationResultsTable {
+  /** `user:<id>` or `deployment`: who may be served what this job made. */
+  scope: string;
+  /** `cacheFingerprint` of the request. */
+  fingerprint: string;
+  job_id: string;
+  claimed_at: DefaultedTimestamp;
+}
+
 export interface Database {
   jobs: JobsTable;
+  generation_results: GenerationResultsTable;
   users: UsersTable;
   api_keys: ApiKeysTable;
   provider_circuits: ProviderCircuitsTable;

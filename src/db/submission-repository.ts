@@ -64,6 +64,8 @@ const INSERTED_DEFAULTS = {
   workflow_seen_at: null,
   waiting: null,
   served_by: null,
+  cache_outcome: null,
+  cache_source_job_id: null,
 } satisfies Omit<JobRow, keyof NewJob>;
 
 function firstEvent(job: NewJob): JobEvent {

@@ -24,7 +24,7 @@ export function seedFor(jobId: string): number {
 
 /** Stable across key order, so the same request always hashes the same. */
 export function requestFingerprint(request: GenerationRequest): string {
-  const { kind, prompt, provider, model, size, maxTokens, deadline, webhook, fallback } = request;
+  const { kind, prompt, provider, model, size, maxTokens, deadline, webhook, fallback, cache } = request;
   const limits = [deadline?.startWithinSeconds ?? null, deadline?.finishWithinSeconds ?? null];
   // Appended only when present, so that image requests without a webhook keep the fingerprints they had.
   const hook = webhook ? [[webhook.url, webhook.events]] : [];
@@ -34,7 +34,27 @@ export function requestFingerprint(request: GenerationRequest): string {
     fallback === undefined
       ? []
       : [['fallback', fallback && fallback.map((c) => [c.provider, c.model, c.size, c.maxTokens])]];
+  const reuse = cache === undefined ? [] : [['cache', cache]];
   return sha256Hex(
-    JSON.stringify([kind, prompt, provider, model, size, limits, ...hook, ...tokens, ...chain]),
+    JSON.stringify([kind, prompt, provider, model, size, limits, ...hook, ...tokens, ...chain, ...reuse]),
+  );
+}
+
+/**
+ * What names a request's output for the result cache: what was asked of which provider, and nothing
+ * about its delivery (deadline, webhook). The prompt is compared in Unicode NFC (and trimmed, as the
+ * parse left it), so that the same text typed two ways is one request. The fallback chain is part of
+ * it, as asked: a job of another chain could have been served by a provider this one does not accept.
+ * No seed: requests carry none, and the one each job derives from its id would make no two alike; a
+ * job that opts in takes the output another job's seed made.
+ */
+export function cacheFingerprint(request: GenerationRequest): string {
+  const { kind, prompt, provider, model, size, maxTokens, fallback } = request;
+  const chain =
+    fallback === undefined
+      ? null
+      : fallback && fallback.map((c) => [c.provider, c.model, c.size, c.maxTokens]);
+  return sha256Hex(
+    JSON.stringify(['cache/1', kind, prompt.normalize('NFC'), provider, model, size, maxTokens, chain]),
   );
 }

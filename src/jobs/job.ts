@@ -53,6 +53,7 @@ export interface JobEnding {
  * after a 429 or an emptied quota (`rate_limited`), the shared circuit breaker's cool-down
  * (`circuit_open`). Between calls: the backoff after a failed one (`backoff`). During a call: a turn
  * in the provider's own queue, which took the task but has not started it (`provider_queue`, fal).
+ * Instead of a call: the call of an identical job it joined (`identical_job`, the result cache).
  */
 export const WaitReason = {
   admission: 'admission',
@@ -61,6 +62,7 @@ export const WaitReason = {
   circuitOpen: 'circuit_open',
   backoff: 'backoff',
   providerQueue: 'provider_queue',
+  identicalJob: 'identical_job',
 } as const;
 export type WaitReason = (typeof WaitReason)[keyof typeof WaitReason];
 export const WAIT_REASONS: readonly WaitReason[] = Object.values(WaitReason);
@@ -190,6 +192,22 @@ export interface JobWebhook {
   events: WebhookEvent[];
 }
 
+/**
+ * Whether an identical request may serve this one: `reuse` joins an identical job in flight or takes the
+ * stored result of one that succeeded recently (the result cache); `off` always calls a provider.
+ */
+export const CacheMode = { reuse: 'reuse', off: 'off' } as const;
+export type CacheMode = (typeof CacheMode)[keyof typeof CacheMode];
+export const CACHE_MODES: readonly CacheMode[] = Object.values(CacheMode);
+
+/**
+ * How the result cache served a job: `joined`, another job's provider call in flight (while it waits
+ * on that call, and after); `reused`, the stored result of one that had succeeded.
+ */
+export const CacheOutcome = { joined: 'joined', reused: 'reused' } as const;
+export type CacheOutcome = (typeof CacheOutcome)[keyof typeof CacheOutcome];
+export const CACHE_OUTCOMES: readonly CacheOutcome[] = Object.values(CacheOutcome);
+
 /** A validated generation request, with defaults applied (provider and model are always set). */
 export interface GenerationRequest {
   kind: JobKind;
@@ -207,6 +225,8 @@ export interface GenerationRequest {
    * unset for the chain the deployment configures for `provider:model`.
    */
   fallback?: false | ProviderChoice[];
+  /** As the client asked; unset for the plan's default. */
+  cache?: CacheMode;
 }
 
 /** A job as the public API shows it. Never carries the prompt text: only its hash. */
@@ -233,4 +253,6 @@ export interface Job {
   /** Why the job waits; null while it is worked on, and once it ended. */
   waiting: JobWaiting | null;
   servedBy: ServedBy;
+  /** Set when another job's call or stored result served this one (see CacheOutcome); else null. */
+  cacheOutcome: CacheOutcome | null;
 }

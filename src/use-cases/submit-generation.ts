@@ -7,15 +7,15 @@ import { submitJob, type NewJob, type SubmitJobResult } from '../db/submission-r
 import type { SubmitRate, TokenRefusal } from '../db/submit-rate-limiter.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
-import { jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';
-import { JobStatus, type GenerationRequest } from '../jobs/job.js';
+import { cacheFingerprint, jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';
+import { CacheMode, JobStatus, type GenerationRequest } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { currentTraceId } from '../observability/trace-context.js';
 import { planNamed } from '../jobs/plans.js';
 import { limitKeyFor, providerTaskQueue } from '../capacity/provider-limits.js';
 import { resolveFallbackRoute } from '../fallback/fallback-chain.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
-import type { FallbackRoute, GenerationInput } from '../workflows/definitions.js';
+import type { FallbackRoute, GenerationInput, ResultCacheInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { insufficientCredits, type InsufficientCredits } from './insufficient-credits.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
@@ -40,6 +40,7 @@ export interface SubmitDependencies {
     | 'webhooks'
     | 'submitRateLimit'
     | 'fallback'
+    | 'resultCache'
   >;
   /** This process's recent reads of each provider's queue, for the estimates of new jobs. */
   queues: RecentQueues;
@@ -75,12 +76,30 @@ export type SubmitOutcome = { kind: 'submitted'; submission: Submission } | Subm
 /** How long a submission waits for Temporal to take the workflow's start. */
 const START_DEADLINE_MS = 5000;
 
+/**
+ * Where the job looks for an identical one, if it may (its request's `cache`, else its plan's): never
+ * outside its user's results at `user` scope. `reserved`: what its submission reserved.
+ */
+function resultCacheOf(
+  { resultCache }: SubmitDependencies['config'],
+  row: JobRow,
+  request: GenerationRequest,
+  plan: Plan,
+  reserved: number,
+): ResultCacheInput | undefined {
+  if ((request.cache ?? plan.cache) !== CacheMode.reuse) return undefined;
+  const scope = resultCache.scope === 'user' ? `user:${row.user_id}` : 'deployment';
+  const { maxAgeSeconds, price } = resultCache;
+  return { scope, fingerprint: cacheFingerprint(request), maxAgeSeconds, price, reserved };
+}
+
 async function startWorkflow(
   deps: SubmitDependencies,
   row: JobRow,
   request: GenerationRequest,
   plan: Plan,
   fallback: FallbackRoute | undefined,
+  cache: ResultCacheInput | undefined,
 ): Promise<string | undefined> {
   const { temporal, providerLimits } = deps.config;
   const limitKey = limitKeyFor(providerLimits, request.provider, request.model);
@@ -95,6 +114,7 @@ async function startWorkflow(
     retry: deps.config.retry,
     providerTaskQueue: providerTaskQueue(temporal.taskQueue, limitKey),
     ...(fallback ? { fallback } : {}),
+    ...(cache ? { cache } : {}),
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.
@@ -178,7 +198,9 @@ export async function submitGeneration(
   // The estimate reads only the job table: it runs while the workflow starts, not after it; so does
   // noting the trace of the first event, which `submit_job` wrote without it (tracing on only).
   const [runId, estimate] = await Promise.all([
-    created || row.status === JobStatus.queued ? startWorkflow(deps, row, request, plan, route) : undefined,
+    created || row.status === JobStatus.queued
+      ? startWorkflow(deps, row, request, plan, route, resultCacheOf(deps.config, row, request, plan, cost))
+      : undefined,
     created ? deps.queues.ofNewJob(row, plan) : estimateQueue(deps.db, deps.config, row, plan),
     created && traceId ? recordEventTrace(deps.db, row.id, row.version, traceId) : undefined,
   ]);

@@ -3,6 +3,7 @@ import type {
   AdmissionActivities,
   JobTableActivities,
   ProviderCircuitActivities,
+  ResultCacheActivities,
   ResultStorageActivities,
 } from '../activities/index.js';
 
@@ -35,3 +36,9 @@ const outputMoves = {
 export const storage = proxyLocalActivities<ResultStorageActivities>(outputMoves);
 
 export const results = proxyLocalActivities<Pick<JobTableActivities, 'storeResultAndSucceed'>>(outputMoves);
+
+/*
+ * The result cache's claim is a job-table write; serving from it copies a stored result into the job's
+ * own key before its writes, as storing a call's output moves one: both timed and retried as output moves.
+ */
+export const resultCache = proxyLocalActivities<ResultCacheActivities>(outputMoves);

@@ -17,6 +17,22 @@ export interface GenerationInput {
   providerTaskQueue: string;
   /** Resolved at submission; absent when the job has nothing to fall back on (and before release 0.2.0). */
   fallback?: FallbackRoute;
+  /** Set when the job may be served by an identical one (`cache: "reuse"`); absent when it did not. */
+  cache?: ResultCacheInput;
+}
+
+/** What a job that opted in to the result cache needs to find an identical one, and what it then costs. */
+export interface ResultCacheInput {
+  /** `user:<id>` or `deployment`: whose jobs may serve this one. */
+  scope: string;
+  /** The request's `cacheFingerprint`. */
+  fingerprint: string;
+  /** How long after its job succeeded a stored result may serve this one. */
+  maxAgeSeconds: number;
+  /** Credits the job is charged when another job serves it. */
+  price: number;
+  /** Credits its submission reserved: what a call of its own would have cost, for the savings metric. */
+  reserved: number;
 }
 
 /** One provider a job may be served by, as the workflow calls it: through its own task queue, at its price. */
@@ -54,6 +70,9 @@ export interface WorkflowWaiting {
 
 /** Why the job waits, as the workflow knows it now; both null once the job ended. */
 export const jobWaitingQuery = defineQuery<WorkflowWaiting>('waiting');
+
+/** Sent to a job that joined another's call when that job ended, however it ended. */
+export const sourceEndedSignal = defineSignal('sourceEnded');
 
 /** Sent to a waiting job when one of its user's running slots was given to it. */
 export const admittedSignal = defineSignal('admitted');

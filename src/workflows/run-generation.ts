@@ -3,6 +3,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   setHandler,
   setWorkflowOptions,
   upsertSearchAttributes,
@@ -26,7 +27,15 @@ import {
   JobFailure,
   type CallLimits,
 } from './provider-calls.js';
+import { serveFromIdentical } from './result-cache.js';
 import { KILN_STATUS } from './search-attributes.js';
+
+/*
+ * Jobs that opted in to the result cache look for an identical job first. Behind a patch although
+ * older inputs carry no `cache`: a job the new API started may have run its first tasks on a worker of
+ * the build before, which ignored the field; its history replays on this build down the old path.
+ */
+const RESULT_CACHE_PATCH = 'result-cache';
 
 /** Deadlines count from submission (the workflow's start), not from when a worker first picked it up. */
 function submittedAtMs(): number {
@@ -38,7 +47,11 @@ async function generateAndStore(
   limits: CallLimits,
   setStatus: (status: JobStatus) => void,
 ): Promise<JobEnding> {
-  const { jobId } = input;
+  const { jobId, cache } = input;
+  if (cache && patched(RESULT_CACHE_PATCH)) {
+    const served = await serveFromIdentical(jobId, cache, limits);
+    if (served) return served;
+  }
   await waitForAdmission(jobId, limits.deadlines, limits.waits);
   setStatus(JobStatus.running);
   const { output, settleAt } = await callProviderWithRetries(input, limits);

@@ -12,7 +12,8 @@ export type FakeImagesBehaviour =
   | { kind: 'rate_limited'; retryAfterSeconds: number }
   | { kind: 'server_error'; status?: number }
   | { kind: 'hang' }
-  | { kind: 'content_policy' }
+  /** After `delayMs`, as a provider that moderates the output does. */
+  | { kind: 'content_policy'; delayMs?: number }
   | { kind: 'bad_request' }
   /** 200 with an empty `data` array: a reply that carries no image. */
   | { kind: 'no_image' }
@@ -239,7 +240,8 @@ async function answer(
     case 'hang':
       return;
     case 'content_policy':
-      return sendContentPolicy(res, body.model);
+      if (await stillWanted(behaviour.delayMs ?? 0, res, closing)) sendContentPolicy(res, body.model);
+      return;
     case 'bad_request':
       return sendError(res, 400, { message: 'Invalid prompt.', type: 'invalid_request_error' });
     case 'no_image':

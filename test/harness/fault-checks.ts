@@ -109,12 +109,14 @@ function expectedEntries(status: JobStatus, cost: number, servedCost = cost): st
 /**
  * Jobs whose ledger entries are not exactly the ones their status calls for. With `costs`, a succeeded
  * job must have been charged the price of the provider its `servedBy` names (a fallback may be cheaper
- * than what it reserved); without, the whole reservation.
+ * than what it reserved); without, the whole reservation. One the result cache served (`cacheOutcome`)
+ * must have been charged `cachePrice` (at most its reservation).
  */
 export async function jobLedgerProblems(
   db: Kysely<Database>,
-  jobs: (Pick<Job, 'id' | 'status'> & Partial<Pick<Job, 'servedBy'>>)[],
+  jobs: (Pick<Job, 'id' | 'status'> & Partial<Pick<Job, 'servedBy' | 'cacheOutcome'>>)[],
   costs?: Config['costs'],
+  cachePrice = 0,
 ): Promise<string[]> {
   if (jobs.length === 0) return [];
   const entries = await db
@@ -130,7 +132,12 @@ export async function jobLedgerProblems(
     const own = entries.filter((entry) => entry.job_id === job.id);
     const cost = -(own.find((entry) => entry.kind === 'reserve')?.amount ?? 0);
     const actual = own.map((entry) => `${entry.kind}:${entry.amount}`).sort();
-    const servedCost = costs && job.servedBy ? costOf(costs, job.servedBy) : undefined;
+    // A job the result cache served is charged the cache price, whoever served the job it took it from.
+    const servedCost = job.cacheOutcome
+      ? cachePrice
+      : costs && job.servedBy
+        ? costOf(costs, job.servedBy)
+        : undefined;
     const expected = expectedEntries(job.status, cost, servedCost).sort();
     return JSON.stringify(actual) === JSON.stringify(expected)
       ? []
