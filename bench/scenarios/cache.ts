@@ -93,6 +93,8 @@ function figuresOf(
     provider_calls: calls,
     calls_per_job: calls / jobs.length,
     calls_per_distinct: calls / distinct,
+    // Fewer calls than distinct requests would be requests merged that differ: as wrong as more.
+    calls_off: Math.abs(calls - distinct),
     joined_jobs: jobs.filter((job) => job.cacheOutcome === 'joined').length,
     reused_jobs: reused.length,
     reused_submit_to_succeeded_p50_ms: percentile(
@@ -119,7 +121,7 @@ export const cache: Scenario = {
     `${CACHE_PRICE}; credits expected = distinct × ${COST} + duplicates × ${CACHE_PRICE}, charged = the ` +
     "run's jobs' ledger; 1 worker process, 1 API process",
   targets: [
-    { figure: 'calls_per_distinct', label: 'provider calls = distinct requests', op: '<=', value: 1 },
+    { figure: 'calls_off', label: 'provider calls = distinct requests', op: '<=', value: 0 },
     { figure: 'credits_off', label: 'credits charged = expected', op: '<=', value: 0 },
     { figure: 'failed_jobs', label: 'no job fails', op: '<=', value: 0 },
   ],
