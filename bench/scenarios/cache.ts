@@ -6,7 +6,7 @@ import { openaiBody, startOpenAIBench, type OpenAIBench } from '../lib/openai-se
 import { repeat, type RunSettings, type Scenario } from '../lib/scenario.js';
 import { percentile } from '../lib/stats.js';
 
-/** Fixed, so that every run, and every bench, sends the same requests in the same order. */
+/** Fixed, so that every run, and every bench, sends the same plan: users, repeats, order and delays. */
 const SEED = 18;
 const USERS = 3;
 const RATE_PER_S = 6;
@@ -116,7 +116,7 @@ export const cache: Scenario = {
     `${jobsFor(quick)} OpenAI-fake image jobs (fake answers in ${PROVIDER_DELAY_MS} ms), all ` +
     `\`cache: "reuse"\`, over ${USERS} users with RESULT_CACHE_SCOPE deployment; ${DUPLICATE_SHARE * 100} % ` +
     'repeat an earlier request (seeded order, the same every run): half sent 0–' +
-    `${IN_FLIGHT_MS} ms after their first was sent (in flight), half 0–1 s after it succeeded; ` +
+    `${IN_FLIGHT_MS} ms after their first's 202 (in flight), half 0–1 s after it succeeded; ` +
     `distinct requests sent at ${RATE_PER_S}/s; JOB_COSTS openai ${COST}, RESULT_CACHE_PRICE ` +
     `${CACHE_PRICE}; credits expected = distinct × ${COST} + duplicates × ${CACHE_PRICE}, charged = the ` +
     "run's jobs' ledger; 1 worker process, 1 API process",
