@@ -1,4 +1,5 @@
 import type { Scenario } from '../lib/scenario.js';
+import { cache } from './cache.js';
 import { cancel } from './cancel.js';
 import { capacity } from './capacity.js';
 import { fairness } from './fairness.js';
@@ -26,6 +27,7 @@ export const SCENARIOS: Scenario[] = [
   firstToken,
   fallback,
   fallbackBacklog,
+  cache,
 ];
 
 /**
@@ -42,6 +44,7 @@ export const RUN_ORDER: string[] = [
   'first-token',
   'fallback',
   'fallback-backlog',
+  'cache',
   'footprint',
   'fairness',
   'submit',
