@@ -7,7 +7,12 @@ import { builtinModules } from 'node:module';
 const NODE_BUILT_INS = ['node:*', ...builtinModules, ...builtinModules.map((name) => `${name}/*`)];
 
 /** Outside src/workflows, the modules workflow code may import values from; linted as workflow code. */
-const WORKFLOW_VALUE_IMPORTS = ['src/jobs/job.ts', 'src/jobs/transitions.ts', 'src/jobs/failures.ts'];
+const WORKFLOW_VALUE_IMPORTS = [
+  'src/jobs/job.ts',
+  'src/jobs/transitions.ts',
+  'src/jobs/failures.ts',
+  'src/jobs/token-pricing.ts',
+];
 
 /** A relative import out of src/workflows to anything but those modules. */
 const WORKFLOW_RELATIVE_IMPORT_OUTSIDE = `^\\.\\./(?!(${WORKFLOW_VALUE_IMPORTS.map((file) =>

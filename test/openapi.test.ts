@@ -531,7 +531,7 @@ test('the providers listing is what the deployment calls, with what each job cos
     ],
   });
   // Priced as a submission is charged: the most specific of provider:model:size, provider:model, provider.
-  const costs = { byKey: { 'local:kiln-sketch-1:1024x1024': 3, local: 2 }, fallback: 1 };
+  const costs = { byKey: { 'local:kiln-sketch-1:1024x1024': 3, local: 2 }, fallback: 1, tokens: {} };
   const priced = offeredProviders(configuredProviders(ctx.config), 'local', costs).data;
   assert.deepEqual(
     priced.map((provider) => provider.models[0]?.prices.map(({ credits }) => credits)),

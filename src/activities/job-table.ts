@@ -1,4 +1,12 @@
-import { recordProviderSwitch, recordWaiting, transitionJob, type JobPatch } from '../db/job-repository.js';
+import { creditsForUsage, estimatedTokens, type TokenPricing } from '../jobs/token-pricing.js';
+import {
+  findJob,
+  recordProviderSwitch,
+  recordWaiting,
+  transitionJob,
+  type JobPatch,
+} from '../db/job-repository.js';
+import { readStreamedText } from '../db/text-stream-repository.js';
 import type { JobRow } from '../db/schema.js';
 import {
   isTerminal,
@@ -19,8 +27,9 @@ export interface StoreResultInput {
   /** The provider's output as the store confirmed it, at the job's result key. */
   output: StoredObject;
   /**
-   * The price of the fallback that served the job, when its reservation covered a dearer entry of its
-   * chain; unset, the reservation is spent whole.
+   * What the job is charged, when less than its reservation: the price of the fallback that served it
+   * (the reservation covered a dearer entry of its chain), or of the tokens it used. Unset, the
+   * reservation is spent whole.
    */
   settleAt?: number;
 }
@@ -39,6 +48,17 @@ export interface MarkJobFailedInput {
   jobId: string;
   code: JobFailureCode;
   message: string;
+  streamed?: StreamedTextCharge;
+}
+
+/**
+ * What a usage-priced text job that ends without a result pays for the text its last call streamed:
+ * the token pricing of each entry of its chain (null for one priced per job), and its prompt's tokens,
+ * estimated.
+ */
+export interface StreamedTextCharge {
+  pricings: (TokenPricing | null)[];
+  promptTokens: number;
 }
 
 /** How the row says the job ended; for rows a terminal write returned. */
@@ -74,6 +94,32 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     return endingOf(await transition(jobId, to, patch, settleAt));
   }
 
+  /**
+   * The credits of the text a job's last call streamed before the job ended without a result, at the
+   * prices of the entry it called; none when it streamed nothing (no provider bills a refused call) or
+   * that entry prices per job. Read before the end is written: the call was stopped by then.
+   */
+  async function chargeForStreamed(
+    jobId: string,
+    streamed?: StreamedTextCharge,
+  ): Promise<number | undefined> {
+    if (!streamed) return undefined;
+    const [row, text] = await Promise.all([findJob(db, jobId), readStreamedText(db, jobId)]);
+    const pricing = streamed.pricings[row?.served_by?.entry ?? 0];
+    if (!pricing || !text?.text) return undefined;
+    return creditsForUsage(pricing, {
+      inputTokens: streamed.promptTokens,
+      outputTokens: estimatedTokens(text.text),
+    });
+  }
+
+  async function endUnserved(jobId: string, to: JobStatus, patch: JobPatch, streamed?: StreamedTextCharge) {
+    const charge = await chargeForStreamed(jobId, streamed).catch((error: unknown) => {
+      throw jobTableFailure(error, logger, jobId);
+    });
+    return end(jobId, to, { completed_at: new Date(), ...patch }, charge);
+  }
+
   return {
     /**
      * A generated job's end: `succeeded`, with the result the provider call kept at the job's result
@@ -90,18 +136,18 @@ export function createJobTableActivities(deps: ActivityDependencies) {
       };
       return end(jobId, JobStatus.succeeded, stored, settleAt);
     },
-    async markJobFailed({ jobId, code, message }: MarkJobFailedInput): Promise<JobEnding> {
-      return end(jobId, JobStatus.failed, {
-        completed_at: new Date(),
-        failure_code: code,
-        failure_message: message,
-      });
+    /*
+     * The ends without a result: the reservation comes back, but for what a usage-priced text job's
+     * last call streamed (`streamed`, from workflows that price by tokens).
+     */
+    async markJobFailed({ jobId, code, message, streamed }: MarkJobFailedInput): Promise<JobEnding> {
+      return endUnserved(jobId, JobStatus.failed, { failure_code: code, failure_message: message }, streamed);
     },
-    async markJobExpired(jobId: string): Promise<JobEnding> {
-      return end(jobId, JobStatus.expired, { completed_at: new Date() });
+    async markJobExpired(jobId: string, streamed?: StreamedTextCharge): Promise<JobEnding> {
+      return endUnserved(jobId, JobStatus.expired, {}, streamed);
     },
-    async markJobCanceled(jobId: string): Promise<JobEnding> {
-      return end(jobId, JobStatus.canceled, { completed_at: new Date() });
+    async markJobCanceled(jobId: string, streamed?: StreamedTextCharge): Promise<JobEnding> {
+      return endUnserved(jobId, JobStatus.canceled, {}, streamed);
     },
     /**
      * Why the job waits, for every way of watching it. Safe to repeat: the same wait is written once,

@@ -14,7 +14,15 @@ import {
 } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
-import { FailureCode, JobStatus, WaitReason } from '../jobs/job.js';
+import { promptTokenBound } from '../jobs/token-pricing.js';
+import {
+  FailureCode,
+  JobStatus,
+  WaitReason,
+  type GenerationRequest,
+  type JobUsage,
+  type TokenUsage,
+} from '../jobs/job.js';
 import { countOutputReused, observeProviderCall } from '../observability/job-metrics.js';
 import { providerAuthFailures } from '../observability/metrics.js';
 import { ProviderError } from '../providers/provider-error.js';
@@ -51,7 +59,8 @@ export interface CallProviderInput extends GenerationAsk {
  * release 0.1.0 give no reason.
  */
 export type CallProviderOutcome =
-  { kind: 'generated'; output: StoredObject } | { kind: 'waiting'; retryInMs: number; reason?: WaitReason };
+  | { kind: 'generated'; output: StoredObject; usage?: JobUsage }
+  | { kind: 'waiting'; retryInMs: number; reason?: WaitReason };
 
 /** One call as it runs: what it calls, under which share of capacity and slot, resuming which task. */
 interface Call {
@@ -60,6 +69,17 @@ interface Call {
   capacity: ProviderCapacity;
   slot: HeldSlot;
   resumeTaskId: string | undefined;
+}
+
+/**
+ * What a text call's output used: the provider's count, or when an attempt that found the output kept
+ * lost it, bounds from above (a token is at least a byte). None for images.
+ */
+function usageOf(request: GenerationRequest, output: StoredObject, reported?: TokenUsage): JobUsage | null {
+  if (request.kind !== 'text') return null;
+  if (reported) return { ...reported, estimated: false };
+  const outputTokens = Math.min(output.byteSize, request.maxTokens ?? output.byteSize);
+  return { inputTokens: promptTokenBound(request.prompt), outputTokens, estimated: true };
 }
 
 export function createProviderActivities(deps: ActivityDependencies) {
@@ -89,15 +109,23 @@ export function createProviderActivities(deps: ActivityDependencies) {
    * The job enters `storing` with its output kept, its provider task done with. An attempt Temporal gave
    * up on may get here after the job went on without it: once the job has ended other than succeeded,
    * it keeps no output, and the attempt removes it rather than leave it for good. A succeeded job's
-   * result is this same key, and stays.
+   * result is this same key, and stays. The first attempt to get here writes the call's usage; the
+   * outcome carries the one written.
    */
-  async function enterStoring(jobId: string, output: StoredObject, known?: JobRow): Promise<void> {
-    const storing = { progress: 100, provider_task_id: null };
+  async function enterStoring(
+    { jobId, request }: CallProviderInput,
+    output: StoredObject,
+    reported?: TokenUsage,
+    known?: JobRow,
+  ): Promise<CallProviderOutcome> {
+    const storing = { progress: 100, provider_task_id: null, usage: usageOf(request, output, reported) };
     const row = await transitionJob(db, jobId, JobStatus.storing, storing, known).catch((error: unknown) => {
       throw jobTableFailure(error, logger, jobId);
     });
     await afterCallChange(row);
-    if (row.status === JobStatus.storing || row.status === JobStatus.succeeded) return;
+    if (row.status === JobStatus.storing || row.status === JobStatus.succeeded) {
+      return { kind: 'generated', output, ...(row.usage && { usage: row.usage }) };
+    }
     await store.delete(output.key);
     throw new Error(`job ${jobId} is ${row.status}: this call's output was discarded`);
   }
@@ -107,11 +135,10 @@ export function createProviderActivities(deps: ActivityDependencies) {
    * restarted) leaves the paid output at the result key: the retried attempt takes it rather than pay
    * for another. A first attempt has no earlier one, and is spared the lookup.
    */
-  async function keptByLostAttempt(jobId: string): Promise<StoredObject | undefined> {
+  async function keptByLostAttempt(input: CallProviderInput): Promise<CallProviderOutcome | undefined> {
     if (Context.current().info.attempt === 1) return undefined;
-    const output = await store.stat(resultKeyFor(jobId));
-    if (output) await enterStoring(jobId, output);
-    return output;
+    const output = await store.stat(resultKeyFor(input.jobId));
+    return output && reused(input, await enterStoring(input, output));
   }
 
   /**
@@ -135,10 +162,12 @@ export function createProviderActivities(deps: ActivityDependencies) {
   }
 
   /** An earlier attempt's output answers this call: no provider call is made. */
-  function reused({ jobId, request }: CallProviderInput, output: StoredObject): CallProviderOutcome {
+  function reused({ jobId, request }: CallProviderInput, outcome: CallProviderOutcome): CallProviderOutcome {
     countOutputReused(request);
-    logger.info({ jobId, key: output.key }, 'provider call answered by an earlier attempt');
-    return { kind: 'generated', output };
+    if (outcome.kind === 'generated') {
+      logger.info({ jobId, key: outcome.output.key }, 'provider call answered by an earlier attempt');
+    }
+    return outcome;
   }
 
   /**
@@ -148,7 +177,8 @@ export function createProviderActivities(deps: ActivityDependencies) {
   async function keptMeanwhile(input: CallProviderInput): Promise<CallProviderOutcome> {
     const output = await store.stat(resultKeyFor(input.jobId));
     if (!output) throw new Error(`job ${input.jobId} is past its call, and its result key holds nothing`);
-    return reused(input, output);
+    const usage = (await findJob(db, input.jobId))?.usage;
+    return reused(input, { kind: 'generated', output, ...(usage && { usage }) });
   }
 
   /**
@@ -173,10 +203,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
    * wrote is taken instead of this one, both being paid for already. `known` is the row as the call's
    * start wrote it.
    */
-  async function keep(jobId: string, output: Output, known: JobRow): Promise<StoredObject> {
-    const kept = await store.put(resultKeyFor(jobId), output.bytes, output.contentType);
-    await enterStoring(jobId, kept, known);
-    return kept;
+  async function keep(input: CallProviderInput, output: Output, known: JobRow): Promise<CallProviderOutcome> {
+    const kept = await store.put(resultKeyFor(input.jobId), output.bytes, output.contentType);
+    return enterStoring(input, kept, output.usage, known);
   }
 
   /** What a failed call tells the fleet (pauses, the breaker) and the job (its task is gone). */
@@ -226,13 +255,13 @@ export function createProviderActivities(deps: ActivityDependencies) {
         // The provider is done with: the slot goes to the next call before the output is kept.
         await call.slot.release();
         // Kept first: an output lost to a failure after it (the database down) is paid for again.
-        const kept = await keep(input.jobId, output, row);
+        const kept = await keep(input, output, row);
         // The breaker's reset and the quota's pause wait for the next call if their write fails now.
         await capacity.answered(permit, output.quota).catch((error: unknown) => {
           logger.warn({ ...log, err: error }, 'provider health after the call not recorded');
         });
         logger.info({ ...log, bytes: output.bytes.byteLength }, 'provider call finished');
-        return { kind: 'generated', output: kept };
+        return kept;
       });
     } catch (error) {
       // Whatever the client library threw on abort, Temporal must see the cancellation itself.
@@ -283,9 +312,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
      * call resumed or retried elsewhere.
      */
     async callProvider(input: CallProviderInput): Promise<CallProviderOutcome> {
-      const { jobId, request } = input;
-      const kept = await keptByLostAttempt(jobId);
-      if (kept) return reused(input, kept);
+      const { request } = input;
+      const kept = await keptByLostAttempt(input);
+      if (kept) return kept;
       const callable = callableProvider(providers, request);
       const capacity = providerCapacity(deps, callable.provider.name, request.model);
       const resumeTaskId = await taskToResume(input);

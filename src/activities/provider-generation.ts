@@ -2,7 +2,13 @@ import { Context } from '@temporalio/activity';
 import type { ActivityCancellationDetails } from '@temporalio/common';
 import { recordProviderTask, recordWaiting, updateProgress } from '../db/job-repository.js';
 import type { JobRow } from '../db/schema.js';
-import { FailureCode, WaitReason, type GenerationRequest, type ImageSize } from '../jobs/job.js';
+import {
+  FailureCode,
+  WaitReason,
+  type GenerationRequest,
+  type ImageSize,
+  type TokenUsage,
+} from '../jobs/job.js';
 import { verifyImage } from '../outputs/verify-image.js';
 import { ProviderError } from '../providers/provider-error.js';
 import type { ImageProvider, ProviderCallContext, TextProvider } from '../providers/provider.js';
@@ -36,6 +42,8 @@ export interface Output {
   bytes: Uint8Array;
   contentType: string;
   quota?: ProviderQuota;
+  /** A text call's tokens, as its provider counted them. */
+  usage?: TokenUsage;
 }
 
 /** The provider that makes the job's kind. */
@@ -196,11 +204,11 @@ export function createProviderGeneration(
   ): Promise<Output> {
     const stream = await openTextStream(db, jobId, attempt, logger);
     try {
-      const { text, quota } = await provider.generateText(
+      const { text, quota, usage } = await provider.generateText(
         { prompt: request.prompt, model: request.model, maxTokens: request.maxTokens ?? undefined },
         { signal, onDelta: (delta) => stream.append(delta) },
       );
-      return { bytes: new TextEncoder().encode(text), contentType: TEXT_CONTENT_TYPE, quota };
+      return { bytes: new TextEncoder().encode(text), contentType: TEXT_CONTENT_TYPE, quota, usage };
     } finally {
       await stream.close();
     }

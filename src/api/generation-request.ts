@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   CACHE_MODES,
   IMAGE_SIZES,
+  MAX_TOKENS_LIMIT,
   WEBHOOK_EVENTS,
   type GenerationRequest,
   type ImageSize,
@@ -20,7 +21,6 @@ import { WEBHOOK_URL } from './webhook-url.js';
 export const MAX_PROMPT_LENGTH = 4000;
 export const DEFAULT_SIZE: ImageSize = '1024x1024';
 const DEFAULT_MAX_TOKENS = 1024;
-export const MAX_MAX_TOKENS = 16_384;
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
 const MAX_WEBHOOK_URL_LENGTH = 2048;
 /** How long a submission waits for the webhook host's addresses; past it, each delivery's check decides. */
@@ -161,11 +161,11 @@ export const textRequestSchema = z
         .number()
         .int()
         .min(1)
-        .max(MAX_MAX_TOKENS)
+        .max(MAX_TOKENS_LIMIT)
         .optional()
         .describe(`The completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
     }).optional(),
-    fallback: fallbackOf('text', { maxTokens: z.number().int().min(1).max(MAX_MAX_TOKENS).optional() }),
+    fallback: fallbackOf('text', { maxTokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).optional() }),
   })
   .strict();
 

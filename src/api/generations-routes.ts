@@ -18,6 +18,7 @@ import { ApiError } from './api-error.js';
 import { authenticate, authenticateSubmitter, callerOf, submitterOf, unauthorized } from './authenticate.js';
 import { cancelGeneration } from '../use-cases/cancel-generation.js';
 import { extendDeadline } from '../use-cases/extend-deadline.js';
+import { withCredits } from '../use-cases/job-credits.js';
 import { liveJob } from '../use-cases/job-waiting.js';
 import { listGenerations } from '../use-cases/list-generations.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
@@ -191,7 +192,8 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(await liveJob(deps, await ownedJob(req, res)));
+    const [job] = await withCredits(deps.db, [await liveJob(deps, await ownedJob(req, res))]);
+    res.json(job);
   });
 
   router.get('/:id/events', serveJobEvents(deps.db, deps.hub, deps.sessions));

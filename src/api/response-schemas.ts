@@ -106,6 +106,18 @@ export const jobSchema = z
       .describe(
         "`joined`: an identical job's provider call served this one (set while it waits on that call); `reused`: an identical job's stored result served it at once; null: it called a provider itself",
       ),
+    usage: z
+      .object({ inputTokens: count, outputTokens: count, estimated: z.boolean() })
+      .nullable()
+      .describe(
+        "A text job's tokens once it has a result (`estimated`: bounds from above, the provider's count being lost); null for images",
+      ),
+    credits: z
+      .object({ reserved: count, settled: count.nullable(), refunded: count.nullable() })
+      .optional()
+      .describe(
+        'From the ledger, on GET and in the listing (not in events): what the latest run reserved, and once it ended, what it was charged and what came back',
+      ),
   })
   .describe('A job as the API shows it; never carries the prompt, only its hash') satisfies z.ZodType<Job>;
 
@@ -147,6 +159,8 @@ export const meSchema = z.object({
   credits: z.object({
     balance: count,
     reserved: count.describe('Held by jobs that have not ended yet'),
+    settled: count.describe('Charged for jobs that ended'),
+    refunded: count.describe('Given back of what jobs that ended reserved'),
   }),
   jobs: z.object({
     queued: count,

@@ -71,6 +71,16 @@ export interface Job {
    * `reused`: an identical job's stored result served it at once; null: it called a provider itself.
    */
   cacheOutcome: 'joined' | 'reused' | null;
+  /**
+   * A text job's tokens once it has a result; null for images. `estimated`: the provider's count was
+   * lost, and both are bounds from above.
+   */
+  usage: { inputTokens: number; outputTokens: number; estimated: boolean } | null;
+  /**
+   * From the ledger, on GET and in the listing (not in events): what the job's latest run reserved, and
+   * once it ended, what of that it was charged (`settled`) and what came back (`refunded`).
+   */
+  credits?: { reserved: number; settled: number | null; refunded: number | null };
 }
 
 /**
@@ -245,7 +255,8 @@ export interface Me {
   id: string;
   name: string;
   plan: string;
-  credits: { balance: number; reserved: number };
+  /** Reserved: held by unfinished jobs; settled and refunded: of what jobs that ended reserved. */
+  credits: { balance: number; reserved: number; settled: number; refunded: number };
   jobs: { queued: number; running: number };
 }
 

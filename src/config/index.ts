@@ -1,5 +1,5 @@
 export { ConfigError, loadConfig, type Config } from './load-config.js';
-export type { FallbackEntry, Plan, ProviderLimit } from './schema.js';
+export type { FallbackEntry, Plan, ProviderLimit, TokenPrice, TokenPriceTable } from './schema.js';
 export {
   DEFAULT_ANTHROPIC_TEXT_MODELS,
   DEFAULT_OPENAI_TEXT_MODELS,

@@ -11,7 +11,14 @@ import type {
   StreamLimits,
   WebhookRetryPolicy,
 } from './policies.js';
-import { envSchema, type Env, type FallbackEntry, type Plan, type ProviderLimit } from './schema.js';
+import {
+  envSchema,
+  type Env,
+  type FallbackEntry,
+  type Plan,
+  type ProviderLimit,
+  type TokenPriceTable,
+} from './schema.js';
 
 /**
  * `T` with every property readonly, all the way down, as deepFreeze leaves it at run time; byte arrays
@@ -81,7 +88,8 @@ interface ConfigFields {
   orphans: { graceSeconds: number; sweepIntervalSeconds: number };
   providerLimits: { byKey: Readonly<Record<string, ProviderLimit>>; fallback: ProviderLimit };
   plans: { byName: Readonly<Record<string, Plan>>; defaultPlan: string };
-  costs: { byKey: Readonly<Record<string, number>>; fallback: number };
+  /** Per-job prices, and the token prices of usage-priced text models. */
+  costs: { byKey: Readonly<Record<string, number>>; fallback: number; tokens: TokenPriceTable };
   /** Fallback chains by `provider:model`, and the failed calls in a row that move a job on. */
   fallback: { chains: Readonly<Record<string, readonly FallbackEntry[]>>; afterFailedCalls: number };
   /** Who shares results of identical requests, for how long, and at what price (see ResultCachePolicy). */
@@ -288,7 +296,7 @@ function usagePolicies(
       fallback: { rpm: e.PROVIDER_DEFAULT_RPM, concurrency: e.PROVIDER_DEFAULT_CONCURRENCY },
     },
     plans: { byName: e.PLANS, defaultPlan: e.DEFAULT_PLAN },
-    costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT },
+    costs: { byKey: e.JOB_COSTS, fallback: e.JOB_COST_DEFAULT, tokens: e.TEXT_TOKEN_PRICES },
     fallback: { chains: e.FALLBACK_CHAINS, afterFailedCalls: e.FALLBACK_AFTER_FAILED_CALLS },
     resultCache: {
       scope: e.RESULT_CACHE_SCOPE,

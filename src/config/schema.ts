@@ -57,6 +57,17 @@ const fallbackEntrySchema = z.strictObject({
 });
 export type FallbackEntry = z.infer<typeof fallbackEntrySchema>;
 
+/** A text model's prices from a day on, in credits per million tokens. */
+const tokenPriceSchema = z.strictObject({
+  /** The day (UTC, `YYYY-MM-DD`) these prices start to apply: the price table's version. */
+  since: z.iso.date(),
+  inputPerMillion: z.number().int().min(0),
+  outputPerMillion: z.number().int().min(0),
+});
+export type TokenPrice = z.infer<typeof tokenPriceSchema>;
+/** `provider:model` → its prices over time, in any order. */
+export type TokenPriceTable = Readonly<Record<string, readonly TokenPrice[]>>;
+
 const PAYLOAD_KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** 32 bytes in standard base64, as `openssl rand -base64 32` prints them. */
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
@@ -263,6 +274,14 @@ export const envSchema = z.object({
   FALLBACK_AFTER_FAILED_CALLS: z.coerce.number().int().min(1).default(2),
   /** Credits a job costs, by `provider`, `provider:model` or `provider:model:size` (most specific wins). */
   JOB_COSTS: jsonValue(z.record(z.string().min(1), z.number().int().min(0))).default({}),
+  /**
+   * Text models priced by the tokens a job used rather than per job, by `provider:model`: each a list of
+   * prices from a day on, `[{"since":"2026-01-01","inputPerMillion":150,"outputPerMillion":600}]`, in
+   * credits per million tokens. A job is priced as of its submission. Default: none.
+   */
+  TEXT_TOKEN_PRICES: jsonValue(
+    z.record(z.string().regex(/^[^:]+:.+$/, 'not provider:model'), z.array(tokenPriceSchema).min(1)),
+  ).default({}),
   /** Cost of a job that JOB_COSTS does not price. Default 1. */
   JOB_COST_DEFAULT: z.coerce.number().int().min(0).default(1),
   /**

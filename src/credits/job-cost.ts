@@ -7,7 +7,7 @@ import type { GenerationRequest } from '../jobs/job.js';
  * prototype member (`constructor`) cannot price a job with a function.
  */
 export function costOf(
-  costs: Config['costs'],
+  costs: Pick<Config['costs'], 'byKey' | 'fallback'>,
   request: Pick<GenerationRequest, 'provider' | 'model' | 'size'>,
 ): number {
   const { provider, model, size } = request;

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { JobStatus } from '../jobs/job.js';
+import { JobStatus, type JobCredits } from '../jobs/job.js';
 import type { Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -101,19 +101,25 @@ export async function reserveCreditsAgain(trx: Transaction<Database>, jobId: str
 /**
  * Settles or refunds a job's reservation (its latest run's), as parts of the statement that records the
  * job's terminal status (run only if its `updated` part wrote the row). A refund gives back exactly what
- * the ledger says was reserved. A settle spends it all, or `settleAt` of it (the price of the fallback
- * that served a job whose reservation covered a dearer one) and gives back the rest. A job reserved
- * nothing (created before credits existed) closes nothing; a second close of the same run is refused by
- * the unique index.
+ * the ledger says was reserved. A settle spends it all, or `settleAt` of it and gives back the rest:
+ * the price of the fallback that served a job whose reservation covered a dearer one, or of the tokens
+ * a text job used. A job that ends without a result settles at `settleAt` too when given one (the text
+ * its call streamed, which the provider bills), else is refunded. Never more than was reserved. A job
+ * that reserved nothing (created before credits existed) closes nothing; a second close of the same
+ * run is refused by the unique index.
  */
 export function closeReservationParts(
   jobId: string,
   status: keyof typeof CLOSE_KIND,
   settleAt?: number,
 ): RawBuilder<unknown>[] {
-  const kind = CLOSE_KIND[status];
+  const kind = settleAt !== undefined && settleAt > 0 ? 'settle' : CLOSE_KIND[status];
   const amount =
-    kind === 'refund' ? sql`-amount` : settleAt === undefined ? sql`0` : sql`greatest(-amount - ${settleAt}, 0)`;
+    kind === 'refund'
+      ? sql`-amount`
+      : settleAt === undefined
+        ? sql`0`
+        : sql`greatest(-amount - ${settleAt}, 0)`;
   return [
     sql`closed as (
       insert into credit_ledger (user_id, job_id, kind, amount, run)
@@ -128,25 +134,52 @@ export function closeReservationParts(
   ];
 }
 
-/** Credits held by reservations of a user's jobs that have not ended yet. */
-export async function reservedCredits(db: Db, userId: string): Promise<number> {
-  const { reserved } = await db
-    .selectFrom('credit_ledger as r')
-    .select(sql<string>`coalesce(-sum(r.amount), 0)`.as('reserved'))
-    .where('r.user_id', '=', userId)
-    .where('r.kind', '=', 'reserve')
-    .where((eb) =>
-      eb.not(
-        eb.exists(
-          eb
-            .selectFrom('credit_ledger as c')
-            .select('c.id')
-            .whereRef('c.job_id', '=', 'r.job_id')
-            .whereRef('c.run', '=', 'r.run')
-            .where('c.kind', 'in', ['settle', 'refund']),
-        ),
-      ),
-    )
-    .executeTakeFirstOrThrow();
-  return Number(reserved);
+/**
+ * A user's credits over their jobs: held by reservations of jobs that have not ended yet, charged for
+ * jobs that ended, and given back of what those reserved.
+ */
+export async function creditTotals(
+  db: Db,
+  userId: string,
+): Promise<{ reserved: number; settled: number; refunded: number }> {
+  const { rows } = await sql<{ reserved: string; settled: string; refunded: string }>`
+    select
+      coalesce(sum(-r.amount) filter (where c.id is null), 0) as reserved,
+      coalesce(sum(-r.amount - c.amount), 0) as settled,
+      coalesce(sum(c.amount), 0) as refunded
+    from credit_ledger r
+    left join credit_ledger c
+      on c.job_id = r.job_id and c.run = r.run and c.kind in ('settle', 'refund')
+    where r.user_id = ${userId} and r.kind = 'reserve'`.execute(db);
+  const [totals] = rows;
+  return {
+    reserved: Number(totals?.reserved ?? 0),
+    settled: Number(totals?.settled ?? 0),
+    refunded: Number(totals?.refunded ?? 0),
+  };
+}
+
+/**
+ * Each job's credits as its latest run's ledger entries say (see JobCredits); a job that reserved
+ * nothing is left out. One statement for a whole page of jobs.
+ */
+export async function creditsOfJobs(db: Db, jobIds: readonly string[]): Promise<Map<string, JobCredits>> {
+  if (jobIds.length === 0) return new Map();
+  const { rows } = await sql<{ job_id: string; reserved: number; returned: number | null }>`
+    select distinct on (r.job_id) r.job_id, -r.amount as reserved, c.amount as returned
+    from credit_ledger r
+    left join credit_ledger c
+      on c.job_id = r.job_id and c.run = r.run and c.kind in ('settle', 'refund')
+    where r.kind = 'reserve' and r.job_id = any(${sql.val([...jobIds])}::text[])
+    order by r.job_id, r.run desc`.execute(db);
+  return new Map(
+    rows.map(({ job_id, reserved, returned }) => [
+      job_id,
+      {
+        reserved,
+        settled: returned === null ? null : reserved - returned,
+        refunded: returned,
+      },
+    ]),
+  );
 }

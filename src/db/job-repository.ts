@@ -51,6 +51,7 @@ export function toJob(row: JobRow): Job {
       switched: null,
     },
     cacheOutcome: row.cache_outcome,
+    usage: row.usage,
   };
 }
 
@@ -202,6 +203,7 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
     // The next run looks for an identical job afresh, if it may.
     cache_outcome: null,
     cache_source_job_id: null,
+    usage: null,
   };
   return db.transaction().execute(async (trx) => {
     const { written, current } = await updateAndPublish(trx, id, ENTERED_FROM.queued, reset);

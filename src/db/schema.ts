@@ -6,6 +6,7 @@ import type {
   JobFailureCode,
   JobKind,
   JobStatus,
+  JobUsage,
   JobWaiting,
   JobWebhook,
   ServedBy,
@@ -61,6 +62,8 @@ export interface JobsTable {
   cache_outcome: ColumnType<CacheOutcome | null, null | undefined, CacheOutcome | null>;
   /** The job whose call it joined or whose result it reused; its end wakes the job while it waits. */
   cache_source_job_id: ColumnType<string | null, null | undefined, string | null>;
+  /** The tokens of the text call that made its result (see JobUsage); null for images and before. */
+  usage: ColumnType<JobUsage | null, null | undefined, JobUsage | null>;
 }
 
 export type JobRow = Selectable<JobsTable>;

@@ -66,6 +66,7 @@ const INSERTED_DEFAULTS = {
   served_by: null,
   cache_outcome: null,
   cache_source_job_id: null,
+  usage: null,
 } satisfies Omit<JobRow, keyof NewJob>;
 
 function firstEvent(job: NewJob): JobEvent {

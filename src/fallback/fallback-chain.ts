@@ -1,7 +1,19 @@
 import { limitKeyFor, providerTaskQueue } from '../capacity/provider-limits.js';
 import { ConfigError, type Config, type FallbackEntry } from '../config/index.js';
 import { costOf } from '../credits/job-cost.js';
-import { JOB_KINDS, type GenerationRequest, type JobKind, type ProviderChoice } from '../jobs/job.js';
+import {
+  promptTokenBound,
+  tokenPriceOf,
+  worstCaseCredits,
+  type TokenPricing,
+} from '../jobs/token-pricing.js';
+import {
+  JOB_KINDS,
+  MAX_TOKENS_LIMIT,
+  type GenerationRequest,
+  type JobKind,
+  type ProviderChoice,
+} from '../jobs/job.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { FallbackRoute, RouteEntry } from '../workflows/definitions.js';
 
@@ -60,34 +72,58 @@ function fallbackChoices(
   return chain.flatMap((entry) => mappedChoice(providers, request, entry) ?? []);
 }
 
-function routeEntry(config: FallbackConfig, choice: ProviderChoice): RouteEntry {
+/** The chain a job runs, the entry of the provider it was submitted for, and the credits it reserves. */
+export interface ResolvedRoute {
+  route: FallbackRoute | undefined;
+  primary: RouteEntry;
+  reserve: number;
+}
+
+/** A usage-priced text entry's pricing as of `at`; none for images and for models priced per job. */
+function tokenPricingOf(
+  config: FallbackConfig,
+  choice: ProviderChoice,
+  prompt: string,
+  at: Date,
+): TokenPricing | undefined {
+  if (choice.size !== null) return undefined;
+  const price = tokenPriceOf(config.costs.tokens, choice.provider, choice.model, at);
+  return price && { ...price, promptTokens: promptTokenBound(prompt) };
+}
+
+function routeEntry(config: FallbackConfig, choice: ProviderChoice, prompt: string, at: Date): RouteEntry {
   const { provider, model, size, maxTokens } = choice;
   const limitKey = limitKeyFor(config.providerLimits, provider, model);
+  const tokenPricing = tokenPricingOf(config, choice, prompt, at);
   return {
     provider,
     model,
     size,
     maxTokens,
     taskQueue: providerTaskQueue(config.temporal.taskQueue, limitKey),
-    cost: costOf(config.costs, choice),
+    cost: tokenPricing
+      ? worstCaseCredits(tokenPricing, maxTokens ?? MAX_TOKENS_LIMIT)
+      : costOf(config.costs, choice),
+    ...(tokenPricing && { tokenPricing }),
   };
 }
 
 /**
- * A request's fallback chain as its workflow runs it, and what the job reserves: the price of the
- * dearest entry it may reach, since which one serves it is known only at the end.
+ * A request's fallback chain as its workflow runs it, its provider's entry (how it is priced), and what
+ * the job reserves: the price of the dearest entry it may reach, since which one serves it is known
+ * only at the end. Token prices are those in force at `at`, the submission.
  */
 export function resolveFallbackRoute(
   config: FallbackConfig,
   providers: ProviderRegistry,
   request: GenerationRequest,
-): { route: FallbackRoute | undefined; reserve: number } {
-  const primary = routeEntry(config, request);
-  const fallbacks = fallbackChoices(providers, config.fallback.chains, request).map((choice) =>
-    routeEntry(config, choice),
-  );
+  at: Date,
+): ResolvedRoute {
+  const entryOf = (choice: ProviderChoice) => routeEntry(config, choice, request.prompt, at);
+  const primary = entryOf(request);
+  const fallbacks = fallbackChoices(providers, config.fallback.chains, request).map(entryOf);
   const entries = [primary, ...fallbacks];
   const reserve = Math.max(...entries.map((entry) => entry.cost));
-  if (fallbacks.length === 0) return { route: undefined, reserve };
-  return { route: { entries, afterFailedCalls: config.fallback.afterFailedCalls }, reserve };
+  if (fallbacks.length === 0) return { route: undefined, primary, reserve };
+  return { route: { entries, afterFailedCalls: config.fallback.afterFailedCalls }, primary, reserve };
 }

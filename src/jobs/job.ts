@@ -123,6 +123,9 @@ export interface ServedBy {
 
 /** `image`: a PNG; `text`: a chat completion, streamed to subscribers token by token. */
 export const JOB_KINDS = ['image', 'text'] as const;
+
+/** The most tokens a text job may ask to be written. */
+export const MAX_TOKENS_LIMIT = 16_384;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 export const IMAGE_SIZES = ['256x256', '512x512', '1024x1024'] as const;
@@ -229,6 +232,31 @@ export interface GenerationRequest {
   cache?: CacheMode;
 }
 
+/** The tokens a text call was billed for, as the provider counted them. */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/**
+ * The tokens of the call that made a text job's result. `estimated`: the provider's count was lost (a
+ * retried attempt found the result kept but not its count), so both are bounds from above: the prompt's
+ * bytes and the result's.
+ */
+export interface JobUsage extends TokenUsage {
+  estimated: boolean;
+}
+
+/**
+ * A job's credits, from the ledger: what its latest run reserved, and once it ended, what of that it
+ * was charged (`settled`) and what came back (`refunded`); the two add up to `reserved`.
+ */
+export interface JobCredits {
+  reserved: number;
+  settled: number | null;
+  refunded: number | null;
+}
+
 /** A job as the public API shows it. Never carries the prompt text: only its hash. */
 export interface Job {
   id: string;
@@ -255,4 +283,8 @@ export interface Job {
   servedBy: ServedBy;
   /** Set when another job's call or stored result served this one (see CacheOutcome); else null. */
   cacheOutcome: CacheOutcome | null;
+  /** A text job's tokens, once it has a result; null for images. */
+  usage: JobUsage | null;
+  /** Where a job is read (its GET, the listing); events and webhooks leave it out. */
+  credits?: JobCredits;
 }

@@ -1,4 +1,6 @@
-import type { ImageSize } from '../jobs/job.js';
+import type { ImageSize, TokenUsage } from '../jobs/job.js';
+
+export type { TokenUsage };
 import type { ProviderQuota } from './rate-limit-headers.js';
 
 /** What a provider is asked to make. */
@@ -70,12 +72,6 @@ export interface TextGenerationInput {
   model: string;
   /** Unset: the provider's own limit. */
   maxTokens?: number;
-}
-
-/** The tokens a text call was billed for, as the provider counted them. */
-export interface TokenUsage {
-  inputTokens: number;
-  outputTokens: number;
 }
 
 export interface GeneratedText {

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { listJobs, toJob } from '../db/job-repository.js';
+import { withCredits } from './job-credits.js';
 import type { Database } from '../db/schema.js';
 import type { Job, JobKind, JobStatus } from '../jobs/job.js';
 import { findOwnedJob } from './owned-job.js';
@@ -52,5 +53,5 @@ export async function listGenerations(
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   const nextCursor = rows.length > limit && last ? encodeCursor(last.id) : null;
-  return { kind: 'page', page: { data: page.map(toJob), nextCursor } };
+  return { kind: 'page', page: { data: await withCredits(db, page.map(toJob)), nextCursor } };
 }

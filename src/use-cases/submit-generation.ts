@@ -13,9 +13,9 @@ import type { Logger } from '../logger.js';
 import { currentTraceId } from '../observability/trace-context.js';
 import { planNamed } from '../jobs/plans.js';
 import { limitKeyFor, providerTaskQueue } from '../capacity/provider-limits.js';
-import { resolveFallbackRoute } from '../fallback/fallback-chain.js';
+import { resolveFallbackRoute, type ResolvedRoute } from '../fallback/fallback-chain.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
-import type { FallbackRoute, GenerationInput, ResultCacheInput } from '../workflows/definitions.js';
+import type { GenerationInput, ResultCacheInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { insufficientCredits, type InsufficientCredits } from './insufficient-credits.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
@@ -98,7 +98,7 @@ async function startWorkflow(
   row: JobRow,
   request: GenerationRequest,
   plan: Plan,
-  fallback: FallbackRoute | undefined,
+  { route: fallback, primary }: Pick<ResolvedRoute, 'route' | 'primary'>,
   cache: ResultCacheInput | undefined,
 ): Promise<string | undefined> {
   const { temporal, providerLimits } = deps.config;
@@ -114,6 +114,7 @@ async function startWorkflow(
     retry: deps.config.retry,
     providerTaskQueue: providerTaskQueue(temporal.taskQueue, limitKey),
     ...(fallback ? { fallback } : {}),
+    ...(primary.tokenPricing ? { tokenPricing: primary.tokenPricing } : {}),
     ...(cache ? { cache } : {}),
   };
   try {
@@ -181,11 +182,13 @@ export async function submitGeneration(
 ): Promise<SubmitOutcome> {
   const job = newJob(userId, idempotencyKey, request);
   const rate = deps.config.submitRateLimit;
-  const { route, reserve: cost } = resolveFallbackRoute(
+  const resolved = resolveFallbackRoute(
     { ...deps.config, costs: deps.costs },
     deps.providers,
     request,
+    new Date(),
   );
+  const cost = resolved.reserve;
   const result = await submitJob(deps.db, { keySha256, rate, job, cost });
   if (result.kind !== 'created' && result.kind !== 'replayed') return refusalOf(result, rate);
   const { row } = result;
@@ -199,7 +202,14 @@ export async function submitGeneration(
   // noting the trace of the first event, which `submit_job` wrote without it (tracing on only).
   const [runId, estimate] = await Promise.all([
     created || row.status === JobStatus.queued
-      ? startWorkflow(deps, row, request, plan, route, resultCacheOf(deps.config, row, request, plan, cost))
+      ? startWorkflow(
+          deps,
+          row,
+          request,
+          plan,
+          resolved,
+          resultCacheOf(deps.config, row, request, plan, cost),
+        )
       : undefined,
     created ? deps.queues.ofNewJob(row, plan) : estimateQueue(deps.db, deps.config, row, plan),
     created && traceId ? recordEventTrace(deps.db, row.id, row.version, traceId) : undefined,

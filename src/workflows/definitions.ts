@@ -1,5 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ProviderRetryPolicy, WebhookRetryPolicy } from '../config/policies.js';
+import type { TokenPricing } from '../jobs/token-pricing.js';
 import type { GenerationRequest, JobDeadline, JobStatus, JobWaiting, ProviderChoice } from '../jobs/job.js';
 
 // Defined by the configuration, which produces them; re-exported because the workflow inputs carry them.
@@ -17,6 +18,11 @@ export interface GenerationInput {
   providerTaskQueue: string;
   /** Resolved at submission; absent when the job has nothing to fall back on (and before release 0.2.0). */
   fallback?: FallbackRoute;
+  /**
+   * Set when the provider it was submitted for prices it by the tokens it uses, as of its submission; a
+   * job's fallback entries carry their own.
+   */
+  tokenPricing?: TokenPricing;
   /** Set when the job may be served by an identical one (`cache: "reuse"`); absent when it did not. */
   cache?: ResultCacheInput;
 }
@@ -38,8 +44,10 @@ export interface ResultCacheInput {
 /** One provider a job may be served by, as the workflow calls it: through its own task queue, at its price. */
 export interface RouteEntry extends ProviderChoice {
   taskQueue: string;
-  /** Credits a job served by this entry costs. */
+  /** Credits a job served by this entry costs: for a usage-priced one, the most it may. */
   cost: number;
+  /** Set when this entry is priced by the tokens a job uses (see TEXT_TOKEN_PRICES). */
+  tokenPricing?: TokenPricing;
 }
 
 /** A job's fallback chain: the provider it was submitted for first, then its equivalents in order. */

@@ -8,7 +8,14 @@ import {
 } from '@temporalio/workflow';
 import type { ProviderActivities } from '../activities/index.js';
 import type { ProviderFailure, ProviderFailureDetails } from '../jobs/failures.js';
-import { FailureCode, isJobFailureCode, SwitchReason, WaitReason, type JobFailureCode } from '../jobs/job.js';
+import {
+  FailureCode,
+  isJobFailureCode,
+  SwitchReason,
+  WaitReason,
+  type JobFailureCode,
+  type TokenUsage,
+} from '../jobs/job.js';
 import type { GenerationInput } from './definitions.js';
 import type { JobDeadlines } from './job-deadlines.js';
 import type { JobWaits } from './job-waits.js';
@@ -117,7 +124,7 @@ const FALLBACK_START_RESERVE_MS = 5000;
 
 /** What one turn of the loop came to: an output, a move to the next entry, or a wait before the next call. */
 type Turn =
-  | { kind: 'generated'; output: StoredObject }
+  | { kind: 'generated'; output: StoredObject; usage?: TokenUsage }
   | { kind: 'moved_on' }
   | { kind: 'wait'; waitMs: number; reason: WaitReason };
 
@@ -144,13 +151,17 @@ class ProviderCalls {
     this.budgetEndsAt = limits.startedAtMs + input.retry.budgetSeconds * 1000;
   }
 
-  /** Until an output: it and `settleAt`, the price of the entry that made it (unset without a chain). */
+  /**
+   * Until an output: it and `settleAt`, what the entry that made it charges for it (see
+   * ProviderRoute.settleFor).
+   */
   async run(): Promise<{ output: StoredObject; settleAt: number | undefined }> {
     for (;;) {
       if (!this.started && Date.now() >= this.limits.deadlines.startBy())
         throw new JobExpired('start deadline passed before the provider call');
       const turn = await this.callOnce();
-      if (turn.kind === 'generated') return { output: turn.output, settleAt: this.route.settleAt };
+      if (turn.kind === 'generated')
+        return { output: turn.output, settleAt: this.route.settleFor(turn.usage) };
       if (turn.kind === 'wait') await this.wait(turn.waitMs, turn.reason);
     }
   }

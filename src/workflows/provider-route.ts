@@ -1,5 +1,13 @@
+import type { StreamedTextCharge } from '../activities/job-table.js';
+import { creditsForUsage, estimatedTokens, type TokenPricing } from '../jobs/token-pricing.js';
 import type { ProviderFailure } from '../jobs/failures.js';
-import { FailureCode, SwitchReason, WaitReason, type GenerationRequest } from '../jobs/job.js';
+import {
+  FailureCode,
+  SwitchReason,
+  WaitReason,
+  type GenerationRequest,
+  type TokenUsage,
+} from '../jobs/job.js';
 import { jobTable } from './activity-stubs.js';
 import type { GenerationInput, RouteEntry } from './definitions.js';
 
@@ -41,8 +49,20 @@ export class ProviderRoute {
     return this.entries[this.index]?.taskQueue ?? this.input.providerTaskQueue;
   }
 
-  /** What the job is charged if the entry called now serves it; unset without a chain (the whole reservation). */
-  get settleAt(): number | undefined {
+  /** How the entry called now prices a job by its tokens; unset when it prices it per job. */
+  get tokenPricing(): TokenPricing | undefined {
+    const entry = this.entries[this.index];
+    return entry ? entry.tokenPricing : this.input.tokenPricing;
+  }
+
+  /**
+   * What the job is charged when the entry called now served it with `usage`: by the tokens, for a
+   * usage-priced entry; else the entry's price; unset for a job without a chain priced per job (the
+   * whole reservation).
+   */
+  settleFor(usage: TokenUsage | undefined): number | undefined {
+    const pricing = this.tokenPricing;
+    if (pricing && usage) return creditsForUsage(pricing, usage);
     return this.entries[this.index]?.cost;
   }
 
@@ -100,4 +120,17 @@ export class ProviderRoute {
     const servedBy = { provider, model, size, entry: this.index, switched };
     await jobTable.recordProviderSwitch({ jobId: this.input.jobId, servedBy });
   }
+}
+
+/**
+ * What a usage-priced text job pays for what its last call streamed if it ends without a result (see
+ * markJobFailed); none for a job no entry of whose chain prices by tokens.
+ */
+export function streamedTextCharge(input: GenerationInput): StreamedTextCharge | undefined {
+  const entries = input.fallback?.entries;
+  const pricings = entries
+    ? entries.map((entry) => entry.tokenPricing ?? null)
+    : [input.tokenPricing ?? null];
+  if (pricings.every((pricing) => pricing === null)) return undefined;
+  return { pricings, promptTokens: estimatedTokens(input.request.prompt) };
 }

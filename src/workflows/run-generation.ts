@@ -28,6 +28,7 @@ import {
   type CallLimits,
 } from './provider-calls.js';
 import { serveFromIdentical } from './result-cache.js';
+import { streamedTextCharge } from './provider-route.js';
 import { KILN_STATUS } from './search-attributes.js';
 
 /*
@@ -92,13 +93,19 @@ async function withFinishDeadline<T>(deadlines: JobDeadlines, work: () => Promis
   }
 }
 
-/** Records how the job ended, whatever ended it; these writes ignore cancellation, as they must land. */
-function recordEnd(jobId: string, error: unknown): Promise<JobEnding> {
+/**
+ * Records how the job ended, whatever ended it; these writes ignore cancellation, as they must land. A
+ * usage-priced text job pays for what its last call streamed.
+ */
+function recordEnd(input: GenerationInput, error: unknown): Promise<JobEnding> {
+  const { jobId } = input;
+  const streamed = streamedTextCharge(input);
   return CancellationScope.nonCancellable(() => {
-    if (isCancellation(error)) return jobTable.markJobCanceled(jobId);
-    if (error instanceof JobExpired) return jobTable.markJobExpired(jobId);
+    if (isCancellation(error)) return jobTable.markJobCanceled(jobId, streamed);
+    if (error instanceof JobExpired) return jobTable.markJobExpired(jobId, streamed);
     const failure = error instanceof JobFailure ? error : failureOf(error);
-    return jobTable.markJobFailed({ jobId, code: failure.code, message: failure.message });
+    const { code, message } = failure;
+    return jobTable.markJobFailed({ jobId, code, message, ...(streamed && { streamed }) });
   });
 }
 
@@ -151,7 +158,7 @@ export async function runGeneration(input: GenerationInput): Promise<void> {
     ending = await withFinishDeadline(deadlines, () => generateAndStore(input, limits, enter));
   } catch (caught) {
     error = caught;
-    ending = await recordEnd(jobId, caught);
+    ending = await recordEnd(input, caught);
   }
   waits.ended();
   // A job that did not succeed keeps no output: one written as it was canceled, or one its lost worker

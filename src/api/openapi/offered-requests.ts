@@ -1,13 +1,7 @@
 import { z } from 'zod';
-import { IMAGE_SIZES, type ImageSize, type JobKind } from '../../jobs/job.js';
+import { IMAGE_SIZES, MAX_TOKENS_LIMIT, type ImageSize, type JobKind } from '../../jobs/job.js';
 import type { ProviderRegistry } from '../../providers/provider-registry.js';
-import {
-  DEFAULT_SIZE,
-  imageRequestSchema,
-  MAX_FALLBACKS,
-  MAX_MAX_TOKENS,
-  textRequestSchema,
-} from '../generation-request.js';
+import { DEFAULT_SIZE, imageRequestSchema, MAX_FALLBACKS, textRequestSchema } from '../generation-request.js';
 
 /*
  * The submit body as this deployment takes it: the request schemas the server validates with, their
@@ -77,7 +71,7 @@ function fallbackChoice(providers: ProviderRegistry, kind: JobKind, group: Model
     model: defaultModel !== undefined && group.models.includes(defaultModel) ? model.optional() : model,
   };
   if (kind === 'text')
-    return z.strictObject({ ...fields, maxTokens: z.int().min(1).max(MAX_MAX_TOKENS).optional() });
+    return z.strictObject({ ...fields, maxTokens: z.int().min(1).max(MAX_TOKENS_LIMIT).optional() });
   const size = z.enum(group.sizes);
   const everySize = IMAGE_SIZES.every((each) => group.sizes.includes(each));
   return z.strictObject({ ...fields, size: everySize ? size.optional() : size });
