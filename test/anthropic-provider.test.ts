@@ -82,7 +82,12 @@ describe('the Anthropic text adapter', () => {
     assert.equal(generated.text, fake.replyFor('adapter'));
     assert.equal(deltas.join(''), generated.text);
     assert.ok(deltas.length > 3, `${deltas.length} deltas`);
-    assert.deepEqual(generated.usage, { inputTokens: 9, outputTokens: deltas.length });
+    const billed = fake.usage.at(-1);
+    assert.deepEqual(generated.usage, {
+      inputTokens: billed?.input_tokens,
+      outputTokens: billed?.output_tokens,
+    });
+    assert.equal(billed?.output_tokens, deltas.length, "message_delta's count, not message_start's");
     assert.equal(generated.requestId, fake.lastRequestId());
     assert.equal(generated.quota?.limit, 4000);
     assert.equal(generated.quota?.remaining, 4000 - fake.requests.length);

@@ -105,6 +105,26 @@ describe('the Gemini adapters against the fake Gemini API', () => {
     );
   });
 
+  test("usage is what the stream's last chunk billed, thinking counted as output", async () => {
+    const { deltas, result } = generateText();
+    const { usage } = await result;
+    const billed = gemini.requests.at(-1)?.usage;
+    assert.ok(billed, 'the fake billed the answer');
+    assert.deepEqual(usage, {
+      inputTokens: billed.promptTokenCount,
+      outputTokens: billed.candidatesTokenCount,
+    });
+    assert.equal(billed.candidatesTokenCount, deltas.length, 'the totals, not a first chunk');
+    gemini.queueBehaviour({ kind: 'ok', thoughtsTokens: 12 });
+    const thought = await text(texts);
+    const billedWithThoughts = gemini.requests.at(-1)?.usage;
+    assert.equal(billedWithThoughts?.thoughtsTokenCount, 12);
+    assert.deepEqual(thought.usage, {
+      inputTokens: billedWithThoughts.promptTokenCount,
+      outputTokens: billedWithThoughts.candidatesTokenCount + 12,
+    });
+  });
+
   test('a quota 429 is rate_limited with the RetryInfo delay, or else Retry-After', async () => {
     const quota = (retry: Partial<Extract<FakeGeminiBehaviour, { kind: 'error' }>>) =>
       ({ kind: 'error', code: 429, ...retry }) as const;

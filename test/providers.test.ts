@@ -116,6 +116,22 @@ describe('local provider', () => {
   });
 });
 
+describe('local text provider', () => {
+  const provider = createLocalTextProvider({ delayMs: 0, steps: 1 });
+  const write = (prompt: string, maxTokens?: number) =>
+    provider.generateText(
+      { prompt, model: 'kiln-verse-1', maxTokens },
+      { signal: new AbortController().signal, onDelta: () => {} },
+    );
+
+  test('reports the usage it counts itself: a word of the prompt or of the text is a token', async () => {
+    const { text, usage } = await write('  a kiln\tat dusk ');
+    assert.deepEqual(usage, { inputTokens: 4, outputTokens: text.split(' ').length });
+    assert.deepEqual((await write('glaze', 3)).usage, { inputTokens: 1, outputTokens: 3 });
+    assert.equal((await write('')).usage?.inputTokens, 1, 'a prompt is at least one token');
+  });
+});
+
 describe('provider registry', () => {
   const local = { delayMs: 0, steps: 1 };
   const registry = createProviderRegistry([createLocalProvider(local)], [createLocalTextProvider(local)]);

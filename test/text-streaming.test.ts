@@ -371,6 +371,18 @@ describe('the OpenAI text adapter', () => {
     assert.equal(chat.requests.at(-1)?.max_completion_tokens, 64);
   });
 
+  test('asks for usage and returns what the last chunk, one with no choices, billed', async () => {
+    const { deltas, result } = run();
+    const { text, usage } = await result;
+    const index = chat.requests.length - 1;
+    assert.deepEqual(chat.requests[index]?.stream_options, { include_usage: true });
+    const billed = chat.usage[index];
+    assert.ok(billed, 'the fake sent a usage chunk');
+    assert.deepEqual(usage, { inputTokens: billed.prompt_tokens, outputTokens: billed.completion_tokens });
+    assert.equal(billed.completion_tokens, deltas.length, 'a token per content chunk');
+    assert.equal(deltas.join(''), text, 'the usage chunk adds no text');
+  });
+
   test('classifies each failure once', async () => {
     const cases: [Parameters<FakeOpenAIChatServer['queueBehaviour']>[0], string, boolean][] = [
       [{ kind: 'cut', afterTokens: 2 }, FailureCode.providerUnavailable, true],

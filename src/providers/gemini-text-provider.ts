@@ -1,9 +1,9 @@
-import type { GoogleGenAI } from '@google/genai';
+import type { GenerateContentResponseUsageMetadata, GoogleGenAI } from '@google/genai';
 import { FailureCode } from '../jobs/job.js';
 import { classifyGeminiError, refusalOf, type GeminiEnding } from './classify-gemini-error.js';
 import { callConfig, createGeminiClient, type GeminiProviderOptions } from './gemini-client.js';
 import { ProviderError } from './provider-error.js';
-import type { TextCallContext, TextGenerationInput, TextProvider } from './provider.js';
+import type { TextCallContext, TextGenerationInput, TextProvider, TokenUsage } from './provider.js';
 
 export interface GeminiTextProviderOptions extends GeminiProviderOptions {
   /** The first is the default. */
@@ -13,6 +13,19 @@ export interface GeminiTextProviderOptions extends GeminiProviderOptions {
 interface StreamedAnswer extends GeminiEnding {
   text: string;
   responseId?: string;
+  usage?: TokenUsage;
+}
+
+/**
+ * The tokens billed so far, as a chunk counts them: the last chunk's are the totals. Thinking is billed
+ * as output, so its tokens count with the answer's.
+ */
+function usageOf(metadata: GenerateContentResponseUsageMetadata | undefined): TokenUsage | undefined {
+  if (metadata?.promptTokenCount === undefined) return undefined;
+  return {
+    inputTokens: metadata.promptTokenCount,
+    outputTokens: (metadata.candidatesTokenCount ?? 0) + (metadata.thoughtsTokenCount ?? 0),
+  };
 }
 
 /**
@@ -47,6 +60,7 @@ async function streamAnswer(
     for await (const chunk of stream) {
       answer.responseId ??= chunk.responseId;
       answer.blockReason ??= chunk.promptFeedback?.blockReason;
+      answer.usage = usageOf(chunk.usageMetadata) ?? answer.usage;
       const candidate = chunk.candidates?.[0];
       // Thought summaries come only when asked for (includeThoughts); they are never the answer.
       for (const part of candidate?.content?.parts ?? []) {
@@ -94,7 +108,7 @@ export function createGeminiTextProvider(options: GeminiTextProviderOptions): Te
     defaultModel,
     async generateText(input, context) {
       const answer = await streamAnswer(client, input, context);
-      return { text: textOf(answer), requestId: answer.responseId };
+      return { text: textOf(answer), requestId: answer.responseId, usage: answer.usage };
     },
   };
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { LocalProviderOptions } from './local-provider.js';
 import { waitOneStep } from './local-provider.js';
-import type { TextProvider } from './provider.js';
+import type { TextProvider, TokenUsage } from './provider.js';
 
 export const LOCAL_TEXT_MODELS = ['kiln-verse-1'] as const;
 
@@ -43,6 +43,12 @@ function wordsFor(prompt: string, count: number): string[] {
   return words;
 }
 
+/** Nothing bills the local model, so it counts for itself, a word a token: usage is never missing. */
+function usageOf(prompt: string, wordsWritten: number): TokenUsage {
+  const promptWords = prompt.split(/\s+/).filter(Boolean).length;
+  return { inputTokens: Math.max(1, promptWords), outputTokens: wordsWritten };
+}
+
 /** A text provider that needs no key and no network: it writes one word per step over its delay. */
 export function createLocalTextProvider(options: LocalProviderOptions): TextProvider {
   return {
@@ -60,7 +66,7 @@ export function createLocalTextProvider(options: LocalProviderOptions): TextProv
         context.onDelta(delta);
       }
       context.onDelta('.');
-      return { text: `${text}.` };
+      return { text: `${text}.`, usage: usageOf(input.prompt, words.length) };
     },
   };
 }

@@ -1,10 +1,10 @@
-import { APIError, APIUserAbortError } from 'openai';
+import { APIError, APIUserAbortError, type OpenAI } from 'openai';
 import { DEFAULT_OPENAI_TEXT_MODELS } from '../config/index.js';
 import { FailureCode } from '../jobs/job.js';
 import { classifyOpenAIError } from './classify-openai-error.js';
 import { createOpenAIClient, type OpenAIProviderOptions } from './openai-client.js';
 import { ProviderError } from './provider-error.js';
-import type { TextCallContext, TextGenerationInput, TextProvider } from './provider.js';
+import type { TextCallContext, TextGenerationInput, TextProvider, TokenUsage } from './provider.js';
 import { quotaFrom } from './rate-limit-headers.js';
 
 export interface OpenAITextProviderOptions extends OpenAIProviderOptions {
@@ -39,13 +39,25 @@ async function streamCompletion(
         messages: [{ role: 'user', content: input.prompt }],
         max_completion_tokens: input.maxTokens,
         stream: true,
+        // Without it a stream says nothing of the tokens it was billed for.
+        stream_options: { include_usage: true },
       },
       { signal: context.signal },
     )
     .withResponse();
+  return { ...(await readChunks(stream, context)), headers: response.headers, requestId };
+}
+
+/** The streamed reply: its text, handed on delta by delta, how it finished, and what it was billed. */
+async function readChunks(stream: AsyncIterable<OpenAI.ChatCompletionChunk>, context: TextCallContext) {
   let text = '';
   let finishReason: string | null = null;
+  let usage: TokenUsage | undefined;
   for await (const chunk of stream) {
+    // The usage chunk comes last, after the finish reason, and has no choice in it.
+    if (chunk.usage) {
+      usage = { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
+    }
     const choice = chunk.choices[0];
     const delta = choice?.delta?.content;
     if (delta) {
@@ -54,7 +66,7 @@ async function streamCompletion(
     }
     finishReason = choice?.finish_reason ?? finishReason;
   }
-  return { text, finishReason, headers: response.headers, requestId };
+  return { text, finishReason, usage };
 }
 
 /** A TextProvider over the chat completions API, streamed: tokens reach the caller as they come. */
@@ -93,7 +105,12 @@ export function createOpenAITextProvider(options: OpenAITextProviderOptions): Te
       if (reply.text.length === 0) {
         throw new ProviderError(FailureCode.invalidOutput, 'the completion was empty', true);
       }
-      return { text: reply.text, quota: quotaFrom(reply.headers), requestId: reply.requestId ?? undefined };
+      return {
+        text: reply.text,
+        quota: quotaFrom(reply.headers),
+        requestId: reply.requestId ?? undefined,
+        usage: reply.usage,
+      };
     },
   };
 }

@@ -39,6 +39,12 @@ const messagesBody = z.object({
 
 export type MessagesBody = z.infer<typeof messagesBody>;
 
+/** A message's `usage`, as the stream reports it. */
+export interface MessagesUsage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
 export interface FakeAnthropicServer {
   /** Base URL without `/v1`, as the Anthropic client's `baseURL` expects. */
   url: string;
@@ -48,6 +54,11 @@ export interface FakeAnthropicServer {
   headers: IncomingHttpHeaders[];
   /** Whether each of `requests` was streamed to its end: a message a real provider bills in full. */
   paid: boolean[];
+  /**
+   * The usage the stream of each of `requests` reported, its output as of the last count sent
+   * (message_delta's, once one came); unset for a request that got no stream.
+   */
+  usage: MessagesUsage[];
   /** When each of `requests` closed, answered or abandoned. */
   closedAt: number[];
   /** Requests whose connection is still open. */
@@ -114,6 +125,7 @@ export async function startFakeAnthropicServer(
   const requests: MessagesBody[] = [];
   const headers: IncomingHttpHeaders[] = [];
   const paid: boolean[] = [];
+  const usage: MessagesUsage[] = [];
   const closedAt: number[] = [];
   const behaviours = behaviourSchedule<FakeMessagesBehaviour>(options.behaviour ?? { kind: 'ok' });
   let lastRequestId: string | undefined;
@@ -133,8 +145,11 @@ export async function startFakeAnthropicServer(
     res.end(JSON.stringify({ ...body, request_id: lastRequestId }));
   }
 
-  /** Opens the stream: headers, message_start, the text block's start and a ping, as the API orders them. */
-  function startStream(res: ServerResponse, body: MessagesBody, index: number): void {
+  /**
+   * Opens the stream: headers, message_start, the text block's start and a ping, as the API orders them.
+   * Returns the usage message_start reported, for the end to count on.
+   */
+  function startStream(res: ServerResponse, body: MessagesBody, index: number) {
     lastRequestId = anthropicId('req');
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -142,7 +157,8 @@ export async function startFakeAnthropicServer(
       'request-id': lastRequestId,
       ...rateLimitHeaders(limit, index + 1),
     });
-    const usage = { input_tokens: promptOf(body).split(/\s+/).length + 8, output_tokens: 1 };
+    const billed: MessagesUsage = { input_tokens: promptOf(body).split(/\s+/).length + 8, output_tokens: 1 };
+    usage[index] = billed;
     const message = {
       id: anthropicId('msg'),
       type: 'message',
@@ -151,7 +167,8 @@ export async function startFakeAnthropicServer(
       model: body.model,
     };
     const stop = { stop_reason: null, stop_sequence: null, stop_details: null };
-    res.write(sseEvent('message_start', { message: { ...message, ...stop, usage } }));
+    res.write(sseEvent('message_start', { message: { ...message, ...stop, usage: billed } }));
+    return billed;
   }
 
   /** Writes text deltas until all are out or the client left; false when it left. */
@@ -167,7 +184,13 @@ export async function startFakeAnthropicServer(
   }
 
   /** Closes the block and the message: stop reason and the cumulative output tokens, then message_stop. */
-  function endStream(res: ServerResponse, outputTokens: number, stop: object = { stop_reason: 'end_turn' }) {
+  function endStream(
+    res: ServerResponse,
+    billed: MessagesUsage,
+    outputTokens: number,
+    stop: object = { stop_reason: 'end_turn' },
+  ) {
+    billed.output_tokens = outputTokens;
     const delta = { stop_sequence: null, stop_details: null, ...stop };
     res.write(sseEvent('content_block_stop', { index: 0 }));
     res.write(sseEvent('message_delta', { delta, usage: { output_tokens: outputTokens } }));
@@ -181,10 +204,10 @@ export async function startFakeAnthropicServer(
     b: FakeMessagesBehaviour,
   ) {
     const tokens = reply(promptOf(body));
-    startStream(res, body, index);
+    const billed = startStream(res, body, index);
     if (b.kind === 'ok') {
       if (!(await streamTokens(res, tokens, b.tokenDelayMs ?? 0))) return false;
-      endStream(res, tokens.length);
+      endStream(res, billed, tokens.length);
       return true;
     }
     if (b.kind === 'cut') {
@@ -201,7 +224,7 @@ export async function startFakeAnthropicServer(
     } else if (b.kind === 'refusal') {
       await streamTokens(res, tokens.slice(0, 2), 0);
       const details = { type: 'refusal', category: b.category ?? null, explanation: null };
-      endStream(res, 2, { stop_reason: 'refusal', stop_details: details });
+      endStream(res, billed, 2, { stop_reason: 'refusal', stop_details: details });
     } else if (b.kind === 'empty') {
       res.write(
         sseEvent('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 1 } }),
@@ -291,6 +314,7 @@ export async function startFakeAnthropicServer(
     requests,
     headers,
     paid,
+    usage,
     closedAt,
     openRequests: () => open,
     replyFor: (prompt) => reply(prompt).join(''),

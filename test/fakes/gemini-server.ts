@@ -9,19 +9,25 @@ import {
   generateContentBody,
   IMAGE_SIZES,
   newResponseId,
+  promptTokens,
   retryInfo,
   sendJson,
   sseEvent,
   statusBody,
+  usageMetadata,
   type ErrorCode,
   type GenerateContentBody,
+  type UsageMetadata,
 } from './gemini-wire.js';
 import { behaviourSchedule, closeFakeServer, stillWanted } from './fake-server.js';
 
 /** How the fake answers a request that is authorised and well formed. */
 export type FakeGeminiBehaviour =
-  /** The answer; a stream's chunks `delayMs` apart, an image after `delayMs`. */
-  | { kind: 'ok'; delayMs?: number }
+  /**
+   * The answer; a stream's chunks `delayMs` apart, an image after `delayMs`. `thoughtsTokens`: what the
+   * model says it spent thinking first, in every chunk's usage, as a 2.5 model does.
+   */
+  | { kind: 'ok'; delayMs?: number; thoughtsTokens?: number }
   /** An error answer; a 429 says when to come back in RetryInfo and/or, as a proxy might, Retry-After. */
   | { kind: 'error'; code: ErrorCode; retryDelaySeconds?: number; retryAfterSeconds?: number }
   /** 200 with `promptFeedback.blockReason` and no candidate: the prompt itself was refused. */
@@ -47,6 +53,8 @@ export interface FakeGeminiRequest {
   method: 'generateContent' | 'streamGenerateContent';
   body: GenerateContentBody;
   prompt: string;
+  /** The `usageMetadata` of the last chunk (or the answer) sent for it: for a whole stream, the totals. */
+  usage?: UsageMetadata;
 }
 
 export interface FakeGeminiServer {
@@ -91,6 +99,20 @@ function sendError(res: ServerResponse, behaviour: Extract<FakeGeminiBehaviour, 
   sendJson(res, behaviour.code, statusBody(behaviour.code, undefined, details), headers);
 }
 
+/**
+ * One answer or stream chunk for `request`, billed `written` reply tokens (each a word) so far. What it
+ * bills is kept on the request, so a test can compare.
+ */
+function answerFor(
+  request: FakeGeminiRequest,
+  responseId: string,
+  fields: object,
+  { written = 0, thoughts = 0 } = {},
+) {
+  request.usage = usageMetadata(promptTokens(request.prompt), written, thoughts);
+  return answer(request.model, responseId, fields, request.usage);
+}
+
 /** The answers an image, a text and a stream share; true when `behaviour` was one of them. */
 function answeredAlike(res: ServerResponse, request: FakeGeminiRequest, behaviour: FakeGeminiBehaviour) {
   switch (behaviour.kind) {
@@ -101,7 +123,7 @@ function answeredAlike(res: ServerResponse, request: FakeGeminiRequest, behaviou
       return true;
     case 'prompt_blocked': {
       const feedback = { promptFeedback: { blockReason: behaviour.reason ?? 'SAFETY' } };
-      const body = answer(request.model, newResponseId(), feedback);
+      const body = answerFor(request, newResponseId(), feedback);
       if (request.method === 'generateContent') sendJson(res, 200, body);
       else res.writeHead(200, { 'content-type': 'text/event-stream' }).end(sseEvent(body));
       return true;
@@ -112,7 +134,7 @@ function answeredAlike(res: ServerResponse, request: FakeGeminiRequest, behaviou
 }
 
 function imageAnswer(request: FakeGeminiRequest, behaviour: FakeGeminiBehaviour) {
-  const { prompt, model, body } = request;
+  const { prompt, body } = request;
   const png = (width: number, height: number) =>
     Buffer.from(renderPromptPng({ prompt, seed: body.generationConfig?.seed ?? 0, width, height }));
   const [width, height] = IMAGE_SIZES[body.generationConfig?.imageConfig?.aspectRatio ?? '1:1'] ?? [0, 0];
@@ -133,7 +155,7 @@ function imageAnswer(request: FakeGeminiRequest, behaviour: FakeGeminiBehaviour)
         return candidate(inline('image/png', png(width, height)), 'STOP');
     }
   };
-  return answer(model, newResponseId(), { candidates: [candidateFor()] });
+  return answerFor(request, newResponseId(), { candidates: [candidateFor()] });
 }
 
 async function answerImage(
@@ -150,20 +172,27 @@ async function answerImage(
   if (await stillWanted(delayMs, res, closing)) sendJson(res, 200, imageAnswer(request, behaviour));
 }
 
-/** Streams `tokens`, `delayMs` apart, the last with `finishReason` if given; false when the client left. */
+/** How one stream goes: its tokens, `delayMs` apart, the last with `finishReason` if given. */
+interface StreamPlan {
+  tokens: string[];
+  delayMs?: number;
+  finishReason?: string;
+  thoughtsTokens?: number;
+}
+
+/** Streams a plan's tokens, each chunk's usage counting those written so far; false when the client left. */
 async function streamTokens(
   res: ServerResponse,
   request: FakeGeminiRequest,
-  { tokens, delayMs = 0, finishReason }: { tokens: string[]; delayMs?: number; finishReason?: string },
+  { tokens, delayMs = 0, finishReason, thoughtsTokens: thoughts }: StreamPlan,
   closing: AbortSignal,
   responseId: string,
 ): Promise<boolean> {
   for (const [index, token] of tokens.entries()) {
     if (!(await stillWanted(delayMs, res, closing))) return false;
     const finish = index === tokens.length - 1 ? finishReason : undefined;
-    res.write(
-      sseEvent(answer(request.model, responseId, { candidates: [candidate([{ text: token }], finish)] })),
-    );
+    const fields = { candidates: [candidate([{ text: token }], finish)] };
+    res.write(sseEvent(answerFor(request, responseId, fields, { written: index + 1, thoughts })));
   }
   return !res.destroyed;
 }
@@ -179,25 +208,26 @@ async function answerStream(
   // The image-only answers mean nothing to a text model: it answers as usual.
   const kind = IMAGE_ONLY.has(behaviour.kind) ? 'ok' : behaviour.kind;
   const responseId = newResponseId();
-  const send = (stream: { tokens: string[]; delayMs?: number; finishReason?: string }) =>
-    streamTokens(res, request, stream, closing, responseId);
+  const send = (plan: StreamPlan) => streamTokens(res, request, plan, closing, responseId);
   const first = (count: number) => tokens.slice(0, count);
   res.writeHead(200, { 'content-type': 'text/event-stream' });
   if (kind === 'ok') {
     // Words stand in for tokens: the limit cuts the reply where a real one would.
     const limit = request.body.generationConfig?.maxOutputTokens ?? Infinity;
     const finishReason = tokens.length > limit ? 'MAX_TOKENS' : 'STOP';
-    const delayMs = behaviour.kind === 'ok' ? behaviour.delayMs : 0;
-    if (await send({ tokens: first(limit), delayMs, finishReason })) res.end();
+    const { delayMs, thoughtsTokens } = behaviour.kind === 'ok' ? behaviour : {};
+    if (await send({ tokens: first(limit), delayMs, finishReason, thoughtsTokens })) res.end();
     return;
   }
   switch (behaviour.kind) {
-    case 'finish':
-      if (await send({ tokens: first(behaviour.afterTokens ?? 0) })) {
-        const ending = candidate(undefined, behaviour.reason);
-        res.end(sseEvent(answer(request.model, responseId, { candidates: [ending] })));
+    case 'finish': {
+      const written = first(behaviour.afterTokens ?? 0);
+      if (await send({ tokens: written })) {
+        const fields = { candidates: [candidate(undefined, behaviour.reason)] };
+        res.end(sseEvent(answerFor(request, responseId, fields, { written: written.length })));
       }
       return;
+    }
     case 'cut':
       await send({ tokens: first(behaviour.afterTokens), delayMs: behaviour.delayMs });
       res.socket?.destroy();
@@ -216,11 +246,11 @@ function answerText(
   res: ServerResponse,
   request: FakeGeminiRequest,
   behaviour: FakeGeminiBehaviour,
-  text: string,
+  tokens: string[],
 ) {
   if (answeredAlike(res, request, behaviour)) return;
-  const body = answer(request.model, newResponseId(), { candidates: [candidate([{ text }], 'STOP')] });
-  sendJson(res, 200, body);
+  const fields = { candidates: [candidate([{ text: tokens.join('') }], 'STOP')] };
+  sendJson(res, 200, answerFor(request, newResponseId(), fields, { written: tokens.length }));
 }
 
 export interface FakeGeminiServerOptions {
@@ -268,7 +298,7 @@ export async function startFakeGeminiServer(
       if (method === 'generateContent') return answerImage(res, request, behaviour, closing.signal);
       return sendJson(res, 400, statusBody(400, 'The fake does not stream images.'));
     }
-    if (method === 'generateContent') return answerText(res, request, behaviour, reply(prompt).join(''));
+    if (method === 'generateContent') return answerText(res, request, behaviour, reply(prompt));
     await answerStream(res, request, behaviour, reply(prompt), closing.signal);
   }
 

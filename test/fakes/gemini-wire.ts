@@ -88,14 +88,32 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(JSON.stringify(body));
 }
 
-/** One answer or stream chunk: what every chunk carries besides its candidate. */
-export function answer(model: string, responseId: string, fields: object) {
+/** The tokens an answer was billed for. In a stream every chunk has one, counting up to the totals. */
+export interface UsageMetadata {
+  promptTokenCount: number;
+  candidatesTokenCount: number;
+  /** Only from a model that thought before it answered. */
+  thoughtsTokenCount?: number;
+  totalTokenCount: number;
+}
+
+/** The fake's tokenizer: a word of the prompt is a token, and a prompt is at least one. */
+export function promptTokens(prompt: string): number {
+  return Math.max(1, prompt.split(/\s+/).filter(Boolean).length);
+}
+
+export function usageMetadata(prompt: number, candidates: number, thoughts = 0): UsageMetadata {
   return {
-    ...fields,
-    usageMetadata: { promptTokenCount: 8, candidatesTokenCount: 0, totalTokenCount: 8 },
-    modelVersion: model,
-    responseId,
+    promptTokenCount: prompt,
+    candidatesTokenCount: candidates,
+    ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {}),
+    totalTokenCount: prompt + candidates + thoughts,
   };
+}
+
+/** One answer or stream chunk: what every chunk carries besides its candidate. */
+export function answer(model: string, responseId: string, fields: object, usage: UsageMetadata) {
+  return { ...fields, usageMetadata: usage, modelVersion: model, responseId };
 }
 
 export function candidate(parts: object[] | undefined, finishReason?: string) {

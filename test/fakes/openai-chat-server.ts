@@ -24,9 +24,17 @@ const chatBody = z.object({
   messages: z.array(z.object({ role: z.string(), content: z.string() })).min(1),
   stream: z.boolean().optional(),
   max_completion_tokens: z.number().int().min(1).optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
 });
 
 export type ChatBody = z.infer<typeof chatBody>;
+
+/** The `usage` of a stream's last chunk, as OpenAI bills a completion. */
+export interface ChatUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
 
 export interface FakeOpenAIChatServer {
   /** Base URL ending in `/v1`, as the OpenAI client's `baseURL` expects. */
@@ -35,6 +43,11 @@ export interface FakeOpenAIChatServer {
   requests: ChatBody[];
   /** Whether each of `requests` was streamed to its end: a completion a real provider bills in full. */
   paid: boolean[];
+  /**
+   * The usage the fake reported for each of `requests`; unset where it reported none: not asked for
+   * (`stream_options.include_usage`), or the stream never reached its end.
+   */
+  usage: (ChatUsage | undefined)[];
   /**
    * When the first content token of each of `requests` was written; unset until one was. Epoch ms as
    * `performance.timeOrigin + performance.now()`: sub-millisecond, and not moved by a wall-clock step.
@@ -62,6 +75,18 @@ function defaultReply(prompt: string): string[] {
   return words.match(/\S+\s*/g) ?? [words];
 }
 
+/**
+ * Tokens the chat format wraps a single user message in (role markers, the reply's priming), billed as
+ * prompt tokens beyond the message's own.
+ */
+const PROMPT_OVERHEAD_TOKENS = 7;
+
+/** The fake's tokenizer: a word of a message is a token. Deterministic, so a test can count along. */
+function promptTokens(body: ChatBody): number {
+  const words = body.messages.flatMap((message) => message.content.split(/\s+/).filter(Boolean));
+  return words.length + PROMPT_OVERHEAD_TOKENS;
+}
+
 function sendError(
   res: ServerResponse,
   status: number,
@@ -77,16 +102,33 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
-/** One `chat.completion.chunk`, as an SSE data line. */
-function chunkLine(id: string, model: string, delta: object, finishReason: string | null): string {
+/** One streamed completion: what its chunks share, and what its usage chunk counts from. */
+interface Completion {
+  id: string;
+  model: string;
+  includeUsage: boolean;
+  promptTokens: number;
+}
+
+/**
+ * One `chat.completion.chunk`, as an SSE data line. A stream asked for usage has the field on every
+ * chunk, null but on the extra last one.
+ */
+function chunkLine(completion: Completion, choices: object[], usage: ChatUsage | null = null): string {
   const chunk = {
-    id,
+    id: completion.id,
     object: 'chat.completion.chunk',
     created: Math.floor(Date.now() / 1000),
-    model,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    model: completion.model,
+    choices,
+    ...(completion.includeUsage ? { usage } : {}),
   };
   return `data: ${JSON.stringify(chunk)}\n\n`;
+}
+
+/** A chunk of the one choice: a piece of the reply, or its end. */
+function choiceLine(completion: Completion, delta: object, finishReason: string | null): string {
+  return chunkLine(completion, [{ index: 0, delta, logprobs: null, finish_reason: finishReason }]);
 }
 
 export async function startFakeOpenAIChatServer(
@@ -96,6 +138,7 @@ export async function startFakeOpenAIChatServer(
   const reply = options.reply ?? defaultReply;
   const requests: ChatBody[] = [];
   const paid: boolean[] = [];
+  const usage: (ChatUsage | undefined)[] = [];
   const firstTokenAt: number[] = [];
   const behaviours = behaviourSchedule<FakeChatBehaviour>(options.behaviour ?? { kind: 'ok' });
   let tokensSent = 0;
@@ -104,8 +147,7 @@ export async function startFakeOpenAIChatServer(
   /** Writes tokens until `count` are out or the client left; false when it left. */
   async function streamTokens(
     res: ServerResponse,
-    id: string,
-    body: ChatBody,
+    completion: Completion,
     index: number,
     tokens: string[],
     delayMs: number,
@@ -113,11 +155,31 @@ export async function startFakeOpenAIChatServer(
     for (const token of tokens) {
       if (res.destroyed || closing.signal.aborted) return false;
       firstTokenAt[index] ??= performance.timeOrigin + performance.now();
-      res.write(chunkLine(id, body.model, { content: token }, null));
+      res.write(choiceLine(completion, { content: token }, null));
       tokensSent += 1;
       if (delayMs > 0) await sleep(delayMs, undefined, { signal: closing.signal }).catch(() => undefined);
     }
     return !res.destroyed;
+  }
+
+  /**
+   * Ends a completion that reached its finish reason: then, if asked, the usage chunk with no choices
+   * (each content chunk sent is a completion token), then [DONE], as OpenAI orders them.
+   */
+  function end(
+    res: ServerResponse,
+    completion: Completion,
+    index: number,
+    finishReason: string,
+    sent: number,
+  ) {
+    let usageLine = '';
+    if (completion.includeUsage) {
+      const { promptTokens: prompt } = completion;
+      usage[index] = { prompt_tokens: prompt, completion_tokens: sent, total_tokens: prompt + sent };
+      usageLine = chunkLine(completion, [], usage[index]);
+    }
+    res.end(`${choiceLine(completion, {}, finishReason)}${usageLine}data: [DONE]\n\n`);
   }
 
   async function answer(
@@ -131,35 +193,35 @@ export async function startFakeOpenAIChatServer(
       sendError(res, 429, { message: 'Rate limit reached.', type: 'requests', code: 'rate_limit_exceeded' });
       return false;
     }
-    const id = `chatcmpl-${randomUUID()}`;
+    const completion: Completion = {
+      id: `chatcmpl-${randomUUID()}`,
+      model: body.model,
+      includeUsage: body.stream_options?.include_usage === true,
+      promptTokens: promptTokens(body),
+    };
     const tokens = reply(body.messages.at(-1)?.content ?? '');
     res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': `req_${randomUUID()}` });
-    res.write(chunkLine(id, body.model, { role: 'assistant', content: '' }, null));
+    res.write(choiceLine(completion, { role: 'assistant', content: '' }, null));
     if (behaviour.kind === 'ok') {
-      if (!(await streamTokens(res, id, body, index, tokens, behaviour.tokenDelayMs ?? 0))) return false;
-      res.end(`${chunkLine(id, body.model, {}, 'stop')}data: [DONE]\n\n`);
+      if (!(await streamTokens(res, completion, index, tokens, behaviour.tokenDelayMs ?? 0))) return false;
+      end(res, completion, index, 'stop', tokens.length);
       return true;
     } else if (behaviour.kind === 'cut') {
-      await streamTokens(
-        res,
-        id,
-        body,
-        index,
-        tokens.slice(0, behaviour.afterTokens),
-        behaviour.tokenDelayMs ?? 0,
-      );
+      const sent = tokens.slice(0, behaviour.afterTokens);
+      await streamTokens(res, completion, index, sent, behaviour.tokenDelayMs ?? 0);
       res.socket?.destroy();
     } else if (behaviour.kind === 'ends_early') {
-      await streamTokens(res, id, body, index, tokens.slice(0, behaviour.afterTokens), 0);
+      await streamTokens(res, completion, index, tokens.slice(0, behaviour.afterTokens), 0);
       res.end();
     } else if (behaviour.kind === 'stream_error') {
-      await streamTokens(res, id, body, index, tokens.slice(0, behaviour.afterTokens), 0);
+      await streamTokens(res, completion, index, tokens.slice(0, behaviour.afterTokens), 0);
       res.end(
         `data: ${JSON.stringify({ error: { message: 'The server had an error.', type: 'server_error' } })}\n\n`,
       );
     } else {
-      await streamTokens(res, id, body, index, tokens.slice(0, 2), 0);
-      res.end(`${chunkLine(id, body.model, {}, 'content_filter')}data: [DONE]\n\n`);
+      const sent = tokens.slice(0, 2);
+      await streamTokens(res, completion, index, sent, 0);
+      end(res, completion, index, 'content_filter', sent.length);
     }
     return false;
   }
@@ -199,6 +261,7 @@ export async function startFakeOpenAIChatServer(
     apiKey,
     requests,
     paid,
+    usage,
     firstTokenAt,
     tokensSent: () => tokensSent,
     replyFor: (prompt) => reply(prompt).join(''),
