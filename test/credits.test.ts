@@ -23,7 +23,7 @@ interface Me {
   id: string;
   name: string;
   plan: string;
-  credits: { balance: number; reserved: number };
+  credits: { balance: number; reserved: number; settled: number; refunded: number };
   jobs: { queued: number; running: number };
 }
 
@@ -169,7 +169,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
       id: api.userId,
       name: user.name,
       plan: 'pro',
-      credits: { balance: 7, reserved: 3 },
+      credits: { balance: 7, reserved: 3, settled: 0, refunded: 0 },
       jobs: { queued: 0, running: 1 },
     });
     assert.equal((await apiFetch(api, `/v1/generations/${id}/cancel`, { method: 'POST' })).status, 202);
@@ -179,7 +179,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     assert.deepEqual(
       [after.credits, after.jobs],
       [
-        { balance: 10, reserved: 0 },
+        { balance: 10, reserved: 0, settled: 0, refunded: 3 },
         { queued: 0, running: 0 },
       ],
     );

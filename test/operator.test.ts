@@ -263,7 +263,8 @@ describe('operator API', () => {
       'settle:0:run2',
     ]);
     const me = (await (await apiFetch(api, '/v1/me')).json()) as { credits: unknown };
-    assert.deepEqual(me.credits, { balance: CREDITS - COST, reserved: 0 });
+    // Both runs count: the first refunded whole, the second settled.
+    assert.deepEqual(me.credits, { balance: CREDITS - COST, reserved: 0, settled: COST, refunded: COST });
     assert.deepEqual(await balanceProblems(stack.ctx.database.db), []);
 
     // Both runs are kept under the one workflow id, each with the status it ended in.

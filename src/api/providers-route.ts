@@ -1,13 +1,14 @@
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
-import type { Config } from '../config/index.js';
+import type { Config, TokenPrice } from '../config/index.js';
 import { costOf } from '../credits/job-cost.js';
 import type { Database } from '../db/schema.js';
 import { JOB_KINDS, type ImageSize, type JobKind } from '../jobs/job.js';
+import { tokenPriceOf } from '../jobs/token-pricing.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { authenticate } from './authenticate.js';
 
-/** What one job of a model costs: per size for images, one price (size null) for text. */
+/** What one job of a model costs: per size for images, one price (size null) for text priced per job. */
 export interface ModelPrice {
   size: ImageSize | null;
   credits: number;
@@ -21,22 +22,39 @@ export interface OfferedProvider {
   isDefault: boolean;
   /** The model a submission to it that names none gets. */
   defaultModel: string;
-  models: { name: string; prices: ModelPrice[] }[];
+  models: OfferedModel[];
+}
+
+export interface OfferedModel {
+  name: string;
+  prices: ModelPrice[];
+  /**
+   * A text model priced by the tokens a job uses: its prices today. A job then reserves its worst case
+   * (its prompt's bytes and 16 tokens, and every token it may write) and is charged what it used.
+   */
+  tokenPrice: TokenPrice | null;
 }
 
 export interface ProviderList {
   data: OfferedProvider[];
 }
 
-function modelPrices(registry: ProviderRegistry, costs: Config['costs'], kind: JobKind, provider: string) {
+function modelPrices(
+  registry: ProviderRegistry,
+  costs: Config['costs'],
+  kind: JobKind,
+  provider: string,
+): OfferedModel[] {
   if (kind === 'text')
-    return registry.models('text', provider).map((model) => ({
-      name: model,
-      prices: [{ size: null, credits: costOf(costs, { provider, model, size: null }) }],
-    }));
+    return registry.models('text', provider).map((model) => {
+      const tokenPrice = tokenPriceOf(costs.tokens, provider, model, new Date()) ?? null;
+      const perJob = { size: null, credits: costOf(costs, { provider, model, size: null }) };
+      return { name: model, prices: tokenPrice ? [] : [perJob], tokenPrice };
+    });
   return Object.entries(registry.image(provider)?.models ?? {}).map(([model, sizes]) => ({
     name: model,
     prices: sizes.map((size) => ({ size, credits: costOf(costs, { provider, model, size }) })),
+    tokenPrice: null,
   }));
 }
 

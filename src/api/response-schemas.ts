@@ -186,7 +186,19 @@ export const providerListSchema = z
                   credits: count.describe('What one job costs, reserved at submission'),
                 }),
               )
-              .describe('Each size an image model makes, or the one price of a text model'),
+              .describe(
+                'Each size an image model makes, or the one price of a text model priced per job (none for one priced by tokens)',
+              ),
+            tokenPrice: z
+              .object({
+                since: z.string().describe('The day (UTC) these prices apply from'),
+                inputPerMillion: count,
+                outputPerMillion: count,
+              })
+              .nullable()
+              .describe(
+                "A text model priced by the tokens a job uses, in credits per million tokens: a job reserves its worst case (its prompt's UTF-8 bytes + 16, and maxTokens) and is charged what it used; null: priced per job",
+              ),
           }),
         ),
       }),

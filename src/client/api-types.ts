@@ -274,7 +274,17 @@ export interface OfferedProvider {
   isDefault: boolean;
   /** The model a submission to it that names none gets. */
   defaultModel: string;
-  models: { name: string; prices: ModelPrice[] }[];
+  models: {
+    name: string;
+    /** Each size an image model makes, or the one price of a text model priced per job. */
+    prices: ModelPrice[];
+    /**
+     * A text model priced by the tokens a job uses, in credits per million tokens (none for one priced
+     * per job): a job reserves its worst case (its prompt's UTF-8 bytes + 16, and `maxTokens`) and is
+     * charged what it used.
+     */
+    tokenPrice: { since: string; inputPerMillion: number; outputPerMillion: number } | null;
+  }[];
 }
 
 /** The `200` of `GET /v1/providers`. */

@@ -1,4 +1,4 @@
-import type { Config } from '../config/index.js';
+import { ConfigError, type Config, type TokenPriceTable } from '../config/index.js';
 import { checkFallbackChains } from '../fallback/fallback-chain.js';
 import { createAnthropicTextProvider } from './anthropic-text-provider.js';
 import { createFalProvider } from './fal-provider.js';
@@ -67,5 +67,16 @@ export function configuredProviders(config: Config): ProviderRegistry {
   const registry = createProviderRegistry(providers, textProviders);
   // Checked here, where what is offered is first known: API and worker alike refuse to start.
   checkFallbackChains(config.fallback.chains, registry);
+  checkTokenPrices(config.costs.tokens, registry);
   return registry;
+}
+
+/** Refuses, at start, a token price for a model that is no configured text model: a typo prices nothing. */
+function checkTokenPrices(table: TokenPriceTable, registry: ProviderRegistry): void {
+  for (const key of Object.keys(table)) {
+    const colon = key.indexOf(':');
+    if (!registry.models('text', key.slice(0, colon)).includes(key.slice(colon + 1))) {
+      throw new ConfigError(`TEXT_TOKEN_PRICES: ${key} is no configured text provider:model`);
+    }
+  }
 }

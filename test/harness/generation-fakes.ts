@@ -8,7 +8,13 @@ import type {
   ResultStorageActivities,
 } from '../../src/activities/index.js';
 import { toTemporalFailure } from '../../src/activities/temporal-failure.js';
-import { FailureCode, JobStatus, type JobEnding, type WaitReason } from '../../src/jobs/job.js';
+import {
+  FailureCode,
+  JobStatus,
+  type JobEnding,
+  type TokenUsage,
+  type WaitReason,
+} from '../../src/jobs/job.js';
 import { ProviderError } from '../../src/providers/provider-error.js';
 
 /**
@@ -27,7 +33,7 @@ type TerminalWrite = 'storeResultAndSucceed' | 'markJobFailed' | 'markJobExpired
 
 /** One provider call's answer, as the real `callProvider` gives it. */
 export type Answer =
-  | { kind: 'generated' }
+  | { kind: 'generated'; usage?: TokenUsage }
   | { kind: 'waiting'; retryInMs: number; reason?: WaitReason }
   | {
       kind: 'failure';
@@ -52,6 +58,8 @@ const PERMANENT: ReadonlySet<FailureCode> = new Set([
 
 export const generated: Answer = { kind: 'generated' };
 export const hang: Answer = { kind: 'hang' };
+/** A text call's answer, with the tokens its provider reported. */
+export const generatedText = (usage: TokenUsage): Answer => ({ kind: 'generated', usage });
 export const waiting = (retryInMs: number, reason?: WaitReason): Answer => ({
   kind: 'waiting',
   retryInMs,
@@ -127,6 +135,7 @@ export function createFakes(script: Script): Fakes {
         return {
           kind: 'generated',
           output: { key: `results/${jobId}`, contentType: 'image/png', byteSize: 3, sha256: 'ab'.repeat(32) },
+          ...(next.usage && { usage: { ...next.usage, estimated: false } }),
         } as const;
       case 'waiting':
         return { kind: 'waiting', retryInMs: next.retryInMs, reason: next.reason } as const;

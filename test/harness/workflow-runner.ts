@@ -12,6 +12,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
 import type { JobDeadline, JobStatus } from '../../src/jobs/job.js';
+import type { TokenPricing } from '../../src/jobs/token-pricing.js';
 import {
   jobStatusQuery,
   type GenerationInput,
@@ -47,6 +48,11 @@ export interface Limits {
   afterFailedCalls?: number;
   /** `fake`'s calls go to a task queue no worker polls: they wait there until given up on. */
   fakeUnpolled?: boolean;
+  /**
+   * A text job (maxTokens 100) whose chain's entries are priced by tokens, `fake` first, then each
+   * fallback; null for an entry priced per job.
+   */
+  tokenPrices?: (TokenPricing | null)[];
 }
 
 /** What the chain's entries cost: `fake` the most, each fallback one credit less than the one before. */
@@ -54,31 +60,37 @@ export const PRIMARY_COST = 5;
 
 function fallbackRoute(
   providerTaskQueue: string,
-  { fallbacks = [], afterFailedCalls = 2, fakeUnpolled }: Limits,
+  { fallbacks = [], afterFailedCalls = 2, fakeUnpolled, tokenPrices }: Limits,
 ) {
+  const size = (index: number) => (index === 0 ? ('256x256' as const) : ('512x512' as const));
   const entry = (provider: string, index: number) => ({
     provider,
     model: `${provider}-1`,
-    size: index === 0 ? ('256x256' as const) : ('512x512' as const),
-    maxTokens: null,
+    size: tokenPrices ? null : size(index),
+    maxTokens: tokenPrices ? TEXT_MAX_TOKENS : null,
     taskQueue: index === 0 && fakeUnpolled ? `${providerTaskQueue}.unpolled` : providerTaskQueue,
     cost: PRIMARY_COST - index,
+    ...(tokenPrices?.[index] && { tokenPricing: tokenPrices[index] }),
   });
   return { entries: ['fake', ...fallbacks].map(entry), afterFailedCalls };
 }
 
+const TEXT_MAX_TOKENS = 100;
+
 function inputFor(jobId: string, taskQueue: string, limits: Limits): GenerationInput {
-  const { retry, deadline, fallbacks } = limits;
+  const { retry, deadline, fallbacks, tokenPrices } = limits;
   const providerTaskQueue = `${taskQueue}.provider.fake`;
+  const shape = tokenPrices
+    ? ({ kind: 'text', size: null, maxTokens: TEXT_MAX_TOKENS } as const)
+    : ({ kind: 'image', size: '256x256', maxTokens: null } as const);
+  const primaryPricing = !fallbacks && tokenPrices?.[0];
   return {
     jobId,
     request: {
-      kind: 'image',
       prompt: 'a kiln at dawn',
       provider: 'fake',
       model: 'fake-1',
-      size: '256x256',
-      maxTokens: null,
+      ...shape,
       ...(deadline ? { deadline } : {}),
     },
     seed: 7,
@@ -87,6 +99,7 @@ function inputFor(jobId: string, taskQueue: string, limits: Limits): GenerationI
     retry: { ...RETRY, ...retry },
     providerTaskQueue,
     ...(fallbacks ? { fallback: fallbackRoute(providerTaskQueue, limits) } : {}),
+    ...(primaryPricing && { tokenPricing: primaryPricing }),
   };
 }
 
