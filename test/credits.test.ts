@@ -109,7 +109,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     const id = jobIdFor(api.userId, key);
     assert.equal(await findJob(ctx.database.db, id), undefined);
     await assert.rejects(ctx.temporal.workflow.getHandle(id).describe(), WorkflowNotFoundError);
-    assert.deepEqual((await me(api)).credits, { balance: 2, reserved: 0 });
+    assert.deepEqual((await me(api)).credits, { balance: 2, reserved: 0, settled: 0, refunded: 0 });
   });
 
   test('success settles the reservation: the cost is spent once', async () => {
@@ -117,7 +117,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     const id = String((await submitJob(api, openai())).body.id);
     assert.equal((await pollUntilDone(api, id)).status, 'succeeded');
     assert.deepEqual(await entriesOf(id), ['reserve:-3', 'settle:0']);
-    assert.deepEqual((await me(api)).credits, { balance: 7, reserved: 0 });
+    assert.deepEqual((await me(api)).credits, { balance: 7, reserved: 0, settled: 3, refunded: 0 });
   });
 
   test('a provider failure refunds exactly what was reserved', async () => {
@@ -126,7 +126,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     const id = String((await submitJob(api, openai('512x512'))).body.id);
     assert.equal((await pollUntilDone(api, id)).status, 'failed');
     assert.deepEqual(await entriesOf(id), ['reserve:-5', 'refund:5']);
-    assert.deepEqual((await me(api)).credits, { balance: 10, reserved: 0 });
+    assert.deepEqual((await me(api)).credits, { balance: 10, reserved: 0, settled: 0, refunded: 5 });
   });
 
   test('a replayed idempotency key reserves nothing more, concurrent or later', async () => {
@@ -139,7 +139,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     assert.equal((await pollUntilDone(api, id)).status, 'succeeded');
     assert.equal((await submitJob(api, body, key)).headers.get('idempotent-replayed'), 'true');
     assert.deepEqual(await entriesOf(id), ['reserve:-1', 'settle:0']);
-    assert.deepEqual((await me(api)).credits, { balance: 9, reserved: 0 });
+    assert.deepEqual((await me(api)).credits, { balance: 9, reserved: 0, settled: 1, refunded: 0 });
   });
 
   test('concurrent submits never overdraw: balance 10, cost 1, 30 at once → 10 accepted', async () => {
@@ -156,7 +156,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
       .map((answer) => String(answer.body.id));
     const done = await Promise.all(accepted.map((id) => pollUntilDone(api, id)));
     assert.ok(done.every((job) => job.status === 'succeeded'));
-    assert.deepEqual((await me(api)).credits, { balance: 0, reserved: 0 });
+    assert.deepEqual((await me(api)).credits, { balance: 0, reserved: 0, settled: 10, refunded: 0 });
   });
 
   test('/v1/me shows plan, balance, reservation and running jobs; cancel refunds', async () => {
@@ -258,7 +258,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     assert.deepEqual(
       [waiting.credits, waiting.jobs],
       [
-        { balance: 14, reserved: 6 },
+        { balance: 14, reserved: 6, settled: 0, refunded: 0 },
         { queued: 1, running: 1 },
       ],
     );
@@ -266,7 +266,7 @@ describe('credits: reserved at submit, settled on success, refunded otherwise', 
     assert.equal((await pollUntilDone(api, failing, 30_000)).status, 'failed');
     assert.deepEqual(await entriesOf(hurried), ['reserve:-3', 'refund:3']);
     assert.deepEqual(await entriesOf(failing), ['reserve:-3', 'refund:3']);
-    assert.deepEqual((await me(api)).credits, { balance: 20, reserved: 0 });
+    assert.deepEqual((await me(api)).credits, { balance: 20, reserved: 0, settled: 0, refunded: 6 });
   });
 
   /** `npm run users -- …` against this context's database; rejects with its stderr on failure. */

@@ -519,14 +519,14 @@ test('the providers listing is what the deployment calls, with what each job cos
         kind: 'image',
         isDefault: true,
         defaultModel: 'kiln-sketch-1',
-        models: [{ name: 'kiln-sketch-1', prices: everySize }],
+        models: [{ name: 'kiln-sketch-1', prices: everySize, tokenPrice: null }],
       },
       {
         name: 'local',
         kind: 'text',
         isDefault: true,
         defaultModel: 'kiln-verse-1',
-        models: [{ name: 'kiln-verse-1', prices: [{ size: null, credits: 1 }] }],
+        models: [{ name: 'kiln-verse-1', prices: [{ size: null, credits: 1 }], tokenPrice: null }],
       },
     ],
   });

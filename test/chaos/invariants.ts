@@ -44,6 +44,18 @@ function callsByPrompt(stack: ChaosStack): Map<string, { made: number; paid: num
   return calls;
 }
 
+/** The usage the chat fake billed, as `input+output`, by the prompt of each completion it streamed whole. */
+function billedUsageByPrompt(stack: ChaosStack): Map<string, string[]> {
+  const billed = new Map<string, string[]>();
+  stack.chat.requests.forEach((body, i) => {
+    const usage = stack.chat.usage[i];
+    const prompt = body.messages.at(-1)?.content;
+    if (!usage || prompt === undefined) return;
+    billed.set(prompt, [...(billed.get(prompt) ?? []), `${usage.prompt_tokens}+${usage.completion_tokens}`]);
+  });
+  return billed;
+}
+
 /** Worker kills while the job was unfinished: each may lose a call that was answered but not yet kept. */
 function workerKillsDuring(row: JobRow, faults: TimedFault[]): number {
   const endedAt = row.completed_at?.getTime() ?? Infinity;
@@ -117,6 +129,29 @@ export const INVARIANTS: readonly Invariant[] = [
           if (paid > allowed) return [`${said}, ${allowed} allowed`];
           if (row.status === 'succeeded' && paid === 0) return [`${said}: succeeded unpaid`];
           return [];
+        }),
+      );
+    },
+  },
+  {
+    name: 'a text job served by OpenAI records the usage OpenAI billed for its prompt',
+    check: async (outcome) => {
+      const billed = billedUsageByPrompt(outcome.stack);
+      const rows = byId(outcome);
+      return Promise.resolve(
+        outcome.submitted.flatMap((job) => {
+          const row = rows.get(job.id);
+          if (row?.status !== 'succeeded' || row.kind !== 'text' || row.served_by?.provider === 'local')
+            return [];
+          const { usage } = row;
+          if (!usage) return [`${row.id}: succeeded without usage`];
+          // Estimated only when a worker died between keeping the result and recording its usage.
+          if (usage.estimated) return [];
+          const said = `${usage.inputTokens}+${usage.outputTokens}`;
+          const known = billed.get(job.prompt) ?? [];
+          return known.includes(said)
+            ? []
+            : [`${row.id}: usage ${said}, billed ${known.join(', ') || 'none'}`];
         }),
       );
     },

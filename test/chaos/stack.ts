@@ -103,6 +103,11 @@ export async function startChaosStack(): Promise<ChaosStack> {
       PROVIDER_BACKOFF_INITIAL_MS: '200',
       PROVIDER_BACKOFF_MAX_MS: '2000',
       PROVIDER_MAX_CALLS: '20',
+      // Text priced by the tokens it used, the fallback cheaper: the ledger check follows each job's usage.
+      TEXT_TOKEN_PRICES: JSON.stringify({
+        'openai:gpt-4o-mini': [{ since: '2026-01-01', inputPerMillion: 1000, outputPerMillion: 3000 }],
+        'local:kiln-verse-1': [{ since: '2026-01-01', inputPerMillion: 500, outputPerMillion: 1000 }],
+      }),
       BREAKER_FAILURE_THRESHOLD: '5',
       BREAKER_COOLDOWN_SECONDS: '2',
       // What some jobs fall back on: quick, so that the campaign drains as fast with them as without.

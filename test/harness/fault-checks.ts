@@ -1,10 +1,11 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/schema.js';
-import type { Config } from '../../src/config/index.js';
+import type { Config, TokenPrice } from '../../src/config/index.js';
 import { costOf } from '../../src/credits/job-cost.js';
 import { createS3Client } from '../../src/storage/s3-object-store.js';
 import { isTerminal, type Job, type JobStatus } from '../../src/jobs/job.js';
+import { creditsForUsage, tokenPriceOf } from '../../src/jobs/token-pricing.js';
 import { findJob, toJob } from '../../src/db/job-repository.js';
 import type { TestContext } from './test-context.js';
 
@@ -99,22 +100,61 @@ export async function balanceProblems(db: Kysely<Database>): Promise<string[]> {
 /**
  * The entries a job must have: one reservation of its cost, closed once when it ended (settled if it
  * succeeded, refunded in full otherwise), still open if it has not ended. A settle gives back what the
- * reservation held beyond `servedCost`, the price of the provider that served the job.
+ * reservation held beyond `servedCost`, what the job was charged.
  */
 function expectedEntries(status: JobStatus, cost: number, servedCost = cost): string[] {
   if (status === 'succeeded') return [`reserve:${-cost}`, `settle:${Math.max(0, cost - servedCost)}`];
   return isTerminal(status) ? [`reserve:${-cost}`, `refund:${cost}`] : [`reserve:${-cost}`];
 }
 
+type LedgerJob = Pick<Job, 'id' | 'status'> &
+  Partial<Pick<Job, 'servedBy' | 'cacheOutcome' | 'kind' | 'usage' | 'createdAt'>>;
+
+/** The token prices a text job was charged by: those of the entry it ended on, in force at its submission. */
+function tokenPriceFor(costs: Config['costs'] | undefined, job: LedgerJob): TokenPrice | undefined {
+  if (!costs || job.kind !== 'text' || !job.servedBy || !job.createdAt) return undefined;
+  return tokenPriceOf(costs.tokens, job.servedBy.provider, job.servedBy.model, new Date(job.createdAt));
+}
+
+/**
+ * A usage-priced text job that ended without a result pays for what its last call streamed, which the
+ * ledger alone cannot tell: refunded in full, or settled at a charge of at least one credit and at most
+ * its reservation.
+ */
+function unservedTextProblem(job: LedgerJob, cost: number, actual: string[]): string[] {
+  const [close = '', ...more] = actual.filter((entry) => !entry.startsWith('reserve:'));
+  const [kind, amount] = close.split(':');
+  const charged = cost - Number(amount);
+  const fits = kind === 'refund' ? charged === 0 : kind === 'settle' && charged > 0 && charged <= cost;
+  const closedOnce = more.length === 0 && actual.length === 2 && actual.includes(`reserve:${-cost}`);
+  return fits && closedOnce
+    ? []
+    : [`job ${job.id} ${job.status} (text, priced by tokens): ledger ${actual.join(' ')}`];
+}
+
+/** What a succeeded job was to be charged: the cache price, its usage at its prices, or its entry's price. */
+function servedCostOf(
+  job: LedgerJob,
+  costs: Config['costs'] | undefined,
+  cachePrice: number,
+): number | undefined | 'no usage' {
+  // A job the result cache served is charged the cache price, whoever served the job it took it from.
+  if (job.cacheOutcome) return cachePrice;
+  const tokenPrice = tokenPriceFor(costs, job);
+  if (tokenPrice) return job.usage ? creditsForUsage(tokenPrice, job.usage) : 'no usage';
+  return costs && job.servedBy ? costOf(costs, job.servedBy) : undefined;
+}
+
 /**
  * Jobs whose ledger entries are not exactly the ones their status calls for. With `costs`, a succeeded
  * job must have been charged the price of the provider its `servedBy` names (a fallback may be cheaper
- * than what it reserved); without, the whole reservation. One the result cache served (`cacheOutcome`)
- * must have been charged `cachePrice` (at most its reservation).
+ * than what it reserved), or for a text model priced by tokens, its `usage` at that model's prices;
+ * without, the whole reservation. One the result cache served (`cacheOutcome`) must have been charged
+ * `cachePrice` (at most its reservation).
  */
 export async function jobLedgerProblems(
   db: Kysely<Database>,
-  jobs: (Pick<Job, 'id' | 'status'> & Partial<Pick<Job, 'servedBy' | 'cacheOutcome'>>)[],
+  jobs: LedgerJob[],
   costs?: Config['costs'],
   cachePrice = 0,
 ): Promise<string[]> {
@@ -132,13 +172,17 @@ export async function jobLedgerProblems(
     const own = entries.filter((entry) => entry.job_id === job.id);
     const cost = -(own.find((entry) => entry.kind === 'reserve')?.amount ?? 0);
     const actual = own.map((entry) => `${entry.kind}:${entry.amount}`).sort();
-    // A job the result cache served is charged the cache price, whoever served the job it took it from.
-    const servedCost = job.cacheOutcome
-      ? cachePrice
-      : costs && job.servedBy
-        ? costOf(costs, job.servedBy)
-        : undefined;
-    const expected = expectedEntries(job.status, cost, servedCost).sort();
+    const unserved = isTerminal(job.status) && job.status !== 'succeeded';
+    if (unserved && !job.cacheOutcome && tokenPriceFor(costs, job))
+      return unservedTextProblem(job, cost, actual);
+    const servedCost = servedCostOf(job, costs, cachePrice);
+    if (servedCost === 'no usage' && job.status === 'succeeded')
+      return [`job ${job.id} succeeded without usage`];
+    const expected = expectedEntries(
+      job.status,
+      cost,
+      servedCost === 'no usage' ? undefined : servedCost,
+    ).sort();
     return JSON.stringify(actual) === JSON.stringify(expected)
       ? []
       : [`job ${job.id} ${job.status}: ledger ${actual.join(' ')}, expected ${expected.join(' ')}`];
