@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
   CACHE_MODES,
+  DEFAULT_MAX_TOKENS,
   IMAGE_SIZES,
   MAX_TOKENS_LIMIT,
   WEBHOOK_EVENTS,
@@ -20,7 +21,6 @@ import { WEBHOOK_URL } from './webhook-url.js';
 
 export const MAX_PROMPT_LENGTH = 4000;
 export const DEFAULT_SIZE: ImageSize = '1024x1024';
-const DEFAULT_MAX_TOKENS = 1024;
 const MAX_DEADLINE_SECONDS = 7 * 24 * 3600;
 const MAX_WEBHOOK_URL_LENGTH = 2048;
 /** How long a submission waits for the webhook host's addresses; past it, each delivery's check decides. */

@@ -124,8 +124,9 @@ export interface ServedBy {
 /** `image`: a PNG; `text`: a chat completion, streamed to subscribers token by token. */
 export const JOB_KINDS = ['image', 'text'] as const;
 
-/** The most tokens a text job may ask to be written. */
+/** The most tokens a text job may ask to be written, and what it is given when it asks for none. */
 export const MAX_TOKENS_LIMIT = 16_384;
+export const DEFAULT_MAX_TOKENS = 1024;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 export const IMAGE_SIZES = ['256x256', '512x512', '1024x1024'] as const;

@@ -81,11 +81,16 @@ async function start(client: KilnClient, key: string): Promise<void> {
   };
   const form = new SubmitForm(client, catalog, submit);
   const detail = new JobDetail(client, store, results, catalog, socket, submit);
-  // A job's end settles or refunds its credits: the balance is read again when one is seen ending.
+  // A job's end settles or refunds its credits: the balance, and the job with what it was charged, are
+  // read again when one is seen ending.
   const unfinished = new Set<string>();
+  const readCharged = async (id: string) => store.put(await client.get(id));
   store.onChange(({ job }) => {
     if (!isTerminal(job.status)) unfinished.add(job.id);
-    else if (unfinished.delete(job.id)) void form.showBalance();
+    else if (unfinished.delete(job.id)) {
+      void form.showBalance();
+      readCharged(job.id).catch(showError);
+    }
   });
   element('app').hidden = false;
   form.start();

@@ -31,12 +31,17 @@ export class JobStore {
     this.listeners.add(listener);
   }
 
-  /** Keeps the job unless the page already has a newer version of it (events and polls can cross). */
+  /**
+   * Keeps the job unless the page already has a newer version of it (events and polls can cross). An
+   * event carries no credits: the ones read before stay until the job is read again.
+   */
   put(job: Job): void {
     const known = this.views.get(job.id);
     if (known && known.job.version > job.version) return;
     const canceling = (known?.canceling ?? false) && job.status !== 'canceled' && job.completedAt === null;
-    this.change({ text: NO_TEXT, tokens: 0, ...known, job, canceling });
+    const credits = job.credits ?? known?.job.credits;
+    const withCredits = credits ? { ...job, credits } : job;
+    this.change({ text: NO_TEXT, tokens: 0, ...known, job: withCredits, canceling });
   }
 
   takeText(id: string, update: TextUpdate): void {

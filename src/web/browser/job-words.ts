@@ -1,4 +1,10 @@
-import { describeWaiting, type Job, type JobFailureCode, type SwitchReason } from '../../client/index.js';
+import {
+  describeWaiting,
+  isTerminal,
+  type Job,
+  type JobFailureCode,
+  type SwitchReason,
+} from '../../client/index.js';
 import type { JobView } from './job-store.js';
 import type { RememberedSubmission } from './remembered-submissions.js';
 
@@ -82,8 +88,23 @@ export function creditWords(credits: number): string {
   return `${credits} ${credits === 1 ? 'credit' : 'credits'}`;
 }
 
-/** What the job costs, and whether that was charged, is held, or was given back. */
-export function costWords(job: Job, credits: number | undefined): string {
+/** A job's credits from the ledger: held while it runs; once it ended, what it was charged and given back. */
+function ledgerWords({ reserved, settled, refunded }: NonNullable<Job['credits']>): string {
+  if (settled === null || refunded === null) return `${creditWords(reserved)}, reserved`;
+  if (settled === 0) return `${creditWords(refunded)}, refunded`;
+  if (refunded === 0) return creditWords(settled);
+  return `${creditWords(settled)} (${refunded} of ${reserved} reserved refunded)`;
+}
+
+/**
+ * What the job costs, and whether that was charged, is held, or was given back: as its ledger says when
+ * the page read it with its credits, else at today's `listedPrice`.
+ */
+export function costWords(job: Job, listedPrice: number | undefined): string {
+  // Credits read before the job ended say nothing of its end until it is read again.
+  const ended = job.credits?.settled !== null && job.credits?.settled !== undefined;
+  if (job.credits && (ended || !isTerminal(job.status))) return ledgerWords(job.credits);
+  const credits = listedPrice;
   if (credits === undefined) return 'price not listed';
   const amount = creditWords(credits);
   if (job.status === 'succeeded') return amount;

@@ -1,8 +1,10 @@
 import type { GenerationBody, ImageSize, JobDeadline, JobKind, KilnClient } from '../../client/index.js';
+import { DEFAULT_MAX_TOKENS } from '../../jobs/job.js';
+import { promptTokenBound, worstCaseCredits } from '../../jobs/token-pricing.js';
 import { placeRefusal, REFUSAL_PLACES } from './form-refusals.js';
 import { creditWords } from './job-words.js';
 import { element, make } from './page-elements.js';
-import type { ProviderCatalog } from './provider-catalog.js';
+import type { ProviderCatalog, TokenPrice } from './provider-catalog.js';
 
 const FORM_STORAGE = 'kiln-form';
 
@@ -56,6 +58,9 @@ export class SubmitForm {
     select('provider').addEventListener('change', () => this.offer({ ...this.values(), model: undefined }));
     select('model').addEventListener('change', () => this.offer(this.values()));
     select('size').addEventListener('change', () => this.showPrice());
+    // A job priced by its tokens reserves by its prompt and its token limit.
+    for (const field of ['prompt', 'max-tokens'])
+      element(field).addEventListener('input', () => this.showPrice());
     this.form.addEventListener('input', () =>
       localStorage.setItem(FORM_STORAGE, JSON.stringify(this.values())),
     );
@@ -126,6 +131,11 @@ export class SubmitForm {
 
   private showPrice(): void {
     const { kind, provider, model, size } = this.values();
+    const tokenPrice = this.catalog.tokenPrice(kind, provider, model);
+    if (tokenPrice) {
+      element('price').textContent = this.tokenPriceWords(tokenPrice);
+      return;
+    }
     const credits = this.catalog.credits(
       kind,
       provider,
@@ -133,6 +143,17 @@ export class SubmitForm {
       kind === 'image' ? (size as ImageSize) : null,
     );
     element('price').textContent = credits === undefined ? '' : `This job costs ${creditWords(credits)}.`;
+  }
+
+  /** A job priced by its tokens: what it reserves (its worst case, as the server counts it), and the rates. */
+  private tokenPriceWords(price: TokenPrice): string {
+    const { prompt, maxTokens } = this.values();
+    const pricing = { ...price, promptTokens: promptTokenBound(prompt) };
+    const reserved = worstCaseCredits(pricing, Number(maxTokens) || DEFAULT_MAX_TOKENS);
+    return (
+      `This job reserves ${creditWords(reserved)} and is charged for the tokens it uses ` +
+      `(${price.inputPerMillion} in, ${price.outputPerMillion} out per million).`
+    );
   }
 
   /**
