@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { findJob } from '../src/db/job-repository.js';
-import { apiFetch, submit } from './harness/job-watcher.js';
+import { creditsForUsage } from '../src/jobs/token-pricing.js';
+import { apiFetch, getJob, submit } from './harness/job-watcher.js';
 import {
   card,
   cardProgress,
@@ -11,6 +12,7 @@ import {
   closePlayground,
   decodedWidth,
   freshUser,
+  LOCAL_TEXT_PRICE,
   openPlayground,
   screenshot,
   startPlaygroundStack,
@@ -62,6 +64,11 @@ test('the empty page offers only configured providers, with prices and the balan
   assert.equal(await page.getByLabel('Size', { exact: true }).isDisabled(), true);
   await page.getByLabel('Prompt', { exact: true }).fill('a poem kept across a reload');
   await page.getByLabel('Max tokens', { exact: true }).fill('64');
+  // Priced by its tokens: it reserves its prompt's 27 bytes + 16 and its 64 tokens, ⌈0.86 + 6.4⌉.
+  assert.equal(
+    await page.locator('#price').textContent(),
+    'This job reserves 8 credits and is charged for the tokens it uses (20000 in, 100000 out per million).',
+  );
   await page.reload();
   await page.locator('#app').waitFor();
   assert.equal(await page.getByLabel('Kind', { exact: true }).inputValue(), 'text');
@@ -143,6 +150,12 @@ test('a text job shows its tokens and their count as they arrive, and its whole 
   const content = await (await apiFetch(user, `/v1/generations/${jobId}/content`)).text();
   await shown.locator('.text-result', { hasText: content }).waitFor();
   assert.ok(content.startsWith(partial.trim()), `${JSON.stringify(partial)} does not start ${content}`);
+  // Charged the tokens it used, as the ledger says, read again once the job ended.
+  const { usage, credits } = await getJob(user, jobId);
+  assert.ok(usage && credits?.settled && credits.refunded, JSON.stringify({ usage, credits }));
+  assert.equal(credits.settled, creditsForUsage(LOCAL_TEXT_PRICE, usage));
+  const charged = `${credits.settled} credits (${credits.refunded} of ${credits.reserved} reserved refunded)`;
+  await shown.locator('.cost', { hasText: charged }).waitFor();
   await closePlayground(playground);
 });
 

@@ -17,6 +17,9 @@ export interface PlaygroundStack {
   browser: Browser;
 }
 
+/** The stack's text model is priced by the tokens a job uses. */
+export const LOCAL_TEXT_PRICE = { since: '2026-01-01', inputPerMillion: 20_000, outputPerMillion: 100_000 };
+
 export async function startPlaygroundStack(): Promise<PlaygroundStack> {
   const ctx = await createTestContext({
     // Long enough to reload, cancel and cut the socket while a job runs.
@@ -25,6 +28,7 @@ export async function startPlaygroundStack(): Promise<PlaygroundStack> {
     // `solo` runs one job at a time: its next job waits, and says why.
     PLANS: JSON.stringify({ free: { maxRunning: 50, weight: 1 }, solo: { maxRunning: 1, weight: 1 } }),
     JOB_COSTS: JSON.stringify({ 'local:kiln-sketch-1:1024x1024': 3 }),
+    TEXT_TOKEN_PRICES: JSON.stringify({ 'local:kiln-verse-1': [LOCAL_TEXT_PRICE] }),
     // Per key: more than any test submits, few enough for one to reach 429 on purpose.
     SUBMIT_RATE_PER_MINUTE: '60',
     SUBMIT_BURST: '20',
