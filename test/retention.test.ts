@@ -20,8 +20,16 @@ before(async () => {
 });
 after(() => ctx.cleanup());
 
+/** Shared with identical requests: its result-cache entry goes with its details. */
+const bodyFor = (key: string) => ({
+  kind: 'image',
+  prompt: `retention ${key}`,
+  params: { size: '256x256' },
+  cache: 'reuse',
+});
+
 async function finishedJob(key: string, status: 'succeeded' | 'failed', daysAgo: number): Promise<string> {
-  const body = { kind: 'image', prompt: `retention ${key}`, params: { size: '256x256' } };
+  const body = bodyFor(key);
   const job = await pollUntilDone(api, String((await submit(api, body, key)).body.id));
   assert.equal(job.status, 'succeeded');
   // Age the row (and, for the failed case, rewrite its outcome) as if it had finished long ago.
@@ -62,6 +70,16 @@ test('the retention schedule leaves tombstones of expired jobs and keeps the res
   assert.equal((await getJob(api, recentFailure)).purgedAt, null, 'failures are kept longer');
   const oldFailureRow = await findJob(ctx.database.db, oldFailure);
   assert.equal(oldFailureRow?.failure_message, null, 'details are removed');
+  const cacheEntries = await ctx.database.db
+    .selectFrom('generation_results')
+    .select('job_id')
+    .where('job_id', 'in', [oldSuccess, newSuccess])
+    .execute();
+  assert.deepEqual(
+    cacheEntries.map((entry) => entry.job_id),
+    [newSuccess],
+    "a tombstone's cache entry is gone, a kept job's stays",
+  );
   assert.equal(oldFailureRow?.failure_code, 'provider_unavailable', 'the tombstone says how it ended');
 
   await schedule.delete();
@@ -71,8 +89,7 @@ test('a tombstone still holds its idempotency key: the same key returns it, noth
   const key = `held-${randomUUID()}`;
   const id = await finishedJob(key, 'succeeded', 9);
   await ctx.database.db.updateTable('jobs').set({ purged_at: new Date() }).where('id', '=', id).execute();
-  const body = { kind: 'image', prompt: `retention ${key}`, params: { size: '256x256' } };
-  const again = await submit(api, body, key);
+  const again = await submit(api, bodyFor(key), key);
   assert.equal(again.status, 202);
   assert.equal(again.body.id, id);
   assert.equal(again.headers.get('idempotent-replayed'), 'true');

@@ -40,6 +40,8 @@ export async function findPurgeCandidates(
 /**
  * Turns rows into tombstones: the key and the hashes stay, the way to the result does not. The events,
  * streamed text and webhook deliveries go too (they hold the same details); a subscriber then sees the tombstone alone.
+ * So does a result-cache entry the job produced: nothing is left to serve, and the entry would keep
+ * the request's fingerprint for good.
  */
 export async function markPurged(db: Kysely<Database>, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
@@ -53,5 +55,6 @@ export async function markPurged(db: Kysely<Database>, ids: readonly string[]): 
     await trx.deleteFrom('webhook_deliveries').where('job_id', 'in', ids).execute();
     await trx.deleteFrom('job_text_streams').where('job_id', 'in', ids).execute();
     await trx.deleteFrom('job_text_pieces').where('job_id', 'in', ids).execute();
+    await trx.deleteFrom('generation_results').where('job_id', 'in', ids).execute();
   });
 }
