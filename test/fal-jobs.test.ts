@@ -6,7 +6,7 @@ import { PNG } from 'pngjs';
 import { findJob } from '../src/db/job-repository.js';
 import type { Job } from '../src/jobs/job.js';
 import { startFakeFalServer, type FakeFalServer } from './fakes/fal-queue-server.js';
-import { apiFetch, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
+import { apiFetch, getJob, pollUntilDone, submit, type ApiTarget } from './harness/job-watcher.js';
 import { spawnWorkerProcess, startApi, type WorkerProcess } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -103,6 +103,8 @@ describe('fal jobs through the API, the workflow and a worker process', () => {
     const first = await submit(api, body, key);
     const id = String(first.body.id);
     await waitFor(async () => (await findJob(ctx.database.db, id))?.waiting?.reason === 'provider_queue');
+    const seen = (await getJob(api, id)).queue;
+    assert.ok(seen && seen.queuePosition >= 1 && seen.queuePosition <= 5, `GET: ${JSON.stringify(seen)}`);
     const replayed = await submit(api, body, key);
     assert.equal(replayed.status, 202);
     const position = Number(replayed.body.queuePosition);

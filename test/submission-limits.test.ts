@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { assertErrorShape } from './harness/error-shape.js';
-import { submit, type ApiTarget } from './harness/job-watcher.js';
+import { getJob, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startApi, startWorker } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
 
@@ -148,5 +148,10 @@ describe('the queue estimate behind a long backlog', () => {
     const reply = await submit(api, body('behind 1,500 of my own'), randomUUID());
     assert.equal(reply.status, 202);
     assert.equal(reply.body.queuePosition, 1000);
+    // Its GET counts it again, now.
+    assert.deepEqual((await getJob(api, String(reply.body.id))).queue, {
+      queuePosition: 1000,
+      estimatedWaitSeconds: reply.body.estimatedWaitSeconds,
+    });
   });
 });

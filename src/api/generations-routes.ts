@@ -18,10 +18,9 @@ import { ApiError } from './api-error.js';
 import { authenticate, authenticateSubmitter, callerOf, submitterOf, unauthorized } from './authenticate.js';
 import { cancelGeneration } from '../use-cases/cancel-generation.js';
 import { extendDeadline } from '../use-cases/extend-deadline.js';
-import { withCredits } from '../use-cases/job-credits.js';
-import { liveJob } from '../use-cases/job-waiting.js';
 import { listGenerations } from '../use-cases/list-generations.js';
 import { findOwnedJob } from '../use-cases/owned-job.js';
+import { readJob } from '../use-cases/read-job.js';
 import { recordSubmission } from '../use-cases/record-submission.js';
 import { takeSubmitToken } from '../db/submit-rate-limiter.js';
 import {
@@ -192,8 +191,7 @@ export function generationsRoutes(deps: GenerationsRouteDependencies): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    const [job] = await withCredits(deps.db, [await liveJob(deps, await ownedJob(req, res))]);
-    res.json(job);
+    res.json(await readJob(deps, await ownedJob(req, res)));
   });
 
   router.get('/:id/events', serveJobEvents(deps.db, deps.hub, deps.sessions));

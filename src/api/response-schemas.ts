@@ -118,6 +118,12 @@ export const jobSchema = z
       .describe(
         'From the ledger, on GET and in the listing (not in events): what the latest run reserved, and once it ended, what it was charged and what came back',
       ),
+    queue: z
+      .object({ queuePosition: count, estimatedWaitSeconds: z.number().nonnegative() })
+      .optional()
+      .describe(
+        "On the job's GET, while it waits in a queue (Kiln's, or the provider's own): where it stands now, as the 202 counted it",
+      ),
   })
   .describe('A job as the API shows it; never carries the prompt, only its hash') satisfies z.ZodType<Job>;
 

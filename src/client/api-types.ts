@@ -81,6 +81,8 @@ export interface Job {
    * once it ended, what of that it was charged (`settled`) and what came back (`refunded`).
    */
   credits?: { reserved: number; settled: number | null; refunded: number | null };
+  /** On the job's GET, while it waits in a queue (Kiln's, or the provider's own): where it stands now. */
+  queue?: { queuePosition: number; estimatedWaitSeconds: number };
 }
 
 /**

@@ -258,6 +258,13 @@ export interface JobCredits {
   refunded: number | null;
 }
 
+/** Where a job stands in the queue: as the 202 tells it, and a GET while it waits in one. */
+export interface QueueEstimate {
+  /** Jobs expected to start before this one. */
+  queuePosition: number;
+  estimatedWaitSeconds: number;
+}
+
 /** A job as the public API shows it. Never carries the prompt text: only its hash. */
 export interface Job {
   id: string;
@@ -288,4 +295,6 @@ export interface Job {
   usage: JobUsage | null;
   /** Where a job is read (its GET, the listing); events and webhooks leave it out. */
   credits?: JobCredits;
+  /** On its GET, while the job waits in a queue (Kiln's, or the provider's own): where it stands now. */
+  queue?: QueueEstimate;
 }

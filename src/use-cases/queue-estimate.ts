@@ -1,18 +1,13 @@
 import { sql, type Kysely } from 'kysely';
 import type { Config, Plan } from '../config/index.js';
 import type { Database, JobRow } from '../db/schema.js';
-import { JobStatus, WaitReason } from '../jobs/job.js';
+import { JobStatus, WaitReason, type QueueEstimate } from '../jobs/job.js';
 import { planNamed } from '../jobs/plans.js';
 import { dispatchesPerSecond, limitKeyFor, limitOf } from '../capacity/provider-limits.js';
 
 export type EstimateConfig = Pick<Config, 'providerLimits' | 'plans'>;
 
-/** Where a new job stands, as the 202 tells it. */
-export interface QueueEstimate {
-  /** Jobs expected to start before this one. */
-  queuePosition: number;
-  estimatedWaitSeconds: number;
-}
+export type { QueueEstimate };
 
 /** Until a provider has finished jobs to learn from. */
 const UNKNOWN_DURATION_SECONDS = 10;
