@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { findJob } from '../src/db/job-repository.js';
-import { apiFetch, submit } from './harness/job-watcher.js';
+import { apiFetch, getJob, submit } from './harness/job-watcher.js';
 import {
   card,
   cardShows,
@@ -58,7 +58,13 @@ test('a grid with every status: each card says how its job ended, or why it wait
   const queued = await submitFromPage(page, { prompt: 'a kiln that waits its turn' });
   const queuedCard = await cardShows(page, queued, 'queued');
   await queuedCard.locator('.waiting', { hasText: 'waiting for one of your running slots' }).waitFor();
-  assert.match((await queuedCard.locator('.waiting').textContent()) ?? '', /· 1 ahead at submission · /);
+  // Where it stands as the page read it with the job, which it does again every 5 s: as its GET says.
+  const { queue } = await getJob(user, queued);
+  assert.ok(queue, 'a queued job read alone says where it stands');
+  assert.match(
+    (await queuedCard.locator('.waiting').textContent()) ?? '',
+    new RegExp(`· ${queue.queuePosition} ahead now · `),
+  );
   const expired = await submitFromPage(page, { prompt: 'a kiln that could not wait', startWithinSeconds: 1 });
   const expiredCard = await cardShows(page, expired, 'expired');
   assert.match((await expiredCard.locator('.ending').textContent()) ?? '', /^Expired: /);

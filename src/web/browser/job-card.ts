@@ -60,7 +60,7 @@ function details(view: JobView, context: CardContext, now: number): HTMLElement[
   const submitted = rememberedSubmission(job.id);
   const status = make('span', { class: `status status-${job.status}` }, statusWords(view));
   const ending = endingWords(job);
-  const waiting = waitingWords(job, submitted, now);
+  const waiting = waitingWords(view, submitted, now);
   const fallback = fallbackWords(job);
   const unfinished = !isTerminal(job.status);
   return [

@@ -112,7 +112,7 @@ export class JobDetail {
     const state = [
       statusWords(view),
       endingWords(job),
-      waitingWords(job, rememberedSubmission(job.id), Date.now()),
+      waitingWords(view, rememberedSubmission(job.id), Date.now()),
     ];
     element('detail-state').replaceChildren(
       make('span', { class: `status status-${job.status}` }, state.filter(Boolean).join(' — ')),

@@ -1,12 +1,14 @@
 import { isTerminal, type JobKind, type JobStatus, type KilnClient } from '../../client/index.js';
 import { createCard, renderCard, type CardContext } from './job-card.js';
 import type { JobSocket } from './job-socket.js';
-import type { JobStore } from './job-store.js';
+import { waitsInQueue, type JobStore } from './job-store.js';
 import { element } from './page-elements.js';
 
 const PAGE_SIZE = 12;
 /** Unfinished cards count their time up, and a waiting one its estimate down, this often. */
 const TICK_MS = 1000;
+/** A job waiting in a queue is read again this often: where it stands moves without an event. */
+const QUEUE_READ_MS = 5000;
 
 /**
  * The caller's jobs, newest first, a page at a time by the API's cursor, filtered by status and kind.
@@ -35,6 +37,7 @@ export class JobGrid {
       element(filter).addEventListener('change', () => void this.reload());
     element('more').addEventListener('click', () => void this.loadPage());
     setInterval(() => this.tick(), TICK_MS);
+    setInterval(() => void this.readQueued(), QUEUE_READ_MS);
     void this.reload();
   }
 
@@ -90,6 +93,19 @@ export class JobGrid {
 
   private showEmptiness(): void {
     element('empty').hidden = this.cards.size > 0;
+  }
+
+  private async readQueued(): Promise<void> {
+    const waiting = [...this.cards.keys()].filter((id) => {
+      const view = this.store.get(id);
+      return view !== undefined && waitsInQueue(view.job);
+    });
+    try {
+      for (const job of await Promise.all(waiting.map((id) => this.client.get(id)))) this.store.put(job);
+    } catch (error) {
+      // Offline, the socket's own retry says so; the next read tries again.
+      if (!(error instanceof TypeError)) this.showError(error);
+    }
   }
 
   private tick(): void {

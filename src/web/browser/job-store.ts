@@ -1,4 +1,11 @@
 import type { Job, StreamedText, TextUpdate } from '../../client/index.js';
+
+/** Where a waiting job stood when the page last read it, and when that was (epoch ms). */
+export interface LiveQueue {
+  queuePosition: number;
+  estimatedWaitSeconds: number;
+  readAt: number;
+}
 import { applyTextUpdate, NO_TEXT } from '../../client/text-updates.js';
 
 /** A job as the page shows it: the job, and what the page knows beside it. */
@@ -14,7 +21,11 @@ export interface JobView {
   tokens: number;
   /** A cancel was asked for and the job has not ended yet. */
   canceling: boolean;
+  /** While the job waits in a queue, where its last read found it; events leave it as it was. */
+  queue: LiveQueue | null;
 }
+
+export const waitsInQueue = (job: Job) => job.status === 'queued' || job.waiting?.reason === 'provider_queue';
 
 const wordsIn = (text: string) => text.match(/\S+/g)?.length ?? 0;
 
@@ -41,7 +52,9 @@ export class JobStore {
     const canceling = (known?.canceling ?? false) && job.status !== 'canceled' && job.completedAt === null;
     const credits = job.credits ?? known?.job.credits;
     const withCredits = credits ? { ...job, credits } : job;
-    this.change({ text: NO_TEXT, tokens: 0, ...known, job: withCredits, canceling });
+    const read = job.queue && { ...job.queue, readAt: Date.now() };
+    const queue = waitsInQueue(job) ? (read ?? known?.queue ?? null) : null;
+    this.change({ text: NO_TEXT, tokens: 0, ...known, job: withCredits, canceling, queue });
   }
 
   takeText(id: string, update: TextUpdate): void {

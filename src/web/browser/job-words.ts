@@ -113,21 +113,29 @@ export function costWords(job: Job, listedPrice: number | undefined): string {
   return `${amount}, reserved`;
 }
 
+/** Where a job stands in its queue, and what is left of the wait estimated when that was counted. */
+function queueWords(position: string, estimatedEndsAt: number, now: number): string[] {
+  const left = estimatedEndsAt - now;
+  return [position, left > 0 ? `about ${Math.ceil(left / 1000)} s estimated` : 'past its estimated wait'];
+}
+
 /**
- * Why a queued job waits, with where it stood in the queue when the page submitted it and what is left
- * of the wait estimated then; undefined for a job that does not wait.
+ * Why a waiting job waits, with where it stands in its queue: as the page last read it, or else where
+ * it stood when the page submitted it; undefined for a job that does not wait.
  */
 export function waitingWords(
-  job: Job,
+  { job, queue }: JobView,
   submitted: RememberedSubmission | undefined,
   now: number,
 ): string | undefined {
   if (job.status !== 'queued' && !job.waiting) return undefined;
   const parts = [job.waiting ? describeWaiting(job.waiting, now) : 'waiting to start'];
-  if (submitted && job.status === 'queued') {
-    const left = Date.parse(job.createdAt) + submitted.estimatedWaitSeconds * 1000 - now;
-    parts.push(`${submitted.queuePosition} ahead at submission`);
-    parts.push(left > 0 ? `about ${Math.ceil(left / 1000)} s estimated` : 'past its estimated wait');
+  if (queue) {
+    const endsAt = queue.readAt + queue.estimatedWaitSeconds * 1000;
+    parts.push(...queueWords(`${queue.queuePosition} ahead now`, endsAt, now));
+  } else if (submitted && job.status === 'queued') {
+    const endsAt = Date.parse(job.createdAt) + submitted.estimatedWaitSeconds * 1000;
+    parts.push(...queueWords(`${submitted.queuePosition} ahead at submission`, endsAt, now));
   }
   return parts.join(' · ');
 }
