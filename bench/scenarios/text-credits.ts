@@ -1,3 +1,4 @@
+import type { TokenPrice } from '../../src/config/index.js';
 import type { Job } from '../../src/jobs/job.js';
 import { creditsForUsage, promptTokenBound, worstCaseCredits } from '../../src/jobs/token-pricing.js';
 import { startFakeOpenAIChatServer, type FakeOpenAIChatServer } from '../../test/fakes/openai-chat-server.js';
@@ -18,8 +19,8 @@ const dayFromToday = (offset: number) =>
 
 /**
  * The price in force, between one it superseded and one not yet begun, each far enough from the others
- * that a job priced by the wrong one is charged differently. Dated from the bench's start, so the one in
- * force stays so for a week of runs.
+ * that a job priced by the wrong one is charged differently. Dated from the bench's start: the one in
+ * force stays so for a week, far longer than the bench runs.
  */
 function priceTable() {
   const inForce = { since: dayFromToday(-1), inputPerMillion: 150_000, outputPerMillion: 600_000 };
@@ -27,8 +28,6 @@ function priceTable() {
   const upcoming = { since: dayFromToday(7), inputPerMillion: 50_000, outputPerMillion: 200_000 };
   return { inForce, table: { [`openai:${MODEL}`]: [superseded, inForce, upcoming] } };
 }
-
-type TokenPrice = ReturnType<typeof priceTable>['inForce'];
 
 /** The fake's default reply is its words, a token each. */
 const replyTokensOf = (chat: FakeOpenAIChatServer) => (prompt: string) =>
@@ -52,7 +51,7 @@ async function runJob(bench: KilnBench, watcher: JobWatcher, planned: PlannedTex
   return job!;
 }
 
-/** What each job's ledger rows add up to: its reservation (negative) and what came back of it. */
+/** Each job's reservation by its ledger rows, and its charge: the reservation less what came back. */
 async function ledgerOf(bench: KilnBench, jobIds: string[]) {
   const rows = await bench.ctx.database.db
     .selectFrom('credit_ledger')
