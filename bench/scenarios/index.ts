@@ -12,6 +12,7 @@ import { pushLatency } from './push-latency.js';
 import { quotaUse } from './quota-use.js';
 import { recovery } from './recovery.js';
 import { submitUnderLoad } from './submit-under-load.js';
+import { textCredits } from './text-credits.js';
 
 /** In the table order, which is also the report's; scenarios added since follow it. */
 export const SCENARIOS: Scenario[] = [
@@ -28,6 +29,7 @@ export const SCENARIOS: Scenario[] = [
   fallback,
   fallbackBacklog,
   cache,
+  textCredits,
 ];
 
 /**
@@ -45,6 +47,7 @@ export const RUN_ORDER: string[] = [
   'fallback',
   'fallback-backlog',
   'cache',
+  'text-credits',
   'footprint',
   'fairness',
   'submit',
