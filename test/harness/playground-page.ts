@@ -161,6 +161,9 @@ export async function cardShows(
 export interface PageSubmission {
   prompt: string;
   kind?: 'image' | 'text';
+  /** The provider and model to pick; the form's defaults (local's) when unset. */
+  provider?: string;
+  model?: string;
   size?: string;
   startWithinSeconds?: number;
   finishWithinSeconds?: number;
@@ -169,6 +172,9 @@ export interface PageSubmission {
 /** Fills the form, presses Generate and returns the id of the new job's card (prompts are unique per test). */
 export async function submitFromPage(page: Page, submission: PageSubmission): Promise<string> {
   await page.getByLabel('Kind', { exact: true }).selectOption(submission.kind ?? 'image');
+  if (submission.provider)
+    await page.getByLabel('Provider', { exact: true }).selectOption(submission.provider);
+  if (submission.model) await page.getByLabel('Model', { exact: true }).selectOption(submission.model);
   await page.getByLabel('Prompt', { exact: true }).fill(submission.prompt);
   if (submission.kind !== 'text')
     await page.getByLabel('Size', { exact: true }).selectOption(submission.size ?? '256x256');
