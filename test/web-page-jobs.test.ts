@@ -18,7 +18,10 @@ import {
   type PlaygroundStack,
 } from './harness/playground-page.js';
 
-/* The page's grid of jobs (every status, filters, paging by cursor) and a job's detail view, in Chromium. */
+/*
+ * The page's grid of jobs (every status, filters, paging by cursor), a job's detail view, and a job a
+ * fallback served, in Chromium.
+ */
 
 let stack: PlaygroundStack;
 
@@ -148,6 +151,52 @@ test('a card opens its detail: prompt, parameters, result, download, events, ret
   await page.keyboard.press('Escape');
   await detail.waitFor({ state: 'hidden' });
   await closePlayground(playground);
+});
+
+test('a job its provider could not serve says which fallback served it and why, and costs what that one charged', async () => {
+  const user = await freshUser(stack, { credits: 20 });
+  const callsBefore = stack.openai.requests.length;
+  stack.openai.setBehaviour({ kind: 'server_error', status: 503 });
+  try {
+    const playground = await openPlayground(stack.browser, stack.api, { apiKey: user.apiKey });
+    const { page } = playground;
+    const prompt = 'a kiln whose first provider is down';
+    const jobId = await submitFromPage(page, { prompt, provider: 'openai', model: 'dall-e-2' });
+    const shown = await cardShows(page, jobId, 'succeeded');
+    const job = await getJob(user, jobId);
+    assert.deepEqual(job.servedBy.switched, {
+      from: { provider: 'openai', model: 'dall-e-2' },
+      reason: 'provider_unavailable',
+    });
+    assert.ok(stack.openai.requests.length - callsBefore >= 2, 'the failing provider was called first');
+    const served = 'served by local/kiln-sketch-1 instead of openai/dall-e-2: it was unavailable';
+    assert.equal(await shown.locator('.fallback').textContent(), served);
+    // The card still says what the job was submitted for; the line above says who made the image.
+    assert.match((await shown.locator('.meta').textContent()) ?? '', /^image · openai\/dall-e-2 · 256x256$/);
+    await shown.locator('img').waitFor();
+
+    // Reserved at dall-e-2's price, charged local's: the card says what the ledger did.
+    const { credits } = job;
+    assert.ok(credits, JSON.stringify(job));
+    assert.deepEqual([credits.reserved, credits.settled, credits.refunded], [5, 1, 4]);
+    const charged = `${credits.settled} credit (${credits.refunded} of ${credits.reserved} reserved refunded)`;
+    await shown.locator('.cost', { hasText: charged }).waitFor();
+    assert.equal(await shown.locator('.cost').textContent(), charged);
+    await page.locator('#balance', { hasText: 'Your balance: 19 credits (0 reserved).' }).waitFor();
+    await screenshot(page, 'fallback-served');
+
+    await shown.locator('.card-open').click();
+    const detail = page.getByRole('dialog');
+    await detail.locator('#detail-timeline li', { hasText: 'succeeded' }).waitFor();
+    const events = await detail.locator('#detail-timeline li').allInnerTexts();
+    const switched = events.findIndex((event) => event.includes(served));
+    assert.ok(switched >= 0, events.join('\n'));
+    assert.ok(switched < events.findIndex((event) => /^#\d+ succeeded/.test(event)), events.join('\n'));
+    await detail.locator('#detail-params dd', { hasText: charged }).waitFor();
+    await closePlayground(playground);
+  } finally {
+    stack.openai.setBehaviour({ kind: 'ok' });
+  }
 });
 
 test('a text job in the detail view can be copied', async () => {

@@ -52,7 +52,9 @@ test('the empty page offers only configured providers, with prices and the balan
       .filter((p) => p.kind === kind)
       .map((p) => p.name);
   assert.deepEqual(await optionsOf(page, 'Provider'), offered('image'));
-  assert.deepEqual(await optionsOf(page, 'Provider'), ['local']);
+  assert.deepEqual(await optionsOf(page, 'Provider'), ['local', 'openai']);
+  // The default provider is the one chosen; the others are there to pick.
+  assert.equal(await page.getByLabel('Provider', { exact: true }).inputValue(), 'local');
   await page.getByLabel('Size', { exact: true }).selectOption('1024x1024');
   assert.equal(await page.locator('#price').textContent(), 'This job costs 3 credits.');
   await page.getByLabel('Size', { exact: true }).selectOption('256x256');
@@ -60,6 +62,8 @@ test('the empty page offers only configured providers, with prices and the balan
   await screenshot(page, 'empty-page');
 
   await page.getByLabel('Kind', { exact: true }).selectOption('text');
+  assert.deepEqual(await optionsOf(page, 'Provider'), offered('text'));
+  assert.equal(await page.getByLabel('Provider', { exact: true }).inputValue(), 'local');
   assert.deepEqual(await optionsOf(page, 'Model'), ['kiln-verse-1']);
   assert.equal(await page.getByLabel('Size', { exact: true }).isDisabled(), true);
   await page.getByLabel('Prompt', { exact: true }).fill('a poem kept across a reload');

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Locator, Page } from 'playwright-core';
+import { startFakeOpenAIImagesServer, type FakeOpenAIImagesServer } from '../fakes/openai-images-server.js';
 import { launchChromium } from './chromium.js';
 import type { ApiTarget } from './job-watcher.js';
 import { startApi, startWorker } from './kiln-processes.js';
@@ -10,31 +11,49 @@ import { createTestContext, type TestContext } from './test-context.js';
 /** Where the page's screenshots go (git-ignored with the rest of test/artifacts). */
 export const SCREENSHOTS = fileURLToPath(new URL('../artifacts/screenshots/', import.meta.url));
 
-/** A test context with a worker and an API that the page is driven against, and the browser. */
+/**
+ * A test context with a worker and an API that the page is driven against, and the browser. Its `openai`
+ * provider is the fake server, falling back on `local`, which stays the default and never fails.
+ */
 export interface PlaygroundStack {
   ctx: TestContext;
   api: ApiTarget;
   browser: Browser;
+  openai: FakeOpenAIImagesServer;
 }
 
 /** The stack's text model is priced by the tokens a job uses. */
 export const LOCAL_TEXT_PRICE = { since: '2026-01-01', inputPerMillion: 20_000, outputPerMillion: 100_000 };
 
+/** `openai:dall-e-2` jobs move to local's sketch model when the fake keeps failing. */
+export const FALLBACK_CHAINS = { 'openai:dall-e-2': [{ provider: 'local', model: 'kiln-sketch-1' }] };
+
 export async function startPlaygroundStack(): Promise<PlaygroundStack> {
+  const openai = await startFakeOpenAIImagesServer();
   const ctx = await createTestContext({
+    OPENAI_API_KEY: openai.apiKey,
+    OPENAI_BASE_URL: openai.url,
+    FALLBACK_CHAINS: JSON.stringify(FALLBACK_CHAINS),
+    // Two failed calls and the job moves on, a few hundred ms after it started.
+    FALLBACK_AFTER_FAILED_CALLS: '2',
+    PROVIDER_BACKOFF_INITIAL_MS: '200',
+    PROVIDER_BACKOFF_MAX_MS: '400',
     // Long enough to reload, cancel and cut the socket while a job runs.
     LOCAL_PROVIDER_DELAY_MS: '5000',
     LOCAL_PROVIDER_STEPS: '10',
     // `solo` runs one job at a time: its next job waits, and says why.
     PLANS: JSON.stringify({ free: { maxRunning: 50, weight: 1 }, solo: { maxRunning: 1, weight: 1 } }),
-    JOB_COSTS: JSON.stringify({ 'local:kiln-sketch-1:1024x1024': 3 }),
+    // dall-e-2 dearer than its fallback: a job it hands on is charged less than it reserved.
+    JOB_COSTS: JSON.stringify({ 'local:kiln-sketch-1:1024x1024': 3, 'openai:dall-e-2:256x256': 5 }),
     TEXT_TOKEN_PRICES: JSON.stringify({ 'local:kiln-verse-1': [LOCAL_TEXT_PRICE] }),
     // Per key: more than any test submits, few enough for one to reach 429 on purpose.
     SUBMIT_RATE_PER_MINUTE: '60',
     SUBMIT_BURST: '20',
   });
+  // Registered first, undone last: after the worker that calls it has stopped.
+  ctx.onCleanup(() => openai.close());
   await startWorker(ctx);
-  return { ctx, api: await startApi(ctx), browser: await launchChromium() };
+  return { ctx, api: await startApi(ctx), browser: await launchChromium(), openai };
 }
 
 /** A user of its own, so that each test's grid holds only its jobs. */
@@ -142,6 +161,9 @@ export async function cardShows(
 export interface PageSubmission {
   prompt: string;
   kind?: 'image' | 'text';
+  /** The provider and model to pick; the form's defaults (local's) when unset. */
+  provider?: string;
+  model?: string;
   size?: string;
   startWithinSeconds?: number;
   finishWithinSeconds?: number;
@@ -150,6 +172,9 @@ export interface PageSubmission {
 /** Fills the form, presses Generate and returns the id of the new job's card (prompts are unique per test). */
 export async function submitFromPage(page: Page, submission: PageSubmission): Promise<string> {
   await page.getByLabel('Kind', { exact: true }).selectOption(submission.kind ?? 'image');
+  if (submission.provider)
+    await page.getByLabel('Provider', { exact: true }).selectOption(submission.provider);
+  if (submission.model) await page.getByLabel('Model', { exact: true }).selectOption(submission.model);
   await page.getByLabel('Prompt', { exact: true }).fill(submission.prompt);
   if (submission.kind !== 'text')
     await page.getByLabel('Size', { exact: true }).selectOption(submission.size ?? '256x256');
