@@ -61,6 +61,7 @@ export interface CallProviderInput extends GenerationAsk {
 export type CallProviderOutcome =
   | { kind: 'generated'; output: StoredObject; usage?: JobUsage }
   | { kind: 'waiting'; retryInMs: number; reason?: WaitReason };
+type Generated = Extract<CallProviderOutcome, { kind: 'generated' }>;
 
 /** One call as it runs: what it calls, under which share of capacity and slot, resuming which task. */
 interface Call {
@@ -117,7 +118,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
     output: StoredObject,
     reported?: TokenUsage,
     known?: JobRow,
-  ): Promise<CallProviderOutcome> {
+  ): Promise<Generated> {
     const storing = { progress: 100, provider_task_id: null, usage: usageOf(request, output, reported) };
     const row = await transitionJob(db, jobId, JobStatus.storing, storing, known).catch((error: unknown) => {
       throw jobTableFailure(error, logger, jobId);
@@ -135,7 +136,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
    * restarted) leaves the paid output at the result key: the retried attempt takes it rather than pay
    * for another. A first attempt has no earlier one, and is spared the lookup.
    */
-  async function keptByLostAttempt(input: CallProviderInput): Promise<CallProviderOutcome | undefined> {
+  async function keptByLostAttempt(input: CallProviderInput): Promise<Generated | undefined> {
     if (Context.current().info.attempt === 1) return undefined;
     const output = await store.stat(resultKeyFor(input.jobId));
     return output && reused(input, await enterStoring(input, output));
@@ -162,11 +163,9 @@ export function createProviderActivities(deps: ActivityDependencies) {
   }
 
   /** An earlier attempt's output answers this call: no provider call is made. */
-  function reused({ jobId, request }: CallProviderInput, outcome: CallProviderOutcome): CallProviderOutcome {
+  function reused({ jobId, request }: CallProviderInput, outcome: Generated): Generated {
     countOutputReused(request);
-    if (outcome.kind === 'generated') {
-      logger.info({ jobId, key: outcome.output.key }, 'provider call answered by an earlier attempt');
-    }
+    logger.info({ jobId, key: outcome.output.key }, 'provider call answered by an earlier attempt');
     return outcome;
   }
 
@@ -174,7 +173,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
    * The job went on to `storing` after this attempt looked for an earlier one's output: that attempt,
    * lost to Temporal but not yet done, kept it meanwhile.
    */
-  async function keptMeanwhile(input: CallProviderInput): Promise<CallProviderOutcome> {
+  async function keptMeanwhile(input: CallProviderInput): Promise<Generated> {
     const output = await store.stat(resultKeyFor(input.jobId));
     if (!output) throw new Error(`job ${input.jobId} is past its call, and its result key holds nothing`);
     const usage = (await findJob(db, input.jobId))?.usage;
@@ -203,7 +202,7 @@ export function createProviderActivities(deps: ActivityDependencies) {
    * wrote is taken instead of this one, both being paid for already. `known` is the row as the call's
    * start wrote it.
    */
-  async function keep(input: CallProviderInput, output: Output, known: JobRow): Promise<CallProviderOutcome> {
+  async function keep(input: CallProviderInput, output: Output, known: JobRow): Promise<Generated> {
     const kept = await store.put(resultKeyFor(input.jobId), output.bytes, output.contentType);
     return enterStoring(input, kept, output.usage, known);
   }
