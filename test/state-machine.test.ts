@@ -156,6 +156,7 @@ function ctxDeps(ctx: TestContext) {
     plans: ctx.config.plans,
     providerLimits: ctx.config.providerLimits,
     webhooks: ctx.config.webhooks,
+    batches: ctx.config.batches,
     callCancels: createProviderCallCancels(),
     taskQueue: ctx.config.temporal.taskQueue,
   };

@@ -27,6 +27,8 @@ export interface ActivityDependencies {
   webhooks: Config['webhooks'];
   /** Provider calls in flight in this process, for cancels announced by the API. */
   callCancels: ProviderCallCancels;
+  /** How batch jobs are pooled into provider batches, and how often those are polled. */
+  batches: Config['batches'];
   /** The main task queue, where webhook delivery workflows are started. */
   taskQueue: string;
 }

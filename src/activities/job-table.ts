@@ -113,10 +113,18 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     });
   }
 
-  async function endUnserved(jobId: string, to: JobStatus, patch: JobPatch, streamed?: StreamedTextCharge) {
-    const charge = await chargeForStreamed(jobId, streamed).catch((error: unknown) => {
-      throw jobTableFailure(error, logger, jobId);
-    });
+  async function endUnserved(
+    jobId: string,
+    to: JobStatus,
+    patch: JobPatch,
+    streamed?: StreamedTextCharge,
+    billed?: number,
+  ) {
+    const charge =
+      billed ??
+      (await chargeForStreamed(jobId, streamed).catch((error: unknown) => {
+        throw jobTableFailure(error, logger, jobId);
+      }));
     return end(jobId, to, { completed_at: new Date(), ...patch }, charge);
   }
 
@@ -138,7 +146,8 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     },
     /*
      * The ends without a result: the reservation comes back, but for what a usage-priced text job's
-     * last call streamed (`streamed`, from workflows that price by tokens).
+     * last call streamed (`streamed`, from workflows that price by tokens), or what its provider billed
+     * for a line it ran although the job was canceled (`billed`, the batch tier).
      */
     async markJobFailed({ jobId, code, message, streamed }: MarkJobFailedInput): Promise<JobEnding> {
       return endUnserved(jobId, JobStatus.failed, { failure_code: code, failure_message: message }, streamed);
@@ -146,8 +155,8 @@ export function createJobTableActivities(deps: ActivityDependencies) {
     async markJobExpired(jobId: string, streamed?: StreamedTextCharge): Promise<JobEnding> {
       return endUnserved(jobId, JobStatus.expired, {}, streamed);
     },
-    async markJobCanceled(jobId: string, streamed?: StreamedTextCharge): Promise<JobEnding> {
-      return endUnserved(jobId, JobStatus.canceled, {}, streamed);
+    async markJobCanceled(jobId: string, streamed?: StreamedTextCharge, billed?: number): Promise<JobEnding> {
+      return endUnserved(jobId, JobStatus.canceled, {}, streamed, billed);
     },
     /**
      * Why the job waits, for every way of watching it. Safe to repeat: the same wait is written once,

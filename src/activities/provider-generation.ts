@@ -53,7 +53,7 @@ export type CallableProvider =
 /** Heartbeat at least this often during a silent provider call; the SDK throttles the actual sends. */
 const HEARTBEAT_INTERVAL_MS = 1000;
 
-const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
+export const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
 
 export function callableProvider(providers: ProviderRegistry, request: GenerationRequest): CallableProvider {
   const image = request.kind === 'image' ? providers.image(request.provider) : undefined;

@@ -1,7 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import {
+  BATCH_MISSES,
+  BatchMiss,
   CACHE_MODES,
+  SERVICE_TIERS,
+  ServiceTier,
   DEFAULT_MAX_TOKENS,
   IMAGE_SIZES,
   MAX_TOKENS_LIMIT,
@@ -166,6 +170,18 @@ export const textRequestSchema = z
         .describe(`The completion's token limit. Default ${DEFAULT_MAX_TOKENS}`),
     }).optional(),
     fallback: fallbackOf('text', { maxTokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).optional() }),
+    tier: z
+      .enum(SERVICE_TIERS)
+      .optional()
+      .describe(
+        '`batch`: the job is a line in a provider batch, done within a day at the batch price (models the deployment prices for batches only); `standard`: a call of its own now. Default `standard`',
+      ),
+    onBatchMiss: z
+      .enum(BATCH_MISSES)
+      .optional()
+      .describe(
+        'Batch jobs only: what the job does when the batch tier cannot serve it in time (its finish deadline is nearer than a batch may take, or its batch ended with its line unrun): `standard`, a call of its own at the standard price; `fail`, it fails `deadline_exceeded` and pays nothing. Default `standard`',
+      ),
   })
   .strict();
 
@@ -270,6 +286,7 @@ export function parseGenerationRequest(
       ? { size: imageSize(providers, provider, model, parsed.data.params?.size), maxTokens: null }
       : { size: null, maxTokens: parsed.data.params?.maxTokens ?? DEFAULT_MAX_TOKENS };
   const fallback = fallbackChoices(providers, parsed.data, params);
+  const tier = parsed.data.kind === 'text' ? batchTierOf(providers, provider, model, parsed.data) : {};
   return {
     kind,
     prompt,
@@ -280,7 +297,38 @@ export function parseGenerationRequest(
     ...(webhook ? { webhook: { url: webhook.url, events: webhookEvents(webhook.events) } } : {}),
     ...(fallback === undefined ? {} : { fallback }),
     ...(cache === undefined ? {} : { cache }),
+    ...tier,
   };
+}
+
+/**
+ * A batch request's tier and miss policy (the default filled in, so that equal requests compare equal),
+ * if its model is offered in batches; nothing for the standard tier.
+ */
+function batchTierOf(
+  providers: ProviderRegistry,
+  provider: string,
+  model: string,
+  body: Pick<z.output<typeof textRequestSchema>, 'tier' | 'onBatchMiss'>,
+): Pick<GenerationRequest, 'tier' | 'onBatchMiss'> {
+  if (body.tier !== ServiceTier.batch) {
+    if (body.onBatchMiss === undefined) return {};
+    throw invalidRequest({ field: 'onBatchMiss', message: 'only for `tier: "batch"` jobs' });
+  }
+  if (!providers.batchModels(provider).includes(model)) {
+    throw invalidRequest({
+      field: 'tier',
+      message: `${provider}/${model} is not offered in batches here (offered: ${batchOffer(providers)})`,
+    });
+  }
+  return { tier: ServiceTier.batch, onBatchMiss: body.onBatchMiss ?? BatchMiss.standard };
+}
+
+function batchOffer(providers: ProviderRegistry): string {
+  const offered = providers
+    .names('text')
+    .flatMap((name) => providers.batchModels(name).map((model) => `${name}/${model}`));
+  return offered.join(', ') || 'none';
 }
 
 /** Sorted and without repeats, so that the same filter always fingerprints the same. */

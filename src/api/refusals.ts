@@ -7,6 +7,7 @@ import type { ListRefusal } from '../use-cases/list-generations.js';
 import type { RetryRefusal } from '../use-cases/retry-job.js';
 import type { SubmitRefusal } from '../use-cases/submit-generation.js';
 import { ApiError } from './api-error.js';
+import { invalidRequest } from './invalid-request.js';
 
 // HTTP's answer to each use-case's refusal: one code, status, message and details per reason.
 
@@ -31,6 +32,8 @@ export function submitRefusal(refusal: Exclude<SubmitRefusal, { reason: 'unautho
       return insufficientCredits(refusal);
     case 'idempotency_key_reused':
       return new ApiError('idempotency_key_reused', 'this Idempotency-Key was used with a different request');
+    case 'batch_unpriced':
+      return invalidRequest({ field: 'tier', message: 'the model has no batch price in force today' });
     default:
       return assertExhaustive(refusal, 'submit refusal');
   }

@@ -5,6 +5,7 @@ import type { WebhookSecret } from '../db/webhook-secret-repository.js';
 import type { StreamedText, TextUpdate } from '../events/text-stream.js';
 import {
   CACHE_OUTCOMES,
+  SERVICE_TIERS,
   IMAGE_SIZES,
   JOB_FAILURE_CODES,
   JOB_KINDS,
@@ -38,7 +39,7 @@ export const jobWaitingSchema = z
     reason: z
       .enum(WAIT_REASONS)
       .describe(
-        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next; `provider_queue`: the provider took the call into its own queue and has not started it; `identical_job`: an identical job’s call serves this one (the result cache)',
+        '`admission`: all of the user’s running slots are taken; `provider_slot`: the provider’s call slots are full or its pacing has the next turn; `rate_limited`: the provider paused calls after a 429; `circuit_open`: the provider failed repeatedly and cools down; `backoff`: after a failed call, before the next; `provider_queue`: the provider took the call into its own queue and has not started it; `identical_job`: an identical job’s call serves this one (the result cache); `provider_batch`: the job is a line in a provider batch, pooled or sent (the batch tier)',
       ),
     since: timestamp,
     until: timestamp.nullable().describe('When the job looks again at the latest; null when unknown'),
@@ -111,6 +112,11 @@ export const jobSchema = z
       .nullable()
       .describe(
         "A text job's tokens once it has a result (`estimated`: bounds from above, the provider's count being lost); null for images",
+      ),
+    tier: z
+      .enum(SERVICE_TIERS)
+      .describe(
+        'The tier serving the job: as requested, until a batch job the batch tier could not serve in time moved to `standard` (its `onBatchMiss`)',
       ),
     credits: z
       .object({ reserved: count, settled: count.nullable(), refunded: count.nullable() })

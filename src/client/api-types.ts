@@ -77,6 +77,11 @@ export interface Job {
    */
   usage: { inputTokens: number; outputTokens: number; estimated: boolean } | null;
   /**
+   * The tier serving the job: as requested, until a batch job the batch tier could not serve in time
+   * moved to `standard`.
+   */
+  tier: 'standard' | 'batch';
+  /**
    * From the ledger, on GET and in the listing (not in events): what the job's latest run reserved, and
    * once it ended, what of that it was charged (`settled`) and what came back (`refunded`).
    */
@@ -119,7 +124,8 @@ export interface FallbackChoice {
  * What a job waits for: one of its user's running slots (`admission`), a provider call slot or the
  * provider's pacing (`provider_slot`), the provider's pause after a 429 (`rate_limited`), the
  * provider's circuit breaker cooling down (`circuit_open`), the backoff after a failed call, a turn in
- * the provider's own queue (`provider_queue`), or an identical job's call it joined (`identical_job`).
+ * the provider's own queue (`provider_queue`), an identical job's call it joined (`identical_job`), or
+ * its line in a provider batch, pooled or sent (`provider_batch`).
  */
 export type WaitReason =
   | 'admission'
@@ -128,7 +134,8 @@ export type WaitReason =
   | 'circuit_open'
   | 'backoff'
   | 'provider_queue'
-  | 'identical_job';
+  | 'identical_job'
+  | 'provider_batch';
 
 export interface JobWaiting {
   reason: WaitReason;
@@ -193,6 +200,16 @@ export interface ImageGenerationBody extends GenerationFields {
 
 export interface TextGenerationBody extends GenerationFields {
   kind: 'text';
+  /**
+   * `batch`: the job is a line in a provider batch, done within a day at the batch price; unset, a
+   * call of its own now.
+   */
+  tier?: 'standard' | 'batch';
+  /**
+   * What a batch job does when the batch tier cannot serve it in time: `standard`, a call of its own at
+   * the standard price (the default); `fail`, it fails `deadline_exceeded` and pays nothing.
+   */
+  onBatchMiss?: 'standard' | 'fail';
   /** The completion's token limit, 1–16384. Default 1024. */
   params?: { maxTokens?: number };
 }

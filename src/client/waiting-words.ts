@@ -8,6 +8,7 @@ const REASONS: Record<WaitReason, string> = {
   backoff: 'waiting to retry after a failed call',
   provider_queue: "waiting in the provider's own queue",
   identical_job: "waiting for an identical job's result",
+  provider_batch: 'in a provider batch, done within a day',
 };
 
 /**

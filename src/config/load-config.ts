@@ -94,6 +94,8 @@ interface ConfigFields {
   fallback: { chains: Readonly<Record<string, readonly FallbackEntry[]>>; afterFailedCalls: number };
   /** Who shares results of identical requests, for how long, and at what price (see ResultCachePolicy). */
   resultCache: ResultCachePolicy;
+  /** How jobs of the batch tier are pooled into provider batches, and how often those are polled. */
+  batches: { windowSeconds: number; maxJobs: number; pollSeconds: number };
   demoUserCredits: number;
   submitRateLimit: { perMinute: number; burst: number };
   /** What one API key may hold open on one API process: sockets and event streams, and subscriptions. */
@@ -286,6 +288,7 @@ function usagePolicies(
   | 'costs'
   | 'fallback'
   | 'resultCache'
+  | 'batches'
   | 'demoUserCredits'
   | 'submitRateLimit'
   | 'streamLimits'
@@ -302,6 +305,11 @@ function usagePolicies(
       scope: e.RESULT_CACHE_SCOPE,
       maxAgeSeconds: e.RESULT_CACHE_MAX_AGE_SECONDS,
       price: e.RESULT_CACHE_PRICE,
+    },
+    batches: {
+      windowSeconds: e.BATCH_WINDOW_SECONDS,
+      maxJobs: e.BATCH_MAX_JOBS,
+      pollSeconds: e.BATCH_POLL_SECONDS,
     },
     demoUserCredits: e.DEMO_USER_CREDITS,
     submitRateLimit: { perMinute: e.SUBMIT_RATE_PER_MINUTE, burst: e.SUBMIT_BURST },

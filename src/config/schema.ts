@@ -57,12 +57,20 @@ const fallbackEntrySchema = z.strictObject({
 });
 export type FallbackEntry = z.infer<typeof fallbackEntrySchema>;
 
-/** A text model's prices from a day on, in credits per million tokens. */
+const perMillion = {
+  inputPerMillion: z.number().int().min(0),
+  outputPerMillion: z.number().int().min(0),
+};
+
+/**
+ * A text model's prices from a day on, in credits per million tokens: the standard tier's, and the
+ * batch tier's where the model is offered in batches.
+ */
 const tokenPriceSchema = z.strictObject({
   /** The day (UTC, `YYYY-MM-DD`) these prices start to apply: the price table's version. */
   since: z.iso.date(),
-  inputPerMillion: z.number().int().min(0),
-  outputPerMillion: z.number().int().min(0),
+  ...perMillion,
+  batch: z.strictObject(perMillion).optional(),
 });
 export type TokenPrice = z.infer<typeof tokenPriceSchema>;
 /** `provider:model` → its prices over time, in any order. */
@@ -282,6 +290,12 @@ export const envSchema = z.object({
   TEXT_TOKEN_PRICES: jsonValue(
     z.record(z.string().regex(/^[^:]+:.+$/, 'not provider:model'), z.array(tokenPriceSchema).min(1)),
   ).default({}),
+  /** How long the first job of a provider batch waits for others before the batch is sent. Default 60 s. */
+  BATCH_WINDOW_SECONDS: z.coerce.number().positive().default(60),
+  /** The most jobs one provider batch takes; the next job starts another. Default 500. */
+  BATCH_MAX_JOBS: z.coerce.number().int().min(1).max(50_000).default(500),
+  /** How often a submitted batch is asked how it stands. Default 60 s. */
+  BATCH_POLL_SECONDS: z.coerce.number().positive().default(60),
   /** Cost of a job that JOB_COSTS does not price. Default 1. */
   JOB_COST_DEFAULT: z.coerce.number().int().min(0).default(1),
   /**

@@ -6,6 +6,7 @@ import {
   type JobKind,
   type JobWaiting,
   type ServedBy,
+  type ServiceTier,
 } from '../jobs/job.js';
 import { ENTERED_FROM, isAtOrPast } from '../jobs/transitions.js';
 import { JOB_EVENTS_CHANNEL, encodeJobEvent, type JobEvent, type JobEventType } from '../events/job-event.js';
@@ -52,6 +53,7 @@ export function toJob(row: JobRow): Job {
     },
     cacheOutcome: row.cache_outcome,
     usage: row.usage,
+    tier: row.tier,
   };
 }
 
@@ -256,6 +258,21 @@ export async function recordWaiting(
     row.waiting.position === waiting.position
       ? undefined
       : { waiting },
+  );
+  return written;
+}
+
+/**
+ * A batch job the batch tier could not serve in time moves to the standard tier, with an event; it
+ * waits no more for its batch. A job already there is not written again.
+ */
+export async function recordTierChange(
+  db: Kysely<Database>,
+  id: string,
+  tier: ServiceTier,
+): Promise<JobRow | undefined> {
+  const { written } = await updateAndPublish(db, id, [JobStatus.queued, JobStatus.running], (row) =>
+    row.tier === tier ? undefined : { tier, waiting: null },
   );
   return written;
 }

@@ -27,6 +27,7 @@ import * as addJobServedBy from './migrations/2026_12_07_0024_add_job_served_by.
 import * as createGenerationResults from './migrations/2026_12_07_0025_create_generation_results.js';
 import * as admitNoCacheFollowers from './migrations/2026_12_07_0026_admit_no_cache_followers.js';
 import * as addJobUsage from './migrations/2026_12_07_0027_add_job_usage.js';
+import * as createProviderBatches from './migrations/2026_12_07_0028_create_provider_batches.js';
 
 /** Migrations are listed here rather than read from disk, so they work the same from src/ and dist/. */
 const migrations: Record<string, Migration> = {
@@ -57,6 +58,7 @@ const migrations: Record<string, Migration> = {
   '2026_12_07_0025_create_generation_results': createGenerationResults,
   '2026_12_07_0026_admit_no_cache_followers': admitNoCacheFollowers,
   '2026_12_07_0027_add_job_usage': addJobUsage,
+  '2026_12_07_0028_create_provider_batches': createProviderBatches,
 };
 
 const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };

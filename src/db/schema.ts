@@ -10,7 +10,9 @@ import type {
   JobWaiting,
   JobWebhook,
   ServedBy,
+  ServiceTier,
 } from '../jobs/job.js';
+import type { BatchLine, BatchLineOutcome } from '../providers/batch-provider.js';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 /** Filled by a column default on insert. */
@@ -64,6 +66,8 @@ export interface JobsTable {
   cache_source_job_id: ColumnType<string | null, null | undefined, string | null>;
   /** The tokens of the text call that made its result (see JobUsage); null for images and before. */
   usage: ColumnType<JobUsage | null, null | undefined, JobUsage | null>;
+  /** The tier serving the job (see ServiceTier). */
+  tier: ColumnType<ServiceTier, ServiceTier | undefined, ServiceTier>;
 }
 
 export type JobRow = Selectable<JobsTable>;
@@ -251,8 +255,52 @@ export interface GenerationResultsTable {
   claimed_at: DefaultedTimestamp;
 }
 
+/** `forming`: takes pooled jobs; `sealed`: its lines are fixed; `submitted` to the provider; `settled`. */
+export type ProviderBatchStatus = 'forming' | 'sealed' | 'submitted' | 'settled';
+
+/** One batch Kiln sends a provider: a file of lines, the provider's batch made of it, and its state. */
+export interface ProviderBatchesTable {
+  id: string;
+  provider: string;
+  model: string;
+  status: ColumnType<ProviderBatchStatus, ProviderBatchStatus | undefined, ProviderBatchStatus>;
+  input_file_id: string | null;
+  provider_batch_id: string | null;
+  /** The provider's own word for where the batch stands, as last read. */
+  provider_state: string | null;
+  created_at: DefaultedTimestamp;
+  submitted_at: Timestamp | null;
+  expires_at: Timestamp | null;
+  settled_at: Timestamp | null;
+}
+
+/**
+ * How a line of a settled batch ended, as kept for its job: a written line's text is kept at the
+ * job's result key, not here.
+ */
+export type BatchMemberOutcome = BatchLineOutcome extends infer Outcome
+  ? Outcome extends { outcome: 'succeeded' }
+    ? Omit<Outcome, 'text'>
+    : Outcome
+  : never;
+
+/** A job of the batch tier: its line, pooled until a batch takes it, and how it ended there. */
+export interface BatchMembersTable {
+  job_id: string;
+  workflow_id: string;
+  provider: string;
+  model: string;
+  /** Cleared once its batch settled: the prompt is kept no longer than the batch needs it. */
+  line: ColumnType<BatchLine | null, string | null, string | null>;
+  batch_id: string | null;
+  joined_at: DefaultedTimestamp;
+  outcome: ColumnType<BatchMemberOutcome | null, string | null | undefined, string | null>;
+}
+
 export interface Database {
   jobs: JobsTable;
+  provider_batches: ProviderBatchesTable;
+  batch_members: BatchMembersTable;
   generation_results: GenerationResultsTable;
   users: UsersTable;
   api_keys: ApiKeysTable;

@@ -22,6 +22,7 @@ export type NewJob = Pick<
   | 'status'
   | 'workflow_id'
   | 'webhook'
+  | 'tier'
 >;
 
 export interface SubmitJobInput {

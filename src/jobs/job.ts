@@ -53,7 +53,8 @@ export interface JobEnding {
  * after a 429 or an emptied quota (`rate_limited`), the shared circuit breaker's cool-down
  * (`circuit_open`). Between calls: the backoff after a failed one (`backoff`). During a call: a turn
  * in the provider's own queue, which took the task but has not started it (`provider_queue`, fal).
- * Instead of a call: the call of an identical job it joined (`identical_job`, the result cache).
+ * Instead of a call: the call of an identical job it joined (`identical_job`, the result cache), or
+ * its line in a provider batch, pooled or submitted (`provider_batch`, the batch tier).
  */
 export const WaitReason = {
   admission: 'admission',
@@ -63,6 +64,7 @@ export const WaitReason = {
   backoff: 'backoff',
   providerQueue: 'provider_queue',
   identicalJob: 'identical_job',
+  providerBatch: 'provider_batch',
 } as const;
 export type WaitReason = (typeof WaitReason)[keyof typeof WaitReason];
 export const WAIT_REASONS: readonly WaitReason[] = Object.values(WaitReason);
@@ -212,6 +214,26 @@ export const CacheOutcome = { joined: 'joined', reused: 'reused' } as const;
 export type CacheOutcome = (typeof CacheOutcome)[keyof typeof CacheOutcome];
 export const CACHE_OUTCOMES: readonly CacheOutcome[] = Object.values(CacheOutcome);
 
+/**
+ * How soon a job wants its result: `standard`, a call of its own now; `batch`, a line in a provider
+ * batch that may take up to a day, at the provider's batch price (OpenAI's is half).
+ */
+export const ServiceTier = { standard: 'standard', batch: 'batch' } as const;
+export type ServiceTier = (typeof ServiceTier)[keyof typeof ServiceTier];
+export const SERVICE_TIERS: readonly ServiceTier[] = Object.values(ServiceTier);
+
+/**
+ * What a batch job does when the batch tier cannot serve it in time (its finish deadline is nearer
+ * than a batch may take, or its batch ended with its line unrun): `standard`, a call of its own at the
+ * standard price; `fail`, it fails `deadline_exceeded` and pays nothing.
+ */
+export const BatchMiss = { standard: 'standard', fail: 'fail' } as const;
+export type BatchMiss = (typeof BatchMiss)[keyof typeof BatchMiss];
+export const BATCH_MISSES: readonly BatchMiss[] = Object.values(BatchMiss);
+
+/** The most a provider batch may take, from its submission: OpenAI's only completion window. */
+export const BATCH_COMPLETION_WINDOW_SECONDS = 24 * 3600;
+
 /** A validated generation request, with defaults applied (provider and model are always set). */
 export interface GenerationRequest {
   kind: JobKind;
@@ -231,6 +253,9 @@ export interface GenerationRequest {
   fallback?: false | ProviderChoice[];
   /** As the client asked; unset for the plan's default. */
   cache?: CacheMode;
+  /** Unset for `standard`; a batch request (text only) also says what it does when a batch misses. */
+  tier?: typeof ServiceTier.batch;
+  onBatchMiss?: BatchMiss;
 }
 
 /** The tokens a text call was billed for, as the provider counted them. */
@@ -293,6 +318,11 @@ export interface Job {
   cacheOutcome: CacheOutcome | null;
   /** A text job's tokens, once it has a result; null for images. */
   usage: JobUsage | null;
+  /**
+   * The tier serving the job: as requested, until a batch job the batch tier could not serve in time
+   * moves to `standard` (its `onBatchMiss`).
+   */
+  tier: ServiceTier;
   /** Where a job is read (its GET, the listing); events and webhooks leave it out. */
   credits?: JobCredits;
   /** On its GET, while the job waits in a queue (Kiln's, or the provider's own): where it stands now. */

@@ -1,4 +1,5 @@
 import type { JobKind } from '../jobs/job.js';
+import type { TextBatchProvider } from './batch-provider.js';
 import type { ImageProvider, TextProvider } from './provider.js';
 
 /** The providers this process can call, by kind and name. */
@@ -11,6 +12,16 @@ export interface ProviderRegistry {
   models(kind: JobKind, providerName: string): string[];
   /** The model to use: the provider's default when none is asked for, undefined when either is unknown. */
   resolveModel(kind: JobKind, providerName: string, model?: string): string | undefined;
+  /** The provider's batch interface, where it offers batches. */
+  batch(name: string): TextBatchProvider | undefined;
+  /** Text models a provider is offered in batches for; empty when none. */
+  batchModels(providerName: string): string[];
+}
+
+/** A provider's batch interface, and the models the deployment prices for its batches. */
+export interface OfferedBatches {
+  provider: TextBatchProvider;
+  models: readonly string[];
 }
 
 function byName<P extends { name: string }>(providers: readonly P[]): Map<string, P> {
@@ -25,7 +36,9 @@ function byName<P extends { name: string }>(providers: readonly P[]): Map<string
 export function createProviderRegistry(
   imageProviders: readonly ImageProvider[],
   textProviders: readonly TextProvider[] = [],
+  batchProviders: readonly OfferedBatches[] = [],
 ): ProviderRegistry {
+  const batches = new Map(batchProviders.map((offered) => [offered.provider.name, offered]));
   const images = byName(imageProviders);
   const texts = byName(textProviders);
   const modelsOf = (kind: JobKind, name: string): { models: string[]; defaultModel: string } | undefined => {
@@ -41,6 +54,8 @@ export function createProviderRegistry(
     text: (name) => texts.get(name),
     names: (kind) => [...(kind === 'text' ? texts : images).keys()],
     models: (kind, name) => modelsOf(kind, name)?.models ?? [],
+    batch: (name) => batches.get(name)?.provider,
+    batchModels: (name) => [...(batches.get(name)?.models ?? [])],
     resolveModel(kind, providerName, model) {
       const offered = modelsOf(kind, providerName);
       if (offered === undefined) return undefined;

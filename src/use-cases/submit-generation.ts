@@ -8,7 +8,7 @@ import type { SubmitRate, TokenRefusal } from '../db/submit-rate-limiter.js';
 import { afterJobChange } from '../job-changes/after-job-change.js';
 import { jobChangeContextFrom } from '../job-changes/job-change-context.js';
 import { cacheFingerprint, jobIdFor, requestFingerprint, seedFor, sha256Hex } from '../jobs/job-identity.js';
-import { CacheMode, JobStatus, type GenerationRequest } from '../jobs/job.js';
+import { CacheMode, JobStatus, ServiceTier, type GenerationRequest } from '../jobs/job.js';
 import type { Logger } from '../logger.js';
 import { currentTraceId } from '../observability/trace-context.js';
 import { planNamed } from '../jobs/plans.js';
@@ -18,6 +18,7 @@ import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { GenerationInput, ResultCacheInput } from '../workflows/definitions.js';
 import type { runGeneration } from '../workflows/index.js';
 import { insufficientCredits, type InsufficientCredits } from './insufficient-credits.js';
+import { batchTierOf, reserveFor, type BatchTier } from './batch-tier-input.js';
 import { jobWorkflowOptions } from './job-workflow-options.js';
 import { estimateQueue, type QueueEstimate } from './queue-estimate.js';
 import type { RecentQueues } from './recent-queues.js';
@@ -41,6 +42,7 @@ export interface SubmitDependencies {
     | 'submitRateLimit'
     | 'fallback'
     | 'resultCache'
+    | 'batches'
   >;
   /** This process's recent reads of each provider's queue, for the estimates of new jobs. */
   queues: RecentQueues;
@@ -66,6 +68,8 @@ export type SubmitRefusal =
   | InsufficientCredits
   /** The key's job was submitted with a different request. */
   | { kind: 'refused'; reason: 'idempotency_key_reused' }
+  /** A batch request for a model whose batch prices are not in force yet. */
+  | { kind: 'refused'; reason: 'batch_unpriced' }
   /** The key was revoked (or removed) since this process last saw it. */
   | { kind: 'refused'; reason: 'unauthorized' }
   /** The key submitted past its rate; it may again in `retryAfterMs`. */
@@ -100,6 +104,7 @@ async function startWorkflow(
   plan: Plan,
   { route: fallback, primary }: Pick<ResolvedRoute, 'route' | 'primary'>,
   cache: ResultCacheInput | undefined,
+  batch: BatchTier | undefined,
 ): Promise<string | undefined> {
   const { temporal, providerLimits } = deps.config;
   const limitKey = limitKeyFor(providerLimits, request.provider, request.model);
@@ -116,6 +121,7 @@ async function startWorkflow(
     ...(fallback ? { fallback } : {}),
     ...(primary.tokenPricing ? { tokenPricing: primary.tokenPricing } : {}),
     ...(cache ? { cache } : {}),
+    ...(batch ? { batch: batch.input } : {}),
   };
   try {
     // REJECT_DUPLICATE: a key whose job already ran must never run (and be paid for) again.
@@ -151,6 +157,7 @@ function newJob(userId: string, idempotencyKey: string, request: GenerationReque
     status: JobStatus.queued,
     workflow_id: id,
     webhook: request.webhook ?? null,
+    tier: request.tier ?? ServiceTier.standard,
   };
 }
 
@@ -182,13 +189,12 @@ export async function submitGeneration(
 ): Promise<SubmitOutcome> {
   const job = newJob(userId, idempotencyKey, request);
   const rate = deps.config.submitRateLimit;
-  const resolved = resolveFallbackRoute(
-    { ...deps.config, costs: deps.costs },
-    deps.providers,
-    request,
-    new Date(),
-  );
-  const cost = resolved.reserve;
+  const at = new Date();
+  const config = { ...deps.config, costs: deps.costs };
+  const resolved = resolveFallbackRoute(config, deps.providers, request, at);
+  const batch = batchTierOf(config, request, at);
+  if (batch === 'unpriced') return { kind: 'refused', reason: 'batch_unpriced' };
+  const cost = reserveFor(resolved.reserve, batch);
   const result = await submitJob(deps.db, { keySha256, rate, job, cost });
   if (result.kind !== 'created' && result.kind !== 'replayed') return refusalOf(result, rate);
   const { row } = result;
@@ -209,6 +215,7 @@ export async function submitGeneration(
           plan,
           resolved,
           resultCacheOf(deps.config, row, request, plan, cost),
+          batch,
         )
       : undefined,
     created ? deps.queues.ofNewJob(row, plan) : estimateQueue(deps.db, deps.config, row, plan),

@@ -24,6 +24,7 @@ export function workerDependencies(
     plans: config.plans,
     providerLimits: config.providerLimits,
     webhooks: config.webhooks,
+    batches: config.batches,
     callCancels: createProviderCallCancels(),
     taskQueue: config.temporal.taskQueue,
   };

@@ -1,6 +1,7 @@
 import { proxyLocalActivities } from '@temporalio/workflow';
 import type {
   AdmissionActivities,
+  BatchJobActivities,
   JobTableActivities,
   ProviderCircuitActivities,
   ResultCacheActivities,
@@ -42,3 +43,9 @@ export const results = proxyLocalActivities<Pick<JobTableActivities, 'storeResul
  * own key before its writes, as storing a call's output moves one: both timed and retried as output moves.
  */
 export const resultCache = proxyLocalActivities<ResultCacheActivities>(outputMoves);
+
+/* A batch job's writes of its own are job-table and pool writes, timed and retried as the job table's. */
+export const batchJobs = proxyLocalActivities<BatchJobActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+});

@@ -1,7 +1,14 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ProviderRetryPolicy, WebhookRetryPolicy } from '../config/policies.js';
 import type { TokenPricing } from '../jobs/token-pricing.js';
-import type { GenerationRequest, JobDeadline, JobStatus, JobWaiting, ProviderChoice } from '../jobs/job.js';
+import type {
+  BatchMiss,
+  GenerationRequest,
+  JobDeadline,
+  JobStatus,
+  JobWaiting,
+  ProviderChoice,
+} from '../jobs/job.js';
 
 // Defined by the configuration, which produces them; re-exported because the workflow inputs carry them.
 export type { ProviderRetryPolicy, WebhookRetryPolicy };
@@ -25,7 +32,45 @@ export interface GenerationInput {
   tokenPricing?: TokenPricing;
   /** Set when the job may be served by an identical one (`cache: "reuse"`); absent when it did not. */
   cache?: ResultCacheInput;
+  /** Set for a job of the batch tier: its batch prices, and what it does when a batch misses. */
+  batch?: BatchTierInput;
 }
+
+/** What a batch job needs: how it is charged in a batch, when to give up on one, and how. */
+export interface BatchTierInput {
+  /** The model's batch prices in force at submission, and the prompt's token bound. */
+  pricing: TokenPricing;
+  onMiss: BatchMiss;
+  /** How long a line may be pooled before its batch is sent; the provider's window runs from then. */
+  windowSeconds: number;
+}
+
+/** Input of `poolProviderBatches`: one pool per provider and model, forming batches of their lines. */
+export interface BatchPoolInput {
+  provider: string;
+  model: string;
+}
+
+/** The pool's workflow id: one per provider and model, so a job's join finds (or starts) it. */
+export function batchPoolWorkflowId(provider: string, model: string): string {
+  return `batch-pool-${provider}-${model}`;
+}
+
+/** Input of `runProviderBatch`: one batch, from its file to the outcome of each of its lines. */
+export interface ProviderBatchInput {
+  batchId: string;
+  provider: string;
+  /** Poll interval once the batch was sent, in seconds. */
+  pollSeconds: number;
+  /** Set by a run that continued as new while polling: the batch was sent. */
+  sent?: boolean;
+}
+
+/** Sent to a batch pool when a line joined it: the pool forms a batch once it has enough, or waited. */
+export const batchLineJoinedSignal = defineSignal('batchLineJoined');
+
+/** Sent to a batch job when its batch was sent, and when it settled. */
+export const batchChangedSignal = defineSignal('batchChanged');
 
 /** What a job that opted in to the result cache needs to find an identical one, and what it then costs. */
 export interface ResultCacheInput {

@@ -28,6 +28,7 @@ import {
   type CallLimits,
 } from './provider-calls.js';
 import { serveFromIdentical } from './result-cache.js';
+import { serveInBatch } from './batch-tier.js';
 import { streamedTextCharge } from './provider-route.js';
 import { KILN_STATUS } from './search-attributes.js';
 
@@ -37,6 +38,8 @@ import { KILN_STATUS } from './search-attributes.js';
  * the build before, which ignored the field; its history replays on this build down the old path.
  */
 const RESULT_CACHE_PATCH = 'result-cache';
+/* As the result cache: a job of the batch tier goes to its batch only on a build that knows the tier. */
+const BATCH_TIER_PATCH = 'batch-tier';
 
 /** Deadlines count from submission (the workflow's start), not from when a worker first picked it up. */
 function submittedAtMs(): number {
@@ -48,9 +51,13 @@ async function generateAndStore(
   limits: CallLimits,
   setStatus: (status: JobStatus) => void,
 ): Promise<JobEnding> {
-  const { jobId, cache } = input;
+  const { jobId, cache, batch } = input;
   if (cache && patched(RESULT_CACHE_PATCH)) {
     const served = await serveFromIdentical(jobId, cache, limits);
+    if (served) return served;
+  }
+  if (batch && patched(BATCH_TIER_PATCH)) {
+    const served = await serveInBatch(input, batch, limits, setStatus);
     if (served) return served;
   }
   await waitForAdmission(jobId, limits.deadlines, limits.waits);
