@@ -44,7 +44,8 @@ function toProviderBatch(batch: OpenAI.Batch): ProviderBatch {
   return {
     id: batch.id,
     state: batch.status,
-    expiresAt: batch.expires_at === undefined ? null : new Date(batch.expires_at * 1000).toISOString(),
+    // The API sends null, not nothing, for a time it has not set.
+    expiresAt: typeof batch.expires_at === 'number' ? new Date(batch.expires_at * 1000).toISOString() : null,
     counts: { total: counts.total, completed: counts.completed, failed: counts.failed },
     outputFileId: batch.output_file_id ?? null,
     errorFileId: batch.error_file_id ?? null,
