@@ -1,7 +1,12 @@
 import { APIError, toFile, type OpenAI } from 'openai';
-import type { BatchLine, BatchLineOutcome, ProviderBatch, TextBatchProvider } from './batch-provider.js';
-import { ENDED_BATCH_STATES } from './batch-provider.js';
 import { FailureCode } from '../jobs/job.js';
+import {
+  ENDED_BATCH_STATES,
+  type BatchLine,
+  type BatchLineOutcome,
+  type ProviderBatch,
+  type TextBatchProvider,
+} from './batch-provider.js';
 import {
   classifyOpenAIBatchLine,
   openAIBatchLineSchema,
@@ -12,7 +17,7 @@ import { createOpenAIClient, type OpenAIProviderOptions } from './openai-client.
 import { ProviderError } from './provider-error.js';
 
 /** The metadata key a provider batch carries Kiln's id of the batch under: how a retry finds it. */
-export const KILN_BATCH_ID_KEY = 'kiln_batch_id';
+const KILN_BATCH_ID_KEY = 'kiln_batch_id';
 
 /**
  * How far back a retry looks for the batch an earlier attempt created. Attempts are minutes apart, so
@@ -21,7 +26,8 @@ export const KILN_BATCH_ID_KEY = 'kiln_batch_id';
 const BATCH_LOOKBACK_SECONDS = 48 * 3600;
 const BATCH_LOOKBACK_ENTRIES = 1000;
 
-export function batchFileName(batchId: string): string {
+/** The name a retried upload finds its file by. */
+function batchFileName(batchId: string): string {
   return `kiln-batch-${batchId}.jsonl`;
 }
 
