@@ -4,7 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { closeFakeServer } from './fake-server.js';
 import { batchLifecycle, type BatchLineBehaviour, type FakeBatch } from './openai-batch-lifecycle.js';
-import { listPage, nowSeconds, parseInputFile, type StoredFile } from './openai-batch-wire.js';
+import {
+  listPage,
+  newBatchObject,
+  nowSeconds,
+  parseInputFile,
+  type StoredFile,
+} from './openai-batch-wire.js';
 import { defaultReply, sendError, type ChatBody } from './openai-chat-server.js';
 
 export type { BatchLineBehaviour } from './openai-batch-lifecycle.js';
@@ -57,12 +63,22 @@ const createBatchBody = z.object({
   metadata: z.record(z.string(), z.string()).nullish(),
 });
 
-const DAY_SECONDS = 24 * 3600;
+/** OpenAI's only completion window. */
+const DAY_MS = 24 * 3600 * 1000;
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** A body that is not JSON is refused like one of the wrong shape: a 400, not the fake's 500. */
+function jsonOrNothing(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function sendJson(res: ServerResponse, body: unknown, status = 200): void {
@@ -181,8 +197,7 @@ export async function startFakeOpenAIBatchServer(
   }
 
   async function createBatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const json: unknown = JSON.parse((await readBody(req)).toString('utf8') || 'null');
-    const body = createBatchBody.safeParse(json);
+    const body = createBatchBody.safeParse(jsonOrNothing((await readBody(req)).toString('utf8')));
     if (!body.success) return invalid(res, body.error.message);
     const input = files.get(body.data.input_file_id);
     if (!input || input.purpose !== 'batch') {
@@ -190,31 +205,8 @@ export async function startFakeOpenAIBatchServer(
     }
     const { lines, errors } = parseInputFile(input.content);
     const refusal = options.refuseWith ? [{ ...options.refuseWith, param: null, line: null }] : errors;
-    const created = nowSeconds();
-    const expiresIn =
-      options.expireAfterMs === undefined ? DAY_SECONDS : Math.ceil(options.expireAfterMs / 1000);
-    const object = {
-      id: `batch_${randomUUID().replaceAll('-', '')}`,
-      object: 'batch' as const,
-      endpoint: body.data.endpoint,
-      errors: null,
-      input_file_id: input.id,
-      completion_window: body.data.completion_window,
-      status: 'validating' as const,
-      output_file_id: null,
-      error_file_id: null,
-      created_at: created,
-      in_progress_at: null,
-      expires_at: created + expiresIn,
-      finalizing_at: null,
-      completed_at: null,
-      failed_at: null,
-      expired_at: null,
-      cancelling_at: null,
-      cancelled_at: null,
-      request_counts: { total: lines.length, completed: 0, failed: 0 },
-      metadata: body.data.metadata ?? null,
-    };
+    const expiresInMs = options.expireAfterMs ?? DAY_MS;
+    const object = newBatchObject({ ...body.data, total: lines.length, expiresInMs });
     const batch: FakeBatch = { object, lines, refusal, results: [] };
     batches.set(object.id, batch);
     batchesCreated.push(body.data);

@@ -84,6 +84,40 @@ export interface BatchObject {
   metadata: Record<string, string> | null;
 }
 
+/** A batch as `POST /v1/batches` answers: validating, nothing run, expiring `expiresInMs` from now. */
+export function newBatchObject(batch: {
+  input_file_id: string;
+  endpoint: string;
+  completion_window: string;
+  metadata?: Record<string, string> | null;
+  total: number;
+  expiresInMs: number;
+}): BatchObject {
+  const created = nowSeconds();
+  return {
+    id: `batch_${randomUUID().replaceAll('-', '')}`,
+    object: 'batch',
+    endpoint: batch.endpoint,
+    errors: null,
+    input_file_id: batch.input_file_id,
+    completion_window: batch.completion_window,
+    status: 'validating',
+    output_file_id: null,
+    error_file_id: null,
+    created_at: created,
+    in_progress_at: null,
+    expires_at: created + Math.ceil(batch.expiresInMs / 1000),
+    finalizing_at: null,
+    completed_at: null,
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    request_counts: { total: batch.total, completed: 0, failed: 0 },
+    metadata: batch.metadata ?? null,
+  };
+}
+
 /** A file object as the API sends it; `content` is the fake's own, never sent with it. */
 export interface StoredFile {
   id: string;
