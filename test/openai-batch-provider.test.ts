@@ -25,7 +25,10 @@ function linesFor(prompts: readonly string[]): BatchLine[] {
   return prompts.map((prompt, index) => ({ jobId: `job-${index}`, prompt, model: MODEL, maxTokens: 200 }));
 }
 
-/** Lines 0 and 1 run at once; the rest wait a minute each, so a batch can be caught part done. */
+/**
+ * Lines 0 and 1 run at once; the rest wait a minute each, so a batch can be caught part done. Expiry
+ * and cancelling take a second in these tests: room for a loaded machine between two requests.
+ */
 const twoThenStall = (index: number) => (index < 2 ? 0 : 60_000);
 
 describe('the OpenAI batch adapter against the fake Files and Batch APIs', () => {
@@ -165,7 +168,7 @@ describe('the OpenAI batch adapter against the fake Files and Batch APIs', () =>
   });
 
   test('an expired batch: the lines it ran are results, the rest unrun and unbilled', async () => {
-    const { fake, provider } = await start({ lineMs: twoThenStall, expireAfterMs: 600 });
+    const { fake, provider } = await start({ lineMs: twoThenStall, expireAfterMs: 1000 });
     const { batch } = await submit(provider, ['a', 'b', 'c', 'd']);
     assert.equal(batch.state, 'expired');
     assert.ok(batch.expiresAt !== null && Date.parse(batch.expiresAt) > Date.now() - 5000);
@@ -178,7 +181,7 @@ describe('the OpenAI batch adapter against the fake Files and Batch APIs', () =>
   });
 
   test('a cancelled batch, cancelled twice and once more after it ended: unrun lines say cancelled', async () => {
-    const { fake, provider } = await start({ lineMs: twoThenStall, cancelMs: 100 });
+    const { fake, provider } = await start({ lineMs: twoThenStall, cancelMs: 1000 });
     const twoDone = (batch: ProviderBatch) => batch.counts.completed === 2;
     const { batch: running } = await submit(provider, ['a', 'b', 'c'], twoDone);
     assert.equal((await provider.cancelBatch(running.id)).state, 'cancelling');

@@ -46,7 +46,7 @@ export interface FakeOpenAIBatchServer {
   url: string;
   apiKey: string;
   /** The body of each batch created: what a real bill would count batches from. */
-  batchesCreated: object[];
+  batchesCreated: BatchCreateBody[];
   /** The custom_id of each line that ran with a 200, in order: the lines a real bill charges. */
   linesRun: string[];
   /** The files uploaded with `POST /v1/files`, content included. */
@@ -56,12 +56,15 @@ export interface FakeOpenAIBatchServer {
   close(): Promise<void>;
 }
 
+/** A `POST /v1/batches` body, as the fake takes it (chat completions only). */
 const createBatchBody = z.object({
   input_file_id: z.string(),
   endpoint: z.literal('/v1/chat/completions'),
   completion_window: z.literal('24h'),
   metadata: z.record(z.string(), z.string()).nullish(),
 });
+
+export type BatchCreateBody = z.infer<typeof createBatchBody>;
 
 /** OpenAI's only completion window. */
 const DAY_MS = 24 * 3600 * 1000;
@@ -120,7 +123,7 @@ export async function startFakeOpenAIBatchServer(
   const closing = new AbortController();
   const files = new Map<string, StoredFile>();
   const batches = new Map<string, FakeBatch>();
-  const batchesCreated: object[] = [];
+  const batchesCreated: BatchCreateBody[] = [];
   const linesRun: string[] = [];
   const filesUploaded: StoredFile[] = [];
   const drops: Record<DroppableWrite, number> = { upload: 0, create_batch: 0 };
@@ -221,24 +224,34 @@ export async function startFakeOpenAIBatchServer(
     sendJson(res, batch.object);
   }
 
+  function listBatches(res: ServerResponse, query: URLSearchParams): void {
+    const newestFirst = [...batches.values()].map((batch) => batch.object).reverse();
+    sendJson(res, listPage(newestFirst, query, 100));
+  }
+
+  function routeBatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    action: string | undefined,
+  ): void {
+    const batch = batches.get(id);
+    if (!batch) return invalid(res, `No batch found with id '${id}'.`, 404);
+    if (req.method === 'GET' && action === undefined) return sendJson(res, batch.object);
+    if (req.method === 'POST' && action === 'cancel') return cancelBatch(res, batch);
+    invalid(res, `Invalid URL (${req.method} ${req.url})`, 404);
+  }
+
   function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> | void {
     const path = url.pathname;
-    const batchPath = /^\/v1\/batches\/([^/]+)(\/cancel)?$/.exec(path);
-    const contentPath = /^\/v1\/files\/([^/]+)\/content$/.exec(path);
+    const [, batchId, batchAction] = /^\/v1\/batches\/([^/]+)(?:\/(cancel))?$/.exec(path) ?? [];
+    const [, contentOf] = /^\/v1\/files\/([^/]+)\/content$/.exec(path) ?? [];
     if (req.method === 'POST' && path === '/v1/files') return uploadFile(req, res);
     if (req.method === 'GET' && path === '/v1/files') return listFiles(res, url.searchParams);
-    if (req.method === 'GET' && contentPath) return fileContent(res, contentPath[1]!);
+    if (req.method === 'GET' && contentOf) return fileContent(res, contentOf);
     if (req.method === 'POST' && path === '/v1/batches') return createBatch(req, res);
-    if (req.method === 'GET' && path === '/v1/batches') {
-      return sendJson(
-        res,
-        listPage([...batches.values()].map((b) => b.object).reverse(), url.searchParams, 100),
-      );
-    }
-    const batch = batchPath ? batches.get(batchPath[1]!) : undefined;
-    if (batchPath && !batch) return invalid(res, `No batch found with id '${batchPath[1]}'.`, 404);
-    if (batch && req.method === 'GET' && !batchPath?.[2]) return sendJson(res, batch.object);
-    if (batch && req.method === 'POST' && batchPath?.[2]) return cancelBatch(res, batch);
+    if (req.method === 'GET' && path === '/v1/batches') return listBatches(res, url.searchParams);
+    if (batchId) return routeBatch(req, res, batchId, batchAction);
     invalid(res, `Invalid URL (${req.method} ${path})`, 404);
   }
 
