@@ -213,6 +213,21 @@ describe('the OpenAI batch adapter against the fake Files and Batch APIs', () =>
     assert.deepEqual(fake.linesRun, []);
   });
 
+  test('a file that names one job twice is refused as OpenAI refuses it, line by line', async () => {
+    const { provider } = await start();
+    const twice: BatchLine[] = ['a', 'b'].map((prompt) => ({
+      jobId: 'job-same',
+      prompt,
+      model: MODEL,
+      maxTokens: 9,
+    }));
+    const fileId = await provider.uploadLines('twice', twice);
+    const created = await provider.findOrCreateBatch('twice', fileId);
+    const batch = await waitFor(provider, created.id, ended);
+    assert.equal(batch.state, 'failed');
+    assert.equal(batch.refusal, "The custom_id 'job-same' is used more than once.");
+  });
+
   test('a wrong key is an authentication failure, never retried', async () => {
     const { fake } = await start();
     const provider = createOpenAIBatchProvider({ apiKey: 'sk-wrong', baseURL: fake.url, timeoutMs: 5000 });

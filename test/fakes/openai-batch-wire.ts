@@ -24,28 +24,34 @@ export interface BatchError {
   line: number | null;
 }
 
+/** One line of an input file: its request, or why the batch refuses it. */
+function readInputLine(text: string, seen: Set<string>): BatchInputLine | { code: string; message: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { code: 'invalid_json_line', message: 'This line is not valid JSON.' };
+  }
+  const parsed = inputLineSchema.safeParse(json);
+  if (!parsed.success) return { code: 'invalid_request', message: parsed.error.message };
+  const customId = parsed.data.custom_id;
+  if (seen.has(customId)) {
+    return { code: 'duplicate_custom_id', message: `The custom_id '${customId}' is used more than once.` };
+  }
+  seen.add(customId);
+  return parsed.data;
+}
+
 /** The input file's requests, or why the batch refuses it (1-based line numbers, as OpenAI gives). */
 export function parseInputFile(content: string): { lines: BatchInputLine[]; errors: BatchError[] } {
   const lines: BatchInputLine[] = [];
   const errors: BatchError[] = [];
+  const seen = new Set<string>();
   for (const [index, text] of content.split('\n').entries()) {
     if (text.trim().length === 0) continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      errors.push({
-        code: 'invalid_json_line',
-        message: 'This line is not valid JSON.',
-        param: null,
-        line: index + 1,
-      });
-      continue;
-    }
-    const parsed = inputLineSchema.safeParse(json);
-    if (parsed.success) lines.push(parsed.data);
-    else
-      errors.push({ code: 'invalid_request', message: parsed.error.message, param: null, line: index + 1 });
+    const read = readInputLine(text, seen);
+    if ('custom_id' in read) lines.push(read);
+    else errors.push({ ...read, param: null, line: index + 1 });
   }
   return { lines, errors };
 }
