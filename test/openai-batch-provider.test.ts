@@ -180,10 +180,11 @@ describe('the OpenAI batch adapter against the fake Files and Batch APIs', () =>
     assert.deepEqual(fake.linesRun, ['job-0', 'job-1']);
   });
 
-  test('a cancelled batch, cancelled twice and once more after it ended: unrun lines say cancelled', async () => {
+  test('a cancelled batch: not read before it ends, cancelled again harmlessly, unrun lines say cancelled', async () => {
     const { fake, provider } = await start({ lineMs: twoThenStall, cancelMs: 1000 });
     const twoDone = (batch: ProviderBatch) => batch.counts.completed === 2;
     const { batch: running } = await submit(provider, ['a', 'b', 'c'], twoDone);
+    assert.equal((await rejection(provider.readOutcomes(running, ['job-0']))).code, 'internal');
     assert.equal((await provider.cancelBatch(running.id)).state, 'cancelling');
     assert.equal((await provider.cancelBatch(running.id)).state, 'cancelling');
     const cancelled = await waitFor(provider, running.id, inState('cancelled'));

@@ -101,6 +101,10 @@ async function readOutcomes(
   batch: ProviderBatch,
   jobIds: readonly string[],
 ): Promise<BatchLineOutcome[]> {
+  // Until the batch ends its files are not final: a line missing now may yet run, and be billed.
+  if (!ENDED_BATCH_STATES.includes(batch.state)) {
+    throw new ProviderError(FailureCode.internal, `batch ${batch.id} is ${batch.state}, not ended`, false);
+  }
   const [output, errors] = await Promise.all([
     readLines(client, batch.outputFileId),
     readLines(client, batch.errorFileId),
