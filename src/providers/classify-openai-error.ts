@@ -7,23 +7,32 @@ import { retryAfterMsFrom } from './rate-limit-headers.js';
 /** `content_policy_violation` is what DALL·E sends; the GPT image models send `moderation_blocked`. */
 const CONTENT_POLICY_CODES = new Set(['content_policy_violation', 'moderation_blocked']);
 
-function isContentPolicy(error: APIError): boolean {
-  return [error.code, error.type].some(
-    (marker) => typeof marker === 'string' && CONTENT_POLICY_CODES.has(marker),
-  );
+/** What OpenAI said of a request it refused: as an HTTP error, or as a line of a batch's error file. */
+export interface OpenAIRefusal {
+  status: number;
+  message: string;
+  code?: string | null;
+  type?: string | null;
+  /** The reply's headers, for the wait a 429 or 5xx asks for; a batch line has none. */
+  headers?: Headers;
 }
 
-function classifyStatus(error: APIError, status: number): ProviderError {
-  const message = error.message;
-  if (status === 400 && isContentPolicy(error)) {
+function isContentPolicy({ code, type }: OpenAIRefusal): boolean {
+  return [code, type].some((marker) => typeof marker === 'string' && CONTENT_POLICY_CODES.has(marker));
+}
+
+/** The one mapping from OpenAI's status (and code) to Kiln's failure codes. */
+export function classifyOpenAIStatus(refusal: OpenAIRefusal): ProviderError {
+  const { status, message, headers } = refusal;
+  if (status === 400 && isContentPolicy(refusal)) {
     return new ProviderError(FailureCode.contentPolicy, message, false);
   }
   if (status === 401 || status === 403) return new ProviderError(FailureCode.authentication, message, false);
   if (status === 429) {
-    return new ProviderError(FailureCode.rateLimited, message, true, retryAfterMsFrom(error.headers));
+    return new ProviderError(FailureCode.rateLimited, message, true, retryAfterMsFrom(headers));
   }
   if (status === 408 || status === 409 || status >= 500) {
-    return new ProviderError(FailureCode.providerUnavailable, message, true, retryAfterMsFrom(error.headers));
+    return new ProviderError(FailureCode.providerUnavailable, message, true, retryAfterMsFrom(headers));
   }
   // 400, 404, 422 and any other client error: the same request would fail the same way.
   return new ProviderError(FailureCode.invalidRequest, message, false);
@@ -54,7 +63,11 @@ export function classifyOpenAIError(error: unknown): ProviderError {
     // `instanceof` narrows to APIError<any, …>; its declared defaults are the honest types.
     const apiError = error as APIError;
     if (apiError.status !== undefined) {
-      return withRequestId(classifyStatus(apiError, apiError.status), apiError.requestID);
+      const { status, message, code, type, headers } = apiError;
+      return withRequestId(
+        classifyOpenAIStatus({ status, message, code, type, headers }),
+        apiError.requestID,
+      );
     }
   }
   const message = error instanceof Error ? error.message : String(error);

@@ -19,7 +19,8 @@ export type FakeChatBehaviour =
   | { kind: 'content_filter' }
   | { kind: 'rate_limited'; retryAfterSeconds: number };
 
-const chatBody = z.object({
+/** A chat completion request's body, as the fake reads it (the batch fake reads its lines' bodies so). */
+export const chatBody = z.object({
   model: z.string().min(1),
   messages: z.array(z.object({ role: z.string(), content: z.string() })).min(1),
   stream: z.boolean().optional(),
@@ -70,7 +71,7 @@ export interface FakeOpenAIChatServerOptions {
 }
 
 /** Multi-byte and astral characters on purpose: offsets count UTF-16 units, and must not tear them. */
-function defaultReply(prompt: string): string[] {
+export function defaultReply(prompt: string): string[] {
   const words = `Here is a reply to “${prompt}”: the kiln glows 🔥 at 1,200 °C — day ${prompt.length}.`;
   return words.match(/\S+\s*/g) ?? [words];
 }
@@ -82,12 +83,13 @@ function defaultReply(prompt: string): string[] {
 const PROMPT_OVERHEAD_TOKENS = 7;
 
 /** The fake's tokenizer: a word of a message is a token. Deterministic, so a test can count along. */
-function promptTokens(body: ChatBody): number {
+export function promptTokens(body: ChatBody): number {
   const words = body.messages.flatMap((message) => message.content.split(/\s+/).filter(Boolean));
   return words.length + PROMPT_OVERHEAD_TOKENS;
 }
 
-function sendError(
+/** An error as OpenAI sends one: `{ error: { message, type, param, code } }`, with a request id. */
+export function sendError(
   res: ServerResponse,
   status: number,
   error: { message: string; type: string; code?: string },
