@@ -85,7 +85,10 @@ export function createBatchJobActivities(deps: ActivityDependencies) {
      * the provider billed for its line.
      */
     async takeBatchResult(jobId: string): Promise<BatchResult> {
-      const [output, state] = await Promise.all([store.stat(resultKeyFor(jobId)), batchMemberState(db, jobId)]);
+      const [output, state] = await Promise.all([
+        store.stat(resultKeyFor(jobId)),
+        batchMemberState(db, jobId),
+      ]);
       const outcome = state?.outcome;
       if (!output || outcome?.outcome !== 'succeeded') {
         throw new Error(`job ${jobId}: its batch line succeeded, but no result is kept`);

@@ -66,7 +66,10 @@ export function createProviderBatchActivities(deps: ActivityDependencies) {
   async function refuseWhole(batchId: string, members: BatchMemberRow[], refusal: ProviderError) {
     const { code, message, retryable } = refusal;
     const outcomes = new Map<string, BatchMemberOutcome>(
-      members.map((member) => [member.job_id, { jobId: member.job_id, outcome: 'failed', code, message, retryable }]),
+      members.map((member) => [
+        member.job_id,
+        { jobId: member.job_id, outcome: 'failed', code, message, retryable },
+      ]),
     );
     await settleBatchMembers(db, batchId, outcomes);
     logger.warn({ batchId, code, message }, 'provider refused a batch');
@@ -130,7 +133,12 @@ export function createProviderBatchActivities(deps: ActivityDependencies) {
         const api = batchApi(provider);
         const outcomes = await api
           .retrieveBatch(batch.provider_batch_id)
-          .then((ended) => api.readOutcomes(ended, members.map((member) => member.job_id)))
+          .then((ended) =>
+            api.readOutcomes(
+              ended,
+              members.map((member) => member.job_id),
+            ),
+          )
           .catch((error: unknown) => {
             throw toTemporalFailure(error);
           });

@@ -26,7 +26,12 @@ export const PROVIDER_BATCH_STATES = [
 export type ProviderBatchState = (typeof PROVIDER_BATCH_STATES)[number];
 
 /** The states after which a batch's output and error files are final. */
-export const ENDED_BATCH_STATES: readonly ProviderBatchState[] = ['completed', 'failed', 'expired', 'cancelled'];
+export const ENDED_BATCH_STATES: readonly ProviderBatchState[] = [
+  'completed',
+  'failed',
+  'expired',
+  'cancelled',
+];
 
 export interface ProviderBatch {
   /** The provider's id of the batch (`batch_…`). */

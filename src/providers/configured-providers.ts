@@ -6,10 +6,11 @@ import { createGeminiProvider } from './gemini-provider.js';
 import { createGeminiTextProvider } from './gemini-text-provider.js';
 import { createLocalProvider } from './local-provider.js';
 import { createLocalTextProvider } from './local-text-provider.js';
+import { createOpenAIBatchProvider } from './openai-batch-provider.js';
 import { createOpenAIProvider } from './openai-provider.js';
 import { createOpenAITextProvider } from './openai-text-provider.js';
 import type { ImageProvider, TextProvider } from './provider.js';
-import { createProviderRegistry, type ProviderRegistry } from './provider-registry.js';
+import { createProviderRegistry, type OfferedBatches, type ProviderRegistry } from './provider-registry.js';
 import { createReplicateProvider } from './replicate-provider.js';
 
 /** One HTTP request to a provider never outlives this, whatever the attempt timeout. */
@@ -22,6 +23,7 @@ const REQUEST_TIMEOUT_CAP_MS = 60_000;
 export function configuredProviders(config: Config): ProviderRegistry {
   const providers: ImageProvider[] = [createLocalProvider(config.providers.local)];
   const textProviders: TextProvider[] = [createLocalTextProvider(config.providers.local)];
+  const batchProviders: OfferedBatches[] = [];
   const attemptMs = config.timeouts.providerAttemptSeconds * 1000;
   const { openai, replicate } = config.providers;
   if (openai) {
@@ -30,6 +32,8 @@ export function configuredProviders(config: Config): ProviderRegistry {
       createOpenAIProvider({ ...options, imageUrlGuard: { allowPrivate: openai.imageUrlsAllowPrivate } }),
     );
     textProviders.push(createOpenAITextProvider({ ...options, models: openai.textModels }));
+    const models = batchPricedModels(config.costs.tokens, 'openai', openai.textModels);
+    if (models.length > 0) batchProviders.push({ provider: createOpenAIBatchProvider(options), models });
   }
   if (replicate) {
     providers.push(
@@ -64,11 +68,19 @@ export function configuredProviders(config: Config): ProviderRegistry {
     providers.push(createGeminiProvider(options));
     textProviders.push(createGeminiTextProvider({ ...options, models: gemini.textModels }));
   }
-  const registry = createProviderRegistry(providers, textProviders);
+  const registry = createProviderRegistry(providers, textProviders, batchProviders);
   // Checked here, where what is offered is first known: API and worker alike refuse to start.
   checkFallbackChains(config.fallback.chains, registry);
   checkTokenPrices(config.costs.tokens, registry);
   return registry;
+}
+
+/** The models the price table gives a batch price, on any day: only those are offered in batches. */
+function batchPricedModels(table: TokenPriceTable, provider: string, models: readonly string[]): string[] {
+  return models.filter((model) => {
+    const key = `${provider}:${model}`;
+    return Object.hasOwn(table, key) && table[key]!.some((price) => price.batch !== undefined);
+  });
 }
 
 /** Refuses, at start, a token price for a model that is no configured text model: a typo prices nothing. */

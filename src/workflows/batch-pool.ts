@@ -31,7 +31,7 @@ export async function poolProviderBatches(input: BatchPoolInput): Promise<void> 
   setHandler(batchLineJoinedSignal, () => {
     joined += 1;
   });
-  for (let formed = 0; formed < BATCHES_PER_RUN; ) {
+  for (let formed = 0; formed < BATCHES_PER_RUN;) {
     const seen = joined;
     const next = await pool.formProviderBatch({ provider, model });
     if (next.kind === 'formed') {

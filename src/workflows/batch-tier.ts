@@ -77,7 +77,7 @@ async function followLine(
       line: { jobId, prompt: request.prompt, model: request.model, maxTokens },
     });
   let sent = false;
-  for (let state: BatchMemberState = await join(); ; ) {
+  for (let state: BatchMemberState = await join(); ;) {
     if (state.outcome) return state.outcome;
     if (state.stage === 'submitted' && !sent) {
       limits.waits.leave();

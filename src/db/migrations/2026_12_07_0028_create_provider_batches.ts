@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
-const SUBMIT_JOB = 'submit_job(text, double precision, double precision, jsonb, integer, text, text, text, jsonb)';
+const SUBMIT_JOB =
+  'submit_job(text, double precision, double precision, jsonb, integer, text, text, text, jsonb)';
 const ADMIT_WAITING_JOBS = 'admit_waiting_jobs(text, jsonb, integer, text[])';
 
 /**
