@@ -143,7 +143,7 @@ describe('the batch tier', () => {
       assert.equal(job.tier, 'batch');
       assert.equal(job.usage?.estimated, false);
       assert.equal(settled(job), batchPriceOf(job), 'charged the batch price of its usage');
-      const text = await apiFetch(api, `/v1/generations/${job.id}/result`).then((res) => res.text());
+      const text = await apiFetch(api, `/v1/generations/${job.id}/content`).then((res) => res.text());
       assert.equal(text, stack.chat.replyFor(prompts[index]!));
     }
     assert.deepEqual(await balanceProblems(stack.ctx.database.db), []);

@@ -39,7 +39,7 @@ export function createBatchJobActivities(deps: ActivityDependencies) {
   /** Starts the pool of `provider:model` if it is not running, and tells it a line joined. */
   async function wakePool(provider: string, model: string): Promise<void> {
     await Context.current().client.workflow.signalWithStart('poolProviderBatches', {
-      workflowId: batchPoolWorkflowId(provider, model),
+      workflowId: batchPoolWorkflowId(taskQueue, provider, model),
       taskQueue,
       args: [{ provider, model } satisfies BatchPoolInput],
       signal: batchLineJoinedSignal,

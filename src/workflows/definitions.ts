@@ -51,9 +51,12 @@ export interface BatchPoolInput {
   model: string;
 }
 
-/** The pool's workflow id: one per provider and model, so a job's join finds (or starts) it. */
-export function batchPoolWorkflowId(provider: string, model: string): string {
-  return `batch-pool-${provider}-${model}`;
+/**
+ * The pool's workflow id: one per deployment (its task queue), provider and model, so that a job's
+ * join finds (or starts) it, and deployments sharing a namespace keep their pools apart.
+ */
+export function batchPoolWorkflowId(taskQueue: string, provider: string, model: string): string {
+  return `batch-pool-${taskQueue}-${provider}-${model}`;
 }
 
 /** Input of `runProviderBatch`: one batch, from its file to the outcome of each of its lines. */
