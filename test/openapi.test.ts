@@ -34,6 +34,8 @@ interface SchemaObject {
   properties?: Record<string, SchemaObject>;
   required?: string[];
   enum?: string[];
+  const?: unknown;
+  not?: unknown;
   pattern?: string;
   anyOf?: SchemaObject[];
   oneOf?: SchemaObject[];
@@ -562,6 +564,42 @@ test("the providers, models and sizes are the deployment's, read from its config
   const dallE3 = withOpenAi.anyOf?.find((one) => one.properties?.model?.enum?.includes('dall-e-3'));
   assert.deepEqual(dallE3?.required, ['provider']);
   assert.deepEqual(dallE3?.properties?.params?.properties?.size?.enum, ['1024x1024']);
+});
+
+test('the batch tier is offered in the document for the models the price table prices for batches, and no others', () => {
+  const prices = {
+    'openai:gpt-4o-mini': [
+      {
+        since: '2026-01-01',
+        inputPerMillion: 2,
+        outputPerMillion: 6,
+        batch: { inputPerMillion: 1, outputPerMillion: 3 },
+      },
+    ],
+  };
+  const config = loadConfig({
+    ...ctx.env,
+    OPENAI_API_KEY: 'sk-test',
+    OPENAI_TEXT_MODELS: 'gpt-4o-mini,gpt-4o',
+    TEXT_TOKEN_PRICES: JSON.stringify(prices),
+  });
+  const { schemas } = openApiDocument({
+    providers: configuredProviders(config),
+    defaultProvider: 'local',
+    adminApi: false,
+    metricsToken: false,
+  }).components;
+  const combinations = (schemas.TextGenerationRequest as SchemaObject).anyOf ?? [];
+  const batch = combinations.filter((one) => one.properties?.tier?.const === 'batch');
+  assert.deepEqual(
+    batch.map((one) => [one.properties?.provider?.const, one.properties?.model?.enum]),
+    [['openai', ['gpt-4o-mini']]],
+  );
+  assert.ok(batch[0]?.required?.includes('tier'));
+  for (const standard of combinations.filter((one) => one.properties?.tier?.const !== 'batch')) {
+    assert.equal(standard.properties?.tier?.const, 'standard');
+    assert.deepEqual(standard.properties?.onBatchMiss, { not: {} }, 'no miss policy without the tier');
+  }
 });
 
 test('the operator API is in the document only where ADMIN_API_KEY is set', async () => {

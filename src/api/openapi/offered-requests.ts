@@ -50,12 +50,34 @@ function choice(providers: ProviderRegistry, kind: JobKind, group: ModelGroup, d
     provider: group.provider === defaultProvider ? provider.optional() : provider,
     model: defaultModel !== undefined && group.models.includes(defaultModel) ? model.optional() : model,
   };
-  if (kind === 'text') return z.object(fields);
+  if (kind === 'text') return z.object({ ...fields, ...STANDARD_TIER });
   const size = z.enum(group.sizes);
   const params = group.sizes.includes(DEFAULT_SIZE)
     ? z.object({ size: size.optional() }).optional()
     : z.object({ size });
   return z.object({ ...fields, params });
+}
+
+/** A request for a call of its own: the standard tier, said or left out, and no batch miss policy. */
+const STANDARD_TIER = { tier: z.literal('standard').optional(), onBatchMiss: z.never().optional() };
+
+/**
+ * What a group's batch-priced models take in the batch tier (none: no schema): `tier: "batch"`, said,
+ * and the model, left out only where the provider's default is one of them.
+ */
+function batchChoice(providers: ProviderRegistry, group: ModelGroup, defaultProvider: string) {
+  const models = providers.batchModels(group.provider);
+  if (models.length === 0) return [];
+  const provider = z.literal(group.provider);
+  const model = z.enum(models);
+  const defaultModel = providers.resolveModel('text', group.provider);
+  return [
+    z.object({
+      provider: group.provider === defaultProvider ? provider.optional() : provider,
+      model: defaultModel !== undefined && models.includes(defaultModel) ? model.optional() : model,
+      tier: z.literal('batch'),
+    }),
+  ];
 }
 
 /**
@@ -91,7 +113,10 @@ function offered(
   groups: ModelGroup[],
   defaultProvider: string,
 ): z.ZodType {
-  const [first, ...more] = groups.map((group) => choice(providers, kind, group, defaultProvider));
+  const [first, ...more] = [
+    ...groups.map((group) => choice(providers, kind, group, defaultProvider)),
+    ...(kind === 'text' ? groups.flatMap((group) => batchChoice(providers, group, defaultProvider)) : []),
+  ];
   if (!first) return z.never();
   const base = kind === 'image' ? imageRequestSchema : textRequestSchema;
   const narrowed = base.extend({
