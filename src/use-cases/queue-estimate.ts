@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Config, Plan } from '../config/index.js';
 import type { Database, JobRow } from '../db/schema.js';
-import { JobStatus, WaitReason, type QueueEstimate } from '../jobs/job.js';
+import { JobStatus, ServiceTier, WaitReason, type QueueEstimate } from '../jobs/job.js';
 import { planNamed } from '../jobs/plans.js';
 import { dispatchesPerSecond, limitKeyFor, limitOf } from '../capacity/provider-limits.js';
 
@@ -47,6 +47,8 @@ export async function queuedAhead(
     .select(['id', 'user_id', 'model', 'created_at'])
     .where('provider', '=', row.provider)
     .where('status', '=', JobStatus.queued)
+    // A batch job waits for a provider batch, not for a call: it is ahead of no one.
+    .where('tier', '=', ServiceTier.standard)
     // The row's own timestamp is read in SQL: a JavaScript Date would drop its microseconds.
     .where(sql<boolean>`(created_at, id) < (select c.created_at, c.id from jobs c where c.id = ${row.id})`)
     .orderBy('created_at', 'desc')
@@ -144,6 +146,9 @@ async function providerQueueEstimate(
   return { queuePosition: position, estimatedWaitSeconds: Math.round(waitSeconds * 10) / 10 };
 }
 
+/** The estimate of a job in no queue of calls: one being worked on, or one of the batch tier. */
+export const NOT_QUEUED: QueueEstimate = { queuePosition: 0, estimatedWaitSeconds: 0 };
+
 /**
  * The estimate of a queued job read straight from the table; of a call waiting in the provider's own
  * queue, from the position the provider gave; zero for one being worked on.
@@ -156,7 +161,7 @@ export async function estimateQueue(
 ): Promise<QueueEstimate> {
   const position = row.waiting?.reason === WaitReason.providerQueue ? row.waiting.position : undefined;
   if (position !== undefined) return providerQueueEstimate(db, config, row, position);
-  if (row.status !== JobStatus.queued) return { queuePosition: 0, estimatedWaitSeconds: 0 };
+  if (row.status !== JobStatus.queued || row.tier === ServiceTier.batch) return NOT_QUEUED;
   const [ahead, callSeconds] = await Promise.all([queuedAhead(db, config, row), recentCallSeconds(db, row)]);
   return fairEstimate(config, row, plan, waitingOn(config, row, ahead), callSeconds);
 }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, JobRow } from '../db/schema.js';
 import { findUser } from '../db/user-repository.js';
-import { JobStatus, WaitReason, type Job, type QueueEstimate } from '../jobs/job.js';
+import { JobStatus, ServiceTier, WaitReason, type Job, type QueueEstimate } from '../jobs/job.js';
 import { planNamed } from '../jobs/plans.js';
 import { withCredits } from './job-credits.js';
 import { liveJob, type LiveJobDependencies } from './job-waiting.js';
@@ -14,7 +14,9 @@ export interface ReadJobDependencies extends LiveJobDependencies {
 
 /** Where a job that waits in a queue (Kiln's, or the provider's own) stands now; none for any other. */
 async function queueOf(deps: ReadJobDependencies, row: JobRow): Promise<QueueEstimate | undefined> {
-  const inQueue = row.status === JobStatus.queued || row.waiting?.reason === WaitReason.providerQueue;
+  const inQueue =
+    (row.status === JobStatus.queued && row.tier === ServiceTier.standard) ||
+    row.waiting?.reason === WaitReason.providerQueue;
   if (!inQueue) return undefined;
   const user = await findUser(deps.db, row.user_id);
   const plan = planNamed(deps.config.plans, user?.plan ?? deps.config.plans.defaultPlan);

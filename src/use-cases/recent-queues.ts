@@ -1,10 +1,12 @@
 import type { Kysely } from 'kysely';
 import type { Plan } from '../config/index.js';
 import type { Database, JobRow } from '../db/schema.js';
+import { ServiceTier } from '../jobs/job.js';
 import { limitKeyFor } from '../capacity/provider-limits.js';
 import {
   COUNTED_AHEAD,
   estimateQueue,
+  NOT_QUEUED,
   fairEstimate,
   queuedAhead,
   recentCallSeconds,
@@ -92,6 +94,7 @@ export class RecentQueues {
 
   /** Where a job this submission created stands; the job then counts ahead of the next ones. */
   async ofNewJob(row: JobRow, plan: Plan): Promise<QueueEstimate> {
+    if (row.tier === ServiceTier.batch) return NOT_QUEUED;
     const [queue, callSeconds] = await Promise.all([
       this.queues.get(
         row.provider,
