@@ -63,6 +63,10 @@ export function createBatchJobActivities(deps: ActivityDependencies) {
     async joinProviderBatch({ jobId, provider, line }: JoinProviderBatchInput): Promise<BatchMemberState> {
       const job = await findJob(db, jobId);
       if (!job) throw new Error(`job ${jobId} has no row`);
+      // An operator's retry of a job whose last run left the tier runs it in the batch tier again.
+      if (job.tier !== ServiceTier.batch) {
+        await changed(jobId, () => recordTierChange(db, jobId, ServiceTier.batch));
+      }
       await joinBatchPool(db, { jobId, workflowId: job.workflow_id, provider, line });
       await markWorkflowSeen(db, jobId);
       const state = (await batchMemberState(db, jobId)) ?? { stage: 'pooled', outcome: null };

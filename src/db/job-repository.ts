@@ -211,6 +211,8 @@ export async function requeueFailedJob(db: Kysely<Database>, id: string): Promis
     const { written, current } = await updateAndPublish(trx, id, ENTERED_FROM.queued, reset);
     if (!written) throw new IllegalTransitionError(id, current?.status, JobStatus.queued);
     await reserveCreditsAgain(trx, id);
+    // A batch job's next run pools its line afresh: the last run's outcome is not this one's.
+    await trx.deleteFrom('batch_members').where('job_id', '=', id).execute();
     return written;
   });
 }

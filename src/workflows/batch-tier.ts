@@ -120,6 +120,8 @@ async function endAsLineEnded(
 ): Promise<JobEnding | undefined> {
   switch (outcome.outcome) {
     case 'succeeded': {
+      // A job that never looked while its batch was out went straight from pooled to settled.
+      await batchJobs.startBatchLine(jobId);
       const { output, usage } = await batchJobs.takeBatchResult(jobId);
       const settleAt = creditsForUsage(batch.pricing, usage);
       return results.storeResultAndSucceed({ jobId, output, settleAt });
