@@ -6,6 +6,7 @@ import { balanceProblems, isLost, jobLedgerProblems, listObjectKeys } from '../h
 import type { SubmittedJob } from './load.js';
 import type { ChaosStack } from './stack.js';
 import { describeStuckJobs } from './stuck-jobs.js';
+import { defaultReply, promptTokens, type ChatBody } from '../fakes/openai-chat-server.js';
 
 /** A fault as the timeline recorded it, with when it ran. */
 export interface TimedFault {
@@ -41,7 +42,27 @@ function callsByPrompt(stack: ChaosStack): Map<string, { made: number; paid: num
   };
   stack.images.requests.forEach((body, i) => count(body.prompt, stack.images.paid[i]));
   stack.chat.requests.forEach((body, i) => count(body.messages.at(-1)?.content, stack.chat.paid[i]));
+  const ran = new Set(stack.batches.linesRun);
+  for (const [jobId, body] of batchLines(stack)) count(promptOf(body), ran.has(jobId));
   return calls;
+}
+
+const promptOf = (body: ChatBody) => body.messages.at(-1)?.content;
+
+/**
+ * Every line uploaded for a batch, by its job: a line uploaded twice (two files for one batch) would
+ * count as two calls made.
+ */
+function batchLines(stack: ChaosStack): [string, ChatBody][] {
+  return stack.batches.filesUploaded.flatMap((file) =>
+    file.content
+      .split('\n')
+      .filter(Boolean)
+      .map((line): [string, ChatBody] => {
+        const { custom_id: jobId, body } = JSON.parse(line) as { custom_id: string; body: ChatBody };
+        return [jobId, body];
+      }),
+  );
 }
 
 /** The usage the chat fake billed, as `input+output`, by the prompt of each completion it streamed whole. */
@@ -53,6 +74,14 @@ function billedUsageByPrompt(stack: ChaosStack): Map<string, string[]> {
     if (!usage || prompt === undefined) return;
     billed.set(prompt, [...(billed.get(prompt) ?? []), `${usage.prompt_tokens}+${usage.completion_tokens}`]);
   });
+  // A batch line the fake ran is billed as the chat fake counts a completion of its prompt.
+  const ran = new Set(stack.batches.linesRun);
+  for (const [jobId, body] of batchLines(stack)) {
+    const prompt = promptOf(body);
+    if (!ran.has(jobId) || prompt === undefined) continue;
+    const usage = `${promptTokens(body)}+${defaultReply(prompt).length}`;
+    billed.set(prompt, [...(billed.get(prompt) ?? []), usage]);
+  }
   return billed;
 }
 

@@ -74,6 +74,11 @@ function requestFor(random: Random, prompt: string, webhookUrl: string | undefin
       ? { kind, prompt, model: 'gpt-4o-mini' }
       : { kind, prompt, model: 'dall-e-2', params: { size: '256x256' } };
   if (webhookUrl) body.webhook = { url: webhookUrl };
+  // The batch tier: pooled, sent, polled, expiring part done; some fail rather than move on when missed.
+  if (kind === 'text' && random.chance(0.3)) {
+    body.tier = 'batch';
+    if (random.chance(0.3)) body.onBatchMiss = 'fail';
+  }
   // The local provider never fails: a job that falls back on it ends served, whatever the fake does.
   if (random.chance(0.3)) body.fallback = [{ provider: 'local' }];
   if (random.chance(0.1)) body.deadline = { finishWithinSeconds: random.int(3, 20) };

@@ -5,7 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureWebhookSecret } from '../../src/db/webhook-secret-repository.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server.js';
-import { startFakeOpenAIChatServer, type FakeOpenAIChatServer } from '../fakes/openai-chat-server.js';
+import { startFakeOpenAIBatchServer, type FakeOpenAIBatchServer } from '../fakes/openai-batch-server.js';
+import {
+  startFakeOpenAIChatServer,
+  type ChatBody,
+  type FakeOpenAIChatServer,
+} from '../fakes/openai-chat-server.js';
 import { startFakeOpenAIImagesServer, type FakeOpenAIImagesServer } from '../fakes/openai-images-server.js';
 import { startWebhookReceiver, type FakeWebhookReceiver } from '../fakes/webhook-receiver.js';
 import { freePort } from '../harness/free-port.js';
@@ -26,6 +31,8 @@ export interface ChaosStack {
   storage: HoldingProxy;
   images: FakeOpenAIImagesServer;
   chat: FakeOpenAIChatServer;
+  /** OpenAI's Files and Batch APIs, for the batch tier's jobs. */
+  batches: FakeOpenAIBatchServer;
   webhooks: FakeWebhookReceiver;
   processes: Record<ProcessKind, KilnProcess[]>;
   /** What every Kiln process of the campaign printed, replaced ones too, each under a label. */
@@ -40,14 +47,25 @@ export interface ChaosStack {
 
 const PROCESSES_PER_KIND = 2;
 
-/** One base URL for both OpenAI endpoints Kiln calls: images to one fake, chat completions to the other. */
-async function startProviderRouter(
-  images: FakeOpenAIImagesServer,
-  chat: FakeOpenAIChatServer,
-): Promise<Server> {
+type OpenAIFake = Pick<FakeOpenAIImagesServer, 'url' | 'apiKey'>;
+
+/** The fake that serves a path: chat completions, files and batches each to their own, images to the other. */
+function fakeFor(path: string, fakes: { images: OpenAIFake; chat: OpenAIFake; batches: OpenAIFake }) {
+  if (path.startsWith('/v1/chat/')) return fakes.chat;
+  if (path.startsWith('/v1/files') || path.startsWith('/v1/batches')) return fakes.batches;
+  return fakes.images;
+}
+
+/** One base URL for every OpenAI endpoint Kiln calls, each to the fake that speaks it. */
+async function startProviderRouter(fakes: {
+  images: OpenAIFake;
+  chat: OpenAIFake;
+  batches: OpenAIFake;
+}): Promise<Server> {
   const server = createServer((req, res) => {
-    const target = new URL(req.url?.startsWith('/v1/chat/') ? chat.url : images.url);
-    const key = req.url?.startsWith('/v1/chat/') ? chat.apiKey : images.apiKey;
+    const fake = fakeFor(req.url ?? '', fakes);
+    const target = new URL(fake.url);
+    const key = fake.apiKey;
     const outgoing = request({
       host: target.hostname,
       port: target.port,
@@ -68,6 +86,23 @@ async function startProviderRouter(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
 }
+
+/*
+ * Batches whose lines run 150 ms apart and expire 2 s after their creation: a batch of more than a dozen
+ * lines expires part done. A line fails as the sum of its prompt's code points says: 1 in 20 with a 500
+ * (its job moves on as its `onBatchMiss` says), 1 in 20 refused with a 400.
+ */
+const BATCH_FAKE = {
+  lineMs: 150,
+  expireAfterMs: 2000,
+  lineBehaviour: (body: ChatBody) => {
+    const prompt = body.messages.at(-1)?.content ?? '';
+    const sum = [...prompt].reduce((total, char) => total + (char.codePointAt(0) ?? 0), 0);
+    if (sum % 20 === 0) return { status: 500, message: 'The server had an error.' };
+    if (sum % 20 === 1) return { status: 400, message: 'Invalid max_completion_tokens.' };
+    return 'ok' as const;
+  },
+};
 
 function apiUrlOf(process: KilnProcess): string | undefined {
   const line = process
@@ -90,7 +125,8 @@ export async function startChaosStack(): Promise<ChaosStack> {
   const storage = await startHoldingProxy(minio.endpoint, (req) => req.method === 'PUT');
   const images = await startFakeOpenAIImagesServer();
   const chat = await startFakeOpenAIChatServer();
-  const router = await startProviderRouter(images, chat);
+  const batches = await startFakeOpenAIBatchServer(BATCH_FAKE);
+  const router = await startProviderRouter({ images, chat, batches });
   const webhooks = await startWebhookReceiver();
   const ctx = await createTestContext(
     {
@@ -105,9 +141,19 @@ export async function startChaosStack(): Promise<ChaosStack> {
       PROVIDER_MAX_CALLS: '20',
       // Text priced by the tokens it used, the fallback cheaper: the ledger check follows each job's usage.
       TEXT_TOKEN_PRICES: JSON.stringify({
-        'openai:gpt-4o-mini': [{ since: '2026-01-01', inputPerMillion: 1000, outputPerMillion: 3000 }],
+        'openai:gpt-4o-mini': [
+          {
+            since: '2026-01-01',
+            inputPerMillion: 1000,
+            outputPerMillion: 3000,
+            batch: { inputPerMillion: 500, outputPerMillion: 1500 },
+          },
+        ],
         'local:kiln-verse-1': [{ since: '2026-01-01', inputPerMillion: 500, outputPerMillion: 1000 }],
       }),
+      // Batches sent a second after their first line, and followed closely: the campaign drains in minutes.
+      BATCH_WINDOW_SECONDS: '1',
+      BATCH_POLL_SECONDS: '0.5',
       BREAKER_FAILURE_THRESHOLD: '5',
       BREAKER_COOLDOWN_SECONDS: '2',
       // What some jobs fall back on: quick, so that the campaign drains as fast with them as without.
@@ -145,6 +191,7 @@ export async function startChaosStack(): Promise<ChaosStack> {
     storage,
     images,
     chat,
+    batches,
     webhooks,
     processes,
     everyProcess: () => spawned.map(({ label, process }) => ({ label, output: process.output() })),
@@ -171,6 +218,7 @@ export async function startChaosStack(): Promise<ChaosStack> {
       await Promise.allSettled([
         images.close(),
         chat.close(),
+        batches.close(),
         webhooks.close(),
         temporal.stop(),
         postgres.stop(),

@@ -108,12 +108,18 @@ function expectedEntries(status: JobStatus, cost: number, servedCost = cost): st
 }
 
 type LedgerJob = Pick<Job, 'id' | 'status'> &
-  Partial<Pick<Job, 'servedBy' | 'cacheOutcome' | 'kind' | 'usage' | 'createdAt'>>;
+  Partial<Pick<Job, 'servedBy' | 'cacheOutcome' | 'kind' | 'usage' | 'createdAt' | 'tier'>>;
 
-/** The token prices a text job was charged by: those of the entry it ended on, in force at its submission. */
+/**
+ * The token prices a text job was charged by: those of the entry it ended on, in force at its
+ * submission; its model's batch prices if a batch served it.
+ */
 function tokenPriceFor(costs: Config['costs'] | undefined, job: LedgerJob): TokenPrice | undefined {
   if (!costs || job.kind !== 'text' || !job.servedBy || !job.createdAt) return undefined;
-  return tokenPriceOf(costs.tokens, job.servedBy.provider, job.servedBy.model, new Date(job.createdAt));
+  const { provider, model } = job.servedBy;
+  const price = tokenPriceOf(costs.tokens, provider, model, new Date(job.createdAt));
+  if (job.tier !== 'batch' || !price) return price;
+  return price.batch && { since: price.since, ...price.batch };
 }
 
 /**
