@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { findJob, toJob } from '../src/db/job-repository.js';
 import { decodeChannelMessage, JOB_EVENTS_CHANNEL } from '../src/events/job-event.js';
+import type { Job } from '../src/jobs/job.js';
 import { apiFetch, submit, type ApiTarget } from './harness/job-watcher.js';
 import { startApi } from './harness/kiln-processes.js';
 import { createTestContext, type TestContext } from './harness/test-context.js';
@@ -62,7 +63,11 @@ describe('what a submission writes, in the one statement that records it', () =>
         event: { seq: 1, type: 'status', job },
       });
       const response = await apiFetch(api, `/v1/generations/${id}`);
-      assert.deepEqual(await response.json(), job);
+      // The GET adds what the ledger says of its credits and, while it is queued, where it stands.
+      const { credits, queue, ...shown } = (await response.json()) as Job;
+      assert.deepEqual(shown, job);
+      assert.deepEqual(credits, { reserved: 1, settled: null, refunded: null });
+      assert.equal(typeof queue?.queuePosition, 'number');
     } finally {
       await listener.end();
     }
