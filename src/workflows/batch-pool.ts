@@ -23,7 +23,9 @@ export function providerBatchWorkflowId(batchId: string): string {
  * The batch tier's pool for one provider and model: forms a batch of the pooled lines once its first
  * line has waited the window or a batch is full, and starts a workflow for each batch, which lives on
  * its own (it may take a day). The pooled lines are in the job table, not here: a join it missed is
- * found at its next look, and a job whose pool ended joins again and starts another.
+ * found at its next look, and a job whose pool ended joins again and starts another. Auto-upgraded under
+ * Worker Versioning (the workers' default), as the batches it starts are: a change to either's commands
+ * goes behind `patched()`.
  */
 export async function poolProviderBatches(input: BatchPoolInput): Promise<void> {
   const { provider, model } = input;

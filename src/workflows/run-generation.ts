@@ -133,8 +133,8 @@ function finishAs(ending: JobEnding, error: unknown): void {
 
 /*
  * Pinned under Worker Versioning: a job runs start to end on the build it started on. Its retry budget
- * and deadlines bound it to minutes, so an old version drains soon after a deploy, and a change to its
- * commands needs no `patched()` for the jobs in flight. An unversioned worker (the default; its build
+ * and deadlines bound it to minutes (a batch job's batch, to a day), so an old version drains soon
+ * after a deploy, and a change to its commands needs no `patched()` for the jobs in flight. An unversioned worker (the default; its build
  * has no deployment name) refuses a behavior, so none is given there: such a change goes behind
  * `patched()`, as release histories in CI make sure.
  */
