@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { JobRow } from '../../src/db/schema.js';
 import { FAULTS, PROVIDER_BASELINE } from './faults.js';
 import { explainJobs } from './job-evidence.js';
 import { drainedRows, INVARIANTS, type TimedFault } from './invariants.js';
@@ -105,6 +106,7 @@ async function campaign(seed: number, seconds: number, clients: number): Promise
     const switched = [...reasons.values()].reduce((sum, n) => sum + n, 0);
     const why = [...reasons].map(([reason, n]) => `${reason} ${n}`).join(', ');
     console.log(`  ${switched} of ${rows.length} moved on to a fallback${why ? ` (${why})` : ''}`);
+    console.log(`  ${await batchTierSummary(stack, rows)}`);
     const injected = new Map<string, number>();
     for (const fault of faults) injected.set(fault.name, (injected.get(fault.name) ?? 0) + 1);
     printTable(
@@ -136,6 +138,27 @@ async function campaign(seed: number, seconds: number, clients: number): Promise
   } finally {
     await stack.stop();
   }
+}
+
+/** What the batch tier did: lines pooled, batches the provider made of them, how the lines ended. */
+async function batchTierSummary(stack: ChaosStack, rows: JobRow[]): Promise<string> {
+  const members = await stack.ctx.database.db
+    .selectFrom('batch_members')
+    .select(['job_id', 'outcome'])
+    .execute();
+  const ended = new Map<string, number>();
+  for (const { outcome } of members) {
+    const said = outcome
+      ? outcome.outcome === 'unrun'
+        ? `unrun ${outcome.reason}`
+        : outcome.outcome
+      : 'none';
+    ended.set(said, (ended.get(said) ?? 0) + 1);
+  }
+  const pooled = new Set(members.map((member) => member.job_id));
+  const moved = rows.filter((row) => pooled.has(row.id) && row.tier === 'standard').length;
+  const how = [...ended].map(([said, n]) => `${said} ${n}`).join(', ');
+  return `${members.length} batch lines in ${stack.batches.batchesCreated.length} provider batches (${how || 'none'}); ${moved} moved to the standard tier`;
 }
 
 async function main(): Promise<number> {
