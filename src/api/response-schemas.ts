@@ -206,6 +206,12 @@ export const providerListSchema = z
                 since: z.string().describe('The day (UTC) these prices apply from'),
                 inputPerMillion: count,
                 outputPerMillion: count,
+                batch: z
+                  .object({ inputPerMillion: count, outputPerMillion: count })
+                  .optional()
+                  .describe(
+                    'The batch tier’s prices, where the model is offered in batches (`tier: "batch"`)',
+                  ),
               })
               .nullable()
               .describe(

@@ -302,7 +302,13 @@ export interface OfferedProvider {
      * per job): a job reserves its worst case (its prompt's UTF-8 bytes + 16, and `maxTokens`) and is
      * charged what it used.
      */
-    tokenPrice: { since: string; inputPerMillion: number; outputPerMillion: number } | null;
+    tokenPrice: {
+      since: string;
+      inputPerMillion: number;
+      outputPerMillion: number;
+      /** The batch tier's prices, where the model is offered in batches. */
+      batch?: { inputPerMillion: number; outputPerMillion: number };
+    } | null;
   }[];
 }
 
