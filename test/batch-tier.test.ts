@@ -112,6 +112,16 @@ function linesOf(stack: BatchStack): string[] {
   );
 }
 
+async function eventTypes(stack: BatchStack, jobId: string): Promise<string[]> {
+  const rows = await stack.ctx.database.db
+    .selectFrom('job_events')
+    .select('type')
+    .where('job_id', '=', jobId)
+    .orderBy('seq')
+    .execute();
+  return rows.map((row) => row.type);
+}
+
 describe('the batch tier', () => {
   let stack: BatchStack;
   before(async () => {
@@ -215,6 +225,7 @@ describe('the batch tier', () => {
     );
     assert.equal(moved.status, 'succeeded');
     assert.equal(moved.tier, 'standard');
+    assert.ok((await eventTypes(stack, moved.id)).includes('tier_changed'), 'its move is an event');
     assert.equal(stack.chat.requests.length, calls + 1, 'a call of its own');
     assert.equal(
       settled(moved),

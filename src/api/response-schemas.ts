@@ -77,6 +77,7 @@ export const JOB_EVENT_TYPES = [
   'progress',
   'waiting',
   'provider_switched',
+  'tier_changed',
 ] as const satisfies readonly JobEventType[];
 
 export const jobSchema = z

@@ -152,10 +152,11 @@ export interface JobWaiting {
 
 /**
  * `status`: the job entered a status (or started another provider call); `progress`: only progress
- * moved; `waiting`: only why the job waits changed; `provider_switched`: the job moved on to the next
+ * moved; `waiting`: only why the job waits changed; `tier_changed`: a batch job left the batch tier
+ * (its `tier`); `provider_switched`: the job moved on to the next
  * provider of its fallback chain (see `servedBy`).
  */
-export type JobEventType = 'status' | 'progress' | 'waiting' | 'provider_switched';
+export type JobEventType = 'status' | 'progress' | 'waiting' | 'provider_switched' | 'tier_changed';
 
 /** One change of a job; `seq` counts 1, 2, 3… per job with no gaps. */
 export interface JobEvent {
@@ -168,7 +169,7 @@ export interface JobEvent {
  * What a job's webhook may be told about: the job entering one of these statuses, its progress, why it
  * waits, its move to a fallback provider.
  */
-export type WebhookEvent = JobStatus | 'progress' | 'waiting' | 'provider_switched';
+export type WebhookEvent = JobStatus | 'progress' | 'waiting' | 'provider_switched' | 'tier_changed';
 
 /** What a submission of either kind takes. */
 interface GenerationFields {

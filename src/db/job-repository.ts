@@ -74,6 +74,7 @@ type PatchOf = JobPatch | ((row: JobRow) => JobPatch | undefined);
 function eventTypeOf(patch: JobPatch): JobEventType {
   if (patch.status !== undefined) return 'status';
   if (patch.served_by !== undefined) return 'provider_switched';
+  if (patch.tier !== undefined) return 'tier_changed';
   return patch.progress === undefined ? 'waiting' : 'progress';
 }
 
@@ -265,8 +266,9 @@ export async function recordWaiting(
 }
 
 /**
- * A batch job the batch tier could not serve in time moves to the standard tier, with an event; it
- * waits no more for its batch. A job already there is not written again.
+ * A batch job the batch tier could not serve in time moves to the standard tier (or, retried, back to
+ * the batch tier), with a `tier_changed` event; it waits no more for its batch. A job already there is
+ * not written again.
  */
 export async function recordTierChange(
   db: Kysely<Database>,

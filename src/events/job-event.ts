@@ -7,9 +7,10 @@ export const JOB_EVENTS_CHANNEL = 'kiln_job_events';
 /**
  * `status`: the job entered a status (or started another provider call); `progress`: only progress
  * moved; `waiting`: only why the job waits changed; `provider_switched`: the job moved on to the next
- * provider of its fallback chain (its `servedBy` says which, from which, and why).
+ * provider of its fallback chain (its `servedBy` says which, from which, and why); `tier_changed`: the
+ * job left the batch tier for a call of its own (its `tier`), or went back to it on a retry.
  */
-export type JobEventType = 'status' | 'progress' | 'waiting' | 'provider_switched';
+export type JobEventType = 'status' | 'progress' | 'waiting' | 'provider_switched' | 'tier_changed';
 
 /**
  * One change of a job, as every way of watching it tells it. `seq` counts 1, 2, 3… per job with no gaps:

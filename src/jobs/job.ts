@@ -181,13 +181,14 @@ export interface JobDeadline {
 
 /**
  * What a job's webhook may be told about: the job entering one of these statuses, its progress, why it
- * waits, or its move to the next provider of its fallback chain.
+ * waits, its move to the next provider of its fallback chain, or its move out of the batch tier.
  */
 export const WEBHOOK_EVENTS = [
   ...Object.values(JobStatus),
   'progress',
   'waiting',
   'provider_switched',
+  'tier_changed',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -27,6 +27,8 @@ import { rememberedSubmission } from './remembered-submissions.js';
 function eventWords({ type, job }: JobEvent): string {
   if (type === 'progress') return `progress ${job.progress}%`;
   if (type === 'provider_switched') return fallbackWords(job) ?? 'moved to another provider';
+  if (type === 'tier_changed')
+    return job.tier === 'batch' ? 'back in the batch tier' : 'the batch tier missed: a call of its own';
   if (type === 'waiting')
     return job.waiting ? describeWaiting(job.waiting, Date.parse(job.waiting.since)) : 'stopped waiting';
   const attempt = job.status === 'running' && job.attempts > 1 ? ` (call ${job.attempts})` : '';
