@@ -38,8 +38,9 @@ export async function startPlaygroundStack(): Promise<PlaygroundStack> {
     FALLBACK_AFTER_FAILED_CALLS: '2',
     PROVIDER_BACKOFF_INITIAL_MS: '200',
     PROVIDER_BACKOFF_MAX_MS: '400',
-    // Long enough to reload, cancel and cut the socket while a job runs.
-    LOCAL_PROVIDER_DELAY_MS: '5000',
+    // Long enough to reload, cancel and cut the socket while a job runs, and for the every-status grid
+    // to show a job running after its queued neighbour's card was read again (every 5 s) on a loaded CI.
+    LOCAL_PROVIDER_DELAY_MS: '12000',
     LOCAL_PROVIDER_STEPS: '10',
     // `solo` runs one job at a time: its next job waits, and says why.
     PLANS: JSON.stringify({ free: { maxRunning: 50, weight: 1 }, solo: { maxRunning: 1, weight: 1 } }),
