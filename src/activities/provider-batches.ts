@@ -1,4 +1,3 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import {
   batchMembers,
@@ -16,6 +15,7 @@ import { FailureCode } from '../jobs/job.js';
 import { ENDED_BATCH_STATES, type TextBatchProvider } from '../providers/batch-provider.js';
 import { ProviderError } from '../providers/provider-error.js';
 import { resultKeyFor } from '../storage/job-object-keys.js';
+import { wakeWorkflows } from '../job-changes/wake-workflows.js';
 import { batchChangedSignal } from '../workflows/definitions.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { TEXT_CONTENT_TYPE } from './provider-generation.js';
@@ -46,20 +46,10 @@ export function createProviderBatchActivities(deps: ActivityDependencies) {
     return api;
   }
 
-  /** Tells each member's workflow its batch changed; one it misses looks again on its own timer. */
+  /** Tells each member's workflow its batch changed. */
   async function wakeMembers(members: readonly Pick<BatchMemberRow, 'workflow_id'>[]): Promise<void> {
-    const { client } = Context.current();
-    await Promise.all(
-      members.map(({ workflow_id: workflowId }) =>
-        client.workflow
-          .getHandle(workflowId)
-          .signal(batchChangedSignal)
-          .catch((error: unknown) => {
-            if (error instanceof WorkflowNotFoundError) return;
-            logger.warn({ wokenWorkflowId: workflowId, err: error }, 'batch wake-up failed');
-          }),
-      ),
-    );
+    const ids = members.map((member) => member.workflow_id);
+    await wakeWorkflows({ temporal: Context.current().client, logger }, ids, batchChangedSignal);
   }
 
   /** Every member's line ends `failed` with the provider's refusal of the whole batch. */

@@ -1,24 +1,7 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { admitWaitingJobs } from '../db/admission-repository.js';
 import { admittedSignal } from '../workflows/definitions.js';
 import type { JobChangeContext } from './job-change-context.js';
-
-async function wake({ temporal, logger }: JobChangeContext, workflowIds: string[]): Promise<void> {
-  await Promise.all(
-    workflowIds.map((workflowId) =>
-      temporal.workflow
-        .getHandle(workflowId)
-        .signal(admittedSignal)
-        .catch((error: unknown) => {
-          // Not started yet (its row is written first): it finds its slot when it asks at start.
-          if (error instanceof WorkflowNotFoundError) return;
-          // A lost wake-up costs a delay, not the job: waiting workflows re-check on a timer.
-          // Named apart from `workflowId`, which in an activity's lines is the job the activity runs for.
-          logger.warn({ wokenWorkflowId: workflowId, err: error }, 'admission signal failed');
-        }),
-    ),
-  );
-}
+import { wakeWorkflows } from './wake-workflows.js';
 
 /**
  * Per-user running slots: a plan's `maxRunning` jobs go on, the rest wait in submission order. Hands the
@@ -27,6 +10,6 @@ async function wake({ temporal, logger }: JobChangeContext, workflowIds: string[
  */
 export async function admitAndWake(context: JobChangeContext, jobId: string): Promise<boolean> {
   const { admitted, toWake } = await admitWaitingJobs(context.db, jobId, context.plans);
-  await wake(context, toWake);
+  await wakeWorkflows(context, toWake, admittedSignal);
   return admitted;
 }
