@@ -148,13 +148,15 @@ export function createProviderBatchActivities(deps: ActivityDependencies) {
       await wakeMembers(members);
     },
     /**
-     * A batch that could not be sent, retried past its limit: each line ends `failed`, retryable, and
-     * its job moves on as its `onBatchMiss` says.
+     * A batch given up on: each line ends `failed`. `unsent` (retried past its limit): retryable, and
+     * each job moves on as its `onBatchMiss` says. Sent but unreadable (its files refused as unreadable):
+     * not retryable, since the provider may have billed its lines, and a job is paid for once.
      */
-    async abandonProviderBatch({ batchId, message }: { batchId: string; message: string }): Promise<void> {
+    async abandonProviderBatch(input: { batchId: string; message: string; sent: boolean }): Promise<void> {
+      const { batchId, message, sent } = input;
       const members = await batchMembers(db, batchId);
-      const unsent = new ProviderError(FailureCode.providerUnavailable, message, true);
-      await refuseWhole(batchId, members, unsent);
+      const code = sent ? FailureCode.invalidOutput : FailureCode.providerUnavailable;
+      await refuseWhole(batchId, members, new ProviderError(code, message, !sent));
     },
   };
 }

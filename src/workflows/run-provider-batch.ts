@@ -29,7 +29,7 @@ async function send(input: ProviderBatchInput): Promise<boolean> {
   } catch (error) {
     if (!(error instanceof ActivityFailure)) throw error;
     const message = `the batch could not be sent: ${error.cause?.message ?? error.message}`;
-    await following.abandonProviderBatch({ batchId, message });
+    await following.abandonProviderBatch({ batchId, message, sent: false });
     return false;
   }
 }
@@ -47,5 +47,12 @@ export async function runProviderBatch(input: ProviderBatchInput): Promise<void>
     }
     await sleep(pollSeconds * 1000);
   }
-  await following.settleProviderBatch({ batchId, provider });
+  try {
+    await following.settleProviderBatch({ batchId, provider });
+  } catch (error) {
+    // Retried for as long as it fails retryably: only a refusal to read its files (unreadable) ends here.
+    if (!(error instanceof ActivityFailure)) throw error;
+    const message = `the batch's results could not be read: ${error.cause?.message ?? error.message}`;
+    await following.abandonProviderBatch({ batchId, message, sent: true });
+  }
 }
