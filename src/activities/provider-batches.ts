@@ -148,9 +148,10 @@ export function createProviderBatchActivities(deps: ActivityDependencies) {
       await wakeMembers(members);
     },
     /**
-     * A batch given up on: each line ends `failed`. `unsent` (retried past its limit): retryable, and
-     * each job moves on as its `onBatchMiss` says. Sent but unreadable (its files refused as unreadable):
-     * not retryable, since the provider may have billed its lines, and a job is paid for once.
+     * A batch given up on: each line ends `failed`. Unsent (retried past its limit): retryable, and
+     * each job moves on as its `onBatchMiss` says. Sent but no longer followed (the provider refused
+     * a poll or its files): not retryable, since the provider may have billed its lines, and a job is
+     * paid for once.
      */
     async abandonProviderBatch(input: { batchId: string; message: string; sent: boolean }): Promise<void> {
       const { batchId, message, sent } = input;

@@ -34,25 +34,32 @@ async function send(input: ProviderBatchInput): Promise<boolean> {
   }
 }
 
-/**
- * One provider batch, from its file to each line's outcome: sent, polled until the provider ends it,
- * then settled for its jobs. Continues as new while it polls, for a batch may take a day.
- */
-export async function runProviderBatch(input: ProviderBatchInput): Promise<void> {
+/** Polls the sent batch until the provider ends it, then settles each line for its job. */
+async function follow(input: ProviderBatchInput): Promise<void> {
   const { batchId, provider, pollSeconds } = input;
-  if (!input.sent && !(await send(input))) return;
   while (!(await following.pollProviderBatch({ batchId, provider }))) {
     if (workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof runProviderBatch>({ ...input, sent: true });
     }
     await sleep(pollSeconds * 1000);
   }
+  await following.settleProviderBatch({ batchId, provider });
+}
+
+/**
+ * One provider batch, from its file to each line's outcome: sent, polled until the provider ends it,
+ * then settled for its jobs. Continues as new while it polls, for a batch may take a day. Following
+ * is retried for as long as it fails retryably; a refusal (the key revoked, the batch or its files
+ * unreadable) fails its jobs rather than leave them waiting on a batch no one follows.
+ */
+export async function runProviderBatch(input: ProviderBatchInput): Promise<void> {
+  const { batchId } = input;
+  if (!input.sent && !(await send(input))) return;
   try {
-    await following.settleProviderBatch({ batchId, provider });
+    await follow(input);
   } catch (error) {
-    // Retried for as long as it fails retryably: only a refusal to read its files (unreadable) ends here.
     if (!(error instanceof ActivityFailure)) throw error;
-    const message = `the batch's results could not be read: ${error.cause?.message ?? error.message}`;
+    const message = `the batch could not be followed: ${error.cause?.message ?? error.message}`;
     await following.abandonProviderBatch({ batchId, message, sent: true });
   }
 }
