@@ -1,4 +1,5 @@
-import type { Server, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /*
@@ -45,4 +46,23 @@ export async function closeFakeServer(server: Server, closing: AbortController):
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
   await closed;
+}
+
+/**
+ * Serves `handle` on a free loopback port. A request it fails is answered by `answerFailure` (a 500 in
+ * the fake's own error shape), or cut if an answer had begun.
+ */
+export async function serveFake(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  answerFailure: (res: ServerResponse, error: unknown) => void,
+): Promise<{ server: Server; origin: string }> {
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) answerFailure(res, error);
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, origin: `http://127.0.0.1:${port}` };
 }

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { closeFakeServer } from './fake-server.js';
+import { closeFakeServer, serveFake } from './fake-server.js';
 import { batchLifecycle, type BatchLineBehaviour, type FakeBatch } from './openai-batch-lifecycle.js';
 import {
   listPage,
@@ -271,16 +270,11 @@ export async function startFakeOpenAIBatchServer(
     await route(req, res, url);
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) sendError(res, 500, { message: String(error), type: 'server_error' });
-      else res.destroy();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const { server, origin } = await serveFake(handle, (res, error) =>
+    sendError(res, 500, { message: String(error), type: 'server_error' }),
+  );
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `${origin}/v1`,
     apiKey,
     batchesCreated,
     linesRun,

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { behaviourSchedule, closeFakeServer } from './fake-server.js';
+import { behaviourSchedule, closeFakeServer, serveFake } from './fake-server.js';
 
 /** How the fake answers an authorised, well-formed streaming request. */
 export type FakeChatBehaviour =
@@ -250,16 +249,11 @@ export async function startFakeOpenAIChatServer(
     paid[index] = await answer(res, parsed.data, index, behaviours.next());
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (!res.headersSent) sendError(res, 500, { message: String(error), type: 'server_error' });
-      else res.destroy();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const { server, origin } = await serveFake(handle, (res, error) =>
+    sendError(res, 500, { message: String(error), type: 'server_error' }),
+  );
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `${origin}/v1`,
     apiKey,
     requests,
     paid,
